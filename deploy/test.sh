@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite against the real parts:
+# a Kafka broker, PostgreSQL, and the peers the tests start themselves.
+# Lint and type checks run first. Extra arguments go to pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash deploy/setup.sh
+bash deploy/kafka.sh start
+bash deploy/postgres.sh start
+for step in deploy/services.d/*.sh; do [ -e "$step" ] && bash "$step" start; done
+export HUB_TEST_KAFKA=127.0.0.1:${HUB_KAFKA_PORT:-9092}
+export HUB_TEST_POSTGRES_URL=$(bash deploy/postgres.sh url hub_test)
+.venv/bin/ruff check .
+.venv/bin/mypy
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then echo "test.sh: pytest collected no tests; that is a failure" >&2; exit 1; fi
+exit "$rc"

@@ -1,0 +1,113 @@
+"""The one envelope around every canonical message.
+
+Fields follow DESIGN.md: message id, type, schema version, correlation id (the
+procurement case or the contractor), causation id, occurred-at (timezone-aware;
+stored and sent in UTC, shown in Asia/Tokyo), procuring entity, producer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from schemas.registry import REGISTRY, Payload
+
+__all__ = ["JST", "EntityCode", "Envelope", "envelope_class", "new_envelope", "utc_now"]
+
+JST = timezone(timedelta(hours=9), "Asia/Tokyo")
+
+P = TypeVar("P", bound=Payload)
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[AwareDatetime, PlainSerializer(_utc_iso, return_type=str)]
+EntityCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+"""A procuring entity's code, e.g. ``saitama-pref``, ``yamaguchi-city``, ``mlit``."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """A canonical message: routing and tracing metadata around one payload."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    message_id: uuid.UUID
+    type: str = Field(min_length=1, max_length=100)
+    schema_version: int = Field(ge=1)
+    correlation_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The procurement case (or, for registration, the contractor) this belongs to. "
+        "It is the Kafka key: one case stays on one partition.",
+    )
+    causation_id: uuid.UUID | None = None
+    occurred_at: UtcDatetime
+    procuring_entity: EntityCode
+    producer: str = Field(min_length=1, max_length=100)
+    payload: P
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @property
+    def occurred_at_jst(self) -> datetime:
+        """``occurred_at`` as a person in Japan reads it."""
+        return self.occurred_at.astimezone(JST)
+
+    def caused(self, payload: Payload, *, producer: str, entity: str | None = None,
+               occurred_at: datetime | None = None) -> Envelope[Any]:
+        """A new message caused by this one, in the same case."""
+        return new_envelope(
+            payload,
+            correlation_id=self.correlation_id,
+            causation_id=self.message_id,
+            procuring_entity=entity or self.procuring_entity,
+            producer=producer,
+            occurred_at=occurred_at,
+        )
+
+
+@cache
+def envelope_class(payload_cls: type[Payload]) -> type[Envelope[Any]]:
+    """The concrete ``Envelope[payload_cls]`` (cached: pydantic builds it once)."""
+    return Envelope[payload_cls]  # type: ignore[valid-type]
+
+
+def new_envelope(
+    payload: Payload,
+    *,
+    correlation_id: str,
+    procuring_entity: str,
+    producer: str,
+    causation_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+    message_id: uuid.UUID | None = None,
+) -> Envelope[Any]:
+    cls = envelope_class(type(payload))
+    return cls(
+        message_id=message_id or uuid.uuid4(),
+        type=payload.message_type,
+        schema_version=payload.schema_version,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        occurred_at=occurred_at or utc_now(),
+        procuring_entity=procuring_entity,
+        producer=producer,
+        payload=payload,
+    )
+
+
+def lookup_envelope(message_type: str, version: int) -> type[Envelope[Any]]:
+    return envelope_class(REGISTRY.lookup(message_type, version))

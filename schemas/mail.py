@@ -1,0 +1,78 @@
+"""Mail requests (NTF rules): what the mail connector sends, and what it reports.
+
+The pipelines never write mail text: they ask for a template by name with its
+values; the mail connector renders it (Japanese, proper MIME, the NTF-2 notice
+that the mail is machine-sent and not to be replied to).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Annotated
+
+from pydantic import Field
+
+from schemas.registry import Payload, message
+
+__all__ = ["MailAddress", "MailFailed", "MailKind", "MailRequested", "MailSent"]
+
+MailAddress = Annotated[
+    str,
+    Field(
+        max_length=100,
+        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+        description="Half-width e-mail address, at most 100 characters (REG-7).",
+    ),
+]
+
+
+class MailKind(enum.StrEnum):
+    """Which notice: each has its template in the mail connector."""
+
+    REGISTRATION = "registration"
+    """利用者登録のお知らせ (REG-10), to the ICカード利用部署 address."""
+    CHANGE = "change"
+    """利用者変更のお知らせ (CHG-4), to the ICカード利用部署 address."""
+    RENEWAL = "renewal"
+    """ICカード更新のお知らせ (RNW-9), to the ICカード利用部署 address."""
+    NOMINATION = "nomination"
+    """指名通知 (NTF-1), to the 代表窓口 address."""
+    AWARD = "award"
+    """落札のお知らせ (NTF-1), to the ICカード利用部署 address."""
+    CONTRACT_REVIEW = "contract-review"
+    """電子契約の確認依頼 with a review link (CON-2, CON-3)."""
+    CONTRACT_CONCLUDED = "contract-concluded"
+    """電子契約締結のお知らせ, signed PDF attached or linked (CON-4)."""
+    SURETY_RESULT = "surety-result"
+    """電子保証の確認結果 (SUR-2, SUR-6)."""
+    GENERIC = "generic"
+    """A notice whose subject and body lines are given in ``values``."""
+
+
+@message("mail.requested", 1)
+class MailRequested(Payload):
+    """Send one notice. Idempotent on ``mail_id``: a repeat is not sent twice."""
+
+    mail_id: uuid.UUID
+    kind: MailKind
+    to: tuple[MailAddress, ...] = Field(min_length=1, max_length=10)
+    values: dict[str, str] = Field(
+        default_factory=dict, description="Template values, e.g. 調達機関, 企業名称, 連絡先氏名."
+    )
+    attachment_ref: str | None = Field(
+        default=None, description="Where the document to attach (or link, CON-4) is stored."
+    )
+
+
+@message("mail.sent", 1)
+class MailSent(Payload):
+    mail_id: uuid.UUID
+    smtp_message_id: str
+
+
+@message("mail.failed", 1)
+class MailFailed(Payload):
+    mail_id: uuid.UUID
+    reason: str

@@ -1,0 +1,29 @@
+"""Rule violations: how every rejection names its rule and tells people what to do.
+
+A rejection is not an error of the hub: it is a business answer, published as an
+event, that cites rule IDs from DOMAIN.md (REG-1, RNW-5, SUR-3, ...) and says, in
+Japanese and English, what is wrong and what the user can do next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["RuleId", "RuleViolation"]
+
+RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}$")]
+
+
+class RuleViolation(BaseModel):
+    """One broken rule, with text for people in both languages."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    rule_id: RuleId
+    message_ja: str = Field(min_length=1)
+    message_en: str = Field(min_length=1)
+    next_step_ja: str = Field(default="", description="What the user can do next (Japanese).")
+    next_step_en: str = Field(default="", description="What the user can do next (English).")
+    field: str | None = Field(default=None, description="The input field concerned, if any.")
