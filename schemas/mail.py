@@ -15,7 +15,28 @@ from pydantic import Field
 
 from schemas.registry import Payload, message
 
-__all__ = ["MailAddress", "MailFailed", "MailKind", "MailRequested", "MailSent"]
+__all__ = [
+    "CARD_NOTICE_VALUE_KEYS",
+    "MailAddress",
+    "MailFailed",
+    "MailKind",
+    "MailRequested",
+    "MailSent",
+]
+
+CARD_NOTICE_VALUE_KEYS = (
+    "system_name",  # 電子入札システム / 電子契約システム
+    "procuring_entity_name",  # 調達機関
+    "company_name",  # 企業名称
+    "company_id",  # 企業ID (16 digits)
+    "user_id",  # ユーザID / 業者番号
+    "contact_name",  # 連絡先氏名
+    "contact_address",  # 連絡先住所
+    "card_serial",  # the card's serial number
+    "card_issuer",  # the card's issuing CA
+)
+"""The ``values`` of REGISTRATION, CHANGE and RENEWAL mails (REG-10, CHG-4, RNW-9):
+the pipelines fill them, the mail connector's templates use them."""
 
 MailAddress = Annotated[
     str,
