@@ -1,0 +1,110 @@
+"""The hub's database: engine, transactions, and the tables of the delivery machinery.
+
+SQLite file by default (embedded), PostgreSQL in production and tests. Schema
+changes go through Alembic (``hub db upgrade``); nothing here creates tables.
+
+Tables:
+- ``hub_processed_message``: which message each consumer has handled, written in
+  the same transaction as the handler's effects (idempotent consumer);
+- ``hub_outbox``: records to publish, written in that transaction too and relayed
+  to Kafka afterwards (transactional outbox);
+- ``hub_scheduled_retry``: messages whose handler failed transiently, redelivered
+  when due without blocking their partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel
+
+__all__ = [
+    "OutboxRecord",
+    "ProcessedMessage",
+    "ScheduledRetry",
+    "create_db_engine",
+    "is_postgres",
+    "transaction",
+]
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UtcTimestamp = sa.DateTime(timezone=True)
+
+
+class ProcessedMessage(SQLModel, table=True):
+    __tablename__ = "hub_processed_message"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    message_id: str = Field(primary_key=True, max_length=200)
+    outcome: str = Field(max_length=16, description="done | dead | retrying")
+    processed_at: datetime = Field(sa_type=UtcTimestamp)  # type: ignore[call-overload]
+
+
+class OutboxRecord(SQLModel, table=True):
+    __tablename__ = "hub_outbox"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True,
+                                                             autoincrement=True))
+    topic: str = Field(max_length=250)
+    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    value: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    headers: str = Field(sa_type=sa.Text, description="JSON [[name, base64 value], ...]")  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=UtcTimestamp)  # type: ignore[call-overload]
+
+
+class ScheduledRetry(SQLModel, table=True):
+    __tablename__ = "hub_scheduled_retry"
+    __table_args__ = (sa.UniqueConstraint("consumer", "message_id", name="uq_retry_message"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True,
+                                                             autoincrement=True))
+    consumer: str = Field(max_length=100, index=True)
+    message_id: str = Field(max_length=200)
+    topic: str = Field(max_length=250)
+    partition: int
+    offset: int
+    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    value: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    headers: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    attempt: int
+    due_at: datetime = Field(sa_type=UtcTimestamp, index=True)  # type: ignore[call-overload]
+    history: str = Field(sa_type=sa.Text, description="JSON list of earlier failures")  # type: ignore[call-overload]
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One session in one transaction: committed on success, rolled back on error."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,116 @@
+"""The hub's settings, read with pydantic-settings.
+
+Sources, strongest first: keyword arguments, environment variables ``HUB_*``
+(nested with ``__``, e.g. ``HUB_KAFKA__BOOTSTRAP_SERVERS``), a TOML file named by
+``HUB_SETTINGS_FILE``, then the embedded defaults: a broker on 127.0.0.1:9092 and a
+SQLite file in ``.run/``. Secrets are ``SecretStr``: they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["KafkaSettings", "RetrySettings", "Settings", "load_settings"]
+
+RUN_DIR = Path(os.environ.get("HUB_RUN_DIR", Path(__file__).resolve().parent.parent / ".run"))
+
+
+class KafkaSettings(BaseModel):
+    """Where the Kafka cluster is and how to authenticate to it."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    client_id: str = "procurement-hub"
+    group_prefix: str = Field(
+        default="hub", description="Consumer groups are named <group_prefix>.<consumer name>."
+    )
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_timeout_ms: int = Field(default=20, ge=1, le=5_000)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile or self.ssl_certfile))
+        return ctx
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection arguments for aiokafka clients (producer, admin, tools)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if (ctx := self.ssl_context()) is not None:
+            kwargs["ssl_context"] = ctx
+        if self.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return kwargs
+
+
+class RetrySettings(BaseModel):
+    """Redelivery of messages whose handler failed transiently (exponential, jittered)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    base_delay_s: float = Field(default=1.0, gt=0)
+    max_delay_s: float = Field(default=300.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    database_url: SecretStr = SecretStr(f"sqlite:///{RUN_DIR / 'hub.db'}")
+    producer_name: str = "procurement-hub"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8480
+    retry: RetrySettings = RetrySettings()
+    outbox_poll_interval_s: float = 0.1
+    outbox_batch: int = 2000
+    migrate_on_start: bool = True
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path := os.environ.get("HUB_SETTINGS_FILE"):
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
