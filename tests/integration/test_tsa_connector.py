@@ -1,0 +1,97 @@
+"""TSA connector against a real RFC 3161 server (OpenSSL ts behind HTTP): tokens are
+checked (imprint, nonce, TSA chain), transient failures retried, WIN-3 windows hold work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from asn1crypto import tsp
+
+from connectors._shared.errors import PeerInMaintenance, PermanentPeerError, TransientPeerError
+from connectors.devpki import DevPki
+from connectors.tsa import TsaConnector, TsaSettings, verify_token
+from connectors.tsa.peer import ReferenceTsa
+from connectors.tsa.verify import TokenRejectedError
+from tests.card.pki import test_pki
+
+pytestmark = pytest.mark.tsa
+
+
+@pytest.fixture(scope="module")
+def pki() -> DevPki:
+    return test_pki()
+
+
+@pytest.fixture
+def tsa(pki: DevPki) -> Iterator[ReferenceTsa]:
+    with ReferenceTsa(pki) as server:
+        yield server
+
+
+def _connector(tsa: ReferenceTsa, pki: DevPki, **extra: object) -> TsaConnector:
+    settings = TsaSettings(url=tsa.url, retry_base_s=0.0, retry_max_s=0.0, **extra)  # type: ignore[arg-type]
+    return TsaConnector(settings, pki.trust_roots)
+
+
+async def test_token_is_issued_and_verified(tsa: ReferenceTsa, pki: DevPki) -> None:
+    digest = hashlib.sha256(b"contract.pdf").digest()
+    token = await _connector(tsa, pki).timestamp(digest, "sha256")
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert isinstance(info, tsp.TSTInfo)
+    assert info["message_imprint"]["hashed_message"].native == digest
+    when = await verify_token(token, digest, "sha256", pki.trust_roots)
+    assert abs(when - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+    assert tsa.requests_served == 1
+
+
+async def test_token_for_another_digest_is_rejected(tsa: ReferenceTsa, pki: DevPki) -> None:
+    token = await _connector(tsa, pki).timestamp(hashlib.sha256(b"a").digest(), "sha256")
+    with pytest.raises(TokenRejectedError, match="imprint"):
+        await verify_token(token, hashlib.sha256(b"b").digest(), "sha256", pki.trust_roots)
+
+
+async def test_tsa_outside_the_trust_roots_is_refused(tsa: ReferenceTsa, pki: DevPki) -> None:
+    settings = TsaSettings(url=tsa.url)
+    connector = TsaConnector(settings, [pki.other_root.certificate])
+    with pytest.raises(PermanentPeerError, match="trusted root"):
+        await connector.timestamp(hashlib.sha256(b"x").digest(), "sha256")
+
+
+async def test_transient_failure_is_retried(tsa: ReferenceTsa, pki: DevPki) -> None:
+    tsa.fail_next = 2
+    connector = _connector(tsa, pki, retry_attempts=3)
+    await connector.timestamp(hashlib.sha256(b"x").digest(), "sha256")
+    assert connector.guard.stats.retries == 2
+    assert tsa.requests_served == 1
+
+
+async def test_down_tsa_is_a_transient_error_after_the_retries(pki: DevPki) -> None:
+    with ReferenceTsa(pki) as server:
+        url = server.url
+    settings = TsaSettings(url=url, retry_attempts=2, retry_base_s=0.0, retry_max_s=0.0)
+    with pytest.raises(TransientPeerError) as caught:
+        await TsaConnector(settings, pki.trust_roots).timestamp(b"\0" * 32, "sha256")
+    assert caught.value.attempts == 2
+
+
+async def test_maintenance_window_holds_work_without_calling_the_tsa(
+    tsa: ReferenceTsa, pki: DevPki
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    hour = dt.timedelta(hours=1)
+    window = f"fixed {(now - hour).isoformat()} {(now + hour).isoformat()}"
+    connector = _connector(tsa, pki, maintenance=(window,))
+    with pytest.raises(PeerInMaintenance) as held:
+        await connector.timestamp(hashlib.sha256(b"x").digest(), "sha256")
+    assert held.value.retry_at > now  # WIN-3: resume after the window, not failed
+    assert tsa.requests_served == 0
+    health = await connector.health()
+    assert health.state == "maintenance"
+
+
+async def test_health_is_up_with_a_verified_token(tsa: ReferenceTsa, pki: DevPki) -> None:
+    health = await _connector(tsa, pki).health()
+    assert health.ok, health.detail
