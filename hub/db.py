@@ -43,7 +43,7 @@ class ProcessedMessage(SQLModel, table=True):
     consumer: str = Field(primary_key=True, max_length=100)
     message_id: str = Field(primary_key=True, max_length=200)
     outcome: str = Field(max_length=16, description="done | dead | retrying")
-    processed_at: datetime = Field(sa_type=UtcTimestamp)  # type: ignore[call-overload]
+    processed_at: datetime = Field(sa_type=UtcTimestamp)
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -52,10 +52,10 @@ class OutboxRecord(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True,
                                                              autoincrement=True))
     topic: str = Field(max_length=250)
-    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # type: ignore[call-overload]
-    value: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
-    headers: str = Field(sa_type=sa.Text, description="JSON [[name, base64 value], ...]")  # type: ignore[call-overload]
-    created_at: datetime = Field(sa_type=UtcTimestamp)  # type: ignore[call-overload]
+    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    value: bytes = Field(sa_type=sa.LargeBinary)
+    headers: str = Field(sa_type=sa.Text, description="JSON [[name, base64 value], ...]")
+    created_at: datetime = Field(sa_type=UtcTimestamp)
 
 
 class ScheduledRetry(SQLModel, table=True):
@@ -69,12 +69,12 @@ class ScheduledRetry(SQLModel, table=True):
     topic: str = Field(max_length=250)
     partition: int
     offset: int
-    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # type: ignore[call-overload]
-    value: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
-    headers: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    value: bytes = Field(sa_type=sa.LargeBinary)
+    headers: str = Field(sa_type=sa.Text)
     attempt: int
-    due_at: datetime = Field(sa_type=UtcTimestamp, index=True)  # type: ignore[call-overload]
-    history: str = Field(sa_type=sa.Text, description="JSON list of earlier failures")  # type: ignore[call-overload]
+    due_at: datetime = Field(sa_type=UtcTimestamp, index=True)
+    history: str = Field(sa_type=sa.Text, description="JSON list of earlier failures")
 
 
 def is_postgres(engine: Engine) -> bool:

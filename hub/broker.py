@@ -1,0 +1,179 @@
+"""FastStream on aiokafka: one batch subscriber per consumer, and the AsyncAPI document.
+
+Records reach the :class:`~hub.processing.Processor` as they are (no parsing by
+FastStream, so a record with broken bytes or headers cannot crash the consumer);
+offsets are committed explicitly, after the database commit of their effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaAckableMessage
+from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from faststream.specification import AsyncAPI
+
+from hub import metrics
+from hub.consumers import ConsumerSpec
+from hub.delivery import Delivery
+from hub.processing import Processor
+from hub.settings import KafkaSettings
+from schemas.envelope import Envelope, envelope_class
+
+__all__ = ["ConsumerRuntime", "asyncapi", "build_broker"]
+
+log = logging.getLogger(__name__)
+
+
+def _security(kafka: KafkaSettings) -> BaseSecurity | None:
+    ctx = kafka.ssl_context()
+    if not kafka.security_protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=ctx) if ctx else None
+    user = kafka.sasl_username or ""
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+    cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256,
+           "SCRAM-SHA-512": SASLScram512}[kafka.sasl_mechanism]
+    return cls(user, password, ssl_context=ctx, use_ssl=ctx is not None)
+
+
+def build_broker(kafka: KafkaSettings, *, graceful_timeout: float = 30.0) -> KafkaBroker:
+    return KafkaBroker(
+        kafka.bootstrap_servers,
+        client_id=kafka.client_id,
+        security=_security(kafka),
+        graceful_timeout=graceful_timeout,
+        allow_auto_create_topics=False,
+        log_level=logging.DEBUG,
+        description="Japanese municipal e-procurement integration hub",
+    )
+
+
+async def _raw_parser(records: tuple[Any, ...], _original: Any) -> KafkaAckableMessage:
+    return KafkaAckableMessage(
+        body=list(records), headers={}, batch_headers=[], raw_message=records,
+        consumer=None, message_id=f"{records[0].offset}-{records[-1].offset}",
+        correlation_id="",
+    )
+
+
+async def _raw_decoder(message: Any, _original: Any) -> Any:
+    return message.body
+
+
+class ConsumerRuntime:
+    """One consumer group in this process: subscriber, processor, offset commits, lag."""
+
+    def __init__(self, spec: ConsumerSpec, processor: Processor, kafka: KafkaSettings,
+                 on_committed: Callable[[], None]) -> None:
+        self.spec = spec
+        self.processor = processor
+        self.group_id = f"{kafka.group_prefix}.{spec.name}"
+        self.healthy = True
+        self.stopping = False
+        self._kafka = kafka
+        self._on_committed = on_committed
+        self._lag_at = 0.0
+        self.subscriber: Any = None
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        subscriber = broker.subscriber(
+            *[t.name for t in self.spec.topics],
+            group_id=self.group_id,
+            batch=True,
+            max_records=self._kafka.batch_max_records,
+            batch_timeout_ms=self._kafka.batch_timeout_ms,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            parser=_raw_parser,
+            decoder=_raw_decoder,
+            title=f"{self.spec.name}:batch",
+            description=self.spec.description,
+            include_in_schema=False,
+        )
+
+        async def on_batch(msg: KafkaMessage) -> None:
+            await self.handle(msg.raw_message)
+
+        subscriber(on_batch)
+        self.subscriber = subscriber
+
+    async def handle(self, records: Sequence[Any]) -> None:
+        deliveries = [Delivery.from_record(r) for r in records]
+        for r in records:
+            metrics.CONSUMED.labels(self.spec.name, r.topic).inc()
+        backoff = 0.5
+        while True:
+            try:
+                await self.processor.process(deliveries)
+                break
+            except Exception:
+                self.healthy = False
+                log.exception("consumer %s: the database is failing; the batch waits",
+                              self.spec.name)
+                if self.stopping:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self.healthy = True
+        self._on_committed()
+        await self._commit(records)
+        await self._update_lag()
+
+    async def _commit(self, records: Sequence[Any]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        consumer = self.subscriber.consumer
+        try:
+            await consumer.commit(offsets)
+        except (KafkaError, AssertionError) as exc:
+            # Revoked in a rebalance: the new owner re-reads these; their effects are deduplicated.
+            log.warning("consumer %s: offsets not committed (%s); they will be redelivered",
+                        self.spec.name, type(exc).__name__)
+
+    async def _update_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < 1.0:
+            return
+        self._lag_at = now
+        consumer = self.subscriber.consumer
+        with contextlib.suppress(KafkaError, AssertionError):
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                position = await consumer.position(tp)
+                metrics.CONSUMER_LAG.labels(self.spec.name, tp.topic, tp.partition).set(
+                    max(0, high - position))
+
+
+def asyncapi(consumers: Sequence[ConsumerSpec], *, version: str) -> AsyncAPI:
+    """The AsyncAPI document of the hub: what each consumer reads and publishes."""
+    broker = build_broker(KafkaSettings())
+    for spec in consumers:
+        types = tuple(envelope_class(t) for t in spec.handlers) or (Envelope[Any],)
+        union: Any = Union[types] if len(types) > 1 else types[0]  # noqa: UP007
+
+        async def documented(body: Any) -> None:
+            raise RuntimeError("documentation only")
+
+        documented.__annotations__ = {"body": union, "return": None}
+        broker.subscriber(*[t.name for t in spec.topics], group_id=spec.name, title=spec.name,
+                          description=spec.description)(documented)
+        for topic, payloads in spec.emits:
+            schema: Any = Union[tuple(envelope_class(p) for p in payloads)]  # noqa: UP007
+            broker.publisher(topic.name, title=f"{spec.name}->{topic.name}",
+                             description=topic.description, schema=schema)
+    return AsyncAPI(broker, title="Procurement hub", version=version,
+                    description="Canonical procurement messages on Kafka (電子入札・電子契約)")

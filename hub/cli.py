@@ -1,0 +1,155 @@
+"""The ``hub`` command.
+
+    hub run [--bootstrap MOD:FUNC]     the workers (consumers, outbox relay, retries, HTTP)
+    hub topics apply|list              topics of schemas/topics.py on the cluster
+    hub db upgrade|current             Alembic migrations
+    hub dlq list|show|replay           dead letters
+    hub docs [--out DIR]               AsyncAPI document and JSON Schemas
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hub.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.bootstrap import load_wiring
+    from hub.logs import setup_logging
+    from hub.runtime import Hub
+
+    setup_logging(settings.log_level, settings.log_format)
+    wiring = load_wiring(args.bootstrap, settings)
+    hub = Hub(settings, wiring.consumers, jobs=wiring.jobs, http_routers=wiring.routers)
+    asyncio.run(hub.run_until_signalled())
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.topics import apply_topics
+    from schemas.topics import ALL_TOPICS
+
+    if args.action == "list":
+        _print([{"topic": t.name, "dlq": t.dlq, "partitions": t.partitions, "key": t.key.value,
+                 "retention_days": t.retention_ms / 86_400_000, "description": t.description}
+                for t in ALL_TOPICS])
+        return 0
+    report = asyncio.run(apply_topics(settings.kafka))
+    _print({"created": report.created, "grown": report.grown,
+            "unchanged": len(report.unchanged)})
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.db import create_db_engine
+    from hub.migrations import current_revision, upgrade
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    if args.action == "upgrade":
+        upgrade(engine)
+    print(current_revision(engine))
+    return 0
+
+
+def _dlq_topics(args: argparse.Namespace) -> list[str]:
+    from schemas.topics import ALL_TOPICS, by_name
+
+    if args.topic:
+        return [by_name(t).dlq for t in args.topic]
+    return [t.dlq for t in ALL_TOPICS]
+
+
+def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.dlq import read_dead_letters, replay
+
+    letters = asyncio.run(read_dead_letters(settings, _dlq_topics(args)))
+    if args.action == "list":
+        _print([d.summary() for d in letters])
+        return 0
+    chosen = letters if getattr(args, "all", False) else [d for d in letters if d.ref in args.ref]
+    missing = set(getattr(args, "ref", []) or ()) - {d.ref for d in chosen}
+    if missing:
+        print(f"hub dlq: no dead letter {', '.join(sorted(missing))} "
+              "(refs look like proc.mail.requests.dlq/0/12; see `hub dlq list`)", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        _print([d.details() for d in chosen])
+        return 0
+    count = asyncio.run(replay(settings, chosen))
+    _print({"replayed": count, "refs": [d.ref for d in chosen]})
+    return 0
+
+
+def _cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.bootstrap import load_wiring
+    from hub.broker import asyncapi
+    from hub.schema_export import export_json_schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wiring = load_wiring(args.bootstrap, settings)
+    spec = asyncapi(wiring.consumers, version="0.1.0").to_specification()
+    (out / "asyncapi.json").write_text(spec.to_json(), encoding="utf-8")
+    written = export_json_schemas(out / "schemas")
+    print(f"wrote {out / 'asyncapi.json'} and {len(written)} JSON Schemas in {out / 'schemas'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the hub's workers until SIGTERM/SIGINT")
+    run.add_argument("--bootstrap", help="module:function returning the Wiring to run")
+    run.set_defaults(func=_cmd_run)
+
+    topics = sub.add_parser("topics", help="declared topics and their dead-letter twins")
+    topics.add_argument("action", choices=["apply", "list"])
+    topics.set_defaults(func=_cmd_topics)
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(func=_cmd_db)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, replay")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    for name in ("list", "show", "replay"):
+        p = dlq_sub.add_parser(name)
+        p.add_argument("--topic", action="append", help="a topic (or its .dlq); repeatable")
+        if name != "list":
+            p.add_argument("ref", nargs="*", default=[],
+                           help="dead letters as TOPIC.dlq/PARTITION/OFFSET")
+        if name == "replay":
+            p.add_argument("--all", action="store_true", help="every dead letter of the topics")
+    dlq.set_defaults(func=_cmd_dlq)
+
+    docs = sub.add_parser("docs", help="write the AsyncAPI document and JSON Schemas")
+    docs.add_argument("--out", default="docs/generated")
+    docs.add_argument("--bootstrap", help="module:function returning the Wiring to document")
+    docs.set_defaults(func=_cmd_docs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    code: int = args.func(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

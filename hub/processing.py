@@ -1,0 +1,441 @@
+"""The idempotent consumer: at-least-once delivery in, exactly-once effects out.
+
+For each batch of records the :class:`Processor` opens one database transaction,
+drops the messages this consumer has already handled, runs the handler of each
+new one, writes the handlers' events to the outbox and marks the messages
+processed, then commits. Only after the commit are the Kafka offsets committed,
+so a crash anywhere re-delivers the batch, and the processed-markers make the
+repeat a no-op.
+
+When a batch fails, it is run again one message per transaction, so that one
+bad message cannot hold the others back. A failing message is then:
+- dead-lettered at once when it is poison (not a canonical message) or its
+  handler raises a permanent failure;
+- held until ``retry_at`` when its peer is in a maintenance window (WIN-3);
+- otherwise scheduled for redelivery with exponential backoff and jitter
+  (``hub_scheduled_retry``), without blocking its partition, and dead-lettered
+  after the last attempt.
+Database outages are not a message's fault: the whole batch waits and is tried
+again, and nothing is committed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub import metrics
+from hub.consumers import ConsumerSpec
+from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
+from hub.delivery import Delivery
+from hub.dlq import dead_letter_headers
+from hub.logs import correlation, redact_text
+from hub.outbox import dump_headers, load_headers
+from hub.settings import RetrySettings
+from pipelines.ports import PermanentFailure
+from schemas.envelope import Envelope, new_envelope, utc_now
+from schemas.registry import Payload
+from schemas.topics import DLQ_SUFFIX, TopicSpec
+from schemas.wire import WireError, encode
+
+__all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
+
+log = logging.getLogger(__name__)
+PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
+OB = OutboxRecord.__table__  # type: ignore[attr-defined]
+SR = ScheduledRetry.__table__  # type: ignore[attr-defined]
+RETRY_LEASE = timedelta(seconds=60)
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """The database itself failed: no message is to blame, the batch must wait."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+@dataclass
+class BatchReport:
+    done: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+    retried: int = 0
+    dead_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def dead(self) -> int:
+        return len(self.dead_reasons)
+
+
+@dataclass
+class _Context:
+    """What a handler sees (pipelines.ports.HandlerContext)."""
+
+    session_: Session | None
+    now_: datetime
+    producer: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def session(self) -> Session:
+        if self.session_ is None:
+            raise RuntimeError("an effect has no database session; emit events instead")
+        return self.session_
+
+    @property
+    def now(self) -> datetime:
+        return self.now_
+
+    def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
+             correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
+        env = new_envelope(
+            payload,
+            correlation_id=correlation_id or cause.correlation_id,
+            causation_id=cause.message_id,
+            procuring_entity=entity or cause.procuring_entity,
+            producer=self.producer,
+            occurred_at=self.now_,
+        )
+        key, value, headers = encode(env)
+        self.rows.append({"topic": topic.name, "key": key, "value": value,
+                          "headers": dump_headers(headers), "created_at": self.now_})
+        return env
+
+
+class Processor:
+    """Runs one consumer's handlers over deliveries, with the guarantees above."""
+
+    def __init__(self, spec: ConsumerSpec, engine: Engine, retry: RetrySettings, *,
+                 producer: str, clock: Callable[[], datetime] = utc_now,
+                 rng: random.Random | None = None) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.retry = retry
+        self.producer = producer
+        self.clock = clock
+        self.max_attempts = spec.max_attempts or retry.max_attempts
+        self._rng = rng or random.Random()
+
+    # -- entry points -------------------------------------------------------------------
+
+    async def process(self, deliveries: Sequence[Delivery]) -> BatchReport:
+        """Handle ``deliveries``; returns only when every one is done, held or dead-lettered.
+
+        Raises only what is not a message's fault (database down), after which
+        nothing of the batch is committed.
+        """
+        report = BatchReport()
+        started = time.perf_counter()
+        pending: list[Delivery] = []
+        for d in deliveries:
+            env = d.decoded
+            handler = self.spec.handler_for(env.payload) if isinstance(env, Envelope) else None
+            if handler is not None and ConsumerSpec.is_effect(handler):
+                if pending:
+                    await asyncio.to_thread(self._process_sync, pending, report)
+                    pending = []
+                await self._process_effect(d, report)
+            else:
+                pending.append(d)
+        if pending:
+            await asyncio.to_thread(self._process_sync, pending, report)
+        metrics.HANDLER_LATENCY.labels(self.spec.name).observe(time.perf_counter() - started)
+        self._count(report)
+        return report
+
+    async def run_due_retries(self, limit: int = 200) -> int:
+        """Redeliver the scheduled retries that are due. Returns how many were taken."""
+        claimed = await asyncio.to_thread(self._claim_due, limit)
+        if claimed:
+            await self.process(claimed)
+        return len(claimed)
+
+    # -- transactional handlers -----------------------------------------------------------
+
+    def _process_sync(self, deliveries: list[Delivery], report: BatchReport) -> None:
+        fast = BatchReport()
+        try:
+            with transaction(self.engine) as session:
+                self._apply(session, deliveries, fast)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            log.info("batch of %d failed (%s); handling one by one", len(deliveries),
+                     type(exc).__name__)
+        else:
+            _merge(report, fast)
+            return
+        for d in deliveries:
+            self._process_one(d, report)
+
+    def _process_one(self, d: Delivery, report: BatchReport) -> None:
+        for attempt_here in range(2):
+            one = BatchReport()
+            try:
+                with transaction(self.engine) as session:
+                    self._apply(session, [d], one)
+            except sa.exc.IntegrityError:
+                # Another process handled it at the same moment (a rebalance): look again.
+                if attempt_here == 0:
+                    continue
+                exc: Exception = RuntimeError("integrity conflict on every try")
+            except Exception as err:
+                if is_infrastructure_error(err):
+                    raise
+                exc = err
+            else:
+                _merge(report, one)
+                return
+            with transaction(self.engine) as session:
+                self._fail(session, d, exc, report)
+            return
+
+    def _apply(self, session: Session, deliveries: list[Delivery], report: BatchReport) -> None:
+        now = self.clock()
+        ids = [d.dedupe_id for d in deliveries]
+        seen: dict[str, str] = dict(session.execute(
+            sa.select(PM.c.message_id, PM.c.outcome)
+            .where(PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))
+        ).tuples().all())
+        inserts: dict[str, str] = {}
+        updates: dict[str, str] = {}
+        outbox: list[dict[str, Any]] = []
+        for d in deliveries:
+            mid = d.dedupe_id
+            prior = seen.get(mid)
+            env = d.decoded
+            if isinstance(env, WireError):
+                if prior is None:
+                    outbox.append(self._dead_letter_row(d, now, reason=env.reason.value,
+                                                        error=env, text=(env.text_ja, env.text_en)))
+                    inserts[mid] = seen[mid] = "dead"
+                    report.dead_reasons.append(env.reason.value)
+                else:
+                    report.duplicate += 1
+                continue
+            if not self._should_handle(d, prior):
+                report.duplicate += 1
+                continue
+            handler = self.spec.handler_for(env.payload)
+            if handler is None:
+                report.ignored += 1
+                continue
+            ctx = _Context(session, now, self.producer)
+            token = correlation.set(env.correlation_id)
+            try:
+                handler(ctx, env)
+            finally:
+                correlation.reset(token)
+            outbox.extend(ctx.rows)
+            (updates if prior is not None else inserts)[mid] = seen[mid] = "done"
+            if d.retry_id is not None:
+                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
+            report.done += 1
+            self._observe_age(env, now)
+        self._write(session, now, inserts, updates, outbox)
+
+    def _should_handle(self, d: Delivery, prior: str | None) -> bool:
+        if prior is None:
+            return True
+        if prior == "dead":
+            return d.is_replay
+        if prior == "retrying":
+            return d.retry_id is not None or d.is_replay
+        return False
+
+    def _write(self, session: Session, now: datetime, inserts: dict[str, str],
+               updates: dict[str, str], outbox: list[dict[str, Any]]) -> None:
+        if inserts:
+            session.execute(sa.insert(PM), [
+                {"consumer": self.spec.name, "message_id": m, "outcome": o, "processed_at": now}
+                for m, o in inserts.items()
+            ])
+        for m, o in updates.items():
+            session.execute(sa.update(PM).where(PM.c.consumer == self.spec.name,
+                                                PM.c.message_id == m)
+                            .values(outcome=o, processed_at=now))
+        if outbox:
+            session.execute(sa.insert(OB), outbox)
+
+    # -- effects (calls to outside systems) -------------------------------------------------
+
+    async def _process_effect(self, d: Delivery, report: BatchReport) -> None:
+        env = d.decoded
+        assert isinstance(env, Envelope)
+        prior = await asyncio.to_thread(self._outcome_of, d.dedupe_id)
+        if not self._should_handle(d, prior):
+            report.duplicate += 1
+            return
+        handler = self.spec.handler_for(env.payload)
+        ctx = _Context(None, self.clock(), self.producer)
+        token = correlation.set(env.correlation_id)
+        try:
+            await handler(ctx, env)  # type: ignore[misc]
+        except Exception as exc:
+            await asyncio.to_thread(self._fail_in_tx, d, exc, report)
+            return
+        finally:
+            correlation.reset(token)
+        await asyncio.to_thread(self._record_effect, d, prior, ctx.rows, report)
+
+    def _outcome_of(self, message_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(PM.c.outcome).where(
+                PM.c.consumer == self.spec.name, PM.c.message_id == message_id)).scalar()
+
+    def _record_effect(self, d: Delivery, prior: str | None, rows: list[dict[str, Any]],
+                       report: BatchReport) -> None:
+        now = self.clock()
+        mid = d.dedupe_id
+        with transaction(self.engine) as session:
+            self._write(session, now, {} if prior else {mid: "done"},
+                        {mid: "done"} if prior else {}, rows)
+            if d.retry_id is not None:
+                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
+        report.done += 1
+        env = d.decoded
+        if isinstance(env, Envelope):
+            self._observe_age(env, now)
+
+    def _fail_in_tx(self, d: Delivery, exc: Exception, report: BatchReport) -> None:
+        with transaction(self.engine) as session:
+            self._fail(session, d, exc, report)
+
+    # -- failures: retry later or dead-letter -------------------------------------------------
+
+    def _fail(self, session: Session, d: Delivery, exc: Exception, report: BatchReport) -> None:
+        now = self.clock()
+        attempt = d.attempt + 1
+        message = redact_text(str(exc))[:500]
+        history = [*d.history, {"attempt": attempt, "at": now.isoformat(),
+                                "error": f"{type(exc).__name__}: {message}"}]
+        rule_ids = tuple(getattr(exc, "rule_ids", ()) or ())
+        retry_at: datetime | None = getattr(exc, "retry_at", None)
+        permanent = isinstance(exc, PermanentFailure) or getattr(exc, "permanent", False)
+        env = d.decoded
+        if isinstance(env, Envelope):
+            log.warning("handler failed on %s (attempt %d): %s", env.type, attempt,
+                        f"{type(exc).__name__}: {message}")
+        if permanent or (retry_at is None and attempt >= self.max_attempts):
+            reason = "permanent-failure" if permanent else "retries-exhausted"
+            session.execute(sa.insert(OB), [self._dead_letter_row(
+                d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
+                history=history)])
+            outcome = "dead"
+            report.dead_reasons.append(reason)
+            if d.retry_id is not None:
+                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
+        else:
+            if retry_at is not None:
+                due, attempt = retry_at, d.attempt  # held for a window: not a failed try
+            else:
+                due = now + timedelta(seconds=self._backoff(attempt))
+            self._schedule(session, d, due=due, attempt=attempt, history=history)
+            outcome = "retrying"
+            report.retried += 1
+        self._mark(session, d.dedupe_id, outcome, now)
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (attempt - 1))
+        spread = base * self.retry.jitter
+        return float(max(0.0, base + self._rng.uniform(-spread, spread)))
+
+    def _schedule(self, session: Session, d: Delivery, *, due: datetime, attempt: int,
+                  history: list[dict[str, Any]]) -> None:
+        values = {"attempt": attempt, "due_at": due, "history": json.dumps(history,
+                                                                          ensure_ascii=False)}
+        if d.retry_id is not None:
+            session.execute(sa.update(SR).where(SR.c.id == d.retry_id).values(**values))
+            return
+        exists = session.execute(sa.select(SR.c.id).where(
+            SR.c.consumer == self.spec.name, SR.c.message_id == d.dedupe_id)).scalar()
+        if exists is not None:
+            session.execute(sa.update(SR).where(SR.c.id == exists).values(**values))
+            return
+        session.execute(sa.insert(SR).values(
+            consumer=self.spec.name, message_id=d.dedupe_id, topic=d.topic,
+            partition=d.partition, offset=d.offset, key=d.key, value=d.value or b"",
+            headers=dump_headers(d.headers), **values))
+
+    def _mark(self, session: Session, message_id: str, outcome: str, now: datetime) -> None:
+        updated = session.execute(sa.update(PM).where(
+            PM.c.consumer == self.spec.name, PM.c.message_id == message_id
+        ).values(outcome=outcome, processed_at=now))
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            session.execute(sa.insert(PM).values(consumer=self.spec.name, message_id=message_id,
+                                                 outcome=outcome, processed_at=now))
+
+    def _dead_letter_row(self, d: Delivery, now: datetime, *, reason: str, error: Exception,
+                         attempts: int = 1, rule_ids: Sequence[str] = (),
+                         text: tuple[str, str] = ("", ""),
+                         history: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        detail = getattr(error, "detail", None) or str(error)
+        text_ja, text_en = text
+        if not text_ja:
+            text_ja = ("処理できなかったメッセージです。原因を取り除いてから hub dlq replay で"
+                       "再処理してください。")
+            text_en = "This message could not be processed. Remove the cause, then replay it " \
+                      "with `hub dlq replay`."
+        headers = dead_letter_headers(
+            d, consumer=self.spec.name, reason=reason, error_class=type(error).__name__,
+            error_message=detail, attempts=attempts, rule_ids=rule_ids, text_ja=text_ja,
+            text_en=text_en, history=history, at=now.isoformat())
+        return {"topic": d.topic + DLQ_SUFFIX, "key": d.key, "value": d.value or b"",
+                "headers": dump_headers(headers), "created_at": now}
+
+    # -- the retry table ----------------------------------------------------------------------
+
+    def _claim_due(self, limit: int) -> list[Delivery]:
+        """Take due retries under a lease, so that a crashed taker's rows come back later."""
+        now = self.clock()
+        with transaction(self.engine) as session:
+            query = (sa.select(SR).where(SR.c.consumer == self.spec.name, SR.c.due_at <= now)
+                     .order_by(SR.c.due_at).limit(limit))
+            if is_postgres(self.engine):
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if not rows:
+                return []
+            session.execute(sa.update(SR).where(SR.c.id.in_([r.id for r in rows]))
+                            .values(due_at=now + RETRY_LEASE))
+        return [
+            Delivery(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key,
+                     value=r.value, headers=load_headers(r.headers), attempt=r.attempt,
+                     history=json.loads(r.history), retry_id=r.id)
+            for r in rows
+        ]
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def _observe_age(self, env: Envelope[Any], now: datetime) -> None:
+        metrics.MESSAGE_AGE.labels(self.spec.name).observe(
+            max(0.0, (now - env.occurred_at).total_seconds()))
+
+    def _count(self, report: BatchReport) -> None:
+        name = self.spec.name
+        for outcome in ("done", "duplicate", "ignored"):
+            if n := getattr(report, outcome):
+                metrics.PROCESSED.labels(name, outcome).inc(n)
+        if report.retried:
+            metrics.RETRIED.labels(name).inc(report.retried)
+        for reason in report.dead_reasons:
+            metrics.DEAD_LETTERED.labels(name, reason).inc()
+
+
+def _merge(into: BatchReport, part: BatchReport) -> None:
+    into.done += part.done
+    into.duplicate += part.duplicate
+    into.ignored += part.ignored
+    into.retried += part.retried
+    into.dead_reasons.extend(part.dead_reasons)

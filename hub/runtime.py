@@ -1,0 +1,167 @@
+"""``hub run``: the hub's workers in one process.
+
+Starts, in this order: database migrations, the outbox relay, one FastStream
+batch subscriber per consumer, the retry scheduler, scheduled jobs, and the HTTP
+server (health, readiness, metrics, gateway). Stops in reverse on SIGTERM or
+SIGINT: subscribers drain the batch in flight and commit, the relay sends what
+was committed, then the process exits. Several such processes share the work
+through Kafka consumer groups; nothing here assumes a single process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from hub.broker import ConsumerRuntime, build_broker
+from hub.consumers import ConsumerSpec
+from hub.db import create_db_engine
+from hub.http import build_http_app
+from hub.migrations import upgrade
+from hub.outbox import OutboxRelay
+from hub.processing import Processor
+from hub.settings import Settings
+
+__all__ = ["Hub", "ScheduledJob"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A job run every ``interval_s`` inside ``hub run`` (e.g. the nightly propagation)."""
+
+    name: str
+    interval_s: float
+    run: Callable[[Engine], Awaitable[Any]]
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the hub decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Hub:
+    def __init__(self, settings: Settings, consumers: Sequence[ConsumerSpec], *,
+                 engine: Engine | None = None, jobs: Sequence[ScheduledJob] = (),
+                 http_routers: Sequence[Any] = (), serve_http: bool = True) -> None:
+        self.settings = settings
+        self.engine = engine or create_db_engine(settings.database_url.get_secret_value())
+        self.relay = OutboxRelay(settings, self.engine)
+        self.broker = build_broker(settings.kafka)
+        self.runtimes = [
+            ConsumerRuntime(
+                spec,
+                Processor(spec, self.engine, settings.retry, producer=settings.producer_name),
+                settings.kafka,
+                on_committed=self.relay.wake,
+            )
+            for spec in consumers
+        ]
+        for rt in self.runtimes:
+            rt.subscribe(self.broker)
+        self.jobs = jobs
+        self.http: FastAPI = build_http_app(self.readiness)
+        for router in http_routers:
+            self.http.include_router(router)
+        self._serve_http = serve_http
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: uvicorn.Server | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, self.engine)
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        await self.broker.start()
+        self._tasks.append(asyncio.create_task(self._retry_loop(), name="retry-scheduler"))
+        for job in self.jobs:
+            self._tasks.append(asyncio.create_task(self._job_loop(job), name=f"job-{job.name}"))
+        if self._serve_http:
+            config = uvicorn.Config(self.http, host=self.settings.http_host,
+                                    port=self.settings.http_port, log_level="warning",
+                                    lifespan="off")
+            self._server = _QuietServer(config)
+            self._tasks.append(asyncio.create_task(self._server.serve(), name="http"))
+        log.info("hub started: %d consumers, kafka %s", len(self.runtimes),
+                 self.settings.kafka.bootstrap_servers)
+
+    async def stop(self) -> None:
+        for rt in self.runtimes:
+            rt.stopping = True
+        await self.broker.stop()  # drains the batches in flight (graceful_timeout)
+        await self.relay.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in self._tasks:
+            if task.get_name() not in ("outbox-relay", "http"):
+                task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(self._tasks, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("task %s ended with %r", task.get_name(), result)
+        self._stopped.set()
+        log.info("hub stopped")
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log.info("signal received: draining")
+        await self.stop()
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            await asyncio.to_thread(self._ping_db)
+            checks["database"] = {"ok": True}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+        relay = next((t for t in self._tasks if t.get_name() == "outbox-relay"), None)
+        checks["outbox_relay"] = {"ok": relay is not None and not relay.done()}
+        for rt in self.runtimes:
+            running = rt.subscriber is not None and rt.subscriber.running
+            checks[f"consumer:{rt.spec.name}"] = {"ok": bool(running and rt.healthy)}
+        return checks
+
+    def _ping_db(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+
+    async def _retry_loop(self) -> None:
+        interval = self.settings.retry.poll_interval_s
+        while True:
+            for rt in self.runtimes:
+                try:
+                    taken = await rt.processor.run_due_retries()
+                    if taken:
+                        self.relay.wake()
+                except Exception:
+                    log.exception("retry scheduler: %s failed; trying again", rt.spec.name)
+            await asyncio.sleep(interval)
+
+    async def _job_loop(self, job: ScheduledJob) -> None:
+        while True:
+            try:
+                await job.run(self.engine)
+                self.relay.wake()
+            except Exception:
+                log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), job.interval_s)
