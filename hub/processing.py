@@ -171,6 +171,9 @@ class Processor:
         except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
+            if len(deliveries) == 1 and not isinstance(exc, sa.exc.IntegrityError):
+                self._fail_in_tx(deliveries[0], exc, report)
+                return
             log.info("batch of %d failed (%s); handling one by one", len(deliveries),
                      type(exc).__name__)
         else:
@@ -205,9 +208,8 @@ class Processor:
         now = self.clock()
         ids = [d.dedupe_id for d in deliveries]
         seen: dict[str, str] = dict(session.execute(
-            sa.select(PM.c.message_id, PM.c.outcome)
-            .where(PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))
-        ).tuples().all())
+                sa.select(PM.c.message_id, PM.c.outcome)
+                .where(PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))))
         inserts: dict[str, str] = {}
         updates: dict[str, str] = {}
         outbox: list[dict[str, Any]] = []

@@ -1,0 +1,92 @@
+"""Shared fixtures: the real Kafka broker and both databases (SQLite file, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hub.db import create_db_engine
+from hub.migrations import upgrade
+
+KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
+POSTGRES = os.environ.get("HUB_TEST_POSTGRES_URL",
+                          "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")
+
+
+def _reachable(hostport: str) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    if not _reachable(KAFKA):
+        pytest.fail(f"no Kafka broker at {KAFKA}: start it with `bash deploy/kafka.sh start` "
+                    "(deploy/test.sh does this)")
+    return KAFKA
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _fresh_postgres(name: str) -> tuple[str, Engine]:
+    base = sa.make_url(POSTGRES)
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"no PostgreSQL at {base.host}:{base.port}: start it with "
+                    f"`bash deploy/postgres.sh start` (deploy/test.sh does this): {exc}")
+    finally:
+        admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    return url, admin
+
+
+def _drop_postgres(name: str) -> None:
+    admin = sa.create_engine(sa.make_url(POSTGRES), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url, _ = _fresh_postgres(name)
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        _drop_postgres(name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = create_db_engine(db_url)
+    yield eng
+    eng.dispose()

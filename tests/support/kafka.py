@@ -1,0 +1,82 @@
+"""Helpers for tests against the real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.envelope import Envelope
+from schemas.topics import TopicSpec
+from schemas.wire import encode
+
+
+async def create_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(n, s.partitions, 1) for s in specs for n in (s.name, s.dlq)
+               if n not in existing]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = []
+        for env in envelopes:
+            key, value, headers = encode(env)
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes,
+                      list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
+                   timeout_s: float = 30.0) -> list[Any]:
+    """Every record of ``topic``; with ``expect``, waits until at least that many arrived."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
+                                                             or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for recs in batch.values():
+                records.extend(recs)
+            if expect is None:
+                end = await consumer.end_offsets(parts)
+                positions = {tp: await consumer.position(tp) for tp in parts}
+                if all(positions[tp] >= end[tp] for tp in parts):
+                    break
+            elif len(records) >= expect:
+                break
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,111 @@
+"""A small pipeline for testing and benchmarking the delivery guarantees.
+
+``LedgerEntryRequested`` in → one row in ``test_ledger_entry`` (the effect) and a
+``LedgerEntryRecorded`` event out, in one transaction. The table has no unique
+constraint on purpose: a doubled effect shows as two rows instead of an error.
+Topic and group names come from the environment so that each test is alone:
+``LEDGER_TOPIC_PREFIX`` (default ``test.ledger``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+
+import sqlalchemy as sa
+from pydantic import Field
+from sqlalchemy.engine import Engine
+
+from hub.bootstrap import Wiring
+from hub.consumers import ConsumerSpec
+from hub.settings import Settings
+from pipelines.ports import HandlerContext, PermanentFailure
+from schemas.envelope import Envelope
+from schemas.registry import Payload, message
+from schemas.topics import KeyKind, TopicSpec
+
+metadata = sa.MetaData()
+ledger_table = sa.Table(
+    "test_ledger_entry",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_no", sa.Integer, nullable=False, index=True),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+)
+
+
+@message("test.ledger.entry-requested", 1)
+class LedgerEntryRequested(Payload):
+    entry_no: int = Field(ge=0)
+    amount: int
+    fail_times: int = Field(default=0, ge=0, description="Fail transiently this often first.")
+    permanent: bool = False
+    fail_flag: str | None = Field(default=None,
+                                  description="Fail while this file exists (a broken peer).")
+
+
+@message("test.ledger.entry-recorded", 1)
+class LedgerEntryRecorded(Payload):
+    entry_no: int
+    amount: int
+
+
+class FlakyPeerError(Exception):
+    """Stands for a transient outside failure."""
+
+
+_failures: Counter[int] = Counter()
+_failures_lock = threading.Lock()
+
+
+def topics(prefix: str | None = None) -> tuple[TopicSpec, TopicSpec]:
+    prefix = prefix or os.environ.get("LEDGER_TOPIC_PREFIX", "test.ledger")
+    return (TopicSpec(f"{prefix}.in", "ledger entries requested", KeyKind.CASE, partitions=6),
+            TopicSpec(f"{prefix}.out", "ledger entries recorded", KeyKind.CASE, partitions=6))
+
+
+def make_handler(out: TopicSpec):  # type: ignore[no-untyped-def]
+    def record_entry(ctx: HandlerContext, envelope: Envelope[LedgerEntryRequested]) -> None:
+        p = envelope.payload
+        if p.permanent:
+            raise PermanentFailure(f"entry {p.entry_no} can never be booked", rule_ids=("INV-3",))
+        if p.fail_flag and os.path.exists(p.fail_flag):
+            raise FlakyPeerError(f"peer down for entry {p.entry_no}")
+        if p.fail_times:
+            with _failures_lock:
+                _failures[p.entry_no] += 1
+                failed = _failures[p.entry_no]
+            if failed <= p.fail_times:
+                raise FlakyPeerError(f"flaky failure {failed} of entry {p.entry_no}")
+        ctx.session.execute(ledger_table.insert().values(
+            entry_no=p.entry_no, message_id=str(envelope.message_id), amount=p.amount))
+        ctx.emit(out, LedgerEntryRecorded(entry_no=p.entry_no, amount=p.amount), cause=envelope)
+
+    return record_entry
+
+
+def consumer(prefix: str | None = None, name: str = "ledger") -> ConsumerSpec:
+    t_in, t_out = topics(prefix)
+    return ConsumerSpec(
+        name=name,
+        topics=(t_in,),
+        handlers={LedgerEntryRequested: make_handler(t_out)},
+        description="Test ledger: one row and one event per entry",
+        emits=((t_out, (LedgerEntryRecorded,)),),
+    )
+
+
+def create_tables(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def wiring(settings: Settings) -> Wiring:
+    return Wiring(consumers=[consumer()])
+
+
+def entry_counts(engine: Engine) -> Counter[int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ledger_table.c.entry_no))
+        return Counter(r[0] for r in rows)
