@@ -313,6 +313,8 @@ class RegistrationNeedsConfirmation(Payload):
     card: CardRef
     existing_user_ids: tuple[str, ...]
     reason: RuleViolation
+    held: CardRegistrationRequested = Field(
+        description="The registration as asked; it runs when RegistrationConfirmed arrives.")
 
 
 PropagatedEvent = CardRegistered | ContactChanged | CardRenewed

@@ -1,0 +1,237 @@
+"""Per-entity registration policy, read from TOML (default: ``default_policy.toml``).
+
+One entry per procuring entity and system: the ID scheme (REG-3), whether the legal
+representative may hold the card (REG-5, RNW-4), the re-issued-card policy (REG-11),
+the service window (WIN-1: weekdays 08:30–20:00, not on national holidays from the
+``holidays`` library nor 12/29–1/5), the low-validity warning threshold (REG-6), and
+the network of entities that share user IDs and propagate to each other (REG-9).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import holidays
+
+from schemas.envelope import JST
+from schemas.registration import SystemKind
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "EntityPolicy",
+    "IdScheme",
+    "PolicyBook",
+    "PolicyError",
+    "ReissuedCardPolicy",
+    "default_policy_book",
+    "is_service_time",
+    "load_policy_book",
+]
+
+DEFAULT_POLICY = "default_policy.toml"
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the message names the entry and the key."""
+
+
+class IdScheme(enum.StrEnum):
+    """How an entity's system identifies a contractor (REG-3)."""
+
+    USER_ID = "user-id"
+    """ユーザID: 10 half-width digits (Saitama)."""
+    VENDOR_NUMBER = "vendor-number"
+    """業者番号: 9 half-width alphanumerics (Yamaguchi)."""
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _SCHEME_PATTERNS[self]
+
+    @property
+    def label_ja(self) -> str:
+        if self is IdScheme.USER_ID:
+            return "ユーザID（半角数字10桁）"
+        return "業者番号（半角英数字9文字）"
+
+
+_SCHEME_PATTERNS = {
+    IdScheme.USER_ID: re.compile(r"[0-9]{10}"),
+    IdScheme.VENDOR_NUMBER: re.compile(r"[0-9A-Za-z]{9}"),
+}
+
+
+class ReissuedCardPolicy(enum.StrEnum):
+    """What a new card of a company already registered should go through (REG-11)."""
+
+    REGISTRATION = "registration"
+    """e-bid: when unsure, register (the old card stays usable while valid, REG-2)."""
+    RENEWAL = "renewal"
+    """e-contract: renew; a registration would issue a second 受注者番号, so it is held."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntityPolicy:
+    """The policy of one procuring entity for one system."""
+
+    code: str
+    system: SystemKind
+    name: str
+    network: str
+    id_scheme: IdScheme
+    legal_representative_may_hold_card: bool
+    reissued_card: ReissuedCardPolicy
+    renewal_allows_holder_change: bool
+    service_hours: tuple[time, time] | None
+    weekdays_only: bool
+    closed_on_holidays: bool
+    year_end_closure: bool
+    low_validity_days: int
+    auth_max_age_minutes: int
+    batch_time: time
+
+    def next_batch(self, now: datetime) -> datetime:
+        """When the nightly batch after ``now`` runs: the next day at ``batch_time`` JST."""
+        tomorrow = now.astimezone(JST).date() + timedelta(days=1)
+        return datetime.combine(tomorrow, self.batch_time, tzinfo=JST)
+
+
+@dataclass(frozen=True)
+class PolicyBook:
+    """All entity policies, by (entity code, system) and by network."""
+
+    entries: Mapping[tuple[str, SystemKind], EntityPolicy]
+
+    def get(self, code: str, system: SystemKind) -> EntityPolicy | None:
+        return self.entries.get((code, system))
+
+    def network_of(self, code: str) -> str | None:
+        for policy in self.entries.values():
+            if policy.code == code:
+                return policy.network
+        return None
+
+    def entities_in(self, network: str) -> tuple[str, ...]:
+        return tuple(sorted({p.code for p in self.entries.values() if p.network == network}))
+
+    def entity_name(self, code: str) -> str:
+        for policy in self.entries.values():
+            if policy.code == code:
+                return policy.name
+        return code
+
+
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _time(value: Any, where: str) -> time:
+    if not isinstance(value, str) or not (m := _TIME.match(value)):
+        raise PolicyError(f"{where}: expected HH:MM, got {value!r}")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def _hours(value: Any, where: str) -> tuple[time, time] | None:
+    if value in ("", None):
+        return None
+    if not isinstance(value, str) or value.count("-") != 1:
+        raise PolicyError(f"{where}: expected 'HH:MM-HH:MM' or '', got {value!r}")
+    start, end = (_time(v, where) for v in value.split("-"))
+    if end <= start:
+        raise PolicyError(f"{where}: the window must end after it starts")
+    return start, end
+
+
+def _entry(raw: Mapping[str, Any], index: int) -> EntityPolicy:
+    where = f"[[entity]] #{index + 1} ({raw.get('code', '?')})"
+
+    def get(key: str, kind: type) -> Any:
+        if key not in raw:
+            raise PolicyError(f"{where}: missing key {key!r}")
+        value = raw[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise PolicyError(f"{where}: {key!r} must be {kind.__name__}, got {value!r}")
+        return value
+
+    try:
+        return EntityPolicy(
+            code=get("code", str),
+            system=SystemKind(get("system", str)),
+            name=get("name", str),
+            network=get("network", str),
+            id_scheme=IdScheme(get("id_scheme", str)),
+            legal_representative_may_hold_card=get("legal_representative_may_hold_card", bool),
+            reissued_card=ReissuedCardPolicy(get("reissued_card", str)),
+            renewal_allows_holder_change=get("renewal_allows_holder_change", bool),
+            service_hours=_hours(raw.get("service_hours", ""), f"{where} service_hours"),
+            weekdays_only=get("weekdays_only", bool),
+            closed_on_holidays=get("closed_on_holidays", bool),
+            year_end_closure=get("year_end_closure", bool),
+            low_validity_days=get("low_validity_days", int),
+            auth_max_age_minutes=get("auth_max_age_minutes", int),
+            batch_time=_time(raw.get("batch_time", "02:00"), f"{where} batch_time"),
+        )
+    except ValueError as exc:
+        if isinstance(exc, PolicyError):
+            raise
+        raise PolicyError(f"{where}: {exc}") from None
+
+
+def policy_book_from(data: Mapping[str, Any]) -> PolicyBook:
+    """A policy book from parsed TOML (or the same shape in JSON)."""
+    raw_entries = data.get("entity")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        raise PolicyError("the policy needs at least one [[entity]] entry")
+    entries: dict[tuple[str, SystemKind], EntityPolicy] = {}
+    for i, raw in enumerate(raw_entries):
+        policy = _entry(raw, i)
+        key = (policy.code, policy.system)
+        if key in entries:
+            raise PolicyError(f"entity {policy.code!r} has two entries for {policy.system}")
+        entries[key] = policy
+    return PolicyBook(entries)
+
+
+def load_policy_book(path: str | Path) -> PolicyBook:
+    """Read a policy TOML file (see ``default_policy.toml`` for every key)."""
+    with open(path, "rb") as fh:
+        return policy_book_from(tomllib.load(fh))
+
+
+@lru_cache(maxsize=1)
+def default_policy_book() -> PolicyBook:
+    text = resources.files(__package__).joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+    return policy_book_from(tomllib.loads(text))
+
+
+@lru_cache(maxsize=16)
+def _jp_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("JP", years=year).keys())
+
+
+def _year_end(day: date) -> bool:
+    return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 5)
+
+
+def is_service_time(policy: EntityPolicy, at: datetime) -> bool:
+    """Whether the entity's system is open at ``at`` (WIN-1)."""
+    local = at.astimezone(JST)
+    day = local.date()
+    if policy.weekdays_only and day.weekday() >= 5:
+        return False
+    if policy.year_end_closure and _year_end(day):
+        return False
+    if policy.closed_on_holidays and day in _jp_holidays(day.year):
+        return False
+    if policy.service_hours is None:
+        return True
+    start, end = policy.service_hours
+    return start <= local.time().replace(tzinfo=None) < end
+

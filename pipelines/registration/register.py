@@ -1,0 +1,226 @@
+"""利用者登録 rules (REG-1 … REG-11, with PIN-2, WIN-1 and NTF-1): pure decisions.
+
+``decide_registration(world, command, book, now)`` looks up 資格審査情報 (REG-3/4),
+checks the card (REG-1, REG-5, REG-6), the input (REG-7, REG-8), the re-issued card
+policy (REG-11), and on success registers the card, schedules its propagation to the
+other entities where the company is qualified (REG-9) and mails the ICカード利用部署
+(REG-10, NTF-1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipelines.registration.common import (
+    Decision,
+    Outcome,
+    authentication_violation,
+    company_id_for,
+    deterministic_id,
+    low_validity_warning,
+    notice_mail,
+    rejected,
+    validity_violation,
+    window_violation,
+)
+from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCardPolicy
+from pipelines.registration.texts import lookup_not_found, violation
+from pipelines.registration.world import World, holder_matches
+from schemas.envelope import JST
+from schemas.mail import MailKind
+from schemas.registration import (
+    CardRegistered,
+    CardRegistrationRequested,
+    ContactInput,
+    PropagationKind,
+    PropagationScheduled,
+    RegistrationNeedsConfirmation,
+)
+from schemas.registry import Payload
+from schemas.rejection import RuleViolation
+from schemas.text import confusable_variants, not_found_hints, trade_name_key
+
+__all__ = ["decide_registration", "email_violation", "lookup_violation"]
+
+
+def email_violation(contact: ContactInput | None, which_ja: str, which_en: str,
+                    field: str, key: str = "email-twice") -> RuleViolation | None:
+    """REG-7: the e-mail address is typed twice identically."""
+    if contact is None or contact.email == contact.email_confirmation:
+        return None
+    return violation(key, which=which_ja, which_en=which_en, field=f"{field}.email_confirmation")
+
+
+def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
+                     book: PolicyBook, now: datetime) -> RuleViolation | None:
+    """REG-3: 資格審査情報 found by user ID + 商号 + password, or a not-found with hints."""
+    q = None
+    if policy.id_scheme.pattern.fullmatch(cmd.user_id):
+        q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
+    name_ok = q is not None and trade_name_key(cmd.trade_name) == trade_name_key(q.trade_name)
+    today = now.astimezone(JST).date()
+    if q is not None and name_ok and cmd.password_verified:
+        if q.qualified_until is not None and q.qualified_until < today:
+            return violation("lapsed", until=q.qualified_until.isoformat())
+        return None
+    elsewhere = any(
+        world.qualification(entity, domain, cmd.user_id) is not None
+        for entity in book.entities_in(policy.network) for domain in type(cmd.domain)
+        if (entity, domain) != (cmd.procuring_entity, cmd.domain))
+    changed_today = (q is not None and q.password_changed_at is not None
+                     and q.password_changed_at.astimezone(JST).date() == today)
+    confusable = q is None and any(
+        world.qualification(cmd.procuring_entity, cmd.domain, v) is not None
+        for v in confusable_variants(cmd.user_id))
+    hints = not_found_hints(
+        user_id=cmd.user_id, wrong_entity_or_domain=q is None and elsewhere,
+        password_changed_today=changed_today,
+        confusable_match=confusable or (q is not None and not cmd.password_verified),
+        trade_name_mismatch=q is not None and not name_ok)
+    return lookup_not_found(hints)
+
+
+def _card_violations(world: World, cmd: CardRegistrationRequested,
+                     network: str) -> list[RuleViolation]:
+    """REG-1: a card belongs to one user ID forever, and once per entity and domain."""
+    card = world.cards.get(cmd.card.key)
+    if card is None:
+        return []
+    if card.user_id != cmd.user_id or card.network != network:
+        return [violation("card-other-user", field="card")]
+    if card.revoked_anywhere():
+        return [violation("card-revoked", field="card")]
+    if card.active_at(cmd.procuring_entity, cmd.domain):
+        return [violation("card-already", field="card")]
+    return []
+
+
+def decide_registration(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
+                        now: datetime, *, acted_at: datetime | None = None,
+                        confirmed: bool = False) -> Decision:
+    """Decide one 利用者登録 (``confirmed``: the person already confirmed it, REG-11)."""
+    def reject(vs: list[RuleViolation]) -> Decision:
+        return rejected(type(cmd).message_type, cmd.procuring_entity, vs, domain=cmd.domain,
+                        user_id=cmd.user_id, card=cmd.card.ref)
+
+    policy = book.get(cmd.procuring_entity, cmd.system)
+    if policy is None:
+        return reject([violation("unknown-entity", entity=cmd.procuring_entity,
+                                 system=cmd.system.label_ja, system_en=cmd.system.value)])
+    first = (window_violation(policy, acted_at or now)
+             or authentication_violation(cmd.card, policy, now)
+             or lookup_violation(world, cmd, policy, book, now))
+    if first is not None:
+        return reject([first])
+    q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
+    assert q is not None  # lookup_violation found it
+    network = policy.network
+    contractor = world.contractors.get((network, cmd.user_id))
+    vs: list[RuleViolation] = []
+    today = now.astimezone(JST).date()
+    if q.password_changed_at is not None and q.password_changed_at.astimezone(JST).date() == today:
+        vs.append(violation("password-today"))
+    vs += _card_violations(world, cmd, network)
+    if (v := validity_violation(cmd.card, now)) is not None:
+        vs.append(v)
+    if not holder_matches(cmd.card.holder_name, q, policy.legal_representative_may_hold_card):
+        rep = policy.legal_representative_may_hold_card
+        vs.append(violation("holder", holder=cmd.card.holder_name, contractor=q.contractor_name,
+                            rep_ja="（法人の代表者名義も可）" if rep else "",
+                            rep_en=" (or the legal representative's)" if rep else "",
+                            field="card.holder_name"))
+    for v in (email_violation(cmd.card_department_contact, "ICカード利用部署", "card department",
+                              "card_department_contact"),
+              email_violation(cmd.representative_contact, "代表窓口", "main contact",
+                              "representative_contact")):
+        if v is not None:
+            vs.append(v)
+    if contractor is None and cmd.representative_contact is None:
+        vs.append(violation("representative-required", field="representative_contact"))
+    if (contractor is not None and cmd.representative_contact is not None
+            and cmd.representative_contact.to_contact() != contractor.representative_contact):
+        vs.append(violation("representative-fixed", field="representative_contact"))
+    targets = _targets(world, cmd, book, network)
+    for target in cmd.apply_now_to:
+        if target not in targets:
+            vs.append(violation("propagate-target", rule="REG-9", target=target,
+                                field="apply_now_to"))
+    if vs:
+        return reject(vs)
+    if not confirmed and policy.reissued_card is ReissuedCardPolicy.RENEWAL:
+        held = _held_as_reissue(world, cmd, network, q.corporate_number)
+        if held is not None:
+            return held
+    return _accept(world, cmd, policy, now, targets)
+
+
+def _targets(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
+             network: str) -> tuple[str, ...]:
+    """REG-9: the other entities of the network where the company is qualified."""
+    card = world.cards.get(cmd.card.key)
+    return tuple(
+        e for e in book.entities_in(network)
+        if e != cmd.procuring_entity
+        and world.qualification(e, cmd.domain, cmd.user_id) is not None
+        and not (card is not None and card.active_at(e, cmd.domain)))
+
+
+def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
+                     corporate_number: str | None) -> Decision | None:
+    """REG-11 (e-contract): same company, new card → ask before registering."""
+    existing = {c.user_id for c in world.contractors_like(
+        network, trade_name_key(cmd.trade_name), corporate_number)}
+    own = world.contractors.get((network, cmd.user_id))
+    if own is not None and any(
+            c.active_at(cmd.procuring_entity, cmd.domain) and c.facts.key != cmd.card.key
+            for c in world.cards_of(network, cmd.user_id)):
+        existing.add(own.user_id)
+    elif own is not None:
+        existing.discard(own.user_id)
+    if not existing:
+        return None
+    ids = tuple(sorted(existing))
+    reason = violation("reissue-confirm", ids=", ".join(ids))
+    confirmation_id = deterministic_id("confirm", cmd.procuring_entity, cmd.domain,
+                                       cmd.user_id, *cmd.card.key)
+    event = RegistrationNeedsConfirmation(
+        confirmation_id=confirmation_id, procuring_entity=cmd.procuring_entity,
+        domain=cmd.domain, user_id=cmd.user_id, card=cmd.card.ref, existing_user_ids=ids,
+        reason=reason, held=cmd)
+    return Decision(Outcome.NEEDS_CONFIRMATION, (event,), violations=(reason,))
+
+
+def _accept(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
+            now: datetime, targets: tuple[str, ...]) -> Decision:
+    contractor = world.contractors.get((policy.network, cmd.user_id))
+    q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
+    assert q is not None
+    company_id = contractor.company_id if contractor else company_id_for(policy.network,
+                                                                          cmd.user_id)
+    company_name = contractor.company_name if contractor else q.trade_name
+    contact = cmd.card_department_contact.to_contact()
+    warning = low_validity_warning(cmd.card, policy, now)
+    registered = CardRegistered(
+        procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
+        user_id=cmd.user_id, system=cmd.system, company_id=company_id,
+        company_name=company_name, first_registration=contractor is None, card=cmd.card,
+        department_name=cmd.department_name or company_name, card_department_contact=contact,
+        representative_contact=(cmd.representative_contact.to_contact()
+                                if contractor is None and cmd.representative_contact else None),
+        warnings=(warning,) if warning else ())
+    events: list[Payload] = [registered]
+    next_batch = policy.next_batch(now)
+    for target in targets:
+        immediate = target in cmd.apply_now_to
+        events.append(PropagationScheduled(
+            propagation_id=deterministic_id("propagate", PropagationKind.REGISTRATION,
+                                            cmd.procuring_entity, target, cmd.domain,
+                                            *cmd.card.key),
+            kind=PropagationKind.REGISTRATION, target_entity=target,
+            due_at=now if immediate else next_batch, immediate=immediate, source=registered))
+    mail = notice_mail(MailKind.REGISTRATION, policy=policy, company_name=company_name,
+                       company_id=company_id, user_id=cmd.user_id, contact=contact,
+                       card=cmd.card.ref,
+                       seed=(cmd.procuring_entity, cmd.domain, *cmd.card.key))
+    return Decision(Outcome.ACCEPTED, tuple(events), (mail,),
+                    warnings=(warning,) if warning else ())
