@@ -1,6 +1,6 @@
 """The text of every notice (NTF rules), one template file per MailKind.
 
-Templates live in ``connectors/mail/templates/<kind>.txt``: a ``Subject:`` line,
+Templates live in ``connectors/mail/notices/<kind>.txt``: a ``Subject:`` line,
 a blank line, then the body, with ``${name}`` placeholders filled from
 ``MailRequested.values``. The 利用者登録のお知らせ text follows the Saitama joint
 e-bid system's mail (seed 004, REG-10). Every mail gets the NTF-2 footer from
@@ -71,11 +71,11 @@ class MailTemplate:
 
 @cache
 def _template(kind: MailKind) -> MailTemplate:
-    text = resources.files("connectors.mail").joinpath(f"templates/{kind.value}.txt").read_text(
+    text = resources.files("connectors.mail").joinpath(f"notices/{kind.value}.txt").read_text(
         encoding="utf-8")
     head, _, body = text.partition("\n\n")
     if not head.startswith("Subject: "):
-        raise ValueError(f"template {kind.value}.txt must start with 'Subject: '")
+        raise ValueError(f"notice template {kind.value}.txt must start with 'Subject: '")
     return MailTemplate(Template(head.removeprefix("Subject: ").strip()), Template(body.strip()))
 
 
