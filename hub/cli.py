@@ -65,10 +65,10 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dlq_topics(args: argparse.Namespace) -> list[str]:
-    from schemas.topics import ALL_TOPICS, by_name
+    from schemas.topics import ALL_TOPICS, DLQ_SUFFIX
 
     if args.topic:
-        return [by_name(t).dlq for t in args.topic]
+        return [t if t.endswith(DLQ_SUFFIX) else t + DLQ_SUFFIX for t in args.topic]
     return [t.dlq for t in ALL_TOPICS]
 
 

@@ -24,7 +24,7 @@ from hub.settings import Settings
 from schemas.topics import DLQ_SUFFIX
 from schemas.wire import Headers, header
 
-__all__ = ["DeadLetter", "dead_letter_headers", "read_dead_letters", "replay"]
+__all__ = ["DeadLetter", "dead_letter_headers", "partitions_of", "read_dead_letters", "replay"]
 
 H = "x-dlq-"
 MAX_ERROR_TEXT = 1000
@@ -112,6 +112,17 @@ class DeadLetter:
         return out
 
 
+async def partitions_of(consumer: AIOKafkaConsumer,
+                        topics: Sequence[str]) -> list[TopicPartition]:
+    """The partitions of ``topics`` (a consumer without subscription knows none by itself)."""
+    client = consumer._client  # aiokafka has no public call that loads metadata for a topic
+    for topic in topics:
+        client.add_topic(topic)
+    await client.force_metadata_update()
+    return [TopicPartition(t, p) for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
 async def read_dead_letters(settings: Settings, topics: Sequence[str],
                             timeout_s: float = 5.0) -> list[DeadLetter]:
     """Everything currently in the given dead-letter topics (no consumer group, no commit)."""
@@ -120,8 +131,7 @@ async def read_dead_letters(settings: Settings, topics: Sequence[str],
     await consumer.start()
     out: list[DeadLetter] = []
     try:
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = await partitions_of(consumer, topics)
         if not partitions:
             return out
         consumer.assign(partitions)

@@ -207,9 +207,9 @@ class Processor:
     def _apply(self, session: Session, deliveries: list[Delivery], report: BatchReport) -> None:
         now = self.clock()
         ids = [d.dedupe_id for d in deliveries]
-        seen: dict[str, str] = dict(session.execute(
-                sa.select(PM.c.message_id, PM.c.outcome)
-                .where(PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))))
+        rows = session.execute(sa.select(PM.c.message_id, PM.c.outcome).where(
+            PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))).all()
+        seen: dict[str, str] = {row[0]: row[1] for row in rows}
         inserts: dict[str, str] = {}
         updates: dict[str, str] = {}
         outbox: list[dict[str, Any]] = []

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hub.dlq import partitions_of
 from schemas.envelope import Envelope
 from schemas.topics import TopicSpec
 from schemas.wire import encode
@@ -60,8 +61,7 @@ async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
     await consumer.start()
     records: list[Any] = []
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                             or ())]
+        parts = await partitions_of(consumer, [topic])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         loop = asyncio.get_running_loop()
