@@ -23,10 +23,9 @@ from sqlmodel import Session, select
 from pipelines.ports import Handler, HandlerContext, PermanentFailure
 from pipelines.registration.models import PendingConfirmationRow, QualificationRow
 from pipelines.registration.policy import PolicyBook, default_policy_book, load_policy_book
-from pipelines.registration.propagation import run_pending
-from pipelines.registration.rules import decide
+from pipelines.registration.rules import apply_decision, decide
 from pipelines.registration.store import load_world, save_world, upsert_qualification
-from pipelines.registration.world import World, apply
+from pipelines.registration.world import World
 from schemas.envelope import Envelope
 from schemas.qualification import QualificationUpdated
 from schemas.registration import (
@@ -125,14 +124,7 @@ def _handle_command(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
     world = _slice(ctx.session, book, cmd)
     before = world.copy()
     decision = decide(world, cmd, book, ctx.now, acted_at=envelope.occurred_at)
-    events = list(decision.events)
-    for event in decision.events:
-        apply(world, event, ctx.now)
-    # "At once" (REG-9, CHG-3, RNW-8): applied in this transaction, not left to the batch.
-    for event in decision.events:
-        if isinstance(event, PropagationScheduled) and event.immediate:
-            _, done = run_pending(world, world.propagations[event.propagation_id], ctx.now)
-            events.extend(done)
+    events = apply_decision(world, decision, ctx.now)
     save_world(ctx.session, before, world, ctx.now)
     for event in events:
         ctx.emit(Topics.REGISTRATION_EVENTS, event, cause=envelope,

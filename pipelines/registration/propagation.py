@@ -12,7 +12,6 @@ apply at once are applied by the handler in the command's own transaction
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -22,9 +21,9 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from pipelines.registration.models import PendingPropagationRow
-from pipelines.registration.rules import decide_propagation
+from pipelines.registration.rules import run_pending
 from pipelines.registration.store import load_world, save_world
-from pipelines.registration.world import PendingPropagation, PropagationStatus, World, apply
+from pipelines.registration.world import PendingPropagation, PropagationStatus
 from schemas.registration import (
     CardRegistered,
     CardRenewed,
@@ -33,7 +32,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 
-__all__ = ["PropagationReport", "propagate", "run_pending"]
+__all__ = ["PropagationReport", "propagate"]
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +49,6 @@ class PropagationReport:
     failed: int = 0
     events: list[Payload] = field(default_factory=list)
     skipped_notes: list[str] = field(default_factory=list)
-
-
-def run_pending(world: World, pending: PendingPropagation,
-                now: datetime) -> tuple[PendingPropagation, tuple[Payload, ...]]:
-    """Apply one pending propagation to ``world``: its new state and the events."""
-    events, note = decide_propagation(world, pending, now)
-    for event in events:
-        apply(world, event, now)
-    status = PropagationStatus.DONE if events else PropagationStatus.SKIPPED
-    updated = dataclasses.replace(pending, status=status, note=note)
-    world.propagations[pending.scheduled.propagation_id] = updated
-    return updated, events
 
 
 def _card_keys(source: CardRegistered | ContactChanged | CardRenewed) -> list[tuple[str, str]]:

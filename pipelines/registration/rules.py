@@ -8,6 +8,7 @@ propagation at its target entity (REG-9, CHG-3, RNW-8). Nothing here does I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from pipelines.registration.change import decide_change
@@ -16,7 +17,7 @@ from pipelines.registration.policy import PolicyBook
 from pipelines.registration.register import decide_registration
 from pipelines.registration.renew import decide_renewal
 from pipelines.registration.texts import violation
-from pipelines.registration.world import PendingPropagation, World
+from pipelines.registration.world import PendingPropagation, PropagationStatus, World, apply
 from schemas.registration import (
     CardRegistered,
     CardRegistrationRequested,
@@ -25,12 +26,21 @@ from schemas.registration import (
     CardRevoked,
     ContactChanged,
     ContactChangeRequested,
+    PropagationScheduled,
     RegistrationConfirmed,
     RevocationReason,
 )
 from schemas.registry import Payload
 
-__all__ = ["COMMANDS", "Decision", "Outcome", "decide", "decide_propagation"]
+__all__ = [
+    "COMMANDS",
+    "Decision",
+    "Outcome",
+    "apply_decision",
+    "decide",
+    "decide_propagation",
+    "run_pending",
+]
 
 COMMANDS: tuple[type[Payload], ...] = (
     CardRegistrationRequested, RegistrationConfirmed, ContactChangeRequested,
@@ -110,3 +120,31 @@ def decide_propagation(world: World, pending: PendingPropagation,
         propagated_from=src.procuring_entity, card=src.old_card,
         reason=RevocationReason.RENEWED, replaced_by=src.new_card.ref)
     return (renewed, revoked), ""
+
+
+def run_pending(world: World, pending: PendingPropagation,
+                now: datetime) -> tuple[PendingPropagation, tuple[Payload, ...]]:
+    """Apply one pending propagation to ``world``: its new state and the events."""
+    events, note = decide_propagation(world, pending, now)
+    for event in events:
+        apply(world, event, now)
+    status = PropagationStatus.DONE if events else PropagationStatus.SKIPPED
+    updated = dataclasses.replace(pending, status=status, note=note)
+    world.propagations[pending.scheduled.propagation_id] = updated
+    return updated, events
+
+
+def apply_decision(world: World, decision: Decision, now: datetime) -> list[Payload]:
+    """Evolve ``world`` by a decision; every event to publish, in order.
+
+    Propagations the person chose to apply at once (REG-9, CHG-3, RNW-8) are applied
+    here too, in the same step as the command, not left to the nightly batch.
+    """
+    events = list(decision.events)
+    for event in decision.events:
+        apply(world, event, now)
+    for event in decision.events:
+        if isinstance(event, PropagationScheduled) and event.immediate:
+            _, done = run_pending(world, world.propagations[event.propagation_id], now)
+            events.extend(done)
+    return events

@@ -27,14 +27,13 @@ from pipelines.registration.policy import (
     load_policy_book,
     policy_book_from,
 )
-from pipelines.registration.rules import COMMANDS, decide
+from pipelines.registration.rules import COMMANDS, apply_decision, decide
 from pipelines.registration.world import (
     Card,
     CardRegistration,
     Contractor,
     RegistrationStatus,
     World,
-    apply,
 )
 from schemas.qualification import QualificationRecord
 from schemas.registration import CardFacts, Contact, Domain, input_violations
@@ -152,8 +151,7 @@ def evaluate(scenario: Mapping[str, Any], *, base: Path | None = None) -> dict[s
             earlier = decide(world, _command(step), book, at)
         except ValidationError as exc:
             raise ScenarioError(f"history[{i}]: {exc}") from None
-        for event in earlier.events:
-            apply(world, event, at)
+        apply_decision(world, earlier, at)
     acted_at = _time(scenario["acted_at"], "acted_at") if "acted_at" in scenario else None
     spec = scenario.get("command")
     try:

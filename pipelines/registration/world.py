@@ -44,6 +44,8 @@ __all__ = [
     "RegistrationStatus",
     "World",
     "apply",
+    "holder_matches",
+    "usable_card",
 ]
 
 CardKey = tuple[str, str]
@@ -240,6 +242,20 @@ def _revoked(world: World, ev: CardRevoked) -> None:
     reg = dataclasses.replace(reg, status=RegistrationStatus.REVOKED)
     world.cards[ev.card.key] = dataclasses.replace(
         card, registrations={**card.registrations, (ev.procuring_entity, ev.domain): reg})
+
+
+def usable_card(world: World, key: CardKey, at: datetime, *, entity: str | None = None,
+                domain: Domain | None = None) -> Card | None:
+    """The card if it may act now: registered and active (somewhere, or at ``entity`` /
+    ``domain``) and inside its validity (REG-1, REG-2, RNW-7). Mirrors ``find_active_card``."""
+    card = world.cards.get(key)
+    if card is None or not card.facts.not_before <= at <= card.facts.not_after:
+        return None
+    for (e, d), reg in card.registrations.items():
+        if (reg.status is RegistrationStatus.ACTIVE and (entity is None or e == entity)
+                and (domain is None or d == domain)):
+            return card
+    return None
 
 
 def holder_matches(name: str, q: QualificationRecord, legal_rep_allowed: bool) -> bool:
