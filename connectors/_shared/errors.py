@@ -33,14 +33,23 @@ __all__ = [
 
 
 class ConnectorError(Exception):
-    """Base of every classified connector error. ``retryable`` tells the hub at a glance."""
+    """Base of every classified connector error.
+
+    ``retryable`` and ``permanent`` tell the hub at a glance; ``detail`` is what a
+    dead-letter record shows.
+    """
 
     retryable: bool = False
+    permanent: bool = False
 
     def __init__(self, connector: str, reason: str) -> None:
         super().__init__(f"[{connector}] {reason}")
         self.connector = connector
         self.reason = reason
+
+    @property
+    def detail(self) -> str:
+        return str(self)
 
 
 class TransientPeerError(ConnectorError):
@@ -57,6 +66,13 @@ class TransientPeerError(ConnectorError):
         super().__init__(connector, reason)
         self.attempts = attempts
         self.history = history or (reason,)
+
+    @property
+    def detail(self) -> str:
+        """The reason and each attempt inside the connector, for the dead-letter record."""
+        if len(self.history) <= 1:
+            return str(self)
+        return f"{self} [{'; '.join(self.history)}]"
 
 
 class CircuitOpenError(TransientPeerError):
@@ -82,6 +98,8 @@ class PermanentPeerError(ConnectorError):
     person who has to act; ``rule_ids`` repeats the IDs for routing and logs.
     """
 
+    permanent = True
+
     def __init__(self, connector: str, reason: str,
                  violations: tuple[RuleViolation, ...] = ()) -> None:
         super().__init__(connector, reason)
@@ -91,8 +109,19 @@ class PermanentPeerError(ConnectorError):
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(v.rule_id for v in self.violations)
 
+    @property
+    def text_ja(self) -> str:
+        """What is wrong and what to do next, in Japanese (empty without violations)."""
+        return "\n".join(f"{v.rule_id}: {v.message_ja} {v.next_step_ja}".strip()
+                         for v in self.violations)
 
-class PeerInMaintenance(ConnectorError):  # noqa: N818 -- a hold, not an error; name agreed with the hub
+    @property
+    def text_en(self) -> str:
+        return "\n".join(f"{v.rule_id}: {v.message_en} {v.next_step_en}".strip()
+                         for v in self.violations)
+
+
+class PeerInMaintenance(ConnectorError):
     """The peer is in a maintenance window until ``until`` (WIN-2, WIN-3).
 
     The work is held, not failed: the hub retries no earlier than ``retry_at``

@@ -206,3 +206,24 @@ def test_settings_build_the_machinery_from_env(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HUB_DEMO_MAINTENANCE", '["every full moon"]')
     with pytest.raises(ValueError, match="not understood"):
         DemoSettings()
+
+
+def test_errors_speak_the_hubs_attributes() -> None:
+    violation = RuleViolation(rule_id="INV-1", message_ja="登録番号が不正です",
+                              message_en="bad issuer number", next_step_ja="訂正してください",
+                              next_step_en="correct it")
+    refusal = PermanentPeerError("erp", "refused", (violation,))
+    assert refusal.permanent
+    assert not refusal.retryable
+    assert refusal.rule_ids == ("INV-1",)
+    assert refusal.text_ja == "INV-1: 登録番号が不正です 訂正してください"
+    assert refusal.text_en == "INV-1: bad issuer number correct it"
+    transient = TransientPeerError("mail", "down", attempts=2,
+                                   history=("attempt 1: refused", "attempt 2: refused"))
+    assert not transient.permanent
+    assert transient.detail == "[mail] down [attempt 1: refused; attempt 2: refused]"
+    hold = PeerInMaintenance("erp", NOW + timedelta(hours=1))
+    assert not hold.permanent
+    assert hold.retry_at == NOW + timedelta(hours=1)
+    with pytest.raises(ValueError, match="aware"):
+        PeerInMaintenance("erp", datetime(2026, 11, 24, 12, 0))
