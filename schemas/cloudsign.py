@@ -111,6 +111,7 @@ class ContractConcluded(Payload):
     """
 
     document_id: DocumentId
+    case_id: str = Field(min_length=1, max_length=100)
     title: str = Field(min_length=1, max_length=200)
     concluded_at: AwareDatetime
     signed_files: tuple[DocumentRef, ...] = Field(min_length=1)
@@ -122,6 +123,7 @@ class ContractDeclined(Payload):
     """The document was rejected by a party or withdrawn (CON-2). Topic: CONTRACT_EVENTS."""
 
     document_id: DocumentId
+    case_id: str = Field(min_length=1, max_length=100)
     title: str = Field(min_length=1, max_length=200)
     declined_at: AwareDatetime
     violations: tuple[RuleViolation, ...] = Field(min_length=1)

@@ -1,0 +1,112 @@
+"""The outbound adapter to CloudSign's Web API (the subset in ``peer``'s docstring).
+
+One attempt per call; the Guard retries. The access token from ``POST /token``
+is kept until shortly before it expires; a 401 on any call drops it and is
+transient, so the retry buys a fresh one. A wrong ``client_id`` is permanent
+(an operator fixes the setting). Refusals of a request (400, 404) are permanent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from connectors._shared import PermanentPeerError, TransientPeerError
+from connectors.cloudsign.mapping import PeerDocument, PeerFormatError, document_from_peer
+from connectors.cloudsign.settings import CloudSignSettings
+from connectors.dsure.httpkit import json_body, raise_for_peer
+
+__all__ = ["NAME", "CloudSignAdapter"]
+
+NAME = "cloudsign"
+
+
+class CloudSignAdapter:
+    def __init__(self, settings: CloudSignSettings,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._client = client or httpx.AsyncClient(
+            base_url=settings.base_url, timeout=settings.timeout_s,
+            headers={"Accept": "application/json"})
+        self._token: tuple[str, float] | None = None
+
+    async def _bearer(self) -> dict[str, str]:
+        if self._token is None or self._token[1] <= time.monotonic():
+            response = await self._client.post(
+                "/token", data={"client_id": self._settings.client_id.get_secret_value()})
+            raise_for_peer(NAME, "token", response)
+            if response.status_code in (400, 401, 403):
+                raise PermanentPeerError(NAME, "token: CloudSign refused the client_id "
+                                         "(check HUB_CLOUDSIGN_CLIENT_ID)")
+            body = json_body(NAME, "token", response)
+            token = body.get("access_token") if isinstance(body, dict) else None
+            expires = body.get("expires_in", 3600) if isinstance(body, dict) else 0
+            if not isinstance(token, str) or not isinstance(expires, int):
+                raise TransientPeerError(NAME, "token: answer has no access_token")
+            self._token = (token, time.monotonic() + expires - self._settings.token_margin_s)
+        return {"Authorization": f"Bearer {self._token[0]}"}
+
+    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        response = await self._client.request(method, path, headers=await self._bearer(),
+                                              **kwargs)
+        raise_for_peer(NAME, what, response)
+        if response.status_code == 401:
+            self._token = None  # expired or revoked: the retry fetches a new one
+            raise TransientPeerError(NAME, f"{what}: access token refused")
+        if response.status_code != 200:
+            raise PermanentPeerError(NAME, f"{what}: HTTP {response.status_code}")
+        return response
+
+    async def _document(self, method: str, path: str, what: str,
+                        **kwargs: Any) -> PeerDocument:
+        response = await self._call(method, path, what, **kwargs)
+        try:
+            return document_from_peer(json_body(NAME, what, response))
+        except PeerFormatError as exc:
+            raise TransientPeerError(NAME, f"{what}: {exc}") from None
+
+    async def create_document(self, form: dict[str, str]) -> PeerDocument:
+        return await self._document("POST", "/documents", "create", data=form)
+
+    async def add_participant(self, document_id: str, form: dict[str, str]) -> PeerDocument:
+        return await self._document("POST", f"/documents/{document_id}/participants",
+                                    "participant", data=form)
+
+    async def upload_file(self, document_id: str, name: str, content: bytes) -> PeerDocument:
+        return await self._document(
+            "POST", f"/documents/{document_id}/files", "upload", data={"name": name},
+            files={"uploadfile": (name, content, "application/pdf")})
+
+    async def send(self, document_id: str) -> PeerDocument:
+        return await self._document("PUT", f"/documents/{document_id}", "send")
+
+    async def get_document(self, document_id: str) -> PeerDocument:
+        return await self._document("GET", f"/documents/{document_id}", "get")
+
+    async def download_file(self, document_id: str, file_id: str) -> bytes:
+        return await self._pdf(f"/documents/{document_id}/files/{file_id}", "download")
+
+    async def download_certificate(self, document_id: str) -> bytes:
+        """合意締結証明書 of a concluded document (CON-6)."""
+        return await self._pdf(f"/documents/{document_id}/certificate", "certificate")
+
+    async def _pdf(self, path: str, what: str) -> bytes:
+        response = await self._call("GET", path, what)
+        content = response.content
+        if len(content) > self._settings.max_download_bytes:
+            raise PermanentPeerError(NAME, f"{what}: larger than "
+                                     f"{self._settings.max_download_bytes} bytes")
+        if not content.startswith(b"%PDF-"):
+            raise TransientPeerError(NAME, f"{what}: answer is not a PDF")
+        return content
+
+    async def ping(self) -> str:
+        """CloudSign has no health endpoint: buying a fresh token shows it is up."""
+        self._token = None
+        await self._bearer()
+        return "token issued"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,145 @@
+"""The CloudSign connector: what the hub calls to conclude an e-contract (CON-2, CON-4, CON-6).
+
+Entry points:
+
+- ``await connector.send(command)`` for ``Topics.CONTRACT_COMMANDS``
+  (:class:`ContractSendRequested`) → :class:`ContractSent` for CONTRACT_EVENTS:
+  create the document, upload the set, add the parties in order, send it;
+- ``await connector.conclude(document_id)`` after CloudSign's webhook (see
+  ``inbound``) → :class:`ContractConcluded` (signed PDFs and 合意締結証明書 stored),
+  :class:`ContractDeclined`, or ``None`` while the document is still in progress.
+  The webhook carries no signature, so its ``status`` is never believed: the
+  document is re-read through the API and only what the API says counts.
+
+Every HTTP call goes through the Guard on its own, so a failed upload retries the
+upload, not the whole document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors._shared import Guard, Health, PermanentPeerError
+from connectors.cloudsign.adapter import NAME, CloudSignAdapter
+from connectors.cloudsign.documents import DocumentStore, DocumentTampered, FileDocumentStore
+from connectors.cloudsign.mapping import (
+    PeerDocument,
+    declined,
+    document_form,
+    participant_form,
+)
+from connectors.cloudsign.settings import CloudSignSettings
+from connectors.dsure.httpkit import classify_httpx
+from schemas.cloudsign import (
+    ContractConcluded,
+    ContractDeclined,
+    ContractParticipant,
+    ContractSendRequested,
+    ContractSent,
+    DocumentRef,
+    SignedDocumentStatus,
+)
+from schemas.envelope import Envelope, new_envelope
+from schemas.rejection import RuleViolation
+
+__all__ = ["EVENT_NAMESPACE", "PRODUCER", "CloudSignConnector"]
+
+PRODUCER = "connector.cloudsign"
+EVENT_NAMESPACE = uuid.UUID("0c6b2f7e-9d3a-5b8e-a1f4-3e2d7c9b6a51")
+
+
+class CloudSignConnector:
+    name = NAME
+
+    def __init__(self, settings: CloudSignSettings | None = None, *,
+                 adapter: CloudSignAdapter | None = None, guard: Guard | None = None,
+                 store: DocumentStore | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings or CloudSignSettings()
+        self.adapter = adapter or CloudSignAdapter(self.settings)
+        self.guard = guard or Guard.from_settings(NAME, self.settings, classify=classify_httpx)
+        self.store = store or FileDocumentStore(self.settings.document_dir)
+        self._clock = clock
+
+    async def send(self, command: ContractSendRequested) -> ContractSent:
+        """Create, fill and send one document (CON-2)."""
+        contents = [(ref.filename, self._read(ref)) for ref in command.files]
+        doc = await self.guard.call(
+            lambda: self.adapter.create_document(document_form(command)), what="create")
+        for filename, content in contents:
+            await self._upload(doc.id, filename, content)
+        for participant in command.participants:
+            await self._add(doc.id, participant)
+        await self.guard.call(lambda: self.adapter.send(doc.id), what="send")
+        return ContractSent(request_id=command.request_id, document_id=doc.id,
+                            sent_at=self._clock())
+
+    async def conclude(self, document_id: str) -> ContractConcluded | ContractDeclined | None:
+        """Re-read the document a webhook named; store the signed set if concluded."""
+        doc = await self.guard.call(lambda: self.adapter.get_document(document_id),
+                                    what="get")
+        case_id = doc.case_id
+        if case_id is None:
+            raise PermanentPeerError(NAME, f"document {doc.id} was not sent by the hub")
+        at = doc.last_processed_at or doc.updated_at or self._clock()
+        if doc.status is SignedDocumentStatus.CANCELLED:
+            return declined(doc, case_id, at)
+        if doc.status is not SignedDocumentStatus.CONCLUDED:
+            return None
+        signed = [await self._keep_file(doc, file_id, name)
+                  for file_id, name in sorted((f.id, f.name) for f in doc.files)]
+        certificate = self.store.put(
+            f"{doc.title}_合意締結証明書.pdf",
+            await self.guard.call(lambda: self.adapter.download_certificate(doc.id),
+                                  what="certificate"))
+        return ContractConcluded(document_id=doc.id, case_id=case_id, title=doc.title,
+                                 concluded_at=at, signed_files=tuple(signed),
+                                 certificate=certificate)
+
+    @staticmethod
+    def envelope(event: ContractConcluded | ContractDeclined | ContractSent, *,
+                 case_id: str, procuring_entity: str) -> Envelope[Any]:
+        """The envelope to publish. Conclusion and decline get one id per document, so a
+        webhook CloudSign repeats is dropped by the idempotent consumer."""
+        message_id = None
+        if isinstance(event, ContractConcluded | ContractDeclined):
+            message_id = uuid.uuid5(EVENT_NAMESPACE, f"{event.message_type}:{event.document_id}")
+        return new_envelope(event, correlation_id=case_id, procuring_entity=procuring_entity,
+                            producer=PRODUCER, message_id=message_id)
+
+    def _read(self, ref: DocumentRef) -> bytes:
+        try:
+            return self.store.get(ref)
+        except DocumentTampered as exc:
+            raise PermanentPeerError(NAME, str(exc), (RuleViolation(
+                rule_id="CON-5", message_ja="送信する契約書類が保存後に変更されています。",
+                message_en="A contract document changed after it was stored.",
+                next_step_ja="契約書類を作成し直してから送信してください。",
+                next_step_en="Prepare the contract documents again, then send them.",
+                field=ref.filename),)) from None
+        except (OSError, ValueError) as exc:
+            raise PermanentPeerError(NAME, f"document {ref.filename} cannot be read: "
+                                     f"{type(exc).__name__}") from None
+
+    async def _upload(self, document_id: str, filename: str, content: bytes) -> None:
+        await self.guard.call(lambda: self.adapter.upload_file(document_id, filename, content),
+                              what="upload")
+
+    async def _add(self, document_id: str, participant: ContractParticipant) -> None:
+        await self.guard.call(
+            lambda: self.adapter.add_participant(document_id, participant_form(participant)),
+            what="participant")
+
+    async def _keep_file(self, doc: PeerDocument, file_id: str, name: str) -> DocumentRef:
+        content = await self.guard.call(lambda: self.adapter.download_file(doc.id, file_id),
+                                        what="download")
+        return self.store.put(name, content)
+
+    async def health(self) -> Health:
+        return await self.guard.probe(self.adapter.ping)
+
+    async def aclose(self) -> None:
+        await self.adapter.aclose()
