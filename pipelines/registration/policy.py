@@ -202,7 +202,11 @@ def policy_book_from(data: Mapping[str, Any]) -> PolicyBook:
 def load_policy_book(path: str | Path) -> PolicyBook:
     """Read a policy TOML file (see ``default_policy.toml`` for every key)."""
     with open(path, "rb") as fh:
-        return policy_book_from(tomllib.load(fh))
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+    return policy_book_from(data)
 
 
 @lru_cache(maxsize=1)
