@@ -6,7 +6,8 @@ Three operations, each idempotent on its business key: RegisterContract,
 RegisterAdvancePaymentRequest, RegisterPaymentRequest. The same key with the
 same content answers the first receipt again (``duplicate`` true); the same key
 with other content is a ``Client.BusinessKeyConflict`` fault. Registrations are
-kept in SQLite. The ERP checks what a real one checks and answers with SOAP
+kept in SQLite. Requests are parsed by spyne's lxml parser with entities, DTDs and
+network access off. The ERP checks what a real one checks and answers with SOAP
 faults the connector maps to rule IDs:
 
 - ``Client.UnknownContract``: a payment for a contract it does not hold (SUR-6, INV-3)

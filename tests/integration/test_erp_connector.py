@@ -5,6 +5,7 @@ fault tests: peer down, slow past the timeout, garbage, hostile XML (XXE and
 entity expansion refused), inside a maintenance window.
 """
 
+import asyncio
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -282,3 +283,20 @@ async def test_health_up(peer: ErpPeer) -> None:
     health = await connector_for(peer.url).health()
     assert health.ok
     assert health.latency_ms is not None
+
+
+async def test_timed_out_but_registered_redelivery_is_a_duplicate(peer: ErpPeer) -> None:
+    """The ERP finishes a registration whose answer came too late: the redelivered
+    command gets the first receipt back, and the ERP holds one registration."""
+    peer.state.delay_s = 0.6
+    erp = connector_for(peer.url, timeout_s=0.2, retry_attempts=1)
+    with pytest.raises(TransientPeerError):
+        await erp.register(contract())
+    peer.state.delay_s = 0.0
+    for _ in range(50):
+        if peer.ledger.count() == 1:
+            break
+        await asyncio.sleep(0.05)
+    redelivered = await erp.register(contract())
+    assert redelivered.duplicate
+    assert peer.ledger.count() == 1

@@ -219,3 +219,12 @@ async def test_health_up_and_down(peer: SmtpPeer, tmp_path: Path) -> None:
     assert health.detail.startswith("250")
     down = await connector_for(free_port(), tmp_path).health()
     assert down.state is HealthState.DOWN
+
+
+async def test_a_repeat_of_one_mail_id_is_recognisable(peer: SmtpPeer, tmp_path: Path) -> None:
+    connector = connector_for(peer.port, tmp_path)
+    mail = registration()
+    first = await connector.send(mail)
+    second = await connector.send(mail)
+    one, two = peer.wait_for(2)
+    assert first.smtp_message_id == second.smtp_message_id == one.message_id == two.message_id
