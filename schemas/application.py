@@ -25,6 +25,7 @@ from schemas.surety import AuthKey, ContractNumber, SuretyProduct
 
 __all__ = [
     "ApplicationReceived",
+    "ApplicationSubmitted",
     "AttachmentRef",
     "ContractOfficer",
     "CorrectionRequested",
@@ -133,6 +134,18 @@ class SuretyKeyNotice(_Strict):
     product: SuretyProduct | None = None
     work_name: str | None = Field(default=None, max_length=200)
     contractor_name: str | None = Field(default=None, max_length=200)
+
+
+@message("application.submitted", 1)
+class ApplicationSubmitted(Payload):
+    """The application system announced a submission (webhook or poll); fetch it.
+
+    Topic: ``Topics.APPLICATION_COMMANDS``. Publish it with the message id
+    ``connectors.application.message_id_for(application_id)``: webhook and poll
+    then announce one submission once, and the idempotent consumer drops the other.
+    """
+
+    application_id: ApplicationId
 
 
 @message("application.received", 1)

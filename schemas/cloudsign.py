@@ -22,6 +22,7 @@ from schemas.rejection import RuleViolation
 
 __all__ = [
     "MAIL_ATTACH_LIMIT_BYTES",
+    "ContractCompletionNotified",
     "ContractConcluded",
     "ContractDeclined",
     "ContractParticipant",
@@ -100,6 +101,17 @@ class ContractSent(Payload):
     request_id: uuid.UUID
     document_id: DocumentId
     sent_at: AwareDatetime
+
+
+@message("contract.completion-notified", 1)
+class ContractCompletionNotified(Payload):
+    """CloudSign's webhook named this document (concluded, rejected or bounced).
+
+    Topic: ``Topics.CONTRACT_COMMANDS``. The webhook is unsigned: only the id is
+    taken from it; the CloudSign connector re-reads the document through the API.
+    """
+
+    document_id: DocumentId
 
 
 @message("contract.concluded", 1)
