@@ -6,6 +6,7 @@ docs/connectors.md and build on these pieces.
 """
 
 from connectors._shared.base import Connector, Guard, GuardStats, ReferencePeer
+from connectors._shared.effects import Effect, Emitter
 from connectors._shared.errors import (
     CircuitOpenError,
     ConnectorError,
@@ -25,6 +26,8 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorSettings",
+    "Effect",
+    "Emitter",
     "Guard",
     "GuardStats",
     "Health",

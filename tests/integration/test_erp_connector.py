@@ -24,10 +24,18 @@ from connectors._shared import (
     TransientPeerError,
 )
 from connectors.erp import SHIPPED_WSDL, ErpConnector, ErpSettings, rejection_for
+from connectors.erp.effects import effects
 from connectors.erp.peer import ErpPeer
 from connectors.mail.peer import free_port
-from schemas.envelope import JST
-from schemas.erp import ErpRegistrationKind, ErpRegistrationRequested
+from schemas.envelope import JST, Envelope, new_envelope
+from schemas.erp import (
+    ErpRegistered,
+    ErpRegistrationKind,
+    ErpRegistrationRejected,
+    ErpRegistrationRequested,
+)
+from schemas.registry import Payload
+from schemas.topics import Topics, TopicSpec
 
 pytestmark = pytest.mark.soap
 
@@ -300,3 +308,38 @@ async def test_timed_out_but_registered_redelivery_is_a_duplicate(peer: ErpPeer)
     redelivered = await erp.register(contract())
     assert redelivered.duplicate
     assert peer.ledger.count() == 1
+
+
+class RecordingEmitter:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, object]] = []
+
+    def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
+             correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
+        self.emitted.append((topic.name, payload))
+        return cause.caused(payload, producer="test")
+
+
+def envelope_of(request: ErpRegistrationRequested) -> Envelope[Any]:
+    return new_envelope(request, correlation_id="R8-001", procuring_entity="saitama-pref",
+                        producer="test")
+
+
+async def test_effect_emits_registered_or_rejected_and_raises_holds(peer: ErpPeer) -> None:
+    [register] = effects(connector_for(peer.url)).values()
+    ctx = RecordingEmitter()
+    await register(ctx, envelope_of(payment(1_000, number="R8-404")))
+    await register(ctx, envelope_of(contract()))
+    await register(ctx, envelope_of(contract()))
+    (_, rejected), (_, first), (_, again) = ctx.emitted
+    assert {topic for topic, _ in ctx.emitted} == {Topics.ERP_EVENTS.name}
+    assert isinstance(rejected, ErpRegistrationRejected)
+    assert rejected.violations[0].rule_id == "INV-3"
+    assert isinstance(first, ErpRegistered)
+    assert isinstance(again, ErpRegistered)
+    assert again.duplicate
+    assert again.erp_reference == first.erp_reference
+    peer.state.maintenance_until = datetime.now(UTC) + timedelta(minutes=5)
+    with pytest.raises(PeerInMaintenance):
+        await register(ctx, envelope_of(advance(1_000)))
+    assert len(ctx.emitted) == 3

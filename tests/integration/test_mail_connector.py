@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,9 +23,12 @@ from connectors._shared import (
     TransientPeerError,
 )
 from connectors.mail import DirectoryDocumentStore, MailConnector, MailSettings
+from connectors.mail.effects import effects
 from connectors.mail.peer import Behaviour, SmtpPeer, free_port
-from schemas.envelope import JST
-from schemas.mail import MailKind, MailRequested
+from schemas.envelope import JST, Envelope, new_envelope
+from schemas.mail import MailFailed, MailKind, MailRequested, MailSent
+from schemas.registry import Payload
+from schemas.topics import Topics, TopicSpec
 
 pytestmark = pytest.mark.smtp
 
@@ -228,3 +232,36 @@ async def test_a_repeat_of_one_mail_id_is_recognisable(peer: SmtpPeer, tmp_path:
     second = await connector.send(mail)
     one, two = peer.wait_for(2)
     assert first.smtp_message_id == second.smtp_message_id == one.message_id == two.message_id
+
+
+class RecordingEmitter:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, object]] = []
+
+    def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
+             correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
+        self.emitted.append((topic.name, payload))
+        return cause.caused(payload, producer="test")
+
+
+def envelope_of(mail: MailRequested) -> Envelope[Any]:
+    return new_envelope(mail, correlation_id=str(mail.mail_id), procuring_entity="saitama-pref",
+                        producer="test")
+
+
+async def test_effect_emits_sent_or_failed_and_raises_outages(peer: SmtpPeer,
+                                                              tmp_path: Path) -> None:
+    [send] = effects(connector_for(peer.port, tmp_path)).values()
+    ctx = RecordingEmitter()
+    await send(ctx, envelope_of(registration()))
+    await send(ctx, envelope_of(registration(company_name="株式会社\nBcc: x@evil.example")))
+    (topic_ok, sent), (topic_failed, failed) = ctx.emitted
+    assert topic_ok == topic_failed == Topics.MAIL_EVENTS.name
+    assert isinstance(sent, MailSent)
+    assert isinstance(failed, MailFailed)
+    assert failed.reason.startswith("REG-10: ")
+    assert len(peer.wait_for(1)) == 1
+    [down] = effects(connector_for(free_port(), tmp_path, retry_attempts=1)).values()
+    with pytest.raises(TransientPeerError):
+        await down(ctx, envelope_of(registration()))
+    assert len(ctx.emitted) == 2
