@@ -64,10 +64,8 @@ def _drop_postgres(name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database: a SQLite file, then a PostgreSQL database."""
-    if request.param == "sqlite":
+def _database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'hub.db'}"
         engine = create_db_engine(url)
         upgrade(engine)
@@ -85,8 +83,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _drop_postgres(name)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, then a PostgreSQL database."""
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (for what only a shared server can do)."""
+    yield from _database("postgres", tmp_path)
+
+
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     eng = create_db_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    eng = create_db_engine(pg_url)
     yield eng
     eng.dispose()

@@ -33,6 +33,7 @@ ledger_table = sa.Table(
     sa.Column("entry_no", sa.Integer, nullable=False, index=True),
     sa.Column("message_id", sa.String(64), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("worker", sa.Integer, nullable=False),
 )
 
 
@@ -80,7 +81,8 @@ def make_handler(out: TopicSpec):  # type: ignore[no-untyped-def]
             if failed <= p.fail_times:
                 raise FlakyPeerError(f"flaky failure {failed} of entry {p.entry_no}")
         ctx.session.execute(ledger_table.insert().values(
-            entry_no=p.entry_no, message_id=str(envelope.message_id), amount=p.amount))
+            entry_no=p.entry_no, message_id=str(envelope.message_id), amount=p.amount,
+            worker=os.getpid()))
         ctx.emit(out, LedgerEntryRecorded(entry_no=p.entry_no, amount=p.amount), cause=envelope)
 
     return record_entry
@@ -103,6 +105,13 @@ def create_tables(engine: Engine) -> None:
 
 def wiring(settings: Settings) -> Wiring:
     return Wiring(consumers=[consumer()])
+
+
+def workers(engine: Engine) -> Counter[int]:
+    """How many entries each process booked."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ledger_table.c.worker))
+        return Counter(r[0] for r in rows)
 
 
 def entry_counts(engine: Engine) -> Counter[int]:
