@@ -11,6 +11,7 @@ Run it alone: ``python -m connectors.erp.peer --port 8090 --db var/erp.sqlite3``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import socket
 import threading
@@ -72,6 +73,13 @@ class ErpPeer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the local default)."""
+        try:
+            self._server.serve_forever(poll_interval=0.5)
+        finally:
+            self._server.server_close()
+
     def __enter__(self) -> ErpPeer:
         self.start()
         return self
@@ -89,10 +97,8 @@ def main() -> None:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     peer = ErpPeer(args.host, args.port, args.db)
     print(f"reference ERP on {peer.url} (WSDL: {peer.url}?wsdl)", flush=True)
-    try:
-        peer._server.serve_forever()
-    except KeyboardInterrupt:
-        peer._server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):
+        peer.serve_forever()
 
 
 if __name__ == "__main__":
