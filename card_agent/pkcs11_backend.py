@@ -56,7 +56,8 @@ class Pkcs11Session:
         return self._cert
 
     def pin_status(self) -> PinStatus:
-        flags = self._token.flags
+        # Token objects cache their flags: ask the slot for the current ones.
+        flags = self._token.slot.get_token().flags
         if flags & TokenFlag.USER_PIN_LOCKED:
             return PinStatus(verified=self._user is not None, retries_left=0, locked=True)
         retries = 1 if flags & TokenFlag.USER_PIN_FINAL_TRY else None
