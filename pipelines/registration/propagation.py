@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from pipelines.registration.models import PendingPropagationRow
 from pipelines.registration.rules import run_pending
-from pipelines.registration.store import load_world, save_world
+from pipelines.registration.store import load_world, save_world, utc
 from pipelines.registration.world import PendingPropagation, PropagationStatus
 from schemas.registration import (
     CardRegistered,
@@ -84,7 +84,7 @@ def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
     due = list(session.exec(
         select(PendingPropagationRow.propagation_id)
         .where(PendingPropagationRow.status == PropagationStatus.PENDING.value,
-               col(PendingPropagationRow.due_at) <= now)
+               col(PendingPropagationRow.due_at) <= utc(now))
         .order_by(col(PendingPropagationRow.due_at), col(PendingPropagationRow.propagation_id))
         .limit(limit)))
     session.commit()

@@ -67,6 +67,11 @@ def aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def utc(at: datetime) -> datetime:
+    """Stored times are UTC: SQLite keeps no zone, so a JST time would read back shifted."""
+    return at.astimezone(UTC)
+
+
 def make_password_verifier(password: str) -> str:
     """A salted scrypt verifier for ``password`` (the password itself is never kept)."""
     salt = secrets.token_bytes(16)
@@ -106,15 +111,17 @@ def upsert_qualification(session: Session, entity: str, domain: Domain,
     if row is None:
         row = QualificationRow(entity=entity, domain=domain.value, user_id=record.user_id,
                                trade_name="", trade_name_key="", head_office_address="",
-                               representative_name="", contractor_name="", updated_at=now)
+                               representative_name="", contractor_name="", updated_at=utc(now))
     for name in ("trade_name", "postal_code", "head_office_address", "representative_name",
                  "representative_title", "contractor_name", "corporate_number",
-                 "invoice_number", "qualified_until", "password_changed_at"):
+                 "invoice_number", "qualified_until"):
         setattr(row, name, getattr(record, name))
+    changed = record.password_changed_at
+    row.password_changed_at = utc(changed) if changed else None
     row.trade_name_key = trade_name_key(record.trade_name)
     if password_verifier is not None:
         row.password_verifier = password_verifier
-    row.updated_at = now
+    row.updated_at = utc(now)
     session.add(row)
 
 
@@ -204,7 +211,7 @@ def save_world(session: Session, before: World, after: World, now: datetime) -> 
             session.add(PendingConfirmationRow(
                 confirmation_id=str(cid), issuer=pending.command.card.issuer,
                 serial=pending.command.card.serial,
-                command=pending.command.model_dump(mode="json"), created_at=now))
+                command=pending.command.model_dump(mode="json"), created_at=utc(now)))
     for pid, prop in after.propagations.items():
         if before.propagations.get(pid) != prop:
             _save_propagation(session, prop, now)
@@ -219,7 +226,7 @@ def _save_contractor(session: Session, c: Contractor, now: datetime) -> None:
         row = ContractorRow(network=c.network, user_id=c.user_id, company_id=c.company_id,
                             company_name=c.company_name, company_key=c.company_key,
                             corporate_number=c.corporate_number, representative_contact=rep,
-                            created_at=now)
+                            created_at=utc(now))
     else:
         row.company_name, row.company_key = c.company_name, c.company_key
         row.corporate_number, row.representative_contact = c.corporate_number, rep
@@ -233,9 +240,10 @@ def _save_card(session: Session, card: Card) -> None:
     if row is None:
         row = CardRow(issuer=f.issuer, serial=f.serial, network=card.network,
                       user_id=card.user_id, holder_name=f.holder_name,
-                      holder_address=f.holder_address, not_before=f.not_before,
-                      not_after=f.not_after, status="active")
-    row.holder_organization, row.authenticated_at = f.holder_organization, f.authenticated_at
+                      holder_address=f.holder_address, not_before=utc(f.not_before),
+                      not_after=utc(f.not_after), status="active")
+    row.holder_organization = f.holder_organization
+    row.authenticated_at = utc(f.authenticated_at) if f.authenticated_at else None
     revoked = bool(card.registrations) and all(
         r.status is RegistrationStatus.REVOKED for r in card.registrations.values())
     row.status = "revoked" if revoked else "active"
@@ -247,9 +255,10 @@ def _save_card(session: Session, card: Card) -> None:
     for (entity, domain), reg in card.registrations.items():
         r = existing.get((entity, domain.value)) or CardRegistrationRow(
             card_id=row.id, entity=entity, domain=domain.value, status=reg.status.value,
-            department_name=reg.department_name, contact={}, registered_at=reg.registered_at)
+            department_name=reg.department_name, contact={},
+            registered_at=utc(reg.registered_at))
         r.status, r.department_name = reg.status.value, reg.department_name
-        r.contact, r.registered_at = reg.contact.model_dump(mode="json"), reg.registered_at
+        r.contact, r.registered_at = reg.contact.model_dump(mode="json"), utc(reg.registered_at)
         session.add(r)
 
 
@@ -261,8 +270,8 @@ def _save_propagation(session: Session, prop: PendingPropagation, now: datetime)
             propagation_id=str(s.propagation_id), kind=s.kind.value, network=s.source.network,
             target_entity=s.target_entity, domain=s.source.domain.value,
             user_id=s.source.user_id, immediate=s.immediate, status=prop.status.value,
-            due_at=s.due_at, scheduled=s.model_dump(mode="json"), created_at=now)
+            due_at=utc(s.due_at), scheduled=s.model_dump(mode="json"), created_at=utc(now))
     row.status, row.note = prop.status.value, prop.note[:500]
     if prop.status is not PropagationStatus.PENDING:
-        row.done_at = now
+        row.done_at = utc(now)
     session.add(row)
