@@ -18,6 +18,8 @@ import pytest
 from lxml import etree
 
 from connectors._shared import (
+    BreakerState,
+    CircuitOpenError,
     HealthState,
     PeerInMaintenance,
     PermanentPeerError,
@@ -343,3 +345,21 @@ async def test_effect_emits_registered_or_rejected_and_raises_holds(peer: ErpPee
     with pytest.raises(PeerInMaintenance):
         await register(ctx, envelope_of(advance(1_000)))
     assert len(ctx.emitted) == 3
+
+
+async def test_breaker_opens_on_outage_and_closes_after_a_good_trial() -> None:
+    port = free_port()
+    erp = connector_for(f"http://127.0.0.1:{port}/", retry_attempts=1, breaker_failures=2,
+                        breaker_reset_s=0.3)
+    for _ in range(2):
+        with pytest.raises(TransientPeerError):
+            await erp.register(contract())
+    with pytest.raises(CircuitOpenError):
+        await erp.register(contract())
+    assert (await erp.health()).state is HealthState.CIRCUIT_OPEN
+    assert erp.guard.stats.attempts == 2  # the refused call never went out
+    with ErpPeer(port=port):
+        await asyncio.sleep(0.35)
+        assert erp.guard.breaker.state is BreakerState.HALF_OPEN
+        assert not (await erp.register(contract())).duplicate
+        assert erp.guard.breaker.state is BreakerState.CLOSED
