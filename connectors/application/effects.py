@@ -1,4 +1,4 @@
-"""The online application connector as hub consumer effects (see ``connectors.dsure.effects``).
+"""The online application connector as hub consumer effects (``connectors._shared.effects``).
 
 Reading ``Topics.APPLICATION_COMMANDS``:
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors._shared.effects import Effect, Emitter
 from connectors.application.connector import ApplicationConnector
-from connectors.dsure.effects import Effect, Emitter
 from schemas.application import ApplicationSubmitted, CorrectionRequested
 from schemas.envelope import Envelope
 from schemas.registry import Payload

@@ -1,4 +1,4 @@
-"""The CloudSign connector as hub consumer effects (see ``connectors.dsure.effects``).
+"""The CloudSign connector as hub consumer effects (``connectors._shared.effects``).
 
 Reading ``Topics.CONTRACT_COMMANDS``:
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors._shared.effects import Effect, Emitter
 from connectors.cloudsign.connector import CloudSignConnector
-from connectors.dsure.effects import Effect, Emitter
 from schemas.cloudsign import ContractCompletionNotified, ContractSendRequested
 from schemas.envelope import Envelope
 from schemas.registry import Payload

@@ -6,31 +6,21 @@ function that calls D・Sure and emits the answer; the hub's wiring puts it in a
 connector classified them, and the hub's processor acts on each: transient →
 retried with backoff, then the dead-letter topic with the reason and history;
 ``PeerInMaintenance`` → held until ``retry_at`` (WIN-2); permanent → dead-letter.
-No import of ``hub``: dependencies point from the hub to the connectors.
+A refusal by D・Sure (SUR-1) is emitted as ``SuretyLookupRefused``, not raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
+from connectors._shared.effects import Effect, Emitter
 from connectors.dsure.connector import DSureConnector
 from schemas.envelope import Envelope
 from schemas.registry import Payload
 from schemas.surety import SuretyCheckRequested
-from schemas.topics import Topics, TopicSpec
+from schemas.topics import Topics
 
-__all__ = ["Effect", "Emitter", "effects"]
-
-
-class Emitter(Protocol):
-    """What an effect needs of the hub's context (``hub.consumers.EffectContext``)."""
-
-    def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
-             correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]: ...
-
-
-Effect = Callable[[Emitter, Envelope[Any]], Awaitable[None]]
+__all__ = ["effects"]
 
 
 def effects(connector: DSureConnector) -> dict[type[Payload], Effect]:
