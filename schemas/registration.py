@@ -161,7 +161,9 @@ class ContactInput(Contact):
     email_confirmation: Annotated[str, Field(max_length=100)]
 
     def to_contact(self) -> Contact:
-        return Contact(**self.model_dump(exclude={"email_confirmation"}))
+        return Contact(
+            contact_name=self.contact_name, postal_code=self.postal_code, address=self.address,
+            person_name=self.person_name, phone=self.phone, fax=self.fax, email=self.email)
 
 
 class _EntityCommand(Payload):

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 __all__ = [
     "LEGAL_FORMS",
@@ -79,6 +80,8 @@ def to_fullwidth(text: str) -> str:
     return "".join(out)
 
 
+# Cached: the rules compare the same few names for every command of a company.
+@lru_cache(maxsize=8192)
 def normalize_trade_name(name: str, branch: str | None = None) -> str:
     """The 商号 as the registry holds it (REG-3), full-width.
 
@@ -93,6 +96,7 @@ def normalize_trade_name(name: str, branch: str | None = None) -> str:
     return to_fullwidth(_SPACES.sub(" ", text))
 
 
+@lru_cache(maxsize=8192)
 def trade_name_key(name: str, branch: str | None = None) -> str:
     """A comparison key for 商号: normalised, then without any space or case difference.
 
@@ -101,6 +105,7 @@ def trade_name_key(name: str, branch: str | None = None) -> str:
     return _SPACES.sub("", nfkc(normalize_trade_name(name, branch))).casefold()
 
 
+@lru_cache(maxsize=8192)
 def name_key(name: str) -> str:
     """A comparison key for a person's name or an address: NFKC, no spaces, case-folded."""
     return _SPACES.sub("", nfkc(name)).casefold()
@@ -127,6 +132,7 @@ def wareki(day: date) -> str:
 _CONFUSABLE: dict[str, str] = {"0": "0O", "O": "0O", "1": "1lI", "l": "1lI", "I": "1lI"}
 
 
+@lru_cache(maxsize=4096)
 def confusable_variants(text: str, limit: int = 64) -> tuple[str, ...]:
     """Spellings of ``text`` differing only by 0/O or 1/l/I (≤ ``limit``, ``text`` excluded).
 

@@ -13,7 +13,7 @@ import enum
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -109,24 +109,25 @@ class PolicyBook:
     """All entity policies, by (entity code, system) and by network."""
 
     entries: Mapping[tuple[str, SystemKind], EntityPolicy]
+    _networks: dict[str, str] = field(init=False, repr=False, compare=False)
+    _members: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Indexed once: the rules ask these for every command.
+        networks = {p.code: p.network for p in self.entries.values()}
+        members = {n: tuple(sorted(c for c, m in networks.items() if m == n))
+                   for n in set(networks.values())}
+        object.__setattr__(self, "_networks", networks)
+        object.__setattr__(self, "_members", members)
 
     def get(self, code: str, system: SystemKind) -> EntityPolicy | None:
         return self.entries.get((code, system))
 
     def network_of(self, code: str) -> str | None:
-        for policy in self.entries.values():
-            if policy.code == code:
-                return policy.network
-        return None
+        return self._networks.get(code)
 
     def entities_in(self, network: str) -> tuple[str, ...]:
-        return tuple(sorted({p.code for p in self.entries.values() if p.network == network}))
-
-    def entity_name(self, code: str) -> str:
-        for policy in self.entries.values():
-            if policy.code == code:
-                return policy.name
-        return code
+        return self._members.get(network, ())
 
 
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -224,15 +225,19 @@ def _year_end(day: date) -> bool:
     return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 5)
 
 
+@lru_cache(maxsize=4096)
+def _closed_all_day(weekdays_only: bool, year_end_closure: bool, closed_on_holidays: bool,
+                    day: date) -> bool:
+    return ((weekdays_only and day.weekday() >= 5)
+            or (year_end_closure and _year_end(day))
+            or (closed_on_holidays and day in _jp_holidays(day.year)))
+
+
 def is_service_time(policy: EntityPolicy, at: datetime) -> bool:
     """Whether the entity's system is open at ``at`` (WIN-1)."""
     local = at.astimezone(JST)
-    day = local.date()
-    if policy.weekdays_only and day.weekday() >= 5:
-        return False
-    if policy.year_end_closure and _year_end(day):
-        return False
-    if policy.closed_on_holidays and day in _jp_holidays(day.year):
+    if _closed_all_day(policy.weekdays_only, policy.year_end_closure,
+                       policy.closed_on_holidays, local.date()):
         return False
     if policy.service_hours is None:
         return True
