@@ -75,6 +75,14 @@ class ApplicationConnector:
         raw = await self.guard.call(lambda: self.adapter.get(application_id), what="get")
         return await self._canonical(raw)
 
+    async def announced_after(self, cursor: str = "0") -> tuple[list[str], str]:
+        """Ids of the applications submitted after ``cursor``, and the next cursor: what
+        the poller publishes as ``ApplicationSubmitted`` (the effect fetches each)."""
+        items, next_cursor = await self.guard.call(
+            lambda: self.adapter.list_after(cursor, self.settings.poll_limit), what="poll")
+        ids = [str(raw["id"]) for raw in items if isinstance(raw, dict) and raw.get("id")]
+        return ids, next_cursor
+
     async def poll(self, cursor: str = "0") -> PollBatch:
         """Applications submitted after ``cursor`` (at most ``poll_limit``)."""
         items, next_cursor = await self.guard.call(

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from connectors._shared import ConnectorError
-from connectors.application.connector import ApplicationConnector, PollBatch
+from connectors.application.connector import ApplicationConnector
 from connectors.application.settings import ApplicationSettings
 
 __all__ = ["WEBHOOK_PATH", "poll_forever", "verify_signature", "webhook_router"]
@@ -70,22 +70,25 @@ def webhook_router(settings: ApplicationSettings,
 
 
 async def poll_forever(connector: ApplicationConnector, cursor: str,
-                       sink: Callable[[PollBatch], Awaitable[None]], *,
+                       sink: Callable[[list[str], str], Awaitable[None]], *,
                        interval_s: float, stop: asyncio.Event) -> str:
-    """Poll until ``stop`` is set; ``sink`` stores each batch (and its cursor) first.
+    """Poll until ``stop`` is set; ``sink(ids, next_cursor)`` publishes the ids (as
+    ``ApplicationSubmitted``) and stores the cursor, in that order.
 
     A failed poll is logged and tried again next interval with the same cursor:
-    nothing is skipped. Returns the last cursor.
+    nothing is skipped. A full page is followed at once by the next. Returns the
+    last cursor.
     """
     while not stop.is_set():
         try:
-            batch = await connector.poll(cursor)
+            ids, next_cursor = await connector.announced_after(cursor)
         except ConnectorError as exc:
             log.warning("application poll failed: %s", exc.reason)
         else:
-            await sink(batch)
-            cursor = batch.cursor
-            if batch.received or batch.unreadable:
+            if ids:
+                await sink(ids, next_cursor)
+            cursor = next_cursor
+            if len(ids) >= connector.settings.poll_limit:
                 continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

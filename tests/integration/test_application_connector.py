@@ -8,6 +8,7 @@ retries, the reason the hub dead-letters, and nothing lost once the peer is back
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 from connectors._shared import PeerInMaintenance, PermanentPeerError, TransientPeerError
 from connectors._shared.health import HealthState
 from connectors.application import ApplicationConnector, ApplicationSettings
-from connectors.application.inbound import WEBHOOK_PATH, webhook_router
+from connectors.application.inbound import WEBHOOK_PATH, poll_forever, webhook_router
 from connectors.application.peer import ApplicationPeer, PeerAttachment, sign_webhook
 from connectors.dsure.loopback import LoopbackServer
 from connectors.dsure.noticepdf import render_key_notice
@@ -140,6 +141,29 @@ async def test_polling_catches_up_when_webhooks_were_lost(
                                             "'り災証明書交付申請書'")]
     assert batch.cursor == "5"
     assert (await connector.poll(batch.cursor)).received == []
+
+
+async def test_poller_announces_every_id_once_and_survives_an_outage(
+        peer: ApplicationPeer, connector: ApplicationConnector) -> None:
+    ids = [submit_e_contract(peer) for _ in range(12)]  # poll_limit 10: two pages
+    seen: list[str] = []
+    cursors: list[str] = []
+    stop = asyncio.Event()
+
+    async def sink(batch: list[str], cursor: str) -> None:
+        seen.extend(batch)
+        cursors.append(cursor)
+        if len(seen) == len(ids):
+            stop.set()
+
+    peer.faults.error_status = 500  # the first poll fails: nothing is skipped
+    task = asyncio.create_task(poll_forever(connector, "0", sink, interval_s=0.05, stop=stop))
+    await asyncio.sleep(0.2)
+    peer.faults.clear()
+    last = await asyncio.wait_for(task, timeout=10)
+    assert seen == ids
+    assert cursors == ["10", "12"]
+    assert last == "12"
 
 
 async def test_unreadable_key_notice_becomes_a_sur1_problem(
