@@ -107,7 +107,7 @@ class CardRow(SQLModel, table=True):
     not_before: datetime = _ts()
     not_after: datetime = _ts()
     authenticated_at: datetime | None = _ts(nullable=True)
-    status: str = Field(max_length=16, description="active | revoked (RNW-7)")
+    status: str = Field(max_length=16, description="active | revoked (RNW-7) | expired")
 
 
 class CardRegistrationRow(SQLModel, table=True):

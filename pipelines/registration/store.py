@@ -200,7 +200,7 @@ def save_world(session: Session, before: World, after: World, now: datetime) -> 
             _save_contractor(session, contractor, now)
     for card_key, card in after.cards.items():
         if before.cards.get(card_key) != card:
-            _save_card(session, card)
+            _save_card(session, card, now)
     for cid in before.confirmations.keys() - after.confirmations.keys():
         row = session.get(PendingConfirmationRow, str(cid))
         if row is not None:
@@ -233,7 +233,7 @@ def _save_contractor(session: Session, c: Contractor, now: datetime) -> None:
     session.add(row)
 
 
-def _save_card(session: Session, card: Card) -> None:
+def _save_card(session: Session, card: Card, now: datetime) -> None:
     f = card.facts
     row = session.exec(select(CardRow).where(CardRow.issuer == f.issuer,
                                              CardRow.serial == f.serial)).first()
@@ -246,7 +246,8 @@ def _save_card(session: Session, card: Card) -> None:
     row.authenticated_at = utc(f.authenticated_at) if f.authenticated_at else None
     revoked = bool(card.registrations) and all(
         r.status is RegistrationStatus.REVOKED for r in card.registrations.values())
-    row.status = "revoked" if revoked else "active"
+    # "expired" is informational: queries check the validity dates themselves.
+    row.status = "revoked" if revoked else "expired" if now > f.not_after else "active"
     session.add(row)
     session.flush()
     assert row.id is not None

@@ -162,6 +162,13 @@ CASES = [
     # REG-3 lookup and its hints
     ("REG-3-accept-abbreviated-trade-name-normalised",
      scenario(register(trade_name="北東組（株）")), OK, set(), None),
+    ("REG-3-accept-yamaguchi-vendor-number",
+     scenario(register(entity="yamaguchi-city", user_id="A12345678"),
+              qualifications=(qual("yamaguchi-city", user_id="A12345678"),)), OK, set(), None),
+    ("REG-3-reject-yamaguchi-needs-9-characters",
+     scenario(register(entity="yamaguchi-city", user_id="1234567890"),
+              qualifications=(qual("yamaguchi-city", user_id="1234567890"),)), NO, {"REG-3"},
+     None),
     ("REG-3-reject-confusable-user-id-hint", scenario(register(user_id="l234567890")), NO,
      {"REG-3"}, _hint("数字の0")),
     ("REG-3-reject-fullwidth-user-id-hint", scenario(register(user_id="１２３４５６７８９０")), NO,
@@ -229,6 +236,9 @@ CASES = [
     ("REG-9-accept-at-once-chosen-entity",
      scenario(register(apply_now_to=("kawagoe-city",)), qualifications=BOTH), OK, set(),
      lambda a: _scheduled(a)[0]["immediate"] is True),
+    ("REG-9-accept-registration-at-added-entity",
+     scenario(register(entity="kawagoe-city"), history=(R1,), qualifications=BOTH), OK, set(),
+     lambda a: not _registered(a)["first_registration"] and _scheduled(a) == []),
     ("REG-9-reject-at-once-where-not-qualified",
      scenario(register(apply_now_to=("kawagoe-city",))), NO, {"REG-9"}, None),
     # REG-10 企業ID and mail to the ICカード利用部署 (NTF-1)
