@@ -27,12 +27,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
 
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults
+from connectors.application.settings import ApplicationSettings
+from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from schemas.envelope import JST
 
 __all__ = ["ApplicationPeer", "PeerAttachment", "create_app", "sign_webhook"]
@@ -194,3 +196,15 @@ class ApplicationPeer:
         except httpx.HTTPError:
             # The receiver is down: polling picks the submission up later.
             self.webhook_failures += 1
+
+
+def main() -> None:
+    """``python -m connectors.application.peer``: the local default on
+    ``HUB_APPLICATION_BASE_URL`` (empty; submissions come from ``submit``)."""
+    settings = ApplicationSettings()
+    serve_forever(ApplicationPeer(token=settings.api_token.get_secret_value(),
+                                   port=urlparse(settings.base_url).port))
+
+
+if __name__ == "__main__":
+    main()

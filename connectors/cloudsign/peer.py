@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 import httpx
 from fastapi import FastAPI, File, Form, Header, UploadFile
@@ -36,8 +37,9 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from connectors.cloudsign.settings import CloudSignSettings
 from connectors.cloudsign.signing import seal_pdf
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults
+from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from schemas.envelope import JST
 
 __all__ = ["CloudSignPeer", "create_app", "render_certificate"]
@@ -254,3 +256,15 @@ class CloudSignPeer:
         response = httpx.post(self.hook_url, json=body,
                               headers={"User-Agent": "CloudSignWebHook"}, timeout=5.0)
         return response.status_code
+
+
+def main() -> None:
+    """``python -m connectors.cloudsign.peer``: the local default on
+    ``HUB_CLOUDSIGN_BASE_URL``, accepting ``HUB_CLOUDSIGN_CLIENT_ID``."""
+    settings = CloudSignSettings()
+    serve_forever(CloudSignPeer(client_id=settings.client_id.get_secret_value(),
+                                 port=urlparse(settings.base_url).port))
+
+
+if __name__ == "__main__":
+    main()

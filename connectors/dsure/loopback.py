@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-__all__ = ["LoopbackServer", "PeerFaults", "free_port", "install_faults"]
+__all__ = ["LoopbackServer", "PeerFaults", "free_port", "install_faults", "serve_forever"]
 
 
 @dataclass
@@ -127,3 +127,14 @@ class LoopbackServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def serve_forever(peer: Any) -> None:
+    """Run a reference peer (``start``/``stop``/``url``) in the foreground until Ctrl-C:
+    the local default, ``python -m connectors.<name>.peer``."""
+    peer.start()
+    print(f"{type(peer).__name__} on {peer.url} (Ctrl-C stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        peer.stop()

@@ -21,14 +21,16 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from urllib.parse import urlparse
 
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults
+from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.dsure.mapping import certificate_to_peer
 from connectors.dsure.noticepdf import render_key_notice
+from connectors.dsure.settings import DSureSettings
 from schemas.envelope import JST
 from schemas.surety import SuretyCertificate, SuretyIssueKind, SuretyProduct
 
@@ -131,3 +133,17 @@ class DSurePeer:
         issued = IssuedCertificate(certificate, key)
         self._store.issued[certificate.contract_number] = issued
         return issued
+
+
+def main() -> None:
+    """``python -m connectors.dsure.peer``: the local default on ``HUB_DSURE_BASE_URL``,
+    holding seed 002's certificate (31072-0001M, key Z28YUE4J3Bux)."""
+    settings = DSureSettings()
+    peer = DSurePeer(token=settings.api_token.get_secret_value(),
+                     port=urlparse(settings.base_url).port)
+    peer.issue(seed_certificate(), auth_key="Z28YUE4J3Bux")
+    serve_forever(peer)
+
+
+if __name__ == "__main__":
+    main()
