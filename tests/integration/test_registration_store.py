@@ -15,6 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from hub.consumers import ConsumerSpec
+from hub.db import OutboxRecord
+from hub.delivery import Delivery
+from hub.processing import Processor
+from hub.settings import RetrySettings
 from pipelines.registration.handlers import HANDLERS
 from pipelines.registration.models import (
     CardRegistrationRow,
@@ -40,6 +45,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.topics import Topics, TopicSpec
+from schemas.wire import decode, encode
 from tests.unit.test_registration_properties import ENTITIES, USERS, play
 from tests.unit.test_registration_rules import (
     ISSUER,
@@ -262,3 +268,30 @@ def test_database_and_memory_evolve_alike(engine: Engine, example: int) -> None:
         stored = load_world(session, network="saitama-joint", entities=ENTITIES, user_ids=USERS)
     assert stored.cards == memory.cards, json.dumps(stream, ensure_ascii=False)[:2000]
     assert stored.contractors == memory.contractors
+
+
+async def test_handlers_through_the_hub_processor_have_one_effect(engine: Engine) -> None:
+    """HANDLERS under the hub's idempotent consumer: events and mails reach the outbox in
+    the command's transaction, and a redelivered command has no second effect."""
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,
+                                         Topics.QUALIFICATION_UPDATES), handlers=HANDLERS)
+    proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
+                     producer="test", clock=lambda: NOW_DT)
+    messages = [qualification_update(qual()), command_of(register()),
+                command_of(register(user_id="2222222222"))]
+    deliveries = []
+    for offset, payload in enumerate(messages):
+        env = new_envelope(payload, correlation_id="1234567890", occurred_at=NOW_DT,
+                           procuring_entity="saitama-pref", producer="gateway")
+        key, value, headers = encode(env)
+        deliveries.append(Delivery(topic=Topics.REGISTRATION_COMMANDS.name, partition=0,
+                                   offset=offset, key=key, value=value, headers=headers))
+    first = await proc.process(deliveries)
+    again = await proc.process(deliveries)
+    assert (first.done, again.done, again.duplicate) == (3, 0, 3)
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.select(OutboxRecord.__table__)))
+    types = sorted(decode(r.value).type for r in rows)
+    assert types == ["mail.requested", "registration.card-registered", "registration.rejected"]
+    with Session(engine) as session:
+        assert len(session.exec(select(CardRow)).all()) == 1
