@@ -97,6 +97,8 @@ class EntityPolicy:
     low_validity_days: int
     auth_max_age_minutes: int
     batch_time: time
+    lookup_needs_password: bool = True
+    """REG-3: Saitama asks for the password; Yamaguchi looks up by 業者番号 + 商号 only."""
 
     def next_batch(self, now: datetime) -> datetime:
         """When the nightly batch after ``now`` runs: the next day at ``batch_time`` JST."""
@@ -178,6 +180,8 @@ def _entry(raw: Mapping[str, Any], index: int) -> EntityPolicy:
             low_validity_days=get("low_validity_days", int),
             auth_max_age_minutes=get("auth_max_age_minutes", int),
             batch_time=_time(raw.get("batch_time", "02:00"), f"{where} batch_time"),
+            lookup_needs_password=(get("lookup_needs_password", bool)
+                                   if "lookup_needs_password" in raw else True),
         )
     except ValueError as exc:
         if isinstance(exc, PolicyError):

@@ -59,7 +59,8 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
         q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
     name_ok = q is not None and trade_name_key(cmd.trade_name) == trade_name_key(q.trade_name)
     today = now.astimezone(JST).date()
-    if q is not None and name_ok and cmd.password_verified:
+    password_ok = cmd.password_verified or not policy.lookup_needs_password
+    if q is not None and name_ok and password_ok:
         if q.qualified_until is not None and q.qualified_until < today:
             return violation("lapsed", until=q.qualified_until.isoformat())
         return None
@@ -75,7 +76,7 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
     hints = not_found_hints(
         user_id=cmd.user_id, wrong_entity_or_domain=q is None and elsewhere,
         password_changed_today=changed_today,
-        confusable_match=confusable or (q is not None and not cmd.password_verified),
+        confusable_match=confusable or (q is not None and not password_ok),
         trade_name_mismatch=q is not None and not name_ok)
     return lookup_not_found(hints)
 
@@ -118,7 +119,8 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
     contractor = world.contractors.get((network, cmd.user_id))
     vs: list[RuleViolation] = []
     today = now.astimezone(JST).date()
-    if q.password_changed_at is not None and q.password_changed_at.astimezone(JST).date() == today:
+    if (policy.lookup_needs_password and q.password_changed_at is not None
+            and q.password_changed_at.astimezone(JST).date() == today):
         vs.append(violation("password-today"))
     vs += _card_violations(world, cmd, network)
     if (v := validity_violation(cmd.card, now)) is not None:

@@ -162,8 +162,8 @@ CASES = [
     # REG-3 lookup and its hints
     ("REG-3-accept-abbreviated-trade-name-normalised",
      scenario(register(trade_name="北東組（株）")), OK, set(), None),
-    ("REG-3-accept-yamaguchi-vendor-number",
-     scenario(register(entity="yamaguchi-city", user_id="A12345678"),
+    ("REG-3-accept-yamaguchi-vendor-number-without-password",
+     scenario(register(entity="yamaguchi-city", user_id="A12345678", password_verified=False),
               qualifications=(qual("yamaguchi-city", user_id="A12345678"),)), OK, set(), None),
     ("REG-3-reject-yamaguchi-needs-9-characters",
      scenario(register(entity="yamaguchi-city", user_id="1234567890"),
