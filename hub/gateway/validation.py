@@ -57,7 +57,8 @@ def _con5(detail_en: str, detail_ja: str) -> SignatureRejectedError:
 
 
 async def _validate(pdf: bytes, roots: tuple[x509.Certificate, ...],
-                    expected_issuer: str, expected_serial: int) -> ValidatedSignature:
+                    expected_issuer: str | None, expected_serial: int | None,
+                    ) -> ValidatedSignature:
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         signatures = reader.embedded_signatures
@@ -86,7 +87,9 @@ async def _validate(pdf: bytes, roots: tuple[x509.Certificate, ...],
                     "有効な署名タイムスタンプがありません")
     cert = status.signing_cert
     issuer = x509.load_der_x509_certificate(cert.dump()).issuer.rfc4514_string()
-    if (issuer, cert.serial_number) != (expected_issuer, expected_serial):
+    if expected_issuer is not None and (issuer, cert.serial_number) != (
+        expected_issuer, expected_serial
+    ):
         raise SignatureRejectedError(RuleViolation(
             rule_id="PIN-2",
             message_ja="この文書は割り当てられたICカード以外で署名されています。",
@@ -99,6 +102,10 @@ async def _validate(pdf: bytes, roots: tuple[x509.Certificate, ...],
 
 
 def validate_signed_pdf(pdf: bytes, roots: Iterable[x509.Certificate],
-                        expected_issuer: str, expected_serial: int) -> ValidatedSignature:
-    """Validate ``pdf`` (synchronously; call from a worker thread in async code)."""
+                        expected_issuer: str | None = None,
+                        expected_serial: int | None = None) -> ValidatedSignature:
+    """Validate ``pdf`` (synchronously; call from a worker thread in async code).
+
+    With ``expected_issuer``/``expected_serial``, the signer must be that card (PIN-2).
+    """
     return asyncio.run(_validate(pdf, tuple(roots), expected_issuer, expected_serial))

@@ -1,0 +1,119 @@
+"""The agent's side of the hub gateway (hub/gateway/routes.py), over HTTP with httpx.
+
+The card proves itself by signing a fresh challenge (``CARD_PROOF_CONTEXT + nonce``,
+SHA-256, RSA PKCS#1 v1.5) after its PIN was verified; only the signature and the
+certificate leave the PC, never the PIN or the key. Refusals come back as
+:class:`GatewayRefusedError` carrying the hub's rule violations (rule ID, Japanese, English).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from card_agent.card import CardSession
+from schemas.rejection import RuleViolation
+
+__all__ = ["CARD_PROOF_CONTEXT", "GatewayClient", "GatewayRefusedError"]
+
+CARD_PROOF_CONTEXT = b"procurement-hub/gateway/card-proof/v1\n"
+
+
+class GatewayRefusedError(Exception):
+    """The hub refused a request; ``violations`` say which rules and what to do."""
+
+    def __init__(self, status: int, violations: Sequence[RuleViolation]) -> None:
+        super().__init__("; ".join(f"{v.rule_id}: {v.message_en}" for v in violations)
+                         or f"HTTP {status}")
+        self.status = status
+        self.violations = tuple(violations)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _der(cert: x509.Certificate) -> str:
+    return _b64(cert.public_bytes(Encoding.DER))
+
+
+class GatewayClient:
+    """Talks to one hub. ``http`` is any httpx.Client (its base_url is the hub's)."""
+
+    def __init__(self, http: httpx.Client, chain: Sequence[x509.Certificate] = ()) -> None:
+        self.http = http
+        self.chain = tuple(chain)
+        self.token: str | None = None
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        reply = self.http.request(method, path, headers=headers, **kwargs)
+        if reply.status_code >= 400:
+            try:
+                detail = reply.json().get("detail", {})
+                found = detail.get("violations", []) if isinstance(detail, dict) else []
+            except ValueError:
+                found = []
+            raise GatewayRefusedError(reply.status_code,
+                                      [RuleViolation.model_validate(v) for v in found])
+        return reply.json()
+
+    def prove(self, card: CardSession) -> dict[str, Any]:
+        """A fresh challenge answered by ``card`` (its PIN must be verified already)."""
+        challenge = self._call("POST", "/gateway/challenges")
+        message = CARD_PROOF_CONTEXT + base64.b64decode(challenge["nonce"])
+        signature = card.sign_digest(hashlib.sha256(message).digest(), "sha256")
+        return {"challenge_id": challenge["challenge_id"], "certificate": _der(card.certificate()),
+                "chain": [_der(c) for c in self.chain], "signature": _b64(signature)}
+
+    def login(self, card: CardSession) -> dict[str, Any]:
+        """Log in with the card; keeps the session token for the next calls."""
+        self.token = None
+        session: dict[str, Any] = self._call("POST", "/gateway/sessions", json=self.prove(card))
+        self.token = session["token"]
+        return session
+
+    def register(self, card: CardSession, fields: dict[str, Any]) -> str:
+        body = {**fields, "proof": self.prove(card)}
+        return str(self._call("POST", "/gateway/registrations", json=body)["request_id"])
+
+    def change(self, card: CardSession, fields: dict[str, Any]) -> str:
+        body = {**fields, "proof": self.prove(card)}
+        return str(self._call("POST", "/gateway/changes", json=body)["request_id"])
+
+    def renew(self, old_proof: dict[str, Any], new_proof: dict[str, Any],
+              fields: dict[str, Any]) -> str:
+        """Submit a renewal from two proofs made old card first, then new (RNW-6)."""
+        body = {**fields, "old_proof": old_proof, "new_proof": new_proof}
+        return str(self._call("POST", "/gateway/renewals", json=body)["request_id"])
+
+    def outcome(self, request_id: str, wait_s: float = 0.0, poll_s: float = 0.5) -> dict[str, Any]:
+        """The pipeline's answer; waits up to ``wait_s`` while it is still pending."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            answer: dict[str, Any] = self._call("GET", f"/gateway/requests/{request_id}")
+            if answer["status"] != "pending" or time.monotonic() >= deadline:
+                return answer
+            time.sleep(poll_s)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/gateway/jobs")
+        return found
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/gateway/jobs/{job_id}")
+        return found
+
+    def submit_signed(self, job_id: str, pdf: bytes) -> dict[str, Any]:
+        done: dict[str, Any] = self._call("PUT", f"/gateway/jobs/{job_id}/signed", content=pdf,
+                                          headers={"Content-Type": "application/pdf"})
+        return done

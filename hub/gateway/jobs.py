@@ -1,0 +1,103 @@
+"""Signing jobs (署名依頼): documents a contractor signs at the edge with its IC card.
+
+The hub creates a job for a user ID (:func:`create_job`); the contractor's agent lists
+and fetches only its own jobs (another user's job is "not found", not "forbidden", so
+nothing leaks). A returned PDF is accepted only when pyHanko validates it against the
+trust roots (PAdES B-T, whole file, CON-5), it was made by a registered, active card of
+the same user ID (PIN-2), and the signed revision is the very document of the job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+
+from sqlmodel import Session, select
+
+from hub.gateway.config import GatewayConfig
+from hub.gateway.errors import GatewayRefusalError, refusal
+from hub.gateway.models import SigningJobRow
+from hub.gateway.sessions import CardSession
+from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
+from pipelines.registration.queries import find_active_card
+
+__all__ = ["accept_signed", "create_job", "get_job", "list_jobs"]
+
+MAX_PDF = 50 * 1024 * 1024
+
+
+def create_job(session: Session, *, network: str, user_id: str, procuring_entity: str,
+               subject: str, parties: list[str], amount_yen: int, document: bytes,
+               now: dt.datetime) -> SigningJobRow:
+    """Queue ``document`` for ``user_id`` to sign (the contract set of CON-2)."""
+    row = SigningJobRow(
+        id=uuid.uuid4().hex, network=network, user_id=user_id,
+        procuring_entity=procuring_entity, subject=subject, parties=parties,
+        amount_yen=amount_yen, document=document,
+        document_sha256=hashlib.sha256(document).hexdigest(), status="pending",
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def list_jobs(session: Session, who: CardSession) -> list[SigningJobRow]:
+    return list(session.exec(
+        select(SigningJobRow)
+        .where(SigningJobRow.network == who.network, SigningJobRow.user_id == who.user_id)
+        .order_by(SigningJobRow.created_at)  # type: ignore[arg-type]
+    ))
+
+
+def get_job(session: Session, who: CardSession, job_id: str) -> SigningJobRow:
+    row = session.get(SigningJobRow, job_id)
+    if row is None or (row.network, row.user_id) != (who.network, who.user_id):
+        raise refusal(404, "PIN-2", ("署名依頼が見つかりません。", "No such signing job."),
+                      ("一覧を更新してください。", "Refresh the job list."))
+    return row
+
+
+def _signed_revision_is(job: SigningJobRow, signed: bytes) -> bool:
+    # The signed file must start with the job's document, byte for byte: signing appends
+    # an incremental update and never rewrites what came before, and the validation
+    # already showed that the signature covers the whole file.
+    return signed[: len(job.document)] == job.document
+
+
+def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
+                  signed: bytes) -> SigningJobRow:
+    """Validate and store the signed PDF of a job (see the module docstring)."""
+    if len(signed) > MAX_PDF:
+        raise refusal(413, "CON-5", ("PDFが大きすぎます。", "The PDF is too large."),
+                      ("発注者にお問い合わせください。", "Contact the entity."))
+    with cfg.transaction() as session:
+        job = get_job(session, who, job_id)
+        if job.status != "pending":
+            raise refusal(409, "CON-5", ("この文書は署名済みです。", "This job is already signed."),
+                          ("一覧を更新してください。", "Refresh the job list."))
+        try:
+            checked = validate_signed_pdf(signed, cfg.signature_roots)
+        except SignatureRejectedError as exc:
+            raise GatewayRefusalError(422, [exc.violation]) from exc
+        result = (checked.signer_issuer, str(checked.signer_serial))
+        signer = find_active_card(session, result[0], result[1], cfg.now())
+        if signer is None or (signer.network, signer.user_id) != (who.network, who.user_id):
+            raise refusal(422, "PIN-2",
+                          ("署名したICカードがこの利用者の登録済みカードではありません。",
+                           "The signing card is not a registered card of this user ID."),
+                          ("ご自身の登録済みICカードで署名し直してください。",
+                           "Sign again with your own registered IC card."))
+        if not _signed_revision_is(job, signed):
+            raise refusal(422, "CON-5",
+                          ("署名された文書が依頼された文書と一致しません。",
+                           "The signed document is not the document of this job."),
+                          ("依頼された文書に署名し直してください。",
+                           "Sign the document of this job again."))
+        job.status = "signed"
+        job.signed_document = signed
+        job.signed_at = cfg.now()
+        job.signer_issuer, job.signer_serial = result
+        session.add(job)
+        return job
+

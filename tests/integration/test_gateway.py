@@ -1,0 +1,249 @@
+"""The card-agent gateway against PostgreSQL, with the real registration handlers.
+
+Card login by challenge/response (REG-1, RNW-7, replay and stale challenges refused),
+registration/change/renewal through the outbox (REG-7, REG-10, RNW-6), signing jobs
+scoped to their user ID, and returned signatures validated by pyHanko (CON-5, PIN-2).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from card_agent.client import GatewayClient, GatewayRefusedError
+from card_agent.signing import sign_pdf
+from connectors.devpki import CardCredentials, DevPki
+from connectors.tsa import TsaConnector, TsaSettings
+from connectors.tsa.peer import ReferenceTsa
+from hub.gateway.config import GatewayConfig
+from hub.gateway.jobs import create_job
+from tests.card.hubside import (
+    ADDRESS,
+    COMPANIES,
+    ENTITY,
+    PASSWORD,
+    USER_A,
+    USER_B,
+    drive,
+    gateway_app,
+    seed_qualification,
+)
+from tests.card.pdfs import make_pdf
+from tests.card.pki import test_pki
+from tests.card.softcard import SoftCard
+
+pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
+
+CONTACT = {"contact_name": "営業部", "postal_code": "123-0000", "address": ADDRESS,
+           "person_name": "日立 次郎", "phone": "044-812-7358", "fax": "044-812-8681",
+           "email": "ic-card@example.jp", "email_confirmation": "ic-card@example.jp"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.shift = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.shift
+
+
+@pytest.fixture(scope="module")
+def pki() -> DevPki:
+    return test_pki()
+
+
+@pytest.fixture(scope="module")
+def tsa(pki: DevPki) -> Iterator[TsaConnector]:
+    with ReferenceTsa(pki) as server:
+        yield TsaConnector(TsaSettings(url=server.url), pki.trust_roots)
+
+
+@pytest.fixture(scope="module")
+def cards(pki: DevPki) -> dict[str, CardCredentials]:
+    holders = {"a": USER_A, "a2": USER_A, "b": USER_B, "stranger": USER_A}
+    serials = {"a": 9101, "a2": 9102, "b": 9201, "stranger": 9301}
+    return {name: pki.issue_card(COMPANIES[user][1], COMPANIES[user][2], serials[name])
+            for name, user in holders.items()}
+
+
+class Hub:
+    def __init__(self, engine: Engine, cfg: GatewayConfig, clock: Clock) -> None:
+        self.engine, self.cfg, self.clock = engine, cfg, clock
+        self.http = TestClient(gateway_app(cfg))
+        self.done: set[int] = set()
+
+    def client(self, creds: CardCredentials) -> GatewayClient:
+        return GatewayClient(self.http, chain=creds.chain[:1])
+
+    def drive(self) -> int:
+        return drive(self.engine, self.clock(), self.done)
+
+    def register(self, creds: CardCredentials, user_id: str, **over: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "procuring_entity": ENTITY, "system": "e-contract", "domain": "works",
+            "user_id": user_id, "trade_name": COMPANIES[user_id][0], "password": PASSWORD,
+            "department_name": "営業部", "representative_contact": CONTACT,
+            "card_department_contact": CONTACT}
+        fields.update(over)
+        client = self.client(creds)
+        request_id = client.register(SoftCard(creds), fields)
+        assert self.drive() == 1
+        return client.outcome(request_id)
+
+
+@pytest.fixture
+def hub(pg_engine: Engine, pki: DevPki) -> Hub:
+    clock = Clock()
+    cfg = GatewayConfig(engine=pg_engine, card_roots=pki.trust_roots,
+                        signature_roots=pki.trust_roots, clock=clock)
+    now = clock()
+    for user in (USER_A, USER_B):
+        seed_qualification(pg_engine, user, now)
+    return Hub(pg_engine, cfg, clock)
+
+
+def test_registration_gives_company_id_then_the_card_logs_in(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    answer = hub.register(cards["a"], USER_A)
+    assert answer["status"] == "done", answer
+    assert len(answer["company_id"]) == 16
+    assert answer["summary"]["card"]["serial"] == "9101"
+    session = hub.client(cards["a"]).login(SoftCard(cards["a"]))
+    assert (session["user_id"], session["company_id"]) == (USER_A, answer["company_id"])
+
+
+def test_wrong_password_is_rejected_with_rule_ids(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    answer = hub.register(cards["a"], USER_A, password="wrong123")
+    assert answer["status"] == "rejected"
+    assert "REG-3" in {v["rule_id"] for v in answer["violations"]}
+
+
+def test_bad_input_names_reg_7(hub: Hub, cards: dict[str, CardCredentials]) -> None:
+    bad = {**CONTACT, "postal_code": "1230000"}
+    with pytest.raises(GatewayRefusedError) as refused:
+        hub.register(cards["a"], USER_A, card_department_contact=bad)
+    assert refused.value.status == 422
+    assert {v.rule_id for v in refused.value.violations} == {"REG-7"}
+    assert any("postal_code" in (v.field or "") for v in refused.value.violations)
+
+
+def test_unregistered_card_cannot_log_in(hub: Hub, cards: dict[str, CardCredentials]) -> None:
+    with pytest.raises(GatewayRefusedError) as refused:
+        hub.client(cards["stranger"]).login(SoftCard(cards["stranger"]))
+    assert refused.value.status == 403
+    assert refused.value.violations[0].rule_id == "REG-1"
+
+
+def test_card_from_an_untrusted_ca_is_refused(
+    hub: Hub, cards: dict[str, CardCredentials], pki: DevPki
+) -> None:
+    hub.cfg = GatewayConfig(engine=hub.engine, card_roots=(pki.other_root.certificate,),
+                            signature_roots=pki.trust_roots, clock=hub.clock)
+    hub.http = TestClient(gateway_app(hub.cfg))
+    with pytest.raises(GatewayRefusedError) as refused:
+        hub.client(cards["a"]).login(SoftCard(cards["a"]))
+    assert refused.value.violations[0].rule_id == "REG-1"
+
+
+def test_replayed_and_stale_challenges_are_refused(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    client = hub.client(cards["a"])
+    proof = client.prove(SoftCard(cards["a"]))
+    hub.http.post("/gateway/sessions", json=proof).raise_for_status()
+    replay = hub.http.post("/gateway/sessions", json=proof)
+    assert replay.status_code == 401
+    assert replay.json()["detail"]["violations"][0]["rule_id"] == "PIN-2"
+    stale = client.prove(SoftCard(cards["a"]))
+    hub.clock.shift = dt.timedelta(minutes=3)
+    assert hub.http.post("/gateway/sessions", json=stale).status_code == 401
+
+
+def test_after_renewal_the_old_card_cannot_log_in(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    old_client = hub.client(cards["a"])
+    old_client.login(SoftCard(cards["a"]))
+    fields = {"procuring_entity": ENTITY, "system": "e-contract", "domain": "works"}
+    # RNW-6: the new card first is refused.
+    new_first = hub.client(cards["a2"]).prove(SoftCard(cards["a2"]))
+    old_second = old_client.prove(SoftCard(cards["a"]))
+    with pytest.raises(GatewayRefusedError) as refused:
+        old_client.renew(old_second, new_first, fields)
+    assert refused.value.violations[0].rule_id == "RNW-6"
+    old_proof = old_client.prove(SoftCard(cards["a"]))
+    new_proof = hub.client(cards["a2"]).prove(SoftCard(cards["a2"]))
+    request_id = old_client.renew(old_proof, new_proof, fields)
+    assert hub.drive() == 1
+    assert old_client.outcome(request_id)["status"] == "done"
+    with pytest.raises(GatewayRefusedError) as gone:
+        hub.client(cards["a"]).login(SoftCard(cards["a"]))
+    assert gone.value.violations[0].rule_id == "REG-1"
+    with pytest.raises(GatewayRefusedError):
+        old_client.jobs()  # the old card's open session died with it (RNW-7)
+    assert hub.client(cards["a2"]).login(SoftCard(cards["a2"]))["user_id"] == USER_A
+
+
+def test_contractor_a_cannot_fetch_contractor_b_jobs(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    hub.register(cards["b"], USER_B)
+    with hub.cfg.transaction() as session:
+        job_b = create_job(session, network=ENTITY, user_id=USER_B, procuring_entity=ENTITY,
+                           subject="工事B", parties=["市", "B社"], amount_yen=1,
+                           document=make_pdf(), now=hub.clock()).id
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    assert a.jobs() == []
+    with pytest.raises(GatewayRefusedError) as refused:
+        a.job(job_b)
+    assert refused.value.status == 404
+    b = hub.client(cards["b"])
+    b.login(SoftCard(cards["b"]))
+    assert [j["id"] for j in b.jobs()] == [job_b]
+
+
+def test_signed_job_is_validated_and_an_altered_byte_is_rejected(
+    hub: Hub, cards: dict[str, CardCredentials], tsa: TsaConnector
+) -> None:
+    hub.register(cards["a"], USER_A)
+    hub.register(cards["b"], USER_B)
+    with hub.cfg.transaction() as session:
+        jobs = [create_job(session, network=ENTITY, user_id=USER_A, procuring_entity=ENTITY,
+                           subject=f"工事{n}", parties=["市", "北東組株式会社"],
+                           amount_yen=12_345_000, document=make_pdf(), now=hub.clock()).id
+                for n in range(3)]
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    detail = a.job(jobs[0])
+    assert (detail["subject"], detail["amount_yen"]) == ("工事0", 12_345_000)
+    pdf = base64.b64decode(detail["document"])
+    signed = sign_pdf(pdf, SoftCard(cards["a"]), tsa.timestamper(), chain=cards["a"].chain)
+    altered = bytearray(signed)
+    altered[altered.index(b"Contract 2026-001")] ^= 0x01
+    with pytest.raises(GatewayRefusedError) as rejected:
+        a.submit_signed(jobs[0], bytes(altered))
+    assert rejected.value.violations[0].rule_id == "CON-5"
+    assert a.submit_signed(jobs[0], signed)["status"] == "signed"
+    # Another registered card (user B) signing A's document is refused (PIN-2).
+    pdf1 = base64.b64decode(a.job(jobs[1])["document"])
+    by_b = sign_pdf(pdf1, SoftCard(cards["b"]), tsa.timestamper(), chain=cards["b"].chain)
+    with pytest.raises(GatewayRefusedError) as wrong:
+        a.submit_signed(jobs[1], by_b)
+    assert wrong.value.violations[0].rule_id == "PIN-2"
+    # The signature of one job's document does not pass for another job (CON-5).
+    with pytest.raises(GatewayRefusedError) as other:
+        a.submit_signed(jobs[2], signed)
+    assert other.value.violations[0].rule_id == "CON-5"
