@@ -331,7 +331,7 @@ class PropagationScheduled(Payload):
     target_entity: EntityCode
     due_at: AwareDatetime
     immediate: bool = Field(description="The person chose to apply it there at once.")
-    source: PropagatedEvent
+    source: PropagatedEvent = Field(union_mode="left_to_right")
 
 
 _FIELD_RULES = {"trade_name": "REG-3", "user_id": "REG-3"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
 from pipelines.registration.common import (
     Decision,
@@ -46,9 +47,14 @@ __all__ = ["decide_renewal", "same_issuer"]
 _DN_SPACES = re.compile(r"\s*([,=+])\s*")
 
 
+@lru_cache(maxsize=1024)
+def _dn_key(dn: str) -> str:
+    return _DN_SPACES.sub(lambda m: m.group(1), dn).casefold()
+
+
 def same_issuer(a: str, b: str) -> bool:
     """RNW-5: the same certification authority (DNs compared without spacing and case)."""
-    return _DN_SPACES.sub(r"\1", a).casefold() == _DN_SPACES.sub(r"\1", b).casefold()
+    return _dn_key(a) == _dn_key(b)
 
 
 def _auth_order(cmd: CardRenewalRequested, policy: EntityPolicy,
@@ -82,9 +88,11 @@ def _company_differences(cmd: CardRenewalRequested, holder_change_ok: bool) -> l
 def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, now: datetime,
                    *, acted_at: datetime | None = None) -> Decision:
     """Decide one ICカード更新."""
+    old_ref, new_ref = cmd.old_card.ref, cmd.new_card.ref
+
     def reject(vs: list[RuleViolation]) -> Decision:
         return rejected(type(cmd).message_type, cmd.procuring_entity, vs, domain=cmd.domain,
-                        user_id=cmd.user_id, card=cmd.new_card.ref)
+                        user_id=cmd.user_id, card=new_ref)
 
     policy = book.get(cmd.procuring_entity, cmd.system)
     if policy is None:
@@ -141,12 +149,12 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
                   else company_id_for(policy.network, cmd.user_id))
     renewed = CardRenewed(
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
-        user_id=cmd.user_id, company_id=company_id, old_card=cmd.old_card.ref,
+        user_id=cmd.user_id, company_id=company_id, old_card=old_ref,
         new_card=cmd.new_card)
     revoked = CardRevoked(
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
-        user_id=cmd.user_id, card=cmd.old_card.ref, reason=RevocationReason.RENEWED,
-        replaced_by=cmd.new_card.ref)
+        user_id=cmd.user_id, card=old_ref, reason=RevocationReason.RENEWED,
+        replaced_by=new_ref)
     events: list[Payload] = [renewed, revoked]
     targets = elsewhere if cmd.apply_to_other_entities else cmd.apply_now_to
     for target in targets:
@@ -161,6 +169,6 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     mail = notice_mail(MailKind.RENEWAL, policy=policy,
                        company_name=contractor.company_name if contractor else q.trade_name,
                        company_id=company_id, user_id=cmd.user_id, contact=reg.contact,
-                       card=cmd.new_card.ref,
+                       card=new_ref,
                        seed=(cmd.procuring_entity, cmd.domain, *cmd.new_card.key))
     return Decision(Outcome.ACCEPTED, tuple(events), (mail,))
