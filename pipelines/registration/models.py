@@ -66,7 +66,7 @@ class QualificationRow(SQLModel, table=True):
     corporate_number: str | None = Field(default=None, max_length=13)
     invoice_number: str | None = Field(default=None, max_length=14)
     qualified_until: date | None = None
-    password_verifier: str | None = Field(default=None, max_length=300)
+    password_verifier: str | None = Field(default=None, max_length=300, repr=False)
     password_changed_at: datetime | None = _ts(nullable=True)
     updated_at: datetime = _ts()
 
