@@ -52,11 +52,13 @@ from schemas.registration import (
 from schemas.text import trade_name_key
 
 __all__ = [
+    "aware",
     "check_password",
     "load_world",
     "make_password_verifier",
     "save_world",
     "upsert_qualification",
+    "utc",
 ]
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
