@@ -1,0 +1,215 @@
+"""``card-agent``: the contractor's command line for the IC card and the hub gateway.
+
+    card-agent readers | watch | cert | pin-status
+    card-agent login
+    card-agent register --input registration.json
+    card-agent change --input change.json
+    card-agent renew --input renewal.json
+    card-agent jobs | sign JOB_ID
+
+The hub, TSA and card CA chain come from options or ``CARD_AGENT_HUB``,
+``CARD_AGENT_TSA_URL``, ``CARD_AGENT_TRUST_ROOTS`` (PEM files, ``:``-separated) and
+``CARD_AGENT_CHAIN`` (PEM of the card CA). The PIN is typed at a prompt (PIN-1).
+Exit codes: 0 done, 1 refused by the hub or the card, 2 usage, 3 wrong PIN, 4 card locked,
+5 held for a TSA maintenance window (WIN-3: run ``sign`` again after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+
+from card_agent.card import CardBackend
+from card_agent.client import GatewayClient, GatewayRefusedError
+from card_agent.errors import CardError, CardLockedError, WrongPinError
+from card_agent.flows import Agent, Console, printable_summary
+from connectors._shared.errors import ConnectorError, PeerInMaintenance
+from connectors.tsa import TsaConnector, TsaSettings
+
+__all__ = ["TerminalConsole", "main"]
+
+
+class TerminalConsole:
+    """Prompts at the terminal; the PIN is read without echo and never kept."""
+
+    def say(self, text: str) -> None:
+        print(text)
+
+    def ask_pin(self, prompt: str) -> str:
+        return getpass.getpass(prompt)
+
+    def ask_secret(self, prompt: str) -> str:
+        return getpass.getpass(prompt)
+
+    def confirm(self, prompt: str) -> bool:
+        return input(prompt).strip().lower() in ("y", "yes", "はい")
+
+    def wait_for_card_swap(self, prompt: str) -> None:
+        input(prompt + " [Enter]")
+
+
+def _pems(paths: str) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for path in filter(None, paths.split(":")):
+        out.extend(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="card-agent", description="IC-card agent of the hub")
+    p.add_argument("--hub", default=os.environ.get("CARD_AGENT_HUB", "http://127.0.0.1:8080"))
+    p.add_argument("--backend", choices=("pcsc", "pkcs11"), default="pcsc")
+    p.add_argument("--module", help="PKCS#11 module of the card vendor (--backend pkcs11)")
+    p.add_argument("--reader", help="PC/SC reader name or PKCS#11 token label")
+    p.add_argument("--tsa-url", default=os.environ.get("CARD_AGENT_TSA_URL"))
+    p.add_argument("--trust-roots", default=os.environ.get("CARD_AGENT_TRUST_ROOTS", ""))
+    p.add_argument("--chain", default=os.environ.get("CARD_AGENT_CHAIN", ""))
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("readers", "cert", "pin-status", "login", "jobs"):
+        sub.add_parser(name)
+    watch = sub.add_parser("watch")
+    watch.add_argument("--events", type=int, default=0, help="stop after N events (0: never)")
+    for name in ("register", "change", "renew"):
+        sub.add_parser(name).add_argument("--input", type=Path, required=True,
+                                          help="JSON file with the inputs (REG-7)")
+    sub.add_parser("sign").add_argument("job_id")
+    return p
+
+
+def _backend(args: argparse.Namespace) -> CardBackend:
+    if args.backend == "pkcs11":
+        if not args.module:
+            raise SystemExit("--backend pkcs11 needs --module (the vendor's PKCS#11 library)")
+        from card_agent.pkcs11_backend import Pkcs11Backend
+
+        return Pkcs11Backend(args.module)
+    from card_agent.pcsc import PcscBackend
+
+    return PcscBackend()
+
+
+def _show_card(agent: Agent, console: Console) -> None:
+    with agent.backend.open(agent.reader) as card:
+        cert = card.certificate()
+        console.say(f"名義人 / holder : {cert.subject.rfc4514_string()}\n"
+                    f"発行者 / issuer : {cert.issuer.rfc4514_string()}\n"
+                    f"serial         : {cert.serial_number}\n"
+                    f"有効期間 / valid: {cert.not_valid_before_utc:%Y-%m-%d} – "
+                    f"{cert.not_valid_after_utc:%Y-%m-%d}")
+
+
+def _run(args: argparse.Namespace, agent: Agent, console: Console) -> int:
+    command = args.command
+    if command == "readers":
+        for name in agent.backend.readers():
+            console.say(name)
+    elif command == "watch":
+        from card_agent.pcsc import watch
+
+        done = threading.Event()
+        count = [0]
+
+        def on_change(event: str, reader: str) -> None:
+            console.say(f"{event}: {reader}")
+            count[0] += 1
+            if args.events and count[0] >= args.events:
+                done.set()
+
+        stop = watch(on_change)
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop()
+    elif command == "cert":
+        _show_card(agent, console)
+    elif command == "pin-status":
+        with agent.backend.open(agent.reader) as card:
+            status = card.pin_status()
+        console.say("ロック中 / locked (PIN-1)" if status.locked else
+                    f"残り回数 / retries left: {status.retries_left}")
+    elif command == "login":
+        session = agent.login()
+        console.say(f"ログインしました / logged in: ユーザID {session['user_id']}, "
+                    f"企業ID {session['company_id']}")
+    elif command in ("register", "change", "renew"):
+        fields: dict[str, Any] = json.loads(args.input.read_text(encoding="utf-8"))
+        outcome = getattr(agent, command)(fields)
+        printable_summary(outcome, console.say)
+        return 0 if outcome["status"] in ("done", "pending") else 1
+    elif command == "jobs":
+        agent.login()
+        for job in agent.gateway.jobs():
+            console.say(f"{job['id']}  {job['status']:8}  {job['amount_yen']:>14,} 円  "
+                        f"{job['subject']}")
+    elif command == "sign":
+        agent.login()
+        result = agent.sign_job(args.job_id, chain=agent.gateway.chain)
+        if result is not None:
+            console.say(f"署名を受け付けました / signature accepted: {result['id']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = console or TerminalConsole()
+    chain = _pems(args.chain)
+    tsa = None
+    if args.tsa_url:
+        roots = _pems(args.trust_roots)
+        tsa = TsaConnector(TsaSettings(url=args.tsa_url), roots)
+    with httpx.Client(base_url=args.hub, timeout=60) as http:
+        agent = Agent(backend=_backend(args), gateway=GatewayClient(http, chain),
+                      console=console, reader=args.reader, tsa=tsa)
+        try:
+            return _run(args, agent, console)
+        except WrongPinError as exc:
+            _violation(console, exc.violation.model_dump())
+            return 3
+        except CardLockedError as exc:
+            _violation(console, exc.violation.model_dump())
+            return 4
+        except CardError as exc:
+            _violation(console, exc.violation.model_dump())
+            return 1
+        except GatewayRefusedError as exc:
+            for v in exc.violations:
+                _violation(console, v.model_dump())
+            if not exc.violations:
+                console.say(f"ハブが要求を拒否しました / the hub refused: HTTP {exc.status}")
+            return 1
+        except PeerInMaintenance as exc:
+            console.say(f"[WIN-3] タイムスタンプ局がメンテナンス中です。"
+                        f"{exc.until:%Y-%m-%d %H:%M} UTC 以降に再実行してください。"
+                        "署名依頼はそのまま残ります。\n"
+                        f"The TSA is in maintenance until {exc.until.isoformat()}; run sign "
+                        "again afterwards. The job stays pending.")
+            return 5
+        except ConnectorError as exc:
+            console.say(f"TSA: {exc.reason}")
+            return 1
+        except httpx.HTTPError as exc:
+            console.say(f"ハブに接続できません / cannot reach the hub: {type(exc).__name__}")
+            return 1
+
+
+def _violation(console: Console, v: dict[str, Any]) -> None:
+    console.say(f"[{v['rule_id']}] {v['message_ja']}\n    {v['message_en']}")
+    if v.get("next_step_ja"):
+        console.say(f"    → {v['next_step_ja']} / {v['next_step_en']}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
