@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -40,13 +41,19 @@ _OK = 0x9000
 class PcscSession:
     """An open card in one PC/SC reader."""
 
-    def __init__(self, reader: Any, aid: bytes = DEFAULT_AID) -> None:
+    def __init__(self, reader: Any, aid: bytes = DEFAULT_AID, ready_s: float = 3.0) -> None:
         self.reader = str(reader)
         self._conn = reader.createConnection()
-        try:
-            self._conn.connect()
-        except (NoCardException, CardConnectionException) as exc:
-            raise NoCardError(self.reader) from exc
+        # A card just inserted is still being powered up by pcscd: give it a moment.
+        deadline = time.monotonic() + ready_s
+        while True:
+            try:
+                self._conn.connect()
+                break
+            except (NoCardException, CardConnectionException) as exc:
+                if time.monotonic() >= deadline:
+                    raise NoCardError(self.reader) from exc
+                time.sleep(0.1)
         self._cert: x509.Certificate | None = None
         self._select_app(aid)
 
@@ -161,7 +168,7 @@ class PcscBackend:
             return PcscSession(found[0], self.aid)
         for candidate in found:
             try:
-                return PcscSession(candidate, self.aid)
+                return PcscSession(candidate, self.aid, ready_s=0.0)
             except (NoCardError, CardProtocolError):
                 continue
         raise NoCardError("no reader holds a supported card")
