@@ -46,14 +46,22 @@ class TsaConnector:
             raise ValueError("the TSA connector needs trust roots (HUB_TSA_TRUST_ROOTS)")
         self.guard = guard or Guard.from_settings(CONNECTOR, settings)
         self.adapter = TsaAdapter(CONNECTOR, settings.url, settings.timeout_s)
+        self._timestamper: HubTimeStamper | None = None
 
     def timestamper(self) -> HubTimeStamper:
-        """A pyHanko TimeStamper bound to this connector (one per signing session)."""
-        return HubTimeStamper(self)
+        """The pyHanko TimeStamper bound to this connector.
+
+        One per connector: pyHanko sizes the signature container with a first "dummy"
+        token and caches it in the TimeStamper, so reusing it saves a TSA round trip on
+        every later signature.
+        """
+        if self._timestamper is None:
+            self._timestamper = HubTimeStamper(self)
+        return self._timestamper
 
     async def timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
         """Request and check one token for ``message_digest``."""
-        return await self.timestamper().async_timestamp(message_digest, md_algorithm)
+        return await HubTimeStamper(self).async_timestamp(message_digest, md_algorithm)
 
     async def health(self) -> Health:
         async def probe() -> str:

@@ -152,6 +152,9 @@ def _recv_exact(sock: socket.socket, count: int) -> bytes:
         chunk = sock.recv(count - len(buf))
         if not chunk:
             raise ConnectionError("vpcd closed the connection")
+        # vpcd writes the length and the payload separately: with Nagle on its side and
+        # a delayed ACK on ours every APDU would wait 40 ms, so acknowledge at once.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         buf += chunk
     return buf
 
@@ -160,7 +163,10 @@ def _connect(port: int) -> socket.socket:
     deadline = time.monotonic() + 10
     while True:
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            return sock
         except OSError:
             if time.monotonic() > deadline:
                 raise
