@@ -26,7 +26,7 @@ from schemas.registration import (
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
 
-__all__ = ["handle_registration_event", "outcome"]
+__all__ = ["OUTCOME_TYPES", "handle_registration_event", "outcome"]
 
 _STATUS: dict[type[Payload], str] = {
     CardRegistered: "done",
@@ -35,6 +35,8 @@ _STATUS: dict[type[Payload], str] = {
     RegistrationRejected: "rejected",
     RegistrationNeedsConfirmation: "needs-confirmation",
 }
+OUTCOME_TYPES: tuple[type[Payload], ...] = tuple(_STATUS)
+"""The registration events that answer a request (what the consumer subscribes to)."""
 
 
 def handle_registration_event(ctx: HandlerContext, envelope: Envelope[Any]) -> None:

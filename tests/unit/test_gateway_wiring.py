@@ -1,0 +1,39 @@
+"""The gateway's wiring: settings from HUB_GATEWAY_*, the OpenAPI document, the consumer."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
+from schemas.registration import CardRegistered, RegistrationRejected
+from schemas.topics import Topics
+from tests.card.pki import test_pki
+
+
+def test_config_from_settings_and_openapi() -> None:
+    pki = test_pki()
+    cfg = gateway_config(sa.create_engine("sqlite://"),
+                         GatewaySettings(card_roots=(pki.root.cert_path,), session_minutes=5))
+    assert cfg.card_roots == (pki.root.certificate,)
+    assert cfg.session_ttl.total_seconds() == 300
+    app = FastAPI()
+    app.include_router(build_router(cfg))
+    paths = app.openapi()["paths"]
+    for path in ("/gateway/challenges", "/gateway/sessions", "/gateway/registrations",
+                 "/gateway/changes", "/gateway/renewals", "/gateway/requests/{request_id}",
+                 "/gateway/jobs", "/gateway/jobs/{job_id}", "/gateway/jobs/{job_id}/signed"):
+        assert path in paths, path
+    body = paths["/gateway/jobs/{job_id}/signed"]["put"]["requestBody"]["content"]
+    assert "application/pdf" in body
+
+
+def test_config_needs_card_roots() -> None:
+    with pytest.raises(ValueError, match="HUB_GATEWAY_CARD_ROOTS"):
+        gateway_config(sa.create_engine("sqlite://"), GatewaySettings())
+
+
+def test_outcome_consumer_reads_registration_events() -> None:
+    assert OUTCOME_CONSUMER.topics == (Topics.REGISTRATION_EVENTS,)
+    assert {CardRegistered, RegistrationRejected} <= set(OUTCOME_CONSUMER.handlers)
