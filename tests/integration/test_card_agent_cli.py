@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.models import SigningJobRow
-from tests.card.fixtures import PIN, READER, require_vpcd, seat
+from tests.card.fixtures import PIN, READER, require_vpcd, seat, wait_reader
 from tests.card.hubside import (
     COMPANIES,
     ENTITY,
@@ -44,8 +44,10 @@ CONTACT = {"contact_name": "営業部", "postal_code": "123-0000", "address": CO
 class ScriptedConsole:
     """Answers prompts from a script and records what the agent printed."""
 
-    def __init__(self, pins: list[str], confirm: bool = True) -> None:
+    def __init__(self, pins: list[str], confirm: bool = True,
+                 swap: Callable[[], None] | None = None) -> None:
         self.pins = pins
+        self.swap = swap
         self.pin_prompts: list[str] = []
         self.confirm_answer = confirm
         self.lines: list[str] = []
@@ -64,7 +66,9 @@ class ScriptedConsole:
         return self.confirm_answer
 
     def wait_for_card_swap(self, prompt: str) -> None:
-        raise AssertionError("no renewal in this test")
+        assert self.swap is not None, "no card swap expected"
+        self.lines.append(prompt)
+        self.swap()
 
     @property
     def text(self) -> str:
@@ -191,3 +195,44 @@ def test_sign_job_at_the_edge_and_hold_in_a_tsa_window(
         assert row is not None
         assert row.status == "signed"
         assert row.signer_serial == "9501"
+
+
+def test_unregistered_card_cannot_log_in(
+    vcard: VirtualCard, hub: tuple[str, GatewayConfig], pki: DevPki, creds: CardCredentials,
+    tsa_url: str,
+) -> None:
+    console = ScriptedConsole([PIN])
+    assert main([*_args(hub[0], pki, creds, tsa_url), "login"], console) == 1
+    assert "[REG-1]" in console.text
+
+
+def test_renewal_old_card_then_new_card_and_the_old_one_is_refused(
+    vcard: VirtualCard, hub: tuple[str, GatewayConfig], pki: DevPki, creds: CardCredentials,
+    tsa_url: str, tmp_path: Path,
+) -> None:
+    base = _args(hub[0], pki, creds, tsa_url)
+    _register(base, tmp_path)
+    new_creds = pki.issue_card(COMPANIES[USER_A][1], COMPANIES[USER_A][2], 9502)
+    cards: dict[str, VirtualCard] = {"current": vcard}
+
+    def swap(to: CardCredentials) -> None:
+        cards["current"].stop()
+        wait_reader(present=False)
+        cards["current"] = seat(VirtualCard(to.cert_der, to.key_path, PIN).start())
+
+    inputs = tmp_path / "renewal.json"
+    inputs.write_text(json.dumps({"procuring_entity": ENTITY, "system": "e-contract",
+                                  "domain": "works"}), encoding="utf-8")
+    console = ScriptedConsole([PIN, PIN], swap=lambda: swap(new_creds))
+    try:
+        assert main([*base, "renew", "--input", str(inputs)], console) == 0, console.text
+        assert "serial 9502" in console.text
+        assert len(console.pin_prompts) == 2  # RNW-6: both cards, old first
+        assert main([*base, "login"], ScriptedConsole([PIN])) == 0
+        swap(creds)
+        refused = ScriptedConsole([PIN])
+        assert main([*base, "login"], refused) == 1
+        assert "[REG-1]" in refused.text
+    finally:
+        if cards["current"] is not vcard:
+            cards["current"].stop()
