@@ -38,7 +38,7 @@ from connectors.tsa import TsaConnector, TsaSettings  # noqa: E402
 from connectors.tsa.peer import ReferenceTsa  # noqa: E402
 from tests.card.fixtures import PIN, open_card, seat  # noqa: E402
 from tests.card.pdfs import make_pdf  # noqa: E402
-from tests.card.pki import test_pki  # noqa: E402
+from tests.card.pki import shared_pki  # noqa: E402
 from tests.card.softcard import SoftCard  # noqa: E402
 from tests.card.vcard import VirtualCard  # noqa: E402
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="PDF size in bytes")
     args = parser.parse_args()
 
-    pki = test_pki()
+    pki = shared_pki()
     creds = pki.issue_card("山田 太郎", "埼玉県さいたま市浦和区高砂3-15-1", 990001)
     pdf = make_pdf(args.size)
     results: dict[str, Any] = {

@@ -5,7 +5,7 @@
 set -euo pipefail
 need=()
 for pkg in pcscd vsmartcard-vpcd libpcsclite-dev swig build-essential python3-dev \
-           softhsm2 opensc; do
+           softhsm2 opensc iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

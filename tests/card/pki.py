@@ -9,9 +9,6 @@ from connectors.devpki import DevPki, ensure_pki
 PKI_DIR = Path(__file__).resolve().parents[2] / ".run" / "pki-tests"
 
 
-def test_pki() -> DevPki:
+def shared_pki() -> DevPki:
     """The shared test PKI (idempotent, safe across parallel processes)."""
     return ensure_pki(PKI_DIR)
-
-
-test_pki.__test__ = False  # type: ignore[attr-defined]

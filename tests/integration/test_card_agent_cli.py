@@ -30,7 +30,7 @@ from tests.card.hubside import (
     seed_qualification,
 )
 from tests.card.pdfs import make_pdf
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 from tests.card.server import LoopbackServer
 from tests.card.vcard import VirtualCard
 
@@ -77,7 +77,7 @@ class ScriptedConsole:
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
-    return test_pki()
+    return shared_pki()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from tests.card.fixtures import PIN, READER, open_card, require_vpcd, seat, wait_reader
 from tests.card.pdfs import make_pdf
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 from tests.card.vcard import VirtualCard
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa]
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.pcsc, pytest.mark.tsa]
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
-    return test_pki()
+    return shared_pki()
 
 
 @pytest.fixture(scope="module")

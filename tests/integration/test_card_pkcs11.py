@@ -23,7 +23,7 @@ from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.validation import validate_signed_pdf
 from tests.card.pdfs import make_pdf
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token, softhsm_module
 
 pytestmark = pytest.mark.softhsm
@@ -34,7 +34,7 @@ LABEL = "hub-card-8001"
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
-    return test_pki()
+    return shared_pki()
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from tests.card.hubside import (
     seed_qualification,
 )
 from tests.card.pdfs import make_pdf
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 from tests.card.softcard import SoftCard
 
 pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
@@ -55,7 +55,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
-    return test_pki()
+    return shared_pki()
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,14 @@ from connectors.devpki import DevPki
 from connectors.tsa import TsaConnector, TsaSettings, verify_token
 from connectors.tsa.peer import ReferenceTsa
 from connectors.tsa.verify import TokenRejectedError
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 
 pytestmark = pytest.mark.tsa
 
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
-    return test_pki()
+    return shared_pki()
 
 
 @pytest.fixture

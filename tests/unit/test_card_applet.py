@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from card_agent.card import digest_info
 from connectors.devpki import CardCredentials
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 from tests.card.vcard import AID, CERT_EF, CardApplet
 
 
 @pytest.fixture(scope="module")
 def creds() -> CardCredentials:
-    return test_pki().issue_card("山田 太郎", "埼玉県", 5001)
+    return shared_pki().issue_card("山田 太郎", "埼玉県", 5001)
 
 
 @pytest.fixture

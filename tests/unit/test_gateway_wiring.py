@@ -9,11 +9,11 @@ from fastapi import FastAPI
 from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
 from schemas.registration import CardRegistered, RegistrationRejected
 from schemas.topics import Topics
-from tests.card.pki import test_pki
+from tests.card.pki import shared_pki
 
 
 def test_config_from_settings_and_openapi() -> None:
-    pki = test_pki()
+    pki = shared_pki()
     cfg = gateway_config(sa.create_engine("sqlite://"),
                          GatewaySettings(card_roots=(pki.root.cert_path,), session_minutes=5))
     assert cfg.card_roots == (pki.root.certificate,)
