@@ -37,3 +37,12 @@ def test_config_needs_card_roots() -> None:
 def test_outcome_consumer_reads_registration_events() -> None:
     assert OUTCOME_CONSUMER.topics == (Topics.REGISTRATION_EVENTS,)
     assert {CardRegistered, RegistrationRejected} <= set(OUTCOME_CONSUMER.handlers)
+
+
+def test_agent_and_gateway_sign_the_same_proof_context() -> None:
+    # The agent does not import hub/ (dependencies point one way): the constant is
+    # repeated, and this keeps the two copies equal.
+    from card_agent.client import CARD_PROOF_CONTEXT as AGENT
+    from hub.gateway.cardauth import CARD_PROOF_CONTEXT as HUB
+
+    assert AGENT == HUB
