@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
+from asn1crypto import tsp
+
 from connectors.devpki import DEFAULT_PKI_DIR, DevPki, ensure_pki
 
 __all__ = ["ReferenceTsa", "main"]
@@ -74,6 +76,8 @@ class ReferenceTsa:
         self._lock = threading.Lock()
         self.requests_served = 0
         self.fail_next = 0
+        self.wrong_nonce = False
+        """Answer with another nonce than asked (to test the client's nonce check)."""
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -111,8 +115,11 @@ class ReferenceTsa:
                     tsa.fail_next -= 1
                     self.send_error(503, "reference TSA told to fail")
                     return
+                query = self.rfile.read(length)
+                if tsa.wrong_nonce:
+                    query = _other_nonce(query)
                 try:
-                    body = tsa.reply(self.rfile.read(length))
+                    body = tsa.reply(query)
                 except ValueError:
                     self.send_error(400, "not a timestamp query")
                     return
@@ -147,6 +154,14 @@ class ReferenceTsa:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _other_nonce(query: bytes) -> bytes:
+    request = tsp.TimeStampReq.load(query)
+    fields = {k: request[k] for k in ("version", "message_imprint", "cert_req")}
+    fields["nonce"] = (request["nonce"].native or 0) + 1
+    tampered: bytes = tsp.TimeStampReq(fields).dump()
+    return tampered
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,6 +53,13 @@ async def test_token_for_another_digest_is_rejected(tsa: ReferenceTsa, pki: DevP
         await verify_token(token, hashlib.sha256(b"b").digest(), "sha256", pki.trust_roots)
 
 
+async def test_token_with_another_nonce_is_refused(tsa: ReferenceTsa, pki: DevPki) -> None:
+    tsa.wrong_nonce = True
+    with pytest.raises(PermanentPeerError, match="nonce"):
+        await _connector(tsa, pki).timestamp(hashlib.sha256(b"x").digest(), "sha256")
+    assert tsa.requests_served == 1  # a token was issued, and refused by the client
+
+
 async def test_tsa_outside_the_trust_roots_is_refused(tsa: ReferenceTsa, pki: DevPki) -> None:
     settings = TsaSettings(url=tsa.url)
     connector = TsaConnector(settings, [pki.other_root.certificate])
