@@ -1,6 +1,6 @@
 """``card-agent``: the contractor's command line for the IC card and the hub gateway.
 
-    card-agent readers | watch | cert | pin-status
+    card-agent readers | watch | cert | pin-status | verify-pin
     card-agent login
     card-agent register --input registration.json
     card-agent change --input change.json
@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-roots", default=os.environ.get("CARD_AGENT_TRUST_ROOTS", ""))
     p.add_argument("--chain", default=os.environ.get("CARD_AGENT_CHAIN", ""))
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("readers", "cert", "pin-status", "login", "jobs"):
+    for name in ("readers", "cert", "pin-status", "verify-pin", "login", "jobs"):
         sub.add_parser(name)
     watch = sub.add_parser("watch")
     watch.add_argument("--events", type=int, default=0, help="stop after N events (0: never)")
@@ -139,6 +139,9 @@ def _run(args: argparse.Namespace, agent: Agent, console: Console) -> int:
             status = card.pin_status()
         console.say("ロック中 / locked (PIN-1)" if status.locked else
                     f"残り回数 / retries left: {status.retries_left}")
+    elif command == "verify-pin":
+        with agent.unlock():
+            console.say("PINを確認しました / PIN accepted")
     elif command == "login":
         session = agent.login()
         console.say(f"ログインしました / logged in: ユーザID {session['user_id']}, "

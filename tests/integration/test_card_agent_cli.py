@@ -152,12 +152,15 @@ def test_wrong_pin_is_reported_once_and_never_retried(
     base = _args(hub[0], pki, creds, tsa_url)
     console = ScriptedConsole(["0000", PIN])
     assert main([*base, "login"], console) == 3, console.text
+    status = ScriptedConsole([])
+    assert main([*base, "pin-status"], status) == 0
+    assert "retries left: 2" in status.text
     assert len(console.pin_prompts) == 1  # PIN-1: never retried automatically
     assert "[PIN-1]" in console.text
     assert "残り2回" in console.text
     assert "0000" not in console.text
     for wrong in ("1111", "2222"):
-        main([*base, "login"], ScriptedConsole([wrong]))
+        assert main([*base, "verify-pin"], ScriptedConsole([wrong])) in (3, 4)
     locked = ScriptedConsole([PIN])
     assert main([*base, "login"], locked) == 4
     assert locked.pin_prompts == []  # a locked card is reported, not tried
