@@ -68,7 +68,9 @@ class RegistrationIn(_Where):
     proof: CardProofIn
     user_id: str = Field(max_length=20)
     trade_name: str = Field(max_length=200)
-    password: SecretStr = Field(max_length=64)
+    password: SecretStr | None = Field(
+        default=None, max_length=64,
+        description="Needed where the entity's lookup asks for it (REG-3; not Yamaguchi).")
     department_name: str | None = None
     representative_contact: ContactInput | None = None
     card_department_contact: ContactInput

@@ -50,9 +50,11 @@ def _publish(cfg: GatewayConfig, build: type[Payload], fields: dict[str, object]
 def submit_registration(cfg: GatewayConfig, body: RegistrationIn) -> str:
     with cfg.transaction() as session:
         card = authenticate(cfg, session, body.proof)
-    with cfg.transaction() as session:
-        verified = verify_password(session, body.procuring_entity, body.domain, body.user_id,
-                                   body.password.get_secret_value())
+    verified = False
+    if body.password is not None:
+        with cfg.transaction() as session:
+            verified = verify_password(session, body.procuring_entity, body.domain,
+                                       body.user_id, body.password.get_secret_value())
     fields = body.model_dump(mode="json", exclude={"proof", "password"})
     fields.update(card=card.facts.model_dump(mode="json"), password_verified=verified)
     return _publish(cfg, CardRegistrationRequested, fields, body.user_id, body.procuring_entity)
