@@ -69,9 +69,11 @@ class Agent:
 
     def register(self, fields: dict[str, Any]) -> dict[str, Any]:
         """利用者登録: the password is asked here and sent only to the gateway (REG-3)."""
-        password = self.console.ask_secret("パスワード / password: ")
+        password = self.console.ask_secret("パスワード(不要なら空欄) / password (blank if none): ")
+        if password:
+            fields = {**fields, "password": password}
         with self.unlock() as card:
-            request_id = self.gateway.register(card, {**fields, "password": password})
+            request_id = self.gateway.register(card, fields)
         return self.gateway.outcome(request_id, wait_s=30)
 
     def change(self, fields: dict[str, Any]) -> dict[str, Any]:
