@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -207,9 +208,7 @@ class Processor:
     def _apply(self, session: Session, deliveries: list[Delivery], report: BatchReport) -> None:
         now = self.clock()
         ids = [d.dedupe_id for d in deliveries]
-        rows = session.execute(sa.select(PM.c.message_id, PM.c.outcome).where(
-            PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))).all()
-        seen: dict[str, str] = {row[0]: row[1] for row in rows}
+        seen: dict[str, str] = {row[0]: row[1] for row in session.execute(self._seen_query(ids))}
         inserts: dict[str, str] = {}
         updates: dict[str, str] = {}
         outbox: list[dict[str, Any]] = []
@@ -246,6 +245,20 @@ class Processor:
             report.done += 1
             self._observe_age(env, now)
         self._write(session, now, inserts, updates, outbox)
+
+    def _seen_query(self, ids: list[str]) -> sa.Select[Any]:
+        """Which of ``ids`` this consumer has handled, and how.
+
+        On PostgreSQL the ids are joined as an array, so the planner looks each one up in
+        the primary key instead of filtering the consumer's rows against a long IN list.
+        """
+        if not is_postgres(self.engine):
+            return sa.select(PM.c.message_id, PM.c.outcome).where(
+                PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))
+        wanted = sa.func.unnest(sa.bindparam("ids", ids, type_=ARRAY(sa.String))) \
+            .table_valued("id").render_derived()
+        return sa.select(PM.c.message_id, PM.c.outcome).select_from(wanted.join(
+            PM, sa.and_(PM.c.consumer == self.spec.name, PM.c.message_id == wanted.c.id)))
 
     def _should_handle(self, d: Delivery, prior: str | None) -> bool:
         if prior is None:

@@ -14,8 +14,9 @@ import threading
 from collections import Counter
 
 import sqlalchemy as sa
-from pydantic import Field
+from pydantic import Field as PayloadField
 from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
 
 from hub.bootstrap import Wiring
 from hub.consumers import ConsumerSpec
@@ -26,25 +27,33 @@ from schemas.registry import Payload, message
 from schemas.topics import KeyKind, TopicSpec
 
 metadata = sa.MetaData()
-ledger_table = sa.Table(
-    "test_ledger_entry",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entry_no", sa.Integer, nullable=False, index=True),
-    sa.Column("message_id", sa.String(64), nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("worker", sa.Integer, nullable=False),
-)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """The effect: one row per booked entry (no unique key, so a double shows)."""
+
+    __tablename__ = "test_ledger_entry"
+    metadata = metadata
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_no: int = Field(index=True)
+    message_id: str = Field(max_length=64)
+    amount: int = Field(sa_type=sa.BigInteger)
+    worker: int
+
+
+ledger_table = LedgerEntry.__table__
 
 
 @message("test.ledger.entry-requested", 1)
 class LedgerEntryRequested(Payload):
-    entry_no: int = Field(ge=0)
+    entry_no: int = PayloadField(ge=0)
     amount: int
-    fail_times: int = Field(default=0, ge=0, description="Fail transiently this often first.")
+    fail_times: int = PayloadField(default=0, ge=0,
+                                   description="Fail transiently this often first.")
     permanent: bool = False
-    fail_flag: str | None = Field(default=None,
-                                  description="Fail while this file exists (a broken peer).")
+    fail_flag: str | None = PayloadField(default=None,
+                                         description="Fail while this file exists (a broken peer).")
 
 
 @message("test.ledger.entry-recorded", 1)
@@ -80,9 +89,8 @@ def make_handler(out: TopicSpec):  # type: ignore[no-untyped-def]
                 failed = _failures[p.entry_no]
             if failed <= p.fail_times:
                 raise FlakyPeerError(f"flaky failure {failed} of entry {p.entry_no}")
-        ctx.session.execute(ledger_table.insert().values(
-            entry_no=p.entry_no, message_id=str(envelope.message_id), amount=p.amount,
-            worker=os.getpid()))
+        ctx.session.add(LedgerEntry(entry_no=p.entry_no, message_id=str(envelope.message_id),
+                                    amount=p.amount, worker=os.getpid()))
         ctx.emit(out, LedgerEntryRecorded(entry_no=p.entry_no, amount=p.amount), cause=envelope)
 
     return record_entry
