@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
@@ -83,6 +84,7 @@ class ConsumerRuntime:
         self._kafka = kafka
         self._on_committed = on_committed
         self._lag_at = 0.0
+        self._committing: asyncio.Task[None] | None = None
         self.subscriber: Any = None
 
     def subscribe(self, broker: KafkaBroker) -> None:
@@ -94,6 +96,7 @@ class ConsumerRuntime:
             batch_timeout_ms=self._kafka.batch_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
             parser=_raw_parser,
             decoder=_raw_decoder,
             title=f"{self.spec.name}:batch",
@@ -109,8 +112,8 @@ class ConsumerRuntime:
 
     async def handle(self, records: Sequence[Any]) -> None:
         deliveries = [Delivery.from_record(r) for r in records]
-        for r in records:
-            metrics.CONSUMED.labels(self.spec.name, r.topic).inc()
+        for topic, count in Counter(r.topic for r in records).items():
+            metrics.CONSUMED.labels(self.spec.name, topic).inc(count)
         backoff = 0.5
         while True:
             try:
@@ -126,8 +129,18 @@ class ConsumerRuntime:
                 backoff = min(backoff * 2, 30.0)
         self.healthy = True
         self._on_committed()
-        await self._commit(records)
+        # The effects are committed; the offsets follow in the background, in order, while
+        # the next batch is read. A crash before they land only re-delivers deduplicated work.
+        if self._committing is not None:
+            await self._committing
+        self._committing = asyncio.create_task(self._commit(records))
         await self._update_lag()
+
+    async def drain(self) -> None:
+        """Wait for the last offset commit (at shutdown)."""
+        if self._committing is not None:
+            await self._committing
+            self._committing = None
 
     async def _commit(self, records: Sequence[Any]) -> None:
         offsets: dict[TopicPartition, int] = {}

@@ -48,13 +48,16 @@ class ProcessedMessage(SQLModel, table=True):
 
 class OutboxRecord(SQLModel, table=True):
     __tablename__ = "hub_outbox"
+    # Ids are never reused (SQLite would reuse a deleted maximum): a late delete of a sent
+    # record must never hit a newer one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True,
                                                              autoincrement=True))
     topic: str = Field(max_length=250)
     key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     value: bytes = Field(sa_type=sa.LargeBinary)
-    headers: str = Field(sa_type=sa.Text, description="JSON [[name, base64 value], ...]")
+    headers: str = Field(sa_type=sa.Text, description="JSON [[name, value as Latin-1 text], ...]")
     created_at: datetime = Field(sa_type=UtcTimestamp)
 
 

@@ -61,5 +61,5 @@ class Delivery:
             offset=record.offset,
             key=record.key,
             value=record.value,
-            headers=[(k, bytes(v)) for k, v in (record.headers or ())],
+            headers=list(record.headers or ()),
         )

@@ -11,13 +11,15 @@ at a time holds an advisory lock, so records leave in the order they were writte
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import Engine
@@ -30,18 +32,20 @@ from schemas.envelope import Envelope, utc_now
 from schemas.topics import TopicSpec
 from schemas.wire import Headers, encode
 
-__all__ = ["OutboxRelay", "dump_headers", "enqueue", "enqueue_raw", "load_headers"]
+__all__ = ["OutboxRelay", "PendingRecord", "dump_headers", "enqueue", "enqueue_raw",
+           "load_headers"]
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x68_75_62_5F_6F_62  # "hub_ob": one relay leader per database
 
 
 def dump_headers(headers: Sequence[tuple[str, bytes]]) -> str:
-    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+    """Headers as JSON text; each value's bytes as Latin-1 characters (lossless, one to one)."""
+    return orjson.dumps([(k, v.decode("latin-1")) for k, v in headers]).decode()
 
 
 def load_headers(text: str) -> Headers:
-    return [(k, base64.b64decode(v)) for k, v in json.loads(text)]
+    return [(k, v.encode("latin-1")) for k, v in orjson.loads(text)]
 
 
 def enqueue(session: Session, topic: TopicSpec | str, envelope: Envelope[Any]) -> None:
@@ -57,17 +61,49 @@ def enqueue_raw(session: Session, topic: TopicSpec | str, *, key: bytes | None, 
                              created_at=utc_now()))
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """A committed outbox row, handed to the relay by the process that wrote it."""
+
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: str
+
+
 class OutboxRelay:
-    """Moves committed outbox records to Kafka. Wake it after a commit for low latency."""
+    """Moves committed outbox records to Kafka, then deletes them.
+
+    Two ways in: a consumer hands over what it has just committed (:meth:`dispatch`), so
+    its events leave at once; and a poll of the table takes what nobody handed over
+    (writes of the gateway or of jobs, rows left by a crashed process). Only rows older
+    than ``outbox_orphan_age_s`` are polled, so that the poll never races the process
+    sending its own rows; on PostgreSQL only the leader polls. Deletes run behind the sends,
+    without waiting for the disk: a lost delete only means a repeat, which consumers drop.
+    """
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
         self._engine = engine
         self._wake = asyncio.Event()
+        self._deletable = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._queue: list[PendingRecord] = []
+        self._inflight: set[int] = set()
+        self._sent: list[int] = []
         self._producer: AIOKafkaProducer | None = None
         self._lock_conn: sa.Connection | None = None
+        self._lock_checked = 0.0
+        self._polled_at = 0.0
         self.published = 0
+
+    def dispatch(self, records: Sequence[PendingRecord]) -> None:
+        """Send these committed records soon (call from the event loop)."""
+        if records:
+            self._queue.extend(records)
+            self._inflight.update(r.id for r in records)
+            self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -77,26 +113,34 @@ class OutboxRelay:
             **self._settings.kafka.aiokafka_kwargs(),
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            linger_ms=1,
             max_batch_size=256 * 1024,
             max_request_size=2 * 1024 * 1024,
         )
         await producer.start()
         self._producer = producer
+        deleter = asyncio.create_task(self._delete_loop(), name="outbox-deleter")
         try:
-            while not self._stopping.is_set():
-                if not await asyncio.to_thread(self._hold_leadership):
-                    await self._sleep(2.0)
-                    continue
-                sent = await self._relay_once()
-                if sent == 0:
-                    await self._sleep(self._settings.outbox_poll_interval_s)
+            while True:
+                if self._queue:
+                    batch, self._queue = self._queue, []
+                elif self._stopping.is_set():
+                    break
+                else:
+                    batch = await self._poll()
+                    if not batch:
+                        await self._sleep(self._settings.outbox_poll_interval_s)
+                        continue
+                await self._send(batch)
         finally:
+            self._stopping.set()
+            self._deletable.set()
+            await deleter
             await producer.stop()
             await asyncio.to_thread(self._release_leadership)
 
     async def stop(self) -> None:
-        """Stop after the batch in flight; what is left waits in the table for the next start."""
+        """Send what was handed over, delete what was sent, then stop."""
         self._stopping.set()
         self._wake.set()
 
@@ -105,40 +149,69 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def _relay_once(self) -> int:
-        rows = await asyncio.to_thread(self._fetch)
-        if not rows:
-            metrics.OUTBOX_PENDING.set(0)
-            return 0
+    async def _send(self, batch: list[PendingRecord]) -> None:
         assert self._producer is not None
         futures = [
             await self._producer.send(r.topic, value=r.value, key=r.key,
                                       headers=load_headers(r.headers))
-            for r in rows
+            for r in batch
         ]
         await asyncio.gather(*futures)
-        await asyncio.to_thread(self._delete, [r.id for r in rows])
-        self.published += len(rows)
-        metrics.OUTBOX_PUBLISHED.inc(len(rows))
-        return len(rows)
+        self._sent.extend(r.id for r in batch)
+        self._deletable.set()
+        self.published += len(batch)
+        metrics.OUTBOX_PUBLISHED.inc(len(batch))
 
-    def _fetch(self) -> list[Any]:
+    async def _poll(self) -> list[PendingRecord]:
+        now = time.monotonic()
+        if now - self._polled_at < self._settings.outbox_poll_interval_s:
+            return []
+        self._polled_at = now
+        if not await asyncio.to_thread(self._hold_leadership):
+            return []
+        rows = await asyncio.to_thread(self._fetch)
+        fresh = [r for r in rows if r.id not in self._inflight]
+        self._inflight.update(r.id for r in fresh)
+        metrics.OUTBOX_PENDING.set(len(rows))
+        return fresh
+
+    async def _delete_loop(self) -> None:
+        while True:
+            await self._deletable.wait()
+            self._deletable.clear()
+            if self._sent:
+                ids, self._sent = self._sent, []
+                await asyncio.to_thread(self._delete, ids)
+                self._inflight.difference_update(ids)
+            elif self._stopping.is_set():
+                return
+
+    def _fetch(self) -> list[PendingRecord]:
         table = OutboxRecord.__table__  # type: ignore[attr-defined]
-        query = sa.select(table).order_by(table.c.id).limit(self._settings.outbox_batch)
+        query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value,
+                          table.c.headers).order_by(table.c.id)
+        cutoff = utc_now() - timedelta(seconds=self._settings.outbox_orphan_age_s)
+        query = query.where(table.c.created_at <= cutoff)
+        query = query.limit(self._settings.outbox_batch + len(self._inflight))
         with self._engine.connect() as conn:
-            return list(conn.execute(query))
+            return [PendingRecord(*row) for row in conn.execute(query)]
 
     def _delete(self, ids: list[int]) -> None:
         table = OutboxRecord.__table__  # type: ignore[attr-defined]
         with self._engine.begin() as conn:
+            if is_postgres(self._engine):
+                conn.execute(sa.text("set local synchronous_commit = off"))
             conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
 
     def _hold_leadership(self) -> bool:
         if not is_postgres(self._engine):
             return True
         if self._lock_conn is not None:
+            if time.monotonic() - self._lock_checked < 1.0:
+                return True
             try:
                 self._lock_conn.execute(sa.text("select 1"))
+                self._lock_checked = time.monotonic()
                 return True
             except sa.exc.DBAPIError:
                 self._release_leadership()

@@ -42,7 +42,7 @@ from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, 
 from hub.delivery import Delivery
 from hub.dlq import dead_letter_headers
 from hub.logs import correlation, redact_text
-from hub.outbox import dump_headers, load_headers
+from hub.outbox import PendingRecord, dump_headers, load_headers
 from hub.settings import RetrySettings
 from pipelines.ports import PermanentFailure
 from schemas.envelope import Envelope, new_envelope, utc_now
@@ -73,6 +73,8 @@ class BatchReport:
     ignored: int = 0
     retried: int = 0
     dead_reasons: list[str] = field(default_factory=list)
+    committed: list[PendingRecord] = field(default_factory=list)
+    """Outbox records committed by this batch, for the relay to send at once."""
 
     @property
     def dead(self) -> int:
@@ -87,6 +89,7 @@ class _Context:
     now_: datetime
     producer: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    appended: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def session(self) -> Session:
@@ -97,6 +100,9 @@ class _Context:
     @property
     def now(self) -> datetime:
         return self.now_
+
+    def append_row(self, table: sa.Table, row: dict[str, Any]) -> None:
+        self.appended.setdefault(table, []).append(row)
 
     def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
              correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
@@ -119,13 +125,15 @@ class Processor:
 
     def __init__(self, spec: ConsumerSpec, engine: Engine, retry: RetrySettings, *,
                  producer: str, clock: Callable[[], datetime] = utc_now,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_commit: Callable[[list[PendingRecord]], None] | None = None) -> None:
         self.spec = spec
         self.engine = engine
         self.retry = retry
         self.producer = producer
         self.clock = clock
         self.max_attempts = spec.max_attempts or retry.max_attempts
+        self.on_commit = on_commit
         self._rng = rng or random.Random()
 
     # -- entry points -------------------------------------------------------------------
@@ -153,6 +161,8 @@ class Processor:
             await asyncio.to_thread(self._process_sync, pending, report)
         metrics.HANDLER_LATENCY.labels(self.spec.name).observe(time.perf_counter() - started)
         self._count(report)
+        if self.on_commit is not None and report.committed:
+            self.on_commit(report.committed)
         return report
 
     async def run_due_retries(self, limit: int = 200) -> int:
@@ -212,6 +222,7 @@ class Processor:
         inserts: dict[str, str] = {}
         updates: dict[str, str] = {}
         outbox: list[dict[str, Any]] = []
+        ctx = _Context(session, now, self.producer)
         for d in deliveries:
             mid = d.dedupe_id
             prior = seen.get(mid)
@@ -232,7 +243,7 @@ class Processor:
             if handler is None:
                 report.ignored += 1
                 continue
-            ctx = _Context(session, now, self.producer)
+            ctx.rows = []
             token = correlation.set(env.correlation_id)
             try:
                 handler(ctx, env)
@@ -244,7 +255,9 @@ class Processor:
                 session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
             report.done += 1
             self._observe_age(env, now)
-        self._write(session, now, inserts, updates, outbox)
+        for table, rows in ctx.appended.items():
+            session.execute(sa.insert(table), rows)
+        report.committed.extend(self._write(session, now, inserts, updates, outbox))
 
     def _seen_query(self, ids: list[str]) -> sa.Select[Any]:
         """Which of ``ids`` this consumer has handled, and how.
@@ -270,7 +283,7 @@ class Processor:
         return False
 
     def _write(self, session: Session, now: datetime, inserts: dict[str, str],
-               updates: dict[str, str], outbox: list[dict[str, Any]]) -> None:
+               updates: dict[str, str], outbox: list[dict[str, Any]]) -> list[PendingRecord]:
         if inserts:
             session.execute(sa.insert(PM), [
                 {"consumer": self.spec.name, "message_id": m, "outcome": o, "processed_at": now}
@@ -280,8 +293,16 @@ class Processor:
             session.execute(sa.update(PM).where(PM.c.consumer == self.spec.name,
                                                 PM.c.message_id == m)
                             .values(outcome=o, processed_at=now))
-        if outbox:
-            session.execute(sa.insert(OB), outbox)
+        return self._insert_outbox(session, outbox)
+
+    @staticmethod
+    def _insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
+        if not rows:
+            return []
+        ids = session.execute(sa.insert(OB).returning(OB.c.id, sort_by_parameter_order=True),
+                              rows).scalars().all()
+        return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
+                for i, r in zip(ids, rows, strict=True)]
 
     # -- effects (calls to outside systems) -------------------------------------------------
 
@@ -302,20 +323,22 @@ class Processor:
             return
         finally:
             correlation.reset(token)
-        await asyncio.to_thread(self._record_effect, d, prior, ctx.rows, report)
+        await asyncio.to_thread(self._record_effect, d, prior, ctx, report)
 
     def _outcome_of(self, message_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(PM.c.outcome).where(
                 PM.c.consumer == self.spec.name, PM.c.message_id == message_id)).scalar()
 
-    def _record_effect(self, d: Delivery, prior: str | None, rows: list[dict[str, Any]],
+    def _record_effect(self, d: Delivery, prior: str | None, ctx: _Context,
                        report: BatchReport) -> None:
         now = self.clock()
         mid = d.dedupe_id
         with transaction(self.engine) as session:
-            self._write(session, now, {} if prior else {mid: "done"},
-                        {mid: "done"} if prior else {}, rows)
+            for table, rows in ctx.appended.items():
+                session.execute(sa.insert(table), rows)
+            report.committed.extend(self._write(session, now, {} if prior else {mid: "done"},
+                                                {mid: "done"} if prior else {}, ctx.rows))
             if d.retry_id is not None:
                 session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
         report.done += 1
@@ -344,9 +367,9 @@ class Processor:
                         f"{type(exc).__name__}: {message}")
         if permanent or (retry_at is None and attempt >= self.max_attempts):
             reason = "permanent-failure" if permanent else "retries-exhausted"
-            session.execute(sa.insert(OB), [self._dead_letter_row(
+            report.committed.extend(self._insert_outbox(session, [self._dead_letter_row(
                 d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
-                history=history)])
+                history=history)]))
             outcome = "dead"
             report.dead_reasons.append(reason)
             if d.retry_id is not None:
@@ -454,3 +477,4 @@ def _merge(into: BatchReport, part: BatchReport) -> None:
     into.ignored += part.ignored
     into.retried += part.retried
     into.dead_reasons.extend(part.dead_reasons)
+    into.committed.extend(part.committed)

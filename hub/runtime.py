@@ -65,7 +65,8 @@ class Hub:
         self.runtimes = [
             ConsumerRuntime(
                 spec,
-                Processor(spec, self.engine, settings.retry, producer=settings.producer_name),
+                Processor(spec, self.engine, settings.retry, producer=settings.producer_name,
+                          on_commit=self.relay.dispatch),
                 settings.kafka,
                 on_committed=self.relay.wake,
             )
@@ -103,6 +104,8 @@ class Hub:
         for rt in self.runtimes:
             rt.stopping = True
         await self.broker.stop()  # drains the batches in flight (graceful_timeout)
+        for rt in self.runtimes:
+            await rt.drain()
         await self.relay.stop()
         if self._server is not None:
             self._server.should_exit = True

@@ -42,7 +42,10 @@ class KafkaSettings(BaseModel):
         default="hub", description="Consumer groups are named <group_prefix>.<consumer name>."
     )
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
-    batch_timeout_ms: int = Field(default=20, ge=1, le=5_000)
+    batch_timeout_ms: int = Field(default=5, ge=1, le=5_000)
+    fetch_max_wait_ms: int = Field(
+        default=10, ge=0, le=5_000,
+        description="How long the broker may hold a fetch for more data: latency vs requests.")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):
@@ -92,6 +95,10 @@ class Settings(BaseSettings):
     http_port: int = 8480
     retry: RetrySettings = RetrySettings()
     outbox_poll_interval_s: float = 0.1
+    outbox_orphan_age_s: float = Field(
+        default=0.5, ge=0,
+        description="The polling relay takes rows older than this; younger ones are being "
+        "sent by the process that wrote them.")
     outbox_batch: int = 2000
     migrate_on_start: bool = True
     log_level: str = "INFO"

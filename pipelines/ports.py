@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from schemas.envelope import Envelope
@@ -37,6 +38,13 @@ class HandlerContext(Protocol):
     @property
     def now(self) -> datetime:
         """The time of processing (aware, UTC); rules take it from here, not the clock."""
+
+    def append_row(self, table: sa.Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` into ``table`` with the batch: one multi-row INSERT at its end.
+
+        For append-only records (journals, ledgers, audit trails) on a hot path; what must
+        be read back within the same batch goes through ``session`` instead.
+        """
 
     def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
              correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:

@@ -89,8 +89,9 @@ def make_handler(out: TopicSpec):  # type: ignore[no-untyped-def]
                 failed = _failures[p.entry_no]
             if failed <= p.fail_times:
                 raise FlakyPeerError(f"flaky failure {failed} of entry {p.entry_no}")
-        ctx.session.add(LedgerEntry(entry_no=p.entry_no, message_id=str(envelope.message_id),
-                                    amount=p.amount, worker=os.getpid()))
+        ctx.append_row(ledger_table, {"entry_no": p.entry_no, "amount": p.amount,
+                                      "message_id": str(envelope.message_id),
+                                      "worker": os.getpid()})
         ctx.emit(out, LedgerEntryRecorded(entry_no=p.entry_no, amount=p.amount), cause=envelope)
 
     return record_entry

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("value", sa.LargeBinary, nullable=False),
         sa.Column("headers", sa.Text, nullable=False),
         sa.Column("created_at", Ts, nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "hub_scheduled_retry",

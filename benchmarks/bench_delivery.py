@@ -1,0 +1,276 @@
+"""Benchmark: the hub's delivery pipeline against a raw loop and a naive FastStream handler.
+
+One broker, one run, three variants side by side, each consuming topic IN and
+producing one record per input to OUT, each in its own process:
+  (a) raw aiokafka: getmany -> send -> commit, no database;
+  (b) naive FastStream: one message at a time, default settings, publish per message;
+  (c) the hub: batch subscriber, idempotency + outbox on PostgreSQL (test ledger pipeline).
+Throughput: N inputs preloaded; messages/s from the OUT records' timestamps.
+Latency: inputs offered at a fixed rate; per message, OUT record time - send time.
+Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json.
+
+    .venv/bin/python -m benchmarks.bench_delivery [--n 20000] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
+PG = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")
+
+
+# -- the variants (run in a child process) --------------------------------------------------
+
+async def variant_raw(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(t_in, bootstrap_servers=KAFKA, group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_poll_records=500)
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2,
+                                enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=20, max_records=500)
+            futures = [await producer.send(t_out, value=r.value, key=r.key, headers=list(r.headers))
+                       for recs in batch.values() for r in recs]
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
+    from faststream.kafka import KafkaBroker
+
+    broker = KafkaBroker(KAFKA, log_level=10)
+
+    @broker.subscriber(t_in, group_id=group, auto_offset_reset="earliest")
+    async def handle(body: dict[str, Any]) -> None:
+        await broker.publish(body, t_out)
+
+    await broker.start()
+    await stop.wait()
+    await broker.stop()
+
+
+async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
+    from hub.db import create_db_engine
+    from hub.runtime import Hub
+    from hub.settings import KafkaSettings, Settings
+    from tests.support import ledger
+
+    url = os.environ["BENCH_DB_URL"]
+    engine = create_db_engine(url)
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers=KAFKA, group_prefix=group),
+                        database_url=url)  # type: ignore[arg-type]
+    ledger.create_tables(engine)
+    hub = Hub(settings, [ledger.consumer(t_in.removesuffix(".in"))], engine=engine,
+              serve_http=False)
+    await hub.start()
+    await stop.wait()
+    await hub.stop()
+
+
+VARIANTS = {"raw": variant_raw, "faststream": variant_faststream, "hub": variant_hub}
+
+
+def child(variant: str, t_in: str, t_out: str, group: str, report: str) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await VARIANTS[variant](t_in, t_out, group, stop)
+
+    asyncio.run(main())
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(report).write_text(json.dumps({"peak_rss_mib": round(peak_kib / 1024, 1)}))
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+def make_message(n: int, variant: str) -> tuple[bytes, bytes, list[tuple[str, bytes]], str]:
+    from schemas.envelope import new_envelope
+    from schemas.wire import encode
+    from tests.support.ledger import LedgerEntryRequested
+
+    env = new_envelope(LedgerEntryRequested(entry_no=n, amount=n), correlation_id=f"c{n % 997}",
+                       procuring_entity="saitama-pref", producer="bench")
+    key, value, headers = encode(env)
+    return key, value, headers, str(env.message_id)
+
+
+async def produce(topic: str, messages: list[tuple[bytes, bytes, list[tuple[str, bytes]], str]],
+                  rate: float | None) -> dict[str, float]:
+    """Send; returns message id -> send time (ms since epoch)."""
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=1)
+    await producer.start()
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    try:
+        futures = []
+        for i, (key, value, headers, mid) in enumerate(messages):
+            if rate:
+                due = start + i / rate
+                if (delay := due - time.monotonic()) > 0:
+                    await asyncio.sleep(delay)
+            sent[mid] = time.time() * 1000
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def input_id(record: Any) -> str:
+    """The id of the input a record of OUT answers (hub: its causation id)."""
+    body = orjson.loads(record.value)
+    return str(body.get("causation_id") or body["message_id"])
+
+
+async def collect(topic: str, expect: int, timeout_s: float, group: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=True)
+    await consumer.start()
+    out: list[Any] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(seen) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                for r in recs:
+                    mid = input_id(r)
+                    if mid not in seen:
+                        seen.add(mid)
+                        out.append(r)
+    finally:
+        await consumer.stop()
+    if len(seen) < expect:
+        raise RuntimeError(f"only {len(seen)} of {expect} outputs within {timeout_s} s")
+    return out
+
+
+async def create(topics: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
+    await admin.close()
+
+
+def fresh_database() -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    url = sa.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    from hub.db import create_db_engine
+    from hub.migrations import upgrade
+
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    t_in, t_out = f"bench.{tag}.in", f"bench.{tag}.out"
+    await create([t_in, t_out])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if variant == "hub":
+        env["BENCH_DB_URL"] = fresh_database()
+    preload = [make_message(i, variant) for i in range(n)]
+    await produce(t_in, preload, None)
+    report = RESULTS / f".{variant}-{tag}.json"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_delivery", "--child",
+                             variant, t_in, t_out, f"bench-{tag}", str(report)], env=env,
+                            cwd=ROOT)
+    try:
+        outs = await collect(t_out, n, 600, f"collect-{tag}")
+        stamps = sorted(r.timestamp for r in outs)
+        span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
+        throughput = (n - 1) / span_s
+        offered = [make_message(n + i, variant) for i in range(int(rate * seconds))]
+        collector = asyncio.create_task(collect(t_out, n + len(offered), 300, f"lat-{tag}"))
+        sent = await produce(t_in, offered, rate)
+        latest = await collector
+        lat = [r.timestamp - sent[m] for r in latest if (m := input_id(r)) in sent]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    peak = json.loads(report.read_text())["peak_rss_mib"]
+    report.unlink()
+    return {
+        "messages_per_s": round(throughput),
+        "throughput_messages": n,
+        "latency_offered_per_s": rate,
+        "latency_messages": len(lat),
+        "latency_p50_ms": pct(lat, 0.50),
+        "latency_p99_ms": pct(lat, 0.99),
+        "latency_mean_ms": round(statistics.fmean(lat), 1),
+        "peak_rss_mib": peak,
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for variant in args.variants:
+        print(f"running {variant} ...", flush=True)
+        results[variant] = await run_variant(variant, args.n, args.rate, args.seconds)
+        print(variant, results[variant], flush=True)
+    out = {
+        "benchmark": "delivery",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "kafka": "Apache Kafka 4.1.1, single KRaft node on loopback",
+        "database_for_hub": "PostgreSQL 15 on loopback, fsync on",
+        "results": results,
+    }
+    if "hub" in results and "faststream" in results:
+        out["hub_vs_faststream"] = round(results["hub"]["messages_per_s"]
+                                         / results["faststream"]["messages_per_s"], 1)
+    (RESULTS / "delivery.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7])
+        raise SystemExit(0)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--variants", nargs="+", default=["raw", "faststream", "hub"])
+    asyncio.run(main(parser.parse_args()))
