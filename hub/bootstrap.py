@@ -1,34 +1,180 @@
 """Wiring: which consumers, scheduled jobs and HTTP routers ``hub run`` starts.
 
-``hub run --bootstrap module:function`` swaps this for another wiring (an
-integrator's own pipelines, or the test pipelines); the function takes the
-settings and returns a :class:`Wiring`.
+The default wiring runs every pipeline and connector of the project against the
+settings' database and the connectors' own settings (``HUB_MAIL_*``, ``HUB_ERP_*``,
+...), whose defaults are the reference peers on loopback. ``hub run --bootstrap
+module:function`` swaps it for another wiring (an integrator's own, or the tests').
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
 from hub.consumers import ConsumerSpec
+from hub.db import create_db_engine
+from hub.outbox import enqueue
+from hub.publisher import OutboxPublisher
 from hub.runtime import ScheduledJob
-from hub.settings import Settings
+from hub.settings import RUN_DIR, Settings
+from schemas.envelope import new_envelope, utc_now
+from schemas.registry import Payload
+from schemas.topics import Topics
 
 __all__ = ["Wiring", "default_wiring", "load_wiring"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Wiring:
+    engine: Engine
     consumers: list[ConsumerSpec] = field(default_factory=list)
     jobs: list[ScheduledJob] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
+    publisher: OutboxPublisher | None = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    """Called at shutdown (connectors' HTTP clients)."""
+
+
+def registration_consumer() -> ConsumerSpec:
+    """The central pipeline of REG/CHG/RNW (利用者登録・変更・ICカード更新)."""
+    from pipelines.registration import handlers
+    from schemas import registration
+    from schemas.mail import MailRequested
+
+    events = tuple(v for v in vars(registration).values()
+                   if isinstance(v, type) and issubclass(v, Payload) and v is not Payload
+                   and v.__module__ == registration.__name__
+                   and v not in handlers.HANDLERS)
+    return ConsumerSpec(
+        "registration",
+        (Topics.REGISTRATION_COMMANDS, Topics.QUALIFICATION_UPDATES),
+        handlers=handlers.HANDLERS,
+        description="利用者登録・変更・ICカード更新: REG, CHG, RNW rules; events and NTF mails",
+        emits=((Topics.REGISTRATION_EVENTS, events), (Topics.MAIL_REQUESTS, (MailRequested,))),
+    )
+
+
+def propagation_job(interval_s: float) -> ScheduledJob:
+    """REG-9, CHG-3, RNW-8: apply what is due to the other entities (idempotent, resumable)."""
+    from pipelines.registration.propagation import propagate
+
+    def emit(session: Session, event: Payload, pending: Any) -> None:
+        enqueue(session, Topics.REGISTRATION_EVENTS, new_envelope(
+            event, correlation_id=pending.user_id, procuring_entity=pending.entity,
+            producer="hub.propagation"))
+
+    async def run(engine: Engine) -> Any:
+        import asyncio
+
+        def once() -> Any:
+            with Session(engine) as session:
+                return propagate(session, utc_now(), emit=emit)
+
+        return await asyncio.to_thread(once)
+
+    return ScheduledJob("propagate", interval_s, run)
+
+
+def connector_consumers(wiring: Wiring) -> None:
+    """Mail, ERP, D・Sure, online application and CloudSign, each with its own group."""
+    from connectors.application import ApplicationConnector
+    from connectors.application import effects as application_effects
+    from connectors.cloudsign import CloudSignConnector
+    from connectors.cloudsign import effects as cloudsign_effects
+    from connectors.dsure import DSureConnector
+    from connectors.dsure import effects as dsure_effects
+    from connectors.erp import ErpConnector
+    from connectors.erp import effects as erp_effects
+    from connectors.mail import MailConnector
+    from connectors.mail import effects as mail_effects
+
+    specs: list[tuple[str, Any, Any, Any, str]] = [
+        ("connector.mail", Topics.MAIL_REQUESTS, MailConnector, mail_effects,
+         "SMTP: renders and sends the NTF mails"),
+        ("connector.erp", Topics.ERP_COMMANDS, ErpConnector, erp_effects,
+         "財務会計 over SOAP: contracts, advance payments, payments"),
+        ("connector.dsure", Topics.SURETY_COMMANDS, DSureConnector, dsure_effects,
+         "D・Sure: fetches electronic surety certificates (SUR-1, SUR-2)"),
+        ("connector.application", Topics.APPLICATION_COMMANDS, ApplicationConnector,
+         application_effects, "オンライン申請システム: submissions in, corrections out"),
+        ("connector.cloudsign", Topics.CONTRACT_COMMANDS, CloudSignConnector, cloudsign_effects,
+         "CloudSign: contracts sent, completions re-read through the API"),
+    ]
+    for name, topic, connector_cls, module, description in specs:
+        connector = connector_cls()
+        wiring.consumers.append(ConsumerSpec(name, (topic,), handlers=module.effects(connector),
+                                             description=description))
+        if hasattr(connector, "aclose"):
+            wiring.closers.append(connector.aclose)
+
+
+def webhook_routers(wiring: Wiring) -> None:
+    """Inbound webhooks: the online application system and CloudSign."""
+    from connectors.application.inbound import webhook_router as application_hook
+    from connectors.application.mapping import message_id_for
+    from connectors.application.settings import ApplicationSettings
+    from connectors.cloudsign.inbound import webhook_router as cloudsign_hook
+    from schemas.application import ApplicationSubmitted
+    from schemas.cloudsign import ContractCompletionNotified
+
+    publisher = wiring.publisher
+    assert publisher is not None
+
+    async def on_submitted(application_id: str) -> None:
+        await publisher.publish(Topics.APPLICATION_COMMANDS, new_envelope(
+            ApplicationSubmitted(application_id=application_id), correlation_id=application_id,
+            procuring_entity="online-application", producer="hub.webhook",
+            message_id=message_id_for(application_id)))
+
+    async def on_document(document_id: str) -> None:
+        await publisher.publish(Topics.CONTRACT_COMMANDS, new_envelope(
+            ContractCompletionNotified(document_id=document_id), correlation_id=document_id,
+            procuring_entity="cloudsign", producer="hub.webhook"))
+
+    wiring.routers.append(application_hook(ApplicationSettings(), on_submitted))
+    wiring.routers.append(cloudsign_hook(on_document))
+
+
+def gateway(wiring: Wiring) -> None:
+    """The card agents' gateway. Without HUB_GATEWAY_CARD_ROOTS the embedded default
+    trusts the project's test PKI (never in production)."""
+    from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
+
+    settings = GatewaySettings()
+    if not settings.card_roots:
+        from connectors.devpki import ensure_pki
+
+        pki = ensure_pki(RUN_DIR / "pki")
+        settings = GatewaySettings(card_roots=(pki.root.cert_path, pki.other_root.cert_path),
+                                   signature_roots=(pki.root.cert_path, pki.other_root.cert_path,
+                                                    pki.tsa.cert_path))
+        log.warning("gateway: no HUB_GATEWAY_CARD_ROOTS; trusting the test PKI in %s",
+                    pki.directory)
+    wiring.routers.append(build_router(gateway_config(wiring.engine, settings)))
+    wiring.consumers.append(OUTCOME_CONSUMER)
 
 
 def default_wiring(settings: Settings) -> Wiring:
-    """The hub's own pipelines and connectors."""
-    return Wiring()
+    """Every pipeline and connector of the hub."""
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    wiring = Wiring(engine=engine, publisher=OutboxPublisher(engine))
+    wiring.consumers.append(registration_consumer())
+    interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
+    wiring.jobs.append(propagation_job(interval))
+    connector_consumers(wiring)
+    webhook_routers(wiring)
+    gateway(wiring)
+    return wiring
 
 
 def load_wiring(ref: str | None, settings: Settings) -> Wiring:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from schemas.topics import TopicSpec
 from schemas.wire import Headers, encode
 
 __all__ = ["OutboxRelay", "PendingRecord", "dump_headers", "enqueue", "enqueue_raw",
-           "load_headers"]
+           "insert_records", "load_headers", "record_row"]
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x68_75_62_5F_6F_62  # "hub_ob": one relay leader per database
@@ -46,6 +46,24 @@ def dump_headers(headers: Sequence[tuple[str, bytes]]) -> str:
 
 def load_headers(text: str) -> Headers:
     return [(k, v.encode("latin-1")) for k, v in orjson.loads(text)]
+
+
+def record_row(topic: TopicSpec | str, envelope: Envelope[Any], now: datetime) -> dict[str, Any]:
+    """The outbox row of ``envelope`` (for :func:`insert_records`)."""
+    key, value, headers = encode(envelope)
+    return {"topic": topic if isinstance(topic, str) else topic.name, "key": key,
+            "value": value, "headers": dump_headers(headers), "created_at": now}
+
+
+def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
+    """Insert outbox rows in one statement; the ids come back for `OutboxRelay.dispatch`."""
+    if not rows:
+        return []
+    table = OutboxRecord.__table__  # type: ignore[attr-defined]
+    ids = session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                          rows).scalars().all()
+    return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
+            for i, r in zip(ids, rows, strict=True)]
 
 
 def enqueue(session: Session, topic: TopicSpec | str, envelope: Envelope[Any]) -> None:

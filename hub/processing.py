@@ -42,13 +42,13 @@ from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, 
 from hub.delivery import Delivery
 from hub.dlq import dead_letter_headers
 from hub.logs import correlation, redact_text
-from hub.outbox import PendingRecord, dump_headers, load_headers
+from hub.outbox import PendingRecord, dump_headers, insert_records, load_headers, record_row
 from hub.settings import RetrySettings
 from pipelines.ports import PermanentFailure
 from schemas.envelope import Envelope, new_envelope, utc_now
 from schemas.registry import Payload
 from schemas.topics import DLQ_SUFFIX, TopicSpec
-from schemas.wire import WireError, encode
+from schemas.wire import WireError
 
 __all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
 
@@ -114,9 +114,7 @@ class _Context:
             producer=self.producer,
             occurred_at=self.now_,
         )
-        key, value, headers = encode(env)
-        self.rows.append({"topic": topic.name, "key": key, "value": value,
-                          "headers": dump_headers(headers), "created_at": self.now_})
+        self.rows.append(record_row(topic, env, self.now_))
         return env
 
 
@@ -293,16 +291,7 @@ class Processor:
             session.execute(sa.update(PM).where(PM.c.consumer == self.spec.name,
                                                 PM.c.message_id == m)
                             .values(outcome=o, processed_at=now))
-        return self._insert_outbox(session, outbox)
-
-    @staticmethod
-    def _insert_outbox(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
-        if not rows:
-            return []
-        ids = session.execute(sa.insert(OB).returning(OB.c.id, sort_by_parameter_order=True),
-                              rows).scalars().all()
-        return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
-                for i, r in zip(ids, rows, strict=True)]
+        return insert_records(session, outbox)
 
     # -- effects (calls to outside systems) -------------------------------------------------
 
@@ -367,7 +356,7 @@ class Processor:
                         f"{type(exc).__name__}: {message}")
         if permanent or (retry_at is None and attempt >= self.max_attempts):
             reason = "permanent-failure" if permanent else "retries-exhausted"
-            report.committed.extend(self._insert_outbox(session, [self._dead_letter_row(
+            report.committed.extend(insert_records(session, [self._dead_letter_row(
                 d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
                 history=history)]))
             outcome = "dead"

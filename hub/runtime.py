@@ -30,6 +30,7 @@ from hub.http import build_http_app
 from hub.migrations import upgrade
 from hub.outbox import OutboxRelay
 from hub.processing import Processor
+from hub.publisher import OutboxPublisher
 from hub.settings import Settings
 
 __all__ = ["Hub", "ScheduledJob"]
@@ -57,10 +58,15 @@ class _QuietServer(uvicorn.Server):
 class Hub:
     def __init__(self, settings: Settings, consumers: Sequence[ConsumerSpec], *,
                  engine: Engine | None = None, jobs: Sequence[ScheduledJob] = (),
-                 http_routers: Sequence[Any] = (), serve_http: bool = True) -> None:
+                 http_routers: Sequence[Any] = (), serve_http: bool = True,
+                 publisher: OutboxPublisher | None = None,
+                 closers: Sequence[Callable[[], Any]] = ()) -> None:
         self.settings = settings
         self.engine = engine or create_db_engine(settings.database_url.get_secret_value())
         self.relay = OutboxRelay(settings, self.engine)
+        if publisher is not None:
+            publisher.attach(self.relay)
+        self._closers = closers
         self.broker = build_broker(settings.kafka)
         self.runtimes = [
             ConsumerRuntime(
@@ -113,6 +119,13 @@ class Hub:
             if task.get_name() not in ("outbox-relay", "http"):
                 task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in self._closers:
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("closing %r failed", close)
         for task, result in zip(self._tasks, results, strict=True):
             if isinstance(result, Exception):
                 log.error("task %s ended with %r", task.get_name(), result)

@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from hub.bootstrap import Wiring
 from hub.consumers import ConsumerSpec
+from hub.db import create_db_engine
 from hub.settings import Settings
 from pipelines.ports import HandlerContext, PermanentFailure
 from schemas.envelope import Envelope
@@ -113,7 +114,8 @@ def create_tables(engine: Engine) -> None:
 
 
 def wiring(settings: Settings) -> Wiring:
-    return Wiring(consumers=[consumer()])
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    return Wiring(engine=engine, consumers=[consumer()])
 
 
 def workers(engine: Engine) -> Counter[int]:
