@@ -5,6 +5,9 @@
     hub db upgrade|current             Alembic migrations
     hub dlq list|show|replay           dead letters
     hub docs [--out DIR]               AsyncAPI document and JSON Schemas
+    hub rules evaluate FILE.json       a registration scenario's decision (docs/rules.md)
+    hub propagate                      the REG-9 propagation batch, once
+    hub qualifications import FILE     資格審査情報 from CSV
 """
 
 from __future__ import annotations
@@ -109,6 +112,45 @@ def _cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.registration.scenario import main as evaluate
+
+    return evaluate([args.file])
+
+
+def _cmd_propagate(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.bootstrap import propagation_job
+    from hub.db import create_db_engine
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+
+    async def once() -> Any:
+        return await propagation_job(0).run(engine)
+
+    report = asyncio.run(once())
+    _print({"done": report.done, "skipped": report.skipped, "failed": report.failed,
+            "events": [type(e).message_type for e in report.events],
+            "skipped_notes": report.skipped_notes})
+    return 0 if report.failed == 0 else 1
+
+
+def _cmd_qualifications(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlmodel import Session
+
+    from hub.db import create_db_engine
+    from pipelines.registration.qualification_csv import import_qualifications_csv
+    from schemas.envelope import utc_now
+    from schemas.registration import Domain
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    with Session(engine) as session:
+        count = import_qualifications_csv(session, Path(args.file), args.entity,
+                                          Domain(args.domain), utc_now())
+        session.commit()
+    _print({"imported": count, "entity": args.entity, "domain": args.domain})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,6 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "replay":
             p.add_argument("--all", action="store_true", help="every dead letter of the topics")
     dlq.set_defaults(func=_cmd_dlq)
+
+    rules = sub.add_parser("rules", help="the registration rules (REG, CHG, RNW)")
+    rules.add_argument("action", choices=["evaluate"])
+    rules.add_argument("file", help="a scenario JSON file (docs/rules.md)")
+    rules.set_defaults(func=_cmd_rules)
+
+    propagate = sub.add_parser("propagate",
+                               help="apply due registrations to the other entities (REG-9)")
+    propagate.set_defaults(func=_cmd_propagate)
+
+    quals = sub.add_parser("qualifications", help="資格審査情報: import a CSV of qualifications")
+    quals.add_argument("action", choices=["import"])
+    quals.add_argument("file")
+    quals.add_argument("--entity", required=True, help="procuring entity code")
+    quals.add_argument("--domain", required=True, choices=["works", "goods"],
+                       help="works (工事) or goods (物品)")
+    quals.set_defaults(func=_cmd_qualifications)
 
     docs = sub.add_parser("docs", help="write the AsyncAPI document and JSON Schemas")
     docs.add_argument("--out", default="docs/generated")
