@@ -69,9 +69,11 @@ def propagation_job(interval_s: float) -> ScheduledJob:
     from pipelines.registration.propagation import propagate
 
     def emit(session: Session, event: Payload, pending: Any) -> None:
+        scheduled = pending.scheduled
+        user_id = getattr(event, "user_id", None) or getattr(scheduled.source, "user_id", None)
         enqueue(session, Topics.REGISTRATION_EVENTS, new_envelope(
-            event, correlation_id=pending.user_id, procuring_entity=pending.entity,
-            producer="hub.propagation"))
+            event, correlation_id=str(user_id or scheduled.propagation_id),
+            procuring_entity=scheduled.target_entity, producer="hub.propagation"))
 
     async def run(engine: Engine) -> Any:
         import asyncio
