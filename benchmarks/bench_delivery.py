@@ -212,7 +212,7 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
     preload = [make_message(i, variant) for i in range(n)]
     await produce(t_in, preload, None)
     report = RESULTS / f".{variant}-{tag}.json"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_delivery", "--child",
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_delivery", "--child",  # noqa: ASYNC220
                              variant, t_in, t_out, f"bench-{tag}", str(report)], env=env,
                             cwd=ROOT)
     try:

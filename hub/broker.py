@@ -54,6 +54,7 @@ def build_broker(kafka: KafkaSettings, *, graceful_timeout: float = 30.0) -> Kaf
         security=_security(kafka),
         graceful_timeout=graceful_timeout,
         allow_auto_create_topics=False,
+        logger=logging.getLogger("hub.kafka"),
         log_level=logging.DEBUG,
         description="Japanese municipal e-procurement integration hub",
     )

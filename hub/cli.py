@@ -1,6 +1,8 @@
 """The ``hub`` command.
 
+    hub demo                           the main job on the embedded default, with a sample case
     hub run [--bootstrap MOD:FUNC]     the workers (consumers, outbox relay, retries, HTTP)
+    hub peers                          the reference peers (SMTP, SOAP ERP, D・Sure, TSA, ...)
     hub topics apply|list              topics of schemas/topics.py on the cluster
     hub db upgrade|current             Alembic migrations
     hub dlq list|show|replay           dead letters
@@ -39,6 +41,38 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
               http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers)
     asyncio.run(hub.run_until_signalled())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.demo import run_demo
+    from hub.logs import setup_logging
+
+    setup_logging("WARNING", "text")
+    return asyncio.run(run_demo(settings))
+
+
+def _cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import time
+
+    from hub.peers import LocalPeers
+    from hub.settings import RUN_DIR
+
+    peers = LocalPeers(RUN_DIR / "peers")
+    peers.start()
+    print("\n".join(peers.describe()), flush=True)
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop:
+        time.sleep(0.5)
+    peers.stop()
     return 0
 
 
@@ -159,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the hub's workers until SIGTERM/SIGINT")
     run.add_argument("--bootstrap", help="module:function returning the Wiring to run")
     run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default, with a sample "
+                          "case (starts the reference peers)")
+    demo.set_defaults(func=_cmd_demo)
+
+    peers = sub.add_parser("peers", help="run the reference peers on loopback until stopped")
+    peers.set_defaults(func=_cmd_peers)
 
     topics = sub.add_parser("topics", help="declared topics and their dead-letter twins")
     topics.add_argument("action", choices=["apply", "list"])

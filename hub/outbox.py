@@ -109,6 +109,10 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._queue: list[PendingRecord] = []
         self._inflight: set[int] = set()
+        self._deleted: tuple[set[int], set[int]] = (set(), set())
+        """Ids deleted lately (two generations), so a poll that read them just before
+        their delete does not send them again."""
+        self._deleted_at = time.monotonic()
         self._sent: list[int] = []
         self._producer: AIOKafkaProducer | None = None
         self._lock_conn: sa.Connection | None = None
@@ -188,7 +192,9 @@ class OutboxRelay:
         if not await asyncio.to_thread(self._hold_leadership):
             return []
         rows = await asyncio.to_thread(self._fetch)
-        fresh = [r for r in rows if r.id not in self._inflight]
+        recent, older = self._deleted
+        fresh = [r for r in rows
+                 if r.id not in self._inflight and r.id not in recent and r.id not in older]
         self._inflight.update(r.id for r in fresh)
         metrics.OUTBOX_PENDING.set(len(rows))
         return fresh
@@ -200,9 +206,17 @@ class OutboxRelay:
             if self._sent:
                 ids, self._sent = self._sent, []
                 await asyncio.to_thread(self._delete, ids)
+                self._remember_deleted(ids)
                 self._inflight.difference_update(ids)
             elif self._stopping.is_set():
                 return
+
+    def _remember_deleted(self, ids: list[int]) -> None:
+        now = time.monotonic()
+        if now - self._deleted_at > 30.0:
+            self._deleted = (set(), self._deleted[0])
+            self._deleted_at = now
+        self._deleted[0].update(ids)
 
     def _fetch(self) -> list[PendingRecord]:
         table = OutboxRecord.__table__  # type: ignore[attr-defined]
