@@ -22,7 +22,7 @@ from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from connectors._shared.base import Guard
-from connectors._shared.errors import PermanentPeerError
+from connectors._shared.errors import PermanentPeerError, TransientPeerError
 from connectors._shared.health import Health
 from connectors.tsa.adapter import TsaAdapter
 from connectors.tsa.settings import TsaSettings
@@ -117,12 +117,21 @@ class HubTimeStamper(TimeStamper):
         connector = self.connector
         nonce, request = _request(message_digest, md_algorithm)
 
-        async def call() -> bytes:
-            return await connector.adapter.post(request.dump())
+        async def call() -> tsp.TimeStampResp:
+            body = await connector.adapter.post(request.dump())
+            try:
+                response = tsp.TimeStampResp.load(body)
+                response.native  # noqa: B018 - parses it all now, inside the retries
+            except (ValueError, TypeError) as exc:
+                # Not a TimeStampResp at all (a proxy's error page, a cut answer): the TSA
+                # side is broken for now, so it is retried like an outage.
+                raise TransientPeerError(CONNECTOR, "the answer is not an RFC 3161 "
+                                         f"TimeStampResp ({len(body)} bytes): {exc}") from exc
+            return response
 
-        body = await connector.guard.call(call, what="timestamp")
+        response = await connector.guard.call(call, what="timestamp")
         try:
-            token = _granted_token(tsp.TimeStampResp.load(body), nonce)
+            token = _granted_token(response, nonce)
             await verify_token(token, message_digest, md_algorithm, connector.roots)
         except (TokenRejectedError, SigningError, ValueError, KeyError) as exc:
             raise PermanentPeerError(CONNECTOR, f"TSA answer refused: {exc}") from exc

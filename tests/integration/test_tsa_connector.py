@@ -102,3 +102,57 @@ async def test_maintenance_window_holds_work_without_calling_the_tsa(
 async def test_health_is_up_with_a_verified_token(tsa: ReferenceTsa, pki: DevPki) -> None:
     health = await _connector(tsa, pki).health()
     assert health.ok, health.detail
+
+
+class _BadTsa:
+    """A raw HTTP peer that answers too slowly or with garbage (not a TSA at all)."""
+
+    def __init__(self, *, delay_s: float = 0.0, body: bytes = b"") -> None:
+        import http.server
+        import threading
+        import time
+
+        delay, answer = delay_s, body
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/timestamp-reply")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tsa"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _BadTsa:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_slow_tsa_past_the_timeout_is_transient_after_the_retries(pki: DevPki) -> None:
+    with _BadTsa(delay_s=1.0) as slow:
+        settings = TsaSettings(url=slow.url, timeout_s=0.2, retry_attempts=2, retry_base_s=0.0,
+                               retry_max_s=0.0)
+        with pytest.raises(TransientPeerError, match="timeout") as caught:
+            await TsaConnector(settings, pki.trust_roots).timestamp(b"\0" * 32, "sha256")
+    assert caught.value.attempts == 2
+
+
+async def test_garbage_answer_is_retried_then_transient(pki: DevPki) -> None:
+    with _BadTsa(body=b"<html>proxy error</html>") as garbage:
+        settings = TsaSettings(url=garbage.url, retry_attempts=2, retry_base_s=0.0,
+                               retry_max_s=0.0)
+        with pytest.raises(TransientPeerError, match="not an RFC 3161") as caught:
+            await TsaConnector(settings, pki.trust_roots).timestamp(b"\0" * 32, "sha256")
+    assert caught.value.attempts == 2
