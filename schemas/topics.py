@@ -105,6 +105,11 @@ class Topics:
         "proc.signature.events", "署名・タイムスタンプ結果 (signatures and timestamps)",
         KeyKind.CASE,
     )
+    CASE_EVENTS = TopicSpec(
+        "proc.case.events",
+        "案件情報（契約内容）の登録・変更 (procurement case facts registered or updated)",
+        KeyKind.CASE,
+    )
     INVOICE_COMMANDS = TopicSpec(
         "proc.invoice.commands", "請求書の受付 (invoices received)", KeyKind.CASE
     )
