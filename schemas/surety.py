@@ -22,6 +22,11 @@ __all__ = [
     "AuthKey",
     "CertificateForm",
     "ContractNumber",
+    "ContractSuretyCompleted",
+    "PaperGuaranteeRecorded",
+    "PaperGuaranteeTaskClosed",
+    "PaperGuaranteeTaskOpened",
+    "SuretyAccepted",
     "SuretyCertificate",
     "SuretyCertificateFetched",
     "SuretyCheckRequested",
@@ -29,6 +34,7 @@ __all__ = [
     "SuretyKeySource",
     "SuretyLookupRefused",
     "SuretyProduct",
+    "SuretyRejected",
 ]
 
 ContractNumber = Annotated[
@@ -162,3 +168,87 @@ class SuretyLookupRefused(Payload):
 
     contract_number: ContractNumber
     violations: tuple[RuleViolation, ...] = Field(min_length=1)
+
+
+GuaranteeNumber = Annotated[str, Field(
+    min_length=1, max_length=40, pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$",
+    description="保証契約番号, or the number of a bank guarantee or bond (paper, SUR-5).")]
+
+
+@message("surety.accepted", 1)
+class SuretyAccepted(Payload):
+    """The certificate matches the case (SUR-2) and keeps its contract's form (SUR-3).
+
+    Topic: ``Topics.SURETY_EVENTS``. What it completes follows it (SUR-6).
+    """
+
+    case_id: str = Field(min_length=1, max_length=100)
+    contract_number: ContractNumber
+    product: SuretyProduct
+    issue_kind: SuretyIssueKind
+    form: CertificateForm
+
+
+@message("surety.rejected", 1)
+class SuretyRejected(Payload):
+    """The certificate was refused; each violation names its rule and the differing field.
+
+    Topic: ``Topics.SURETY_EVENTS``. SUR-2 violations carry ``field`` (e.g.
+    ``guarantee_amount``) and say expected vs found in Japanese and English.
+    """
+
+    case_id: str = Field(min_length=1, max_length=100)
+    contract_number: ContractNumber
+    product: SuretyProduct | None = None
+    violations: tuple[RuleViolation, ...] = Field(min_length=1)
+
+
+@message("surety.paper-task-opened", 1)
+class PaperGuaranteeTaskOpened(Payload):
+    """A paper guarantee's original must reach the city by ``due_date`` (SUR-5).
+
+    Not an error: a tracked manual task for the contract office. Topic: SURETY_EVENTS.
+    """
+
+    task_id: str = Field(min_length=1, max_length=120)
+    case_id: str = Field(min_length=1, max_length=100)
+    product: SuretyProduct
+    due_date: date = Field(description="請負契約日: the original is due by then.")
+
+
+@message("surety.paper-recorded", 1)
+class PaperGuaranteeRecorded(Payload):
+    """The contract office records that a paper original arrived (SUR-5). SURETY_COMMANDS."""
+
+    case_id: str = Field(min_length=1, max_length=100)
+    product: SuretyProduct
+    guarantee_number: GuaranteeNumber
+    issue_kind: SuretyIssueKind = SuretyIssueKind.NEW
+    issuer: str = Field(min_length=1, max_length=100,
+                        description="保証事業会社, bank or insurer that issued it.")
+    received_on: date
+
+
+@message("surety.paper-task-closed", 1)
+class PaperGuaranteeTaskClosed(Payload):
+    """The paper original arrived; ``late`` when after its due date (SUR-5). SURETY_EVENTS."""
+
+    task_id: str = Field(min_length=1, max_length=120)
+    case_id: str = Field(min_length=1, max_length=100)
+    product: SuretyProduct
+    guarantee_number: GuaranteeNumber
+    received_on: date
+    late: bool = False
+
+
+@message("surety.contract-surety-completed", 1)
+class ContractSuretyCompleted(Payload):
+    """契約保証 accepted: the contract conclusion step's surety is done (SUR-6).
+
+    Topic: ``Topics.SURETY_EVENTS``; key: the case. The contract process consumes it.
+    """
+
+    case_id: str = Field(min_length=1, max_length=100)
+    guarantee_number: GuaranteeNumber
+    form: CertificateForm
+    guarantee_amount: Yen
