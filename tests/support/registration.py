@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from stdnum.jp import cn
 
 from hub.dlq import partitions_of
 from pipelines.registration.handlers import current_policy_book
@@ -42,6 +43,7 @@ __all__ = [
     "change",
     "command",
     "contact",
+    "corporate_number",
     "last_service_time",
     "qualification",
     "register",
@@ -78,13 +80,20 @@ def last_service_time(entity: str, before: datetime | None = None) -> datetime:
 
 
 def qualification(entity: str, user_id: str, *, domain: Domain = Domain.WORKS,
-                  trade_name: str = TRADE_NAME) -> QualificationUpdated:
+                  trade_name: str = TRADE_NAME,
+                  corporate_number: str = "5835678256246") -> QualificationUpdated:
     """One row of 資格審査情報 (REG-3, REG-5: the card must bear 契約者's name)."""
     return QualificationUpdated(procuring_entity=entity, domain=domain, rows=(
         QualificationRecord(user_id=user_id, trade_name=trade_name, postal_code="123-0000",
                             head_office_address=ADDRESS, representative_name="日立 二郎",
                             representative_title="代表取締役社長",
-                            contractor_name=CONTRACTOR, corporate_number="5835678256246"),))
+                            contractor_name=CONTRACTOR, corporate_number=corporate_number),))
+
+
+def corporate_number(n: int) -> str:
+    """A valid 法人番号 (check digit first) for company number ``n``."""
+    body = f"{n:012d}"
+    return cn.calc_check_digit(body) + body
 
 
 def card(serial: str, *, authenticated: timedelta = timedelta(minutes=1),
@@ -112,11 +121,12 @@ def contact(email: str, *, confirmation: str | None = None) -> ContactInput:
 
 def register(user_id: str, the_card: CardFacts, email: str, *,
              entity: str = "saitama-pref", representative: bool = True,
-             confirmation: str | None = None) -> CardRegistrationRequested:
+             confirmation: str | None = None,
+             trade_name: str = TRADE_NAME) -> CardRegistrationRequested:
     """利用者登録 at one entity; the first registration gives 代表窓口 (REG-7, REG-8)."""
     return CardRegistrationRequested(
         procuring_entity=entity, system=SystemKind.E_BID, domain=Domain.WORKS, user_id=user_id,
-        trade_name=TRADE_NAME, password_verified=True, card=the_card, department_name="営業部",
+        trade_name=trade_name, password_verified=True, card=the_card, department_name="営業部",
         representative_contact=contact(f"rep-{email}") if representative else None,
         card_department_contact=contact(email, confirmation=confirmation))
 

@@ -1,0 +1,375 @@
+"""Benchmark: 利用者登録 commands per second through Kafka, state on PostgreSQL (target 3,000/s).
+
+One hub process (a child, so that the driver does not share its core) runs the
+registration pipeline's consumer (``hub.bootstrap.registration_consumer()``: the real
+handlers under the hub's idempotent consumer and transactional outbox) against a fresh
+PostgreSQL database. Before it starts:
+1. 資格審査情報 for N distinct companies at saitama-pref and kawagoe-city, written through
+   the pipeline's store (``upsert_qualification``);
+2. N first registrations at saitama-pref (one per company, each accepted: CardRegistered,
+   one PropagationScheduled to kawagoe-city (REG-9) and one notice mail (REG-10)),
+   preloaded on the commands topic.
+Throughput: N-1 over the span between the first and the last answer (CardRegistered or
+RegistrationRejected) by their Kafka timestamps, as ``bench_delivery`` measures.
+
+The topics are this run's own (``bench.<tag>.*``, deleted afterwards): the handlers'
+emits are renamed from the real topics to them, so that tens of thousands of records do
+not land in the shared ``proc.*`` history other consumers would re-read. Renaming costs
+nothing measurable; everything else is the production path.
+
+    .venv/bin/python -m benchmarks.bench_registration [--n 10000] [--profile]
+
+``--profile`` adds a second, smaller run with the hub under cProfile and puts its top
+functions (cumulative and own time) into the results. Results:
+benchmarks/results/registration.json; the pure-rules figure is quoted from
+benchmarks/results/rules.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import io
+import json
+import os
+import platform
+import pstats
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
+PG = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")
+TARGET = 3_000
+ENTITIES = ("saitama-pref", "kawagoe-city")
+ANSWERS = (b"registration.card-registered", b"registration.rejected")
+
+
+def topic_names(tag: str) -> dict[str, str]:
+    return {"commands": f"bench.{tag}.registration.commands",
+            "events": f"bench.{tag}.registration.events",
+            "mail": f"bench.{tag}.mail.requests"}
+
+
+# -- the hub (child process) ----------------------------------------------------------------
+
+class _RenamedTopics:
+    """The handler's context with its emits sent to this run's topics instead of proc.*."""
+
+    def __init__(self, ctx: Any, renamed: dict[str, Any]) -> None:
+        self._ctx, self._renamed = ctx, renamed
+
+    @property
+    def session(self) -> Any:
+        return self._ctx.session
+
+    @property
+    def now(self) -> datetime:
+        return self._ctx.now  # type: ignore[no-any-return]
+
+    def append_row(self, table: Any, row: dict[str, Any]) -> None:
+        self._ctx.append_row(table, row)
+
+    def emit(self, topic: Any, payload: Any, **kw: Any) -> Any:
+        return self._ctx.emit(self._renamed.get(topic.name, topic), payload, **kw)
+
+
+def bench_consumer(tag: str) -> Any:
+    from hub.bootstrap import registration_consumer
+    from schemas.topics import KeyKind, Topics, TopicSpec
+
+    names = topic_names(tag)
+    spec = registration_consumer()
+    renamed = {Topics.REGISTRATION_EVENTS.name: TopicSpec(names["events"], "bench", KeyKind.CASE),
+               Topics.MAIL_REQUESTS.name: TopicSpec(names["mail"], "bench", KeyKind.CASE)}
+
+    def wrap(handler: Any) -> Any:
+        def handle(ctx: Any, envelope: Any) -> None:
+            handler(_RenamedTopics(ctx, renamed), envelope)
+        return handle
+
+    return dataclasses.replace(
+        spec, topics=(TopicSpec(names["commands"], "bench", KeyKind.CASE),),
+        handlers={kind: wrap(h) for kind, h in spec.handlers.items()})
+
+
+async def run_hub(db_url: str, tag: str, stop: asyncio.Event) -> None:
+    from hub.db import create_db_engine
+    from hub.runtime import Hub
+    from hub.settings import KafkaSettings, Settings
+
+    engine = create_db_engine(db_url)
+    kafka = KafkaSettings(bootstrap_servers=KAFKA, group_prefix=f"bench-{tag}",
+                          batch_max_records=int(os.environ.get("BENCH_BATCH", "500")))
+    settings = Settings(kafka=kafka, database_url=db_url)  # type: ignore[arg-type]
+    hub = Hub(settings, [bench_consumer(tag)], engine=engine, serve_http=False)
+    await hub.start()
+    await stop.wait()
+    await hub.stop()
+
+
+def child(db_url: str, tag: str, profile_path: str) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await run_hub(db_url, tag, stop)
+
+    if profile_path:
+        # cProfile sees one thread: run the hub's worker-thread calls inline so that the
+        # database and handler time shows (concurrency differs; the split of time does not).
+        async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        asyncio.to_thread = inline  # type: ignore[assignment]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        asyncio.run(main())
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+    else:
+        asyncio.run(main())
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+def fresh_database() -> str:
+    from hub.db import create_db_engine
+    from hub.migrations import upgrade
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    url = sa.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def drop_database(url: str) -> None:
+    name = sa.make_url(url).database
+    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
+
+
+def user_id(i: int) -> str:
+    return f"{7_000_000_000 + i:010d}"
+
+
+def trade_name(i: int) -> str:
+    """Each company its own 商号 and 法人番号: REG-11 looks for look-alikes by both."""
+    return f"北東{i}建設株式会社"
+
+
+def seed_qualifications(db_url: str, n: int) -> float:
+    """資格審査情報 for companies 0..n-1 at both entities, through the pipeline's store."""
+    from sqlmodel import Session
+
+    from hub.db import create_db_engine
+    from pipelines.registration.store import upsert_qualification
+    from schemas.envelope import utc_now
+    from tests.support.registration import corporate_number, qualification
+
+    engine = create_db_engine(db_url)
+    started = time.monotonic()
+    now = utc_now()
+    with Session(engine) as session:
+        for i in range(n):
+            for entity in ENTITIES:
+                update = qualification(entity, user_id(i), trade_name=trade_name(i),
+                                       corporate_number=corporate_number(i + 1))
+                upsert_qualification(session, entity, update.domain, update.rows[0], now)
+            if i % 1000 == 999:
+                session.commit()
+        session.commit()
+    engine.dispose()
+    return time.monotonic() - started
+
+
+def commands(n: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    from schemas.wire import encode
+    from tests.support.registration import card, command, last_service_time, register
+
+    acted = last_service_time("saitama-pref")
+    return [encode(command(register(user_id(i), card(f"{880_000_000 + i}"),
+                                    f"ic-{i}@bench.example", trade_name=trade_name(i)),
+                           acted_at=acted))
+            for i in range(n)]
+
+
+async def create_topics(names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, 6, 1) for t in names])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def preload(topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def collect(topic: str, expect: int, timeout_s: float) -> tuple[list[int], dict[str, int]]:
+    """Answer timestamps, one per command (by causation id), and the answers by type."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    stamps: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(stamps) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                for r in recs:
+                    kind = dict(r.headers).get("x-message-type", b"")
+                    if kind not in ANSWERS:
+                        continue
+                    cause = str(orjson.loads(r.value)["causation_id"])
+                    if cause not in stamps:
+                        stamps[cause] = r.timestamp
+                        kinds[kind.decode()] = kinds.get(kind.decode(), 0) + 1
+    finally:
+        await consumer.stop()
+    if len(stamps) < expect:
+        raise RuntimeError(f"only {len(stamps)} of {expect} answers within {timeout_s} s")
+    return sorted(stamps.values()), kinds
+
+
+def profile_summary(path: Path, top: int = 25) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+        out[key] = buf.getvalue()
+    return out
+
+
+def quoted_rules_figure() -> dict[str, Any] | None:
+    path = RESULTS / "rules.json"
+    if not path.exists():
+        return None
+    rules = json.loads(path.read_text())
+    return {"decisions_per_second_mix_median": rules.get("decisions_per_second_mix_median"),
+            "register_accepted_per_second":
+                rules.get("decisions_per_second_by_kind", {}).get("register-accepted"),
+            "measured_at": rules.get("measured_at"), "source": "benchmarks/results/rules.json"}
+
+
+async def measure(n: int, *, profile: bool, timeout_s: float) -> dict[str, Any]:
+    """One run on fresh topics and a fresh database: commands/s (and the profile if asked)."""
+    tag = uuid.uuid4().hex[:8]
+    names = topic_names(tag)
+    await create_topics(list(names.values()))
+    db_url = fresh_database()
+    prof = RESULTS / f".registration-{tag}.prof" if profile else None
+    try:
+        seeded_s = await asyncio.to_thread(seed_qualifications, db_url, n)
+        print(f"qualifications: {2 * n} rows in {seeded_s:.1f} s", flush=True)
+        await preload(names["commands"], commands(n))
+        print(f"preloaded {n} registration commands; starting the hub"
+              f"{' under cProfile' if profile else ''}", flush=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "benchmarks.bench_registration", "--child", db_url, tag,
+                str(prof or "")]
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT)  # noqa: ASYNC220 -- once per run
+        try:
+            stamps, kinds = await collect(names["events"], n, timeout_s)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
+        out: dict[str, Any] = {"commands": n, "answers": kinds,
+                               "commands_per_s": round((n - 1) / span_s),
+                               "span_s": round(span_s, 2)}
+        if prof is not None and prof.exists():
+            out["top"] = profile_summary(prof)
+            prof.unlink()
+        return out
+    finally:
+        if os.environ.get("BENCH_KEEP_DB"):
+            print(f"database kept: {db_url}")
+        else:
+            drop_database(db_url)
+        await delete_topics(list(names.values()))
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    run = await measure(args.n, profile=False, timeout_s=args.timeout)
+    result: dict[str, Any] = {
+        "benchmark": "registration: commands per second through Kafka, PostgreSQL state",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "kafka": "Apache Kafka 4.1.1, single KRaft node on loopback, 6 partitions",
+        "database": "PostgreSQL on loopback, fsync on",
+        "hub": "one process, registration_consumer(), default batch settings",
+        "outputs_per_command": "CardRegistered + PropagationScheduled + MailRequested",
+        **run,
+        "target_per_s": TARGET,
+        "meets_target": run["commands_per_s"] >= TARGET,
+        "pure_rules": quoted_rules_figure(),
+    }
+    if args.profile:
+        profiled = await measure(args.profile_n, profile=True, timeout_s=args.timeout)
+        result["profile"] = {"commands": args.profile_n,
+                             "commands_per_s_under_cprofile": profiled["commands_per_s"],
+                             **profiled.get("top", {})}
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "")
+        raise SystemExit(0)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--profile", action="store_true",
+                        help="after the measured run, a second run under cProfile")
+    parser.add_argument("--profile-n", type=int, default=3_000)
+    parser.add_argument("--output", type=Path, default=RESULTS / "registration.json")
+    cli = parser.parse_args()
+    outcome = asyncio.run(main(cli))
+    cli.output.parent.mkdir(parents=True, exist_ok=True)
+    cli.output.write_text(json.dumps(outcome, indent=2, ensure_ascii=False))
+    print(json.dumps({k: v for k, v in outcome.items() if k != "profile"}, indent=2,
+                     ensure_ascii=False))
+    print(f"registration through Kafka: {outcome['commands_per_s']} commands/s "
+          f"(target {TARGET}); pure rules: "
+          f"{(outcome['pure_rules'] or {}).get('decisions_per_second_mix_median')} decisions/s")
