@@ -65,14 +65,27 @@ class Decision:
     warnings: tuple[RuleViolation, ...] = ()
 
 
+# RFC 9562 §5.5: version 5 in bits 48-51, variant 0b10 in bits 64-65 (counted from the top).
+_V5_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_V5_SET = (0x5 << 76) | (0x2 << 62)
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def deterministic_id(*parts: object) -> uuid.UUID:
     """A UUID derived from ``parts``: the same command decided twice gives the same ids.
 
-    RFC 9562 version 5 (SHA-1 of namespace + name), computed in one step.
+    RFC 9562 version 5 (SHA-1 of namespace + name): ``uuid.uuid5(namespace, name)``,
+    computed in one step and without the checks of ``UUID.__init__``, because it runs
+    several times per decision (the value is the same; a test compares with ``uuid5``).
     """
     name = "\x1f".join([p if isinstance(p, str) else str(p) for p in parts]).encode()
     digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
-    return uuid.UUID(bytes=digest[:16], version=5)
+    value = (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET
+    made = object.__new__(uuid.UUID)
+    # UUID is immutable by a __setattr__ that raises; __init__ sets these two the same way.
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
+    return made
 
 
 def _luhn_digit(digits: str) -> str:
