@@ -1,0 +1,82 @@
+"""Kafka handler of the invoice pipeline: read the contractor's registered issuer numbers
+(INV-1) from the registration pipeline's state, decide, record, emit.
+
+The contractor is found by its 企業ID (``reg_contractor.company_id``); the numbers it may
+invoice under are the ``invoice_number`` of its qualification rows (``reg_qualification``,
+by user ID). Accepted invoices are kept in ``inv_invoice`` (INV-3: paid once).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from pipelines.invoices.models import InvoiceRow
+from pipelines.invoices.rules import decide_invoice
+from pipelines.ports import Handler, HandlerContext, PermanentFailure
+from pipelines.registration.models import ContractorRow, QualificationRow
+from schemas.envelope import Envelope
+from schemas.erp import ErpRegistrationRequested
+from schemas.invoice import InvoiceAccepted, InvoiceRejected, InvoiceSubmitted
+from schemas.registry import Payload
+from schemas.topics import Topics
+
+if TYPE_CHECKING:
+    from hub.consumers import ConsumerSpec
+
+__all__ = ["HANDLERS", "consumers", "handle_invoice_submitted", "registered_issuer_numbers"]
+
+
+def registered_issuer_numbers(session: Session, contractor_id: str) -> frozenset[str] | None:
+    """The T-numbers in the user data of the contractor with this 企業ID (None: unknown)."""
+    users = list(session.exec(select(ContractorRow.user_id).where(
+        ContractorRow.company_id == contractor_id)))
+    if not users:
+        return None
+    numbers = session.exec(select(QualificationRow.invoice_number).where(
+        col(QualificationRow.user_id).in_(users),
+        col(QualificationRow.invoice_number).is_not(None)))
+    return frozenset(n for n in numbers if n)
+
+
+def handle_invoice_submitted(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
+    """INV-1 … INV-3 for one submitted invoice."""
+    cmd = envelope.payload
+    if not isinstance(cmd, InvoiceSubmitted):
+        raise PermanentFailure(f"{envelope.type} reached the invoice handler; check the "
+                               "subscription")
+    session = ctx.session
+    before = frozenset(session.exec(select(InvoiceRow.invoice_id).where(
+        InvoiceRow.contractor_id == cmd.contractor_id)))
+    decision = decide_invoice(cmd, registered=registered_issuer_numbers(session,
+                                                                        cmd.contractor_id),
+                              accepted_before=before, entity=envelope.procuring_entity)
+    if decision.accepted is not None:
+        a = decision.accepted
+        session.add(InvoiceRow(contractor_id=a.contractor_id, invoice_id=a.invoice_id,
+                               case_id=a.case_id, issuer_number=a.issuer_number,
+                               payable_amount=a.payable_amount,
+                               source_format=a.source_format.value,
+                               business_key=a.erp_business_key, accepted_at=ctx.now))
+        session.flush()
+    for topic, payload in decision.emits:
+        ctx.emit(topic, payload, cause=envelope, correlation_id=cmd.case_id)
+
+
+HANDLERS: dict[type[Payload], Handler] = {InvoiceSubmitted: handle_invoice_submitted}
+"""Every message type the invoice pipeline reads, and its handler."""
+
+
+def consumers() -> tuple[ConsumerSpec, ...]:
+    """The invoice pipeline's consumer group, for ``hub.bootstrap.default_wiring``."""
+    from hub.consumers import ConsumerSpec  # the hub wires pipelines, not the other way
+
+    return (ConsumerSpec(
+        "invoices",
+        (Topics.INVOICE_COMMANDS,),
+        handlers=HANDLERS,
+        description="請求書: INV-1 登録番号, INV-2 JP PINT, INV-3 支払請求 to the ERP",
+        emits=((Topics.INVOICE_EVENTS, (InvoiceAccepted, InvoiceRejected)),
+               (Topics.ERP_COMMANDS, (ErpRegistrationRequested,))),
+    ),)
