@@ -92,8 +92,9 @@ async def test_contractor_signature_stays_valid_under_the_city_signature(
         module: str, tsa: ReferenceTsa, pki: DevPki) -> None:
     card = pki.issue_card("契約 太郎", "栃木県足利市本城3-2145", 880_001)
     stamper = HubTimeStamper(TsaConnector(TsaSettings(url=tsa.url), pki.trust_roots))
-    contractor = signers.SimpleSigner.load(str(card.key_path), str(card.cert_path),
-                                           ca_chain_files=(str(pki.card_ca.cert_path),))
+    contractor = signers.SimpleSigner.load(  # type: ignore[no-untyped-call]
+        str(card.key_path), str(card.cert_path),
+        ca_chain_files=(str(pki.card_ca.cert_path),))
     assert contractor is not None
     out = BytesIO()
     await signers.PdfSigner(

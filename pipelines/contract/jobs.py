@@ -1,0 +1,132 @@
+"""The contract process's scheduled work: timeouts and the steps outside the broker.
+
+- :func:`expire_review_links` (CON-3): a review link past its expiry gets a
+  :class:`ReviewLinkExpiryReached` command, so the process marks it expired and says so.
+- :func:`collect_contractor_signatures` (CON-2, CON-5): a gateway signing job the gateway
+  has validated becomes :class:`ContractorSignatureAccepted`, the signed PDF archived.
+- :func:`sign_for_city` (CON-2, CON-7): a case the city agreed to is signed by the city's
+  own signer (PAdES B-LT) and becomes :class:`CitySignatureApplied`; the signed PDF is
+  archived and put where the mail connector attaches or links it (CON-4).
+
+Each writes its command through the transactional outbox with a message id derived from
+the case and step, so a job that runs twice (two hub processes, a crash between the
+write and the next run) yields one effect: the process manager drops the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from hub.gateway.models import SigningJobRow
+from hub.outbox import enqueue
+from pipelines.contract.mails import mail_document_ref
+from pipelines.contract.models import CaseRow
+from pipelines.contract.state import CaseState
+from pipelines.contract.store import get_document, put_document
+from schemas.contract import (
+    CitySignatureApplied,
+    ContractorSignatureAccepted,
+    ContractStatus,
+    ReviewLinkExpiryReached,
+)
+from schemas.envelope import new_envelope, utc_now
+from schemas.registry import Payload
+from schemas.topics import Topics
+
+__all__ = [
+    "PRODUCER",
+    "CitySigning",
+    "collect_contractor_signatures",
+    "expire_review_links",
+    "sign_for_city",
+]
+
+PRODUCER = "hub.contract.jobs"
+_NS = uuid.UUID("0b6c7f55-2a0e-4f7c-bb2f-3f4a6f1d9e08")
+
+
+class CitySigning(Protocol):
+    """What :func:`sign_for_city` needs of connectors.citysigner.CitySigner."""
+
+    async def sign(self, pdf: bytes, *, field_name: str = ...) -> Any: ...
+
+
+def _cases(session: Session, status: ContractStatus) -> list[CaseState]:
+    rows = session.exec(select(CaseRow).where(CaseRow.status == status.value))
+    return [CaseState.model_validate(row.state) for row in rows]
+
+
+def _command(session: Session, state: CaseState, payload: Payload, step: str,
+             now: datetime) -> None:
+    enqueue(session, Topics.CONTRACT_COMMANDS, new_envelope(
+        payload, correlation_id=state.case_id, procuring_entity=state.procuring_entity,
+        producer=PRODUCER, occurred_at=now,
+        message_id=uuid.uuid5(_NS, f"{state.case_id}:{step}")))
+
+
+def expire_review_links(session: Session, now: datetime) -> int:
+    """CON-3: ask the process to expire every review link past its time."""
+    due = 0
+    for state in _cases(session, ContractStatus.REVIEW):
+        link = state.link
+        if link is not None and not link.expired and link.expires_at <= now:
+            _command(session, state, ReviewLinkExpiryReached(
+                case_id=state.case_id, link_id=link.link_id), f"expire:{link.link_id}", now)
+            due += 1
+    return due
+
+
+def collect_contractor_signatures(session: Session, now: datetime) -> int:
+    """CON-2: signing jobs the gateway accepted become the process's next step."""
+    done = 0
+    for state in _cases(session, ContractStatus.CONTRACTOR_AGREED):
+        job = session.get(SigningJobRow, state.signing_job_id) if state.signing_job_id else None
+        if job is None or job.status != "signed" or job.signed_document is None:
+            continue
+        ref = put_document(session, f"{state.case_id}-contractor-signed.pdf",
+                           job.signed_document, now)
+        _command(session, state, ContractorSignatureAccepted(
+            case_id=state.case_id, signing_job_id=job.id, document=ref,
+            signer_issuer=job.signer_issuer or "?", signer_serial=job.signer_serial or "?",
+            signed_at=_aware(job.signed_at or now)), f"contractor-signed:{job.id}", now)
+        done += 1
+    return done
+
+
+async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
+                        clock: Callable[[], datetime] = utc_now) -> int:
+    """CON-2: sign every case the city agreed to with the city's signer (B-LT)."""
+    with Session(engine) as session:
+        todo = [(s, get_document(session, s.contractor_signed)) for s in
+                _cases(session, ContractStatus.CITY_AGREED) if s.contractor_signed]
+    for state, pdf in todo:
+        result = await signer.sign(pdf)
+        name = f"{state.case_id}.pdf"
+        with Session(engine) as session, session.begin():
+            ref = put_document(session, name, result.pdf, clock())
+            target = mail_dir / mail_document_ref(ref)
+            await asyncio.to_thread(_write_once, target, result.pdf)
+            _command(session, state, CitySignatureApplied(
+                case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
+                signed_at=result.signed_at), "city-signed", clock())
+    return len(todo)
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite hands back naive datetimes; the hub stores UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _write_once(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(content)
+    partial.replace(path)  # atomic: the mail connector never reads half a file

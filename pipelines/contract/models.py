@@ -1,0 +1,63 @@
+"""The contract process's tables (SQLModel; created by migration 0005_contract).
+
+- ``con_case``: one row per case (案件): the full :class:`~.state.CaseState` as JSON and
+  beside it the columns the archive searches and lists (CON-6, CON-7: date, amount,
+  counterparty, status, agreed n/m, last update).
+- ``con_document``: contract PDFs by SHA-256 (content-addressed, never changed): the
+  prepared set, the contractor-signed and the concluded, signed PDF that both parties
+  keep (電子帳簿保存法, CON-7).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+__all__ = ["CaseRow", "DocumentRow"]
+
+Ts = sa.DateTime(timezone=True)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None if nullable else ...,
+                 sa_column=sa.Column(Ts, nullable=nullable, index=index))
+
+
+class CaseRow(SQLModel, table=True):
+    """One contract case and where it stands."""
+
+    __tablename__ = "con_case"
+
+    case_id: str = Field(primary_key=True, max_length=100)
+    procuring_entity: str = Field(max_length=64)
+    route: str = Field(max_length=16)
+    status: str = Field(max_length=32, index=True)
+    subject: str = Field(max_length=200)
+    amount_yen: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, index=True))
+    contractor_user_id: str = Field(max_length=20)
+    contractor_name: str = Field(max_length=200, index=True)
+    city_name: str = Field(max_length=100)
+    agreed: int = 0
+    parties: int = 2
+    opened_at: datetime = _ts()
+    updated_at: datetime = _ts(index=True)
+    concluded_at: datetime | None = _ts(nullable=True, index=True)
+    signing_job_id: str | None = Field(default=None, max_length=64, index=True)
+    cloudsign_request_id: str | None = Field(default=None, max_length=36, index=True)
+    document_sha256: str | None = Field(default=None, max_length=64)
+    state: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class DocumentRow(SQLModel, table=True):
+    """A contract PDF, content-addressed."""
+
+    __tablename__ = "con_document"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    filename: str = Field(max_length=255)
+    size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    content: bytes = Field(sa_type=sa.LargeBinary, repr=False)
+    created_at: datetime = _ts()

@@ -1,0 +1,66 @@
+"""What the lead adds to hub/bootstrap.py's default wiring for the contract process.
+
+    wiring.consumers.extend(contract.consumers())
+    wiring.jobs.extend(contract.jobs(city_signer=..., mail_dir=mail_settings.documents_dir))
+    wiring.routers.append(contract.archive_router(roots))   # optional: /contracts/...
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub.consumers import ConsumerSpec
+from hub.runtime import ScheduledJob
+from pipelines.contract.handlers import EVENTS, HANDLERS
+from pipelines.contract.jobs import (
+    CitySigning,
+    collect_contractor_signatures,
+    expire_review_links,
+    sign_for_city,
+)
+from schemas.cloudsign import ContractSendRequested
+from schemas.envelope import utc_now
+from schemas.mail import MailRequested
+from schemas.topics import Topics
+
+__all__ = ["consumers", "jobs"]
+
+
+def consumers() -> list[ConsumerSpec]:
+    """The process manager: its commands and CloudSign's events (CON-1 … CON-4)."""
+    return [ConsumerSpec(
+        "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS), handlers=HANDLERS,
+        description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route",
+        emits=((Topics.CONTRACT_EVENTS, EVENTS),
+               (Topics.CONTRACT_COMMANDS, (ContractSendRequested,)),
+               (Topics.MAIL_REQUESTS, (MailRequested,))))]
+
+
+def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None,
+         interval_s: float = 30.0) -> list[ScheduledJob]:
+    """Review-link timeouts and collected contractor signatures; the city's signing when a
+    signer is configured (connectors.citysigner.CitySigner)."""
+
+    async def timeouts(engine: Engine) -> Any:
+        def once() -> tuple[int, int]:
+            with Session(engine) as session, session.begin():
+                now = utc_now()
+                return expire_review_links(session, now), collect_contractor_signatures(
+                    session, now)
+
+        return await asyncio.to_thread(once)
+
+    found = [ScheduledJob("contract-timeouts", interval_s, timeouts)]
+    if city_signer is not None:
+        signer, directory = city_signer, mail_dir or Path("var/documents")
+
+        async def city(engine: Engine) -> Any:
+            return await sign_for_city(engine, signer, directory)
+
+        found.append(ScheduledJob("contract-city-signing", interval_s, city))
+    return found

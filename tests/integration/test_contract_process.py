@@ -1,0 +1,292 @@
+"""The contract process manager through the hub's real Processor, on SQLite and PostgreSQL.
+
+The card route from 開札 to 締結完了 (CON-2): the 申出書 (CON-1), the review link and its
+mail, agreement, the gateway signing job, the contractor's real PAdES signature picked
+up by the job, the city's agreement and its PAdES B-LT signature with the reference TSA,
+and one CONTRACT_CONCLUDED mail per party naming the signed PDF (CON-4). Also: an
+expired link refused then re-sent (CON-3), the expiry timer, contractor rejection, a
+rule-breaking step answered by rule ID, redelivery without a second effect.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from connectors.citysigner import async_validate_contract_pdf
+from connectors.devpki import DevPki
+from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
+from connectors.tsa.peer import ReferenceTsa
+from hub.db import OutboxRecord
+from hub.delivery import Delivery
+from hub.gateway.models import SigningJobRow
+from hub.outbox import load_headers
+from hub.processing import Processor
+from hub.settings import RetrySettings
+from pipelines.contract.handlers import use_policy
+from pipelines.contract.jobs import (
+    collect_contractor_signatures,
+    expire_review_links,
+    sign_for_city,
+)
+from pipelines.contract.state import ContractPolicy
+from pipelines.contract.store import load_case, put_document
+from pipelines.contract.wiring import consumers
+from schemas.contract import (
+    CityAgreed,
+    ContractCaseOpened,
+    ContractorAgreed,
+    ContractorRejected,
+    ContractParty,
+    ContractSetPrepared,
+    ContractStatus,
+    ElectronicContractApplication,
+    ReviewLinkResendRequested,
+)
+from schemas.envelope import Envelope, new_envelope
+from schemas.mail import MailKind
+from schemas.registry import Payload
+from schemas.topics import Topics
+from schemas.wire import decode, encode
+from tests.card.pdfs import make_pdf
+from tests.card.pki import shared_pki
+
+pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
+
+OB = OutboxRecord.__table__
+CASE = "R8-0042"
+BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
+CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    proc: Processor
+    clock: Clock
+    engine: Engine
+    offset: int = 0
+    seen_outbox: int = 0
+
+    async def send(self, payload: Payload, *, acted_at: datetime | None = None) -> Envelope[Any]:
+        env = new_envelope(payload, correlation_id=CASE, procuring_entity="ashikaga-city",
+                           producer="test", occurred_at=acted_at or self.clock.now)
+        await self.deliver(env)
+        return env
+
+    async def deliver(self, env: Envelope[Any]) -> None:
+        key, value, headers = encode(env)
+        self.offset += 1
+        await self.proc.process([Delivery(topic=Topics.CONTRACT_COMMANDS.name, partition=0,
+                                          offset=self.offset, key=key, value=value,
+                                          headers=headers)])
+
+    def published(self, topic: str) -> list[Envelope[Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+            return [decode(r.value, load_headers(r.headers)) for r in rows]
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.published(Topics.CONTRACT_EVENTS.name)]
+
+    async def run_job_commands(self) -> int:
+        """Feed what the jobs wrote to proc.contract.commands to the processor."""
+        commands = [e for e in self.published(Topics.CONTRACT_COMMANDS.name)
+                    if e.producer == "hub.contract.jobs"]
+        fresh = commands[self.seen_outbox:]
+        self.seen_outbox = len(commands)
+        for env in fresh:
+            await self.deliver(env)
+        return len(fresh)
+
+    def status(self) -> ContractStatus:
+        with Session(self.engine) as session:
+            state = load_case(session, CASE)
+        assert state is not None
+        return state.status
+
+
+@pytest.fixture(scope="module")
+def pki() -> DevPki:
+    return shared_pki()
+
+
+@pytest.fixture(scope="module")
+def tsa(pki: DevPki) -> Iterator[ReferenceTsa]:
+    with ReferenceTsa(pki) as server:
+        yield server
+
+
+@pytest.fixture
+def world(engine: Engine) -> Iterator[World]:
+    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
+                              review_base_url="https://hub.example/contract/review"))
+    clock = Clock()
+    (spec,) = consumers()
+    proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
+                     producer="test", clock=clock, rng=random.Random(5))
+    yield World(proc, clock, engine)
+    use_policy(None)
+
+
+class FileKeyCitySigner:
+    """The city's PAdES B-LT signature with its key from a file (the PKCS#11 path of the
+    same signing is tested against SoftHSM2 in test_citysigner.py)."""
+
+    def __init__(self, pki: DevPki, tsa: ReferenceTsa) -> None:
+        self.signer = signers.SimpleSigner.load(  # type: ignore[no-untyped-call]
+            str(pki.city_signer.key_path), str(pki.city_signer.cert_path))
+        self.stamper = HubTimeStamper(TsaConnector(TsaSettings(url=tsa.url), pki.trust_roots))
+        self.pki = pki
+
+    async def sign(self, pdf: bytes, *, field_name: str = "CitySignature") -> Any:
+        from connectors.citysigner.signer import CitySignatureResult
+        from connectors.tsa.verify import tsa_validation_context
+
+        meta = signers.PdfSignatureMetadata(
+            field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES,
+            embed_validation_info=True,
+            validation_context=tsa_validation_context(self.pki.trust_roots))
+        out = BytesIO()
+        await signers.PdfSigner(meta, signer=self.signer, timestamper=self.stamper
+                                ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), output=out)
+        return CitySignatureResult(out.getvalue(), "CN=Hub Test City Signer", datetime.now(UTC))
+
+
+async def contractor_sign(pdf: bytes, pki: DevPki, tsa: ReferenceTsa) -> bytes:
+    card = pki.issue_card("足利 一郎", "栃木県足利市本城3-2145", 770_001)
+    signer = signers.SimpleSigner.load(  # type: ignore[no-untyped-call]
+        str(card.key_path), str(card.cert_path), ca_chain_files=(str(pki.card_ca.cert_path),))
+    out = BytesIO()
+    await signers.PdfSigner(
+        signers.PdfSignatureMetadata(field_name="ContractorSignature",
+                                     subfilter=fields.SigSeedSubFilter.PADES),
+        signer=signer,
+        timestamper=HubTimeStamper(TsaConnector(TsaSettings(url=tsa.url), pki.trust_roots)),
+    ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), output=out)
+    return out.getvalue()
+
+
+async def open_and_review(w: World, pdf: bytes) -> Any:
+    await w.send(ContractCaseOpened(
+        case_id=CASE, subject="市道改良工事", amount_yen=25_300_000, contractor_network="tochigi",
+        contractor_user_id="U0042", contractor_name="デモ建設株式会社", city_name="足利市",
+        city_officer=CITY, opened_at=w.clock.now))
+    await w.send(ElectronicContractApplication(case_id=CASE, work_name="市道改良工事",
+                                               authorized=BOSS, applied_at=w.clock.now))
+    with Session(w.engine) as session, session.begin():
+        ref = put_document(session, "請負契約書.pdf", pdf, w.clock.now)
+    await w.send(ContractSetPrepared(case_id=CASE, title="請負契約書", document=ref))
+    (sent,) = [e.payload for e in w.published(Topics.CONTRACT_EVENTS.name)
+               if e.type == "econtract.review-link-sent"][-1:]
+    return sent
+
+
+async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevPki,
+                                                         tsa: ReferenceTsa,
+                                                         tmp_path: Path) -> None:
+    w = world
+    pdf = make_pdf(12_000, "Contract R8-0042")
+    sent = await open_and_review(w, pdf)
+    (review_mail,) = [e.payload for e in w.published(Topics.MAIL_REQUESTS.name)]
+    assert review_mail.kind is MailKind.CONTRACT_REVIEW
+    assert review_mail.values["review_url"] == f"https://hub.example/contract/review/{sent.link_id}"
+
+    agree = await w.send(ContractorAgreed(case_id=CASE, link_id=sent.link_id, by=BOSS.email))
+    await w.deliver(agree)  # redelivered: no second signing job
+    with Session(w.engine) as session:
+        (job,) = session.exec(sa.select(SigningJobRow)).all()  # type: ignore[call-overload]
+        job = job[0]
+        assert (job.user_id, job.document, job.status) == ("U0042", pdf, "pending")
+        # what hub.gateway.jobs.accept_signed records once the gateway validated the PDF
+        job.status, job.signed_document = "signed", await contractor_sign(pdf, pki, tsa)
+        job.signed_at, job.signer_issuer, job.signer_serial = w.clock.now, "CN=Card CA", "770001"
+        session.add(job)
+        session.commit()
+    with Session(w.engine) as session, session.begin():
+        assert collect_contractor_signatures(session, w.clock.now) == 1
+    assert await w.run_job_commands() == 1
+    assert w.status() is ContractStatus.CONTRACTOR_SIGNED
+
+    await w.send(CityAgreed(case_id=CASE, by=CITY.email))
+    assert w.status() is ContractStatus.CITY_AGREED
+    mail_dir = tmp_path / "mail-documents"
+    assert await sign_for_city(w.engine, FileKeyCitySigner(pki, tsa), mail_dir, w.clock) == 1
+    await w.run_job_commands()
+    assert w.status() is ContractStatus.CONCLUDED
+    assert w.types()[-2:] == ["econtract.step-recorded", "econtract.concluded"]
+
+    concluded = [e.payload for e in w.published(Topics.MAIL_REQUESTS.name)
+                 if e.payload.kind is MailKind.CONTRACT_CONCLUDED]
+    assert [m.to for m in concluded] == [("boss@demo.co.jp",), ("keiyaku@city.ashikaga.jp",)]
+    ref = concluded[0].attachment_ref
+    assert ref is not None
+    signed = (mail_dir / ref).read_bytes()
+    report = await async_validate_contract_pdf(signed, pki.trust_roots)
+    assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
+    assert report.valid, report
+
+
+async def test_expired_link_is_refused_then_resent_and_the_timer_expires_it(
+        world: World) -> None:
+    w = world
+    sent = await open_and_review(w, make_pdf(3_000))
+    late = w.clock.now + timedelta(days=7, minutes=1)
+    await w.send(ContractorAgreed(case_id=CASE, link_id=sent.link_id, by=BOSS.email),
+                 acted_at=late)
+    rejected = w.published(Topics.CONTRACT_EVENTS.name)[-1]
+    assert rejected.type == "econtract.step-rejected"
+    assert [v.rule_id for v in rejected.payload.violations] == ["CON-3"]
+    assert w.status() is ContractStatus.REVIEW
+
+    w.clock.now = late
+    with Session(w.engine) as session, session.begin():
+        assert expire_review_links(session, w.clock.now) == 1
+    await w.run_job_commands()
+    assert w.types()[-1] == "econtract.review-link-expired"
+    with Session(w.engine) as session, session.begin():
+        assert expire_review_links(session, w.clock.now) == 0  # once
+
+    await w.send(ReviewLinkResendRequested(case_id=CASE, requested_by="BOSS@demo.co.jp"))
+    fresh = [e.payload for e in w.published(Topics.CONTRACT_EVENTS.name)
+             if e.type == "econtract.review-link-sent"][-1]
+    assert fresh.link_id != sent.link_id
+    assert fresh.expires_at == w.clock.now + timedelta(days=7)
+    assert len(w.published(Topics.MAIL_REQUESTS.name)) == 2
+    await w.send(ContractorAgreed(case_id=CASE, link_id=fresh.link_id, by=BOSS.email))
+    assert w.status() is ContractStatus.CONTRACTOR_AGREED
+
+
+async def test_contractor_rejection_and_out_of_order_steps(world: World) -> None:
+    w = world
+    await w.send(CityAgreed(case_id=CASE, by=CITY.email))  # no such case yet
+    assert w.published(Topics.CONTRACT_EVENTS.name)[-1].payload.violations[0].rule_id == "CON-2"
+    sent = await open_and_review(w, make_pdf(3_000))
+    await w.send(ContractorRejected(case_id=CASE, link_id=sent.link_id, by=BOSS.email,
+                                    reason="工期が異なります"))
+    assert w.status() is ContractStatus.REJECTED
+    step = w.published(Topics.CONTRACT_EVENTS.name)[-1].payload
+    assert (step.status, step.agreed, step.parties) == (ContractStatus.REJECTED, 0, 2)
+    await w.send(ContractorAgreed(case_id=CASE, link_id=sent.link_id, by=BOSS.email))
+    assert w.types()[-1] == "econtract.step-rejected"
+    with Session(w.engine) as session:
+        assert session.exec(sa.select(SigningJobRow)).all() == []  # type: ignore[call-overload]
