@@ -1,0 +1,138 @@
+"""The invoice pipeline through hub.processing.Processor against a real database (SQLite
+file and PostgreSQL, migrated up to 0004_surety_invoices). The contractor and its
+issuer number come from the registration pipeline itself: a qualification row with
+``invoice_number`` and a card registration, run through the registration consumer."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from hub.consumers import ConsumerSpec
+from hub.db import OutboxRecord
+from hub.delivery import Delivery
+from hub.processing import BatchReport, Processor
+from hub.settings import RetrySettings
+from pipelines.invoices import consumers
+from pipelines.invoices.models import InvoiceRow
+from pipelines.registration.handlers import HANDLERS as REGISTRATION
+from pipelines.registration.models import ContractorRow
+from schemas.envelope import new_envelope
+from schemas.erp import ErpRegistrationRequested
+from schemas.invoice import InvoiceAccepted, InvoiceRejected, InvoiceSubmitted
+from schemas.registry import Payload
+from schemas.topics import Topics
+from schemas.wire import decode, encode
+from tests.unit.test_registration_rules import NOW, command_of, qual, qualification_update, register
+
+pytestmark = pytest.mark.postgres
+
+NOW_DT = datetime.fromisoformat(NOW)
+T_NUMBER = "T9234567890123"
+SAMPLE = (Path(__file__).parent.parent / "data" / "jp_pint_invoice.xml").read_text("utf-8")
+OB = OutboxRecord.__table__  # type: ignore[attr-defined]
+
+
+class Run:
+    def __init__(self, engine: Engine, spec: ConsumerSpec) -> None:
+        self.processor = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
+                                   producer="test", clock=lambda: NOW_DT, rng=random.Random(3))
+        self.offset = 0
+
+    async def send(self, *payloads: Payload, key: str = "R4-KOJI-0042") -> BatchReport:
+        deliveries = []
+        for payload in payloads:
+            env = new_envelope(payload, correlation_id=key, procuring_entity="saitama-pref",
+                               producer="test", occurred_at=NOW_DT)
+            k, value, headers = encode(env)
+            self.offset += 1
+            deliveries.append(Delivery(topic="in", partition=0, offset=self.offset, key=k,
+                                       value=value, headers=headers))
+        return await self.processor.process(deliveries)
+
+
+async def registered_contractor(engine: Engine, invoice_number: str | None) -> str:
+    """Register a contractor through the registration pipeline; its 企業ID."""
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,), handlers=REGISTRATION)
+    report = await Run(engine, spec).send(
+        qualification_update(qual(invoice_number=invoice_number)), command_of(register()),
+        key="1234567890")
+    assert report.done == 2
+    with Session(engine) as session:
+        (row,) = session.exec(select(ContractorRow)).all()
+        return row.company_id
+
+
+def outbox(engine: Engine) -> list[tuple[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(OB.c.topic, OB.c.value).order_by(OB.c.id))
+        return [(r.topic, decode(r.value).payload) for r in rows]
+
+
+def invoice(company_id: str, **change: Any) -> InvoiceSubmitted:
+    data: dict[str, Any] = {"case_id": "R4-KOJI-0042", "contract_number": "R4-0042",
+                            "contractor_id": company_id, "ubl_xml": SAMPLE}
+    data.update(change)
+    return InvoiceSubmitted(**data)
+
+
+async def test_jp_pint_invoice_to_erp_payment_once(engine: Engine) -> None:
+    """INV-1 (number registered via the registration pipeline), INV-2, INV-3."""
+    company_id = await registered_contractor(engine, T_NUMBER)
+    run = Run(engine, consumers()[0])
+    cmd = invoice(company_id)
+    first = await run.send(cmd)
+    again = await run.send(cmd)  # the same invoice sent again: a new message, same number
+    assert (first.done, again.done) == (1, 1)
+    sent = [(t, p) for t, p in outbox(engine) if t in (Topics.INVOICE_EVENTS.name,
+                                                       Topics.ERP_COMMANDS.name)]
+    kinds = [(t, type(p).__name__) for t, p in sent]
+    assert kinds == [(Topics.INVOICE_EVENTS.name, "InvoiceAccepted"),
+                     (Topics.ERP_COMMANDS.name, "ErpRegistrationRequested"),
+                     (Topics.INVOICE_EVENTS.name, "InvoiceRejected")]
+    erp = sent[1][1]
+    assert isinstance(erp, ErpRegistrationRequested)
+    assert (erp.invoice_number, erp.amount_jpy, erp.contractor_id) == (
+        T_NUMBER, 30_000_000, company_id)
+    duplicate = sent[2][1]
+    assert isinstance(duplicate, InvoiceRejected)
+    assert [v.rule_id for v in duplicate.violations] == ["INV-3"]
+    with Session(engine) as session:
+        (row,) = session.exec(select(InvoiceRow)).all()
+        assert (row.invoice_id, row.source_format, row.payable_amount) == (
+            "INV-2023-0930-001", "jp-pint", 30_000_000)
+        assert row.business_key == erp.business_key
+
+
+@pytest.mark.parametrize("registered", [None, "T5835678256246"])
+async def test_unregistered_issuer_number_is_rejected(engine: Engine,
+                                                      registered: str | None) -> None:
+    """INV-1: the invoice's T-number must be in the contractor's user data first."""
+    company_id = await registered_contractor(engine, registered)
+    await Run(engine, consumers()[0]).send(invoice(company_id))
+    events = [p for _, p in outbox(engine) if isinstance(p, InvoiceRejected | InvoiceAccepted)]
+    assert len(events) == 1
+    assert isinstance(events[0], InvoiceRejected)
+    assert [v.rule_id for v in events[0].violations] == ["INV-1"]
+    with Session(engine) as session:
+        assert session.exec(select(InvoiceRow)).all() == []
+
+
+async def test_unknown_contractor_and_hostile_xml_are_rejections(engine: Engine) -> None:
+    run = Run(engine, consumers()[0])
+    hostile = ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+               '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&x;'
+               '</Invoice>')
+    report = await run.send(invoice("9999999999999999"),
+                            invoice("9999999999999999", ubl_xml=hostile))
+    assert (report.done, report.dead) == (2, 0)
+    rejected = [p for _, p in outbox(engine) if isinstance(p, InvoiceRejected)]
+    assert [[v.rule_id for v in r.violations] for r in rejected] == [["INV-1"], ["INV-2"]]
+    assert "root:" not in str(rejected[1].model_dump())
