@@ -113,6 +113,7 @@ class ContractCaseOpened(Payload):
     city_name: str = Field(min_length=1, max_length=100, description="調達機関の名称.")
     city_officer: ContractParty
     route: ContractRoute = ContractRoute.CARD
+    surety_required: bool = Field(default=False, description="契約保証 needed (SUR-6).")
     opened_at: AwareDatetime
 
 

@@ -49,6 +49,7 @@ from schemas.contract import (
 )
 from schemas.envelope import Envelope
 from schemas.registry import Payload
+from schemas.surety import ContractSuretyCompleted
 from schemas.topics import Topics
 
 __all__ = ["COMMANDS", "EVENTS", "HANDLERS", "handle_contract_message", "use_policy"]
@@ -129,8 +130,10 @@ COMMANDS: tuple[type[Payload], ...] = (
 HANDLERS: dict[type[Payload], Handler] = {
     **dict.fromkeys(COMMANDS, handle_contract_message),
     **dict.fromkeys((ContractSent, ContractConcluded, ContractDeclined), handle_contract_message),
+    ContractSuretyCompleted: handle_contract_message,
 }
-"""Commands, and CloudSign's events (``proc.contract.events``) on its route."""
+"""Commands, CloudSign's events (``proc.contract.events``) on its route, and the surety
+pipeline's 契約保証 completion (``proc.surety.events``, SUR-6)."""
 
 
 EVENTS: tuple[type[Payload], ...] = (

@@ -50,6 +50,7 @@ from schemas.contract import (
 from schemas.mail import MailRequested
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
+from schemas.surety import ContractSuretyCompleted
 
 __all__ = ["LINK_NAMESPACE", "Decision", "case_of", "decide"]
 
@@ -130,7 +131,8 @@ def _opened(cmd: ContractCaseOpened, entity: str) -> Decision:
         amount_yen=cmd.amount_yen, contractor_network=cmd.contractor_network,
         contractor_user_id=cmd.contractor_user_id, contractor_name=cmd.contractor_name,
         city_name=cmd.city_name, city_officer=cmd.city_officer, route=cmd.route,
-        status=S.OPENED, opened_at=cmd.opened_at, updated_at=cmd.opened_at)
+        surety_required=cmd.surety_required, status=S.OPENED, opened_at=cmd.opened_at,
+        updated_at=cmd.opened_at)
     step = ContractStepRecorded(case_id=state.case_id, status=state.status,
                                 step=cmd.message_type, agreed=0, parties=PARTIES,
                                 at=cmd.opened_at)
@@ -254,6 +256,8 @@ def _card_step(state: CaseState, cmd: Payload, now: datetime) -> Decision:
                                             state.status.value))
         if cmd.by.lower() != state.city_officer.email.lower():
             return _reject(texts.city_officer_only())
+        if state.surety_required and state.surety_number is None:
+            return _reject(texts.surety_missing())
         return _moved(state, cmd, now, status=S.CITY_AGREED, city_agreed_at=now)
     assert isinstance(cmd, CitySignatureApplied)
     if state.status is not S.CITY_AGREED:
@@ -311,6 +315,10 @@ def decide(state: CaseState | None, cmd: Payload, *, entity: str, now: datetime,
         return _expiry(state, cmd, now)
     if isinstance(cmd, ContractorSignatureAccepted | CityAgreed | CitySignatureApplied):
         return _card_step(state, cmd, now)
+    if isinstance(cmd, ContractSuretyCompleted):
+        if state.status is S.CONCLUDED:
+            return Decision()  # a late copy: the contract stands
+        return _moved(state, cmd, now, surety_number=cmd.guarantee_number)
     if isinstance(cmd, ContractSent | ContractConcluded | ContractDeclined):
         return _cloudsign_step(state, cmd, now)
     raise TypeError(f"{type(cmd).__name__} is not a contract process message")

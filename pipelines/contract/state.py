@@ -55,6 +55,9 @@ class CaseState(BaseModel):
     city_officer: ContractParty
     route: ContractRoute
     status: ContractStatus
+    surety_required: bool = False
+    surety_number: str | None = None
+    """保証契約番号 of the accepted 契約保証 (SUR-6), once the surety pipeline says so."""
     opened_at: AwareDatetime
     updated_at: AwareDatetime
     authorized: ContractParty | None = None

@@ -19,6 +19,7 @@ __all__ = [
     "no_case",
     "not_declared",
     "set_needed_first",
+    "surety_missing",
     "too_late_to_change_addresses",
     "too_many_officers",
     "wrong_step",
@@ -107,6 +108,13 @@ def link_expired(expired_at: str) -> RuleViolation:
               f"The review link expired at {expired_at}.",
               "リンクの再送を依頼してください。", "Ask for the link to be sent again.",
               field="link_id")
+
+
+def surety_missing() -> RuleViolation:
+    return _v("SUR-6", "契約保証の確認が完了していません。",
+              "The contract surety (契約保証) has not been accepted yet.",
+              "受注者の保証契約番号と認証キーの確認が完了してから同意してください。",
+              "Agree once the contractor's guarantee number and key are accepted.")
 
 
 def city_officer_only() -> RuleViolation:

@@ -32,9 +32,11 @@ __all__ = ["consumers", "jobs"]
 
 
 def consumers() -> list[ConsumerSpec]:
-    """The process manager: its commands and CloudSign's events (CON-1 … CON-4)."""
+    """The process manager: its commands, CloudSign's events (CON-1 … CON-4) and the
+    surety pipeline's 契約保証 completion (SUR-6)."""
     return [ConsumerSpec(
-        "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS), handlers=HANDLERS,
+        "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS, Topics.SURETY_EVENTS),
+        handlers=HANDLERS,
         description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route",
         emits=((Topics.CONTRACT_EVENTS, EVENTS),
                (Topics.CONTRACT_COMMANDS, (ContractSendRequested,)),

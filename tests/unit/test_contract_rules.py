@@ -35,6 +35,7 @@ from schemas.contract import (
 )
 from schemas.mail import MailKind
 from schemas.registry import Payload
+from schemas.surety import CertificateForm, ContractSuretyCompleted
 
 T0 = datetime(2026, 4, 1, 1, 0, tzinfo=UTC)
 POLICY = ContractPolicy(review_link_ttl=timedelta(days=7))
@@ -283,3 +284,17 @@ def test_con3_resend_outside_review_is_rejected(status: ContractStatus) -> None:
     state = opened().model_copy(update={"status": status})
     assert rules_of(step(state, ReviewLinkResendRequested(
         case_id="R8-001", requested_by=BOSS.email))) == ["CON-2"]
+
+
+# -- SUR-6: the 契約保証 completes the conclusion step ------------------------------------------
+
+def test_sur6_city_agrees_only_once_the_required_surety_is_accepted() -> None:
+    review = in_review().model_copy(update={"surety_required": True})
+    signed = ok(step(review, link_of(review))).model_copy(update={"status": S.CONTRACTOR_SIGNED})
+    agree = CityAgreed(case_id="R8-001", by=CITY.email)
+    assert rules_of(step(signed, agree)) == ["SUR-6"]
+    surety = ContractSuretyCompleted(case_id="R8-001", guarantee_number="31072-0001M",
+                                     form=CertificateForm.ELECTRONIC, guarantee_amount=1_200_000)
+    with_surety = ok(step(signed, surety))
+    assert (with_surety.surety_number, with_surety.status) == ("31072-0001M", S.CONTRACTOR_SIGNED)
+    assert ok(step(with_surety, agree)).status is S.CITY_AGREED
