@@ -24,6 +24,7 @@ from pipelines.surety.models import (
     SuretyCaseRow,
     WaitingCertificateRow,
 )
+from pipelines.surety.queries import open_paper_tasks
 from schemas.case import CaseUpdated
 from schemas.envelope import Envelope, new_envelope
 from schemas.erp import ErpRegistrationRequested
@@ -167,3 +168,20 @@ async def test_paper_record_without_a_case_is_dead_lettered(engine: Engine) -> N
         case_id=CASE_ID, product=PERF, guarantee_number="BG-1", issuer="〇〇銀行",
         received_on=date(2022, 9, 29)))
     assert report.dead == 1
+
+
+async def test_paper_tasks_are_tracked_until_the_original_arrives(engine: Engine) -> None:
+    """SUR-5: the open task is listed, overdue after the contract date, gone once received."""
+    feed = Feed(engine)
+    await feed.send(case(perf_form=P).facts)
+    with Session(engine) as session:
+        (task,) = open_paper_tasks(session, date(2022, 9, 30))
+        assert (task.product, task.due_date, task.overdue) == (PERF, date(2022, 9, 30), False)
+        assert open_paper_tasks(session, date(2022, 9, 30), overdue_only=True) == []
+        (late,) = open_paper_tasks(session, date(2022, 10, 1), overdue_only=True)
+        assert late.overdue
+    await feed.send(PaperGuaranteeRecorded(case_id=CASE_ID, product=PERF,
+                                           guarantee_number="BG-7", issuer="〇〇銀行",
+                                           received_on=date(2022, 10, 3)))
+    with Session(engine) as session:
+        assert open_paper_tasks(session, date(2022, 10, 3)) == []
