@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Annotated, Self
+from functools import cache
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -45,9 +46,50 @@ __all__ = [
     "RevocationReason",
     "SystemKind",
     "input_violations",
+    "trusted",
 ]
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@cache
+def _layout(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str], frozenset[str]]:
+    """Per model: every field in order with its default, the required names, all names.
+
+    A field with a default factory counts as required, so that no mutable default is
+    shared between objects.
+    """
+    defaults: dict[str, Any] = {}
+    required: set[str] = set()
+    for name, info in cls.model_fields.items():
+        if info.is_required() or info.default_factory is not None:
+            required.add(name)
+            defaults[name] = None
+        else:
+            defaults[name] = info.default
+    return defaults, frozenset(required), frozenset(defaults)
+
+
+def trusted(cls: type[M], /, **values: Any) -> M:
+    """``cls(**values)`` without validation, for objects built from validated parts only.
+
+    What ``model_construct`` is for, at a quarter of its cost (it handles aliases and
+    extras these strict models do not have): the registration rules build 4-5 events
+    and mails per decision from fields of validated commands, 資格審査情報 and policy.
+    The result equals the validated object, fields set included (a test compares them).
+    Never for input from outside: commands are validated in full.
+    """
+    defaults, required, names = _layout(cls)
+    if not required <= values.keys() <= names:
+        raise TypeError(f"{cls.__name__}: needs {sorted(required)}, got {sorted(values)}")
+    made = cls.__new__(cls)
+    object.__setattr__(made, "__dict__", {**defaults, **values})
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
 
 UserIdText = Annotated[
     str,
@@ -140,7 +182,8 @@ class CardFacts(CardRef):
 
     @property
     def ref(self) -> CardRef:
-        return CardRef(issuer=self.issuer, serial=self.serial)
+        # Same constraints as this card's own (validated) issuer and serial.
+        return trusted(CardRef, issuer=self.issuer, serial=self.serial)
 
 
 class Contact(_Strict):
@@ -161,9 +204,11 @@ class ContactInput(Contact):
     email_confirmation: Annotated[str, Field(max_length=100)]
 
     def to_contact(self) -> Contact:
-        return Contact(
-            contact_name=self.contact_name, postal_code=self.postal_code, address=self.address,
-            person_name=self.person_name, phone=self.phone, fax=self.fax, email=self.email)
+        # Every field is one of this object's own, validated by the same constraints.
+        return trusted(
+            Contact, contact_name=self.contact_name, postal_code=self.postal_code,
+            address=self.address, person_name=self.person_name, phone=self.phone, fax=self.fax,
+            email=self.email)
 
 
 class _EntityCommand(Payload):

@@ -24,7 +24,13 @@ from pipelines.registration.register import email_violation
 from pipelines.registration.texts import violation
 from pipelines.registration.world import World
 from schemas.mail import MailKind
-from schemas.registration import ContactChanged, ContactChangeRequested, Domain, PropagationKind
+from schemas.registration import (
+    ContactChanged,
+    ContactChangeRequested,
+    Domain,
+    PropagationKind,
+    trusted,
+)
 from schemas.registration import PropagationScheduled as Scheduled
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -75,7 +81,8 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     if vs:
         return reject(vs)
     contractor = world.contractors.get((policy.network, cmd.user_id))
-    changed = ContactChanged(
+    changed = trusted(
+        ContactChanged,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, card=cmd.card.ref, department_name=cmd.department_name,
         representative_contact=(cmd.representative_contact.to_contact()
@@ -87,7 +94,8 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     seed = (cmd.procuring_entity, cmd.domain, *cmd.card.key, now.isoformat())
     for target in targets:
         immediate = target in cmd.apply_now_to
-        events.append(Scheduled(
+        events.append(trusted(
+            Scheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.CHANGE, target, *seed),
             kind=PropagationKind.CHANGE, target_entity=target,
             due_at=now if immediate else policy.next_batch(now), immediate=immediate,

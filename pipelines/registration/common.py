@@ -22,6 +22,7 @@ from schemas.registration import (
     Domain,
     RegistrationRejected,
     SystemKind,
+    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -114,7 +115,9 @@ def rejected(command_type: str, entity: str, violations: list[RuleViolation] |
              user_id: str | None = None, card: CardRef | None = None) -> Decision:
     """A rejection: one RegistrationRejected event, no state change, no mail."""
     vs = tuple(violations)
-    event = RegistrationRejected(command_type=command_type, procuring_entity=entity,
+    if not vs:
+        raise ValueError("a rejection names at least one violated rule")
+    event = trusted(RegistrationRejected, command_type=command_type, procuring_entity=entity,
                                  domain=domain, user_id=user_id, card=card, violations=vs)
     return Decision(Outcome.REJECTED, (event,), violations=vs)
 
@@ -177,5 +180,5 @@ def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, comp
         "card_serial": card.serial,
         "card_issuer": card.issuer,
     }
-    return MailRequested(mail_id=deterministic_id("mail", kind, seed), kind=kind,
+    return trusted(MailRequested, mail_id=deterministic_id("mail", kind, seed), kind=kind,
                          to=(contact.email,), values=values)

@@ -69,6 +69,10 @@ _SCHEME_PATTERNS = {
 }
 
 
+_ENTITY_CODE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+"""schemas.envelope.EntityCode's pattern."""
+
+
 class ReissuedCardPolicy(enum.StrEnum):
     """What a new card of a company already registered should go through (REG-11)."""
 
@@ -99,6 +103,15 @@ class EntityPolicy:
     batch_time: time
     lookup_needs_password: bool = True
     """REG-3: Saitama asks for the password; Yamaguchi looks up by 業者番号 + 商号 only."""
+
+    def __post_init__(self) -> None:
+        # Events built from policy values are not validated again (schemas.registration
+        # .trusted), so the values are held to the events' own constraints here, once.
+        if not _ENTITY_CODE.fullmatch(self.code):
+            raise ValueError(f"code {self.code!r}: expected lowercase a-z, 0-9 and '-', "
+                             "2-63 characters")
+        if not 1 <= len(self.network) <= 64:
+            raise ValueError(f"network {self.network!r}: expected 1-64 characters")
 
     def next_batch(self, now: datetime) -> datetime:
         """When the nightly batch after ``now`` runs: the next day at ``batch_time`` JST."""

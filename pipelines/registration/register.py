@@ -35,6 +35,7 @@ from schemas.registration import (
     PropagationKind,
     PropagationScheduled,
     RegistrationNeedsConfirmation,
+    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -185,7 +186,8 @@ def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
     reason = violation("reissue-confirm", ids=", ".join(ids))
     confirmation_id = deterministic_id("confirm", cmd.procuring_entity, cmd.domain,
                                        cmd.user_id, *cmd.card.key)
-    event = RegistrationNeedsConfirmation(
+    event = trusted(
+        RegistrationNeedsConfirmation,
         confirmation_id=confirmation_id, procuring_entity=cmd.procuring_entity,
         domain=cmd.domain, user_id=cmd.user_id, card=cmd.card.ref, existing_user_ids=ids,
         reason=reason, held=cmd)
@@ -202,7 +204,8 @@ def _accept(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
     company_name = contractor.company_name if contractor else q.trade_name
     contact = cmd.card_department_contact.to_contact()
     warning = low_validity_warning(cmd.card, policy, now)
-    registered = CardRegistered(
+    registered = trusted(
+        CardRegistered,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, system=cmd.system, company_id=company_id,
         company_name=company_name, first_registration=contractor is None, card=cmd.card,
@@ -214,7 +217,8 @@ def _accept(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
     next_batch = policy.next_batch(now)
     for target in targets:
         immediate = target in cmd.apply_now_to
-        events.append(PropagationScheduled(
+        events.append(trusted(
+            PropagationScheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.REGISTRATION,
                                             cmd.procuring_entity, target, cmd.domain,
                                             *cmd.card.key),

@@ -37,6 +37,7 @@ from schemas.registration import (
     PropagationKind,
     PropagationScheduled,
     RevocationReason,
+    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -147,11 +148,13 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     contractor = world.contractors.get((policy.network, cmd.user_id))
     company_id = (contractor.company_id if contractor
                   else company_id_for(policy.network, cmd.user_id))
-    renewed = CardRenewed(
+    renewed = trusted(
+        CardRenewed,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, company_id=company_id, old_card=old_ref,
         new_card=cmd.new_card)
-    revoked = CardRevoked(
+    revoked = trusted(
+        CardRevoked,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, card=old_ref, reason=RevocationReason.RENEWED,
         replaced_by=new_ref)
@@ -159,7 +162,8 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     targets = elsewhere if cmd.apply_to_other_entities else cmd.apply_now_to
     for target in targets:
         immediate = target in cmd.apply_now_to
-        events.append(PropagationScheduled(
+        events.append(trusted(
+            PropagationScheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.RENEWAL,
                                             cmd.procuring_entity, target, cmd.domain,
                                             *cmd.old_card.key, *cmd.new_card.key),

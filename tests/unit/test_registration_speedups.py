@@ -7,12 +7,37 @@ the validated ones (fields, fields set, JSON), cached policy answers equal fresh
 
 from __future__ import annotations
 
+import copy
+import tomllib
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, TypeAdapter
 
+import schemas.registration
+from pipelines.registration import change, common, register, renew
 from pipelines.registration.common import deterministic_id
-from schemas.registration import Domain, PropagationKind
+from pipelines.registration.policy import (
+    _ENTITY_CODE,
+    PolicyError,
+    default_policy_book,
+    policy_book_from,
+)
+from pipelines.registration.scenario import evaluate
+from pipelines.registration.texts import violation
+from schemas.envelope import EntityCode
+from schemas.mail import MailRequested
+from schemas.registration import (
+    CardRef,
+    Domain,
+    PropagationKind,
+    RegistrationRejected,
+    SystemKind,
+    trusted,
+)
+from tests.unit.test_registration_rules import CASES, _fill_confirmation
 
 _NAMESPACE = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f")
 
@@ -32,3 +57,85 @@ def test_deterministic_id_is_uuid5_of_the_joined_parts(parts: tuple[object, ...]
     assert (made.version, made.variant, str(made), hash(made)) == (
         5, uuid.RFC_4122, str(expected), hash(expected))
     assert made.is_safe is uuid.SafeUUID.unknown
+
+
+ENTITY_CODE_PATTERN = str(TypeAdapter(EntityCode).json_schema()["pattern"])
+_USERS_OF_TRUSTED = (schemas.registration, common, register, change, renew)
+
+
+@pytest.fixture
+def trusted_checked(monkeypatch: pytest.MonkeyPatch) -> list[BaseModel]:
+    """Every object the rules build with ``trusted`` is also built validated and compared."""
+    built: list[BaseModel] = []
+
+    def checked(cls: type[BaseModel], /, **values: Any) -> BaseModel:
+        made = trusted(cls, **values)
+        validated = cls(**values)
+        # __getstate__: fields, fields set, extras and private attributes, all of them.
+        assert made.__getstate__() == validated.__getstate__()
+        assert list(made.__dict__) == list(validated.__dict__)
+        assert made.model_dump_json() == validated.model_dump_json()
+        assert type(made).model_validate_json(made.model_dump_json()) == made
+        built.append(made)
+        return made
+
+    for module in _USERS_OF_TRUSTED:
+        monkeypatch.setattr(module, "trusted", checked)
+    return built
+
+
+@pytest.mark.parametrize("data", [pytest.param(c[1], id=c[0]) for c in CASES])
+def test_objects_built_without_validation_equal_validated_ones(
+        data: dict[str, Any], trusted_checked: list[BaseModel]) -> None:
+    """Every rule's accepting and rejecting case (test_registration_rules.CASES)."""
+    answer = evaluate(_fill_confirmation(copy.deepcopy(data)))
+    if answer["events"]:
+        assert trusted_checked, "the rules built their events some other way"
+    assert {type(m).__name__ for m in trusted_checked} <= {
+        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
+        "MailRequested"}
+
+
+def test_the_checked_cases_cover_every_event_and_the_mail(
+        trusted_checked: list[BaseModel]) -> None:
+    for _, data, *_ in CASES:
+        evaluate(_fill_confirmation(copy.deepcopy(data)))
+    assert {type(m).__name__ for m in trusted_checked} == {
+        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
+        "MailRequested"}
+
+
+def test_trusted_fills_defaults_and_keeps_fields_set() -> None:
+    ref = trusted(CardRef, issuer="OU=CoreCA,O=eJapan2 Tech Center,C=JP", serial="1")
+    rejected = trusted(RegistrationRejected, command_type="x", procuring_entity="saitama-pref",
+                       violations=(violation("closed", entity="x", system="x", system_en="x",
+                                             hours="x"),))
+    assert rejected.domain is None
+    assert rejected.card is None
+    assert rejected.model_fields_set == {"command_type", "procuring_entity", "violations"}
+    assert ref == CardRef(issuer="OU=CoreCA,O=eJapan2 Tech Center,C=JP", serial="1")
+    with pytest.raises(TypeError, match="CardRef"):
+        trusted(CardRef, issuer="x")
+    with pytest.raises(TypeError, match="CardRef"):
+        trusted(CardRef, issuer="x", serial="1", holder_name="x")
+
+
+def test_a_default_factory_field_must_be_given() -> None:
+    """No mutable default is shared between objects built without validation."""
+    with pytest.raises(TypeError, match="values"):
+        trusted(MailRequested, mail_id=uuid.uuid4(), kind="generic", to=("a@example.jp",))
+
+
+
+def test_policy_holds_entity_codes_and_networks_to_the_event_constraints() -> None:
+    """Events carry policy values unvalidated, so the policy file is checked instead."""
+    good = (Path(__file__).resolve().parents[2] / "pipelines" / "registration"
+            / "default_policy.toml").read_text(encoding="utf-8")
+    assert _ENTITY_CODE.pattern in ENTITY_CODE_PATTERN
+    with pytest.raises(PolicyError, match=r"#1 \(Saitama Pref\): code 'Saitama Pref'"):
+        policy_book_from(tomllib.loads(good.replace('"saitama-pref"', '"Saitama Pref"')))
+    with pytest.raises(PolicyError, match=r"network 'x{65}': expected 1-64"):
+        policy_book_from(tomllib.loads(good.replace('"saitama-joint"', '"' + "x" * 65 + '"')))
+    assert default_policy_book().get("saitama-pref", SystemKind.E_BID) is not None
