@@ -17,6 +17,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.mail import MailAddress
 from schemas.registry import Payload, message
 from schemas.surety import CertificateForm, SuretyProduct
 
@@ -66,6 +67,9 @@ class CaseFacts(Payload):
     work_period_end: date = Field(description="工期 (終了).")
     sureties: tuple[ExpectedSurety, ...] = Field(
         default=(), max_length=2, description="The guarantee products the contract requires.")
+    notice_email: MailAddress | None = Field(
+        default=None,
+        description="Where the contractor gets the surety result (電子保証の確認結果).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -35,6 +35,7 @@ from schemas.application import ApplicationReceived, CorrectionRequested
 from schemas.case import CaseFacts, CaseRegistered, CaseUpdated
 from schemas.envelope import JST, Envelope
 from schemas.erp import ErpRegistrationRequested
+from schemas.mail import MailRequested
 from schemas.registry import Payload
 from schemas.surety import (
     CertificateForm,
@@ -147,8 +148,10 @@ def handle_certificate(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
 def handle_refusal(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
     """D・Sure refused the number and key (SUR-1/SUR-2): the case's rejection."""
     refused = _expect(envelope, SuretyLookupRefused)
-    _apply(ctx, envelope, decide_refusal(refused, envelope.correlation_id),
-           envelope.correlation_id, None)
+    case = load_case(ctx.session, envelope.correlation_id)
+    _apply(ctx, envelope, decide_refusal(refused, envelope.correlation_id, case,
+                                         str(envelope.message_id)),
+           envelope.correlation_id, case.entity if case else None)
 
 
 def handle_case(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
@@ -236,5 +239,6 @@ def consumers() -> tuple[ConsumerSpec, ...]:
             (Topics.SURETY_COMMANDS, (SuretyCheckRequested,)),
             (Topics.ERP_COMMANDS, (ErpRegistrationRequested,)),
             (Topics.APPLICATION_COMMANDS, (CorrectionRequested,)),
+            (Topics.MAIL_REQUESTS, (MailRequested,)),
         ),
     ),)

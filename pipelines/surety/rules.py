@@ -26,6 +26,7 @@ from pipelines.surety import texts
 from schemas.application import ApplicationReceived, CorrectionRequested, FormKind
 from schemas.case import CaseFacts
 from schemas.erp import ErpRegistrationKind, ErpRegistrationRequested
+from schemas.mail import MailKind, MailRequested
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
 from schemas.surety import (
@@ -58,6 +59,7 @@ __all__ = [
     "decide_refusal",
     "erp_business_key",
     "form_violation",
+    "result_mail",
     "task_id",
 ]
 
@@ -208,6 +210,30 @@ def _supersede(tasks: tuple[PaperTask, ...], product: SuretyProduct,
     return tuple(done), events
 
 
+def result_mail(case: CaseState | None, number: str, entity_name: str,
+                violations: tuple[RuleViolation, ...],
+                key: str) -> tuple[TopicSpec, Payload] | None:
+    """The 電子保証の確認結果 notice to the contractor, when the case names an address.
+
+    ``key`` makes the mail id: one notice per decided certificate, however often redelivered.
+    """
+    if case is None or case.facts.notice_email is None:
+        return None
+    facts, address = case.facts, case.facts.notice_email
+    if violations:
+        result = "受理できません（内容をご確認ください）"
+        detail = " / ".join(f"[{v.rule_id}] {v.message_ja} {v.next_step_ja}".strip()
+                            for v in violations)[:2000]
+    else:
+        result, detail = "受理しました", "保証契約番号と認証キーにより確認が完了しました。"
+    return Topics.MAIL_REQUESTS, MailRequested(
+        mail_id=uuid.uuid5(uuid.NAMESPACE_URL, f"surety-result:{facts.case_id}:{number}:{key}"),
+        kind=MailKind.SURETY_RESULT, to=(address,),
+        values={"case_name": facts.work_name[:200], "company_name": facts.contractor_name[:200],
+                "procuring_entity_name": entity_name[:100], "surety_number": number,
+                "result": result, "detail": detail})
+
+
 def decide_certificate(case: CaseState | None, prior: Guarantee | None,
                        tasks: tuple[PaperTask, ...], cert: SuretyCertificate, *,
                        case_id: str, today: date) -> Decision:
@@ -218,13 +244,17 @@ def decide_certificate(case: CaseState | None, prior: Guarantee | None,
     mixed = form_violation(prior, cert.contract_number, cert.form)
     if mixed is not None:
         violations.insert(0, mixed)
+    mail = result_mail(case, cert.contract_number, cert.procuring_entity_name,
+                       tuple(violations), cert.issued_at.isoformat())
     if violations:
         return Decision(emits=((Topics.SURETY_EVENTS, SuretyRejected(
             case_id=case_id, contract_number=cert.contract_number, product=cert.product,
-            violations=tuple(violations))),))
+            violations=tuple(violations))), *((mail,) if mail else ())))
     emits: list[tuple[TopicSpec, Payload]] = [(Topics.SURETY_EVENTS, SuretyAccepted(
         case_id=case_id, contract_number=cert.contract_number, product=cert.product,
         issue_kind=cert.issue_kind, form=cert.form))]
+    if mail is not None:
+        emits.append(mail)
     guarantee = prior or Guarantee(cert.contract_number, case_id, cert.product, cert.form)
     if not guarantee.completed:
         done = _completion(case, cert.contract_number, cert.product, cert.form, today)
@@ -236,11 +266,14 @@ def decide_certificate(case: CaseState | None, prior: Guarantee | None,
     return Decision(emits=tuple(emits), guarantee=guarantee, tasks=closed)
 
 
-def decide_refusal(refused: SuretyLookupRefused, case_id: str) -> Decision:
+def decide_refusal(refused: SuretyLookupRefused, case_id: str,
+                   case: CaseState | None = None, key: str = "") -> Decision:
     """D・Sure refused the number and key: the same answer, as the case's rejection."""
+    mail = result_mail(case, refused.contract_number, case.entity if case else "",
+                       refused.violations, f"refused:{key}")
     return Decision(emits=((Topics.SURETY_EVENTS, SuretyRejected(
         case_id=case_id, contract_number=refused.contract_number,
-        violations=refused.violations)),))
+        violations=refused.violations)), *((mail,) if mail else ())))
 
 
 def decide_case(case: CaseState, tasks: tuple[PaperTask, ...]) -> Decision:

@@ -359,3 +359,24 @@ def test_sur1_a_notice_form_without_a_readable_notice_asks_for_a_correction() ->
 
 def test_sur1_other_forms_without_notices_need_nothing() -> None:
     assert decide_application(received(form=FormKind.WORK_SCHEDULE, surety_notices=())).emits == ()
+
+
+# --- the result notice (電子保証の確認結果) -------------------------------------------------
+
+def test_result_mail_goes_to_the_case_address_and_renders() -> None:
+    from connectors.mail.templates import render
+    from schemas.mail import MailKind, MailRequested
+
+    state = case(notice_email="keiyaku@example.jp")
+    for decision, result in ((decide(state, cert()), "受理しました"),
+                             (decide(state, cert(guarantee_amount=1)), "受理できません")):
+        (mail,) = payloads(decision, MailRequested)
+        assert mail.kind is MailKind.SURETY_RESULT
+        assert mail.to == ("keiyaku@example.jp",)
+        subject, body, _ = render(mail.kind, mail.values, "電子契約システム")
+        assert "●●●●工事" in subject
+        assert result in body
+        assert "31072-0001M" in body
+    (rejected_mail,) = payloads(decide(state, cert(guarantee_amount=1)), MailRequested)
+    assert "[SUR-2]" in rejected_mail.values["detail"]
+    assert payloads(decide(case(), cert()), MailRequested) == []  # no address, no mail
