@@ -1,0 +1,20 @@
+"""The invoice pipeline's consumer spec: what the lead wires into default_wiring, and its
+AsyncAPI document."""
+
+from __future__ import annotations
+
+from hub.broker import asyncapi
+from pipelines.invoices import HANDLERS, consumers
+from schemas.invoice import InvoiceSubmitted
+from schemas.topics import Topics
+
+
+def test_invoice_consumer_reads_commands_and_documents_what_it_emits() -> None:
+    (spec,) = consumers()
+    assert (spec.name, spec.topics) == ("invoices", (Topics.INVOICE_COMMANDS,))
+    assert set(HANDLERS) == {InvoiceSubmitted}
+    assert [t for t, _ in spec.emits] == [Topics.INVOICE_EVENTS, Topics.ERP_COMMANDS]
+    doc = asyncapi([spec], version="0.0.0").to_specification().to_json()
+    for name in ("InvoiceSubmitted", "InvoiceAccepted", "InvoiceRejected",
+                 "ErpRegistrationRequested"):
+        assert name in doc, name
