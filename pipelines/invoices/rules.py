@@ -23,7 +23,8 @@ from schemas.rejection import RuleViolation
 from schemas.text import nfkc
 from schemas.topics import Topics, TopicSpec
 
-__all__ = ["InvoiceDecision", "business_key", "decide_invoice", "issuer_violation"]
+__all__ = ["InvoiceDecision", "business_key", "decide_invoice", "issuer_violation",
+           "tax_violations"]
 
 _REGISTER_JA = ("利用者情報（資格審査情報）に適格請求書発行事業者登録番号を登録してから、"
                 "請求書を再送してください。")
@@ -70,6 +71,32 @@ def issuer_violation(number: str, registered: frozenset[str] | None) -> RuleViol
     return None
 
 
+def tax_violations(fields: InvoiceFields) -> tuple[RuleViolation, ...]:
+    """INV-1: a qualified invoice states the tax per rate, each rate once, rounded once."""
+    found: list[RuleViolation] = []
+    rates = [s.rate_percent for s in fields.tax_subtotals]
+    if len(set(rates)) != len(rates):
+        found.append(RuleViolation(
+            rule_id="INV-1", message_ja="同じ税率の内訳が複数あります。",
+            message_en="A tax rate is listed more than once.",
+            next_step_ja="税率ごとに合計した課税標準額と消費税額を1行ずつ記載してください。",
+            next_step_en="State one taxable amount and one tax per rate.",
+            field="tax_subtotals"))
+    for n, sub in enumerate(fields.tax_subtotals):
+        # 端数処理は税率ごとに1回: any rounding of the exact tax is accepted, nothing more.
+        if abs(sub.tax_amount * 100 - sub.taxable_amount * sub.rate_percent) >= 100:
+            found.append(RuleViolation(
+                rule_id="INV-1",
+                message_ja=(f"{sub.rate_percent}%の消費税額{sub.tax_amount:,}円が課税標準額"
+                            f"{sub.taxable_amount:,}円と合いません。"),
+                message_en=(f"The {sub.rate_percent}% tax of JPY {sub.tax_amount:,} does not fit "
+                            f"the taxable JPY {sub.taxable_amount:,}."),
+                next_step_ja="税率ごとに課税標準額×税率の端数を1回だけ処理した額を記載してください。",
+                next_step_en="State per rate the taxable amount times the rate, rounded once.",
+                field=f"tax_subtotals[{n}]"))
+    return tuple(found)
+
+
 def business_key(entity: str, contract_number: str, contractor_id: str, invoice_id: str) -> str:
     """The ERP payment's key: one per contractor and invoice number (INV-3)."""
     digest = hashlib.sha256(f"{entity}|{contractor_id}|{invoice_id}".encode()).hexdigest()
@@ -94,8 +121,9 @@ def decide_invoice(cmd: InvoiceSubmitted, *, registered: frozenset[str] | None,
         fields = read.fields
     assert fields is not None  # InvoiceSubmitted holds exactly one of the two
     wrong = issuer_violation(fields.issuer_number, registered)
-    if wrong is not None:
-        return _rejected(cmd, fields.invoice_id, (wrong,))
+    taxes = tax_violations(fields)
+    if wrong is not None or taxes:
+        return _rejected(cmd, fields.invoice_id, (*((wrong,) if wrong else ()), *taxes))
     if fields.invoice_id in accepted_before:
         return _rejected(cmd, fields.invoice_id, (RuleViolation(
             rule_id="INV-3",

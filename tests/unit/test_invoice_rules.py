@@ -154,3 +154,22 @@ def test_business_keys_fit_the_erp_and_differ_per_invoice() -> None:
                              contract_number="R4-0042", contractor_id=CONTRACTOR,
                              contractor_name="x", amount_jpy=1, request_date=date(2023, 1, 1),
                              invoice_number=T_NUMBER)
+
+
+@pytest.mark.parametrize(("subtotals", "field"), [
+    ((TaxSubtotal(rate_percent=10, taxable_amount=1_000_000, tax_amount=99_000),),
+     "tax_subtotals[0]"),
+    ((TaxSubtotal(rate_percent=10, taxable_amount=500_000, tax_amount=50_000),
+      TaxSubtotal(rate_percent=10, taxable_amount=500_000, tax_amount=50_000)), "tax_subtotals"),
+])
+def test_inv1_structured_tax_must_be_stated_once_per_rate(subtotals: tuple[TaxSubtotal, ...],
+                                                         field: str) -> None:
+    violations = rejected(decide(submitted(fields=fields(tax_subtotals=subtotals)))).violations
+    assert [(v.rule_id, v.field) for v in violations] == [("INV-1", field)]
+
+
+def test_inv1_rounding_once_per_rate_is_fine() -> None:
+    """8 % of 10,005 yen is 800.4: 800 (truncated) and 801 (rounded up) are both rounding."""
+    for tax in (800, 801):
+        sub = (TaxSubtotal(rate_percent=8, taxable_amount=10_005, tax_amount=tax),)
+        assert decide(submitted(fields=fields(tax_subtotals=sub))).accepted is not None
