@@ -25,6 +25,7 @@ __all__ = [
     "load_case",
     "put_document",
     "save_case",
+    "stored_bytes",
 ]
 
 DOC_SCHEME = "contract-doc:"
@@ -52,6 +53,13 @@ def get_document(session: Session, ref: DocumentRef) -> bytes:
     if hashlib.sha256(row.content).hexdigest() != ref.sha256:
         raise DocumentMissingError(f"CON-5: {ref.filename} changed since it was stored")
     return row.content
+
+
+def stored_bytes(session: Session, ref: DocumentRef) -> bytes | None:
+    """The archived bytes under ``ref``'s hash as they are now, unchecked (for re-validation,
+    which must show an edit rather than refuse to look, CON-5)."""
+    row = session.get(DocumentRow, ref.sha256)
+    return None if row is None else row.content
 
 
 def load_case(session: Session, case_id: str) -> CaseState | None:

@@ -1,0 +1,111 @@
+"""HTTP view of the contract archive for the city's staff (CON-5, CON-6, CON-7).
+
+``GET /contracts`` lists and searches (date, amount, counterparty, status);
+``GET /contracts/{case}/certificate`` gives the 合意締結証明書 as JSON and
+``…/certificate.pdf`` as a PDF; ``GET /contracts/{case}/document`` the signed PDF;
+``POST /contracts/{case}/validation`` re-validates its signatures now. The lead mounts
+it behind the city's staff authentication (the hub's HTTP app has none of its own).
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
+# definition time, and they name the router's local session dependency.
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated
+
+from cryptography import x509
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from pipelines.contract.archive import (
+    ConclusionCertificate,
+    ContractListItem,
+    NotConcludedError,
+    certificate_pdf,
+    conclusion_certificate,
+    revalidate,
+    search_contracts,
+)
+from pipelines.contract.store import get_document, load_case
+from schemas.contract import ContractStatus
+from schemas.envelope import utc_now
+
+__all__ = ["ContractQuery", "ValidationOut", "archive_router"]
+
+
+class ContractQuery(BaseModel):
+    """Search filters (CON-7): conclusion date range, amount range, counterparty, status."""
+
+    concluded_from: datetime | None = None
+    concluded_to: datetime | None = None
+    amount_min: int | None = Field(default=None, ge=0)
+    amount_max: int | None = Field(default=None, ge=0)
+    counterparty: str | None = Field(default=None, max_length=200)
+    status: ContractStatus | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ValidationOut(BaseModel):
+    case_id: str
+    valid: bool
+    signatures: list[dict[str, object]]
+    problems: list[str]
+
+
+def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
+                   clock: Callable[[], datetime] = utc_now) -> APIRouter:
+    router = APIRouter(prefix="/contracts", tags=["contract archive"])
+
+    def session() -> Iterator[Session]:
+        with Session(engine) as s:
+            yield s
+
+    def _not_concluded(exc: NotConcludedError) -> HTTPException:
+        return HTTPException(404, detail={
+            "rule_id": "CON-6", "message_ja": "締結済みの契約がありません。",
+            "message_en": str(exc), "next_step_ja": "契約一覧で案件の状態を確認してください。",
+            "next_step_en": "Check the case's status in the contract list."})
+
+    @router.get("")
+    def contracts(db: Annotated[Session, Depends(session)],
+                  q: Annotated[ContractQuery, Query()]) -> list[ContractListItem]:
+        return search_contracts(db, **q.model_dump())
+
+    @router.get("/{case_id}/certificate")
+    def certificate(case_id: str,
+                    db: Annotated[Session, Depends(session)]) -> ConclusionCertificate:
+        try:
+            return conclusion_certificate(db, case_id, roots, clock())
+        except NotConcludedError as exc:
+            raise _not_concluded(exc) from exc
+
+    @router.get("/{case_id}/certificate.pdf")
+    def certificate_as_pdf(case_id: str, db: Annotated[Session, Depends(session)]) -> Response:
+        try:
+            cert = conclusion_certificate(db, case_id, roots, clock())
+        except NotConcludedError as exc:
+            raise _not_concluded(exc) from exc
+        return Response(certificate_pdf(cert), media_type="application/pdf")
+
+    @router.get("/{case_id}/document")
+    def document(case_id: str, db: Annotated[Session, Depends(session)]) -> Response:
+        state = load_case(db, case_id)
+        if state is None or state.signed is None:
+            raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
+        return Response(get_document(db, state.signed), media_type="application/pdf")
+
+    @router.post("/{case_id}/validation")
+    def validation(case_id: str, db: Annotated[Session, Depends(session)]) -> ValidationOut:
+        try:
+            report = revalidate(db, case_id, roots)
+        except NotConcludedError as exc:
+            raise _not_concluded(exc) from exc
+        return ValidationOut(case_id=case_id, valid=report.valid, problems=list(report.problems),
+                             signatures=[{"field_name": s.field_name, "signer": s.signer,
+                                          "timestamped_at": s.timestamped_at, "ok": s.ok,
+                                          "problems": list(s.problems)}
+                                         for s in report.signatures])
+
+    return router

@@ -1,0 +1,219 @@
+"""The contract archive: list, search, 合意締結証明書 and re-validation (CON-5, CON-6, CON-7).
+
+- :func:`search_contracts` lists cases with status (agreed n/m), subject, parties and last
+  update (CON-6), filtered by conclusion date, amount and counterparty (電子帳簿保存法's
+  search requirements, CON-7).
+- :func:`conclusion_certificate` builds the 合意締結証明書 of a concluded case: parties,
+  when each agreed, the signed document's SHA-256, and every signature with its
+  timestamp as re-validated now (CON-6); :func:`certificate_pdf` renders it as a PDF.
+- :func:`revalidate` validates the stored signed PDF again with pyHanko (CON-5: any edit
+  invalidates; the archive keeps the bytes content-addressed, so it shows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from io import BytesIO
+
+from cryptography import x509
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Session, col, select
+
+from connectors.citysigner.verify import ValidationReport, validate_contract_pdf
+from pipelines.contract.models import CaseRow
+from pipelines.contract.state import CaseState
+from pipelines.contract.store import get_document, load_case, stored_bytes
+from schemas.contract import ContractStatus, DocumentRef
+from schemas.envelope import JST
+
+__all__ = [
+    "CertificateParty",
+    "CertificateSignature",
+    "ConclusionCertificate",
+    "ContractListItem",
+    "NotConcludedError",
+    "certificate_pdf",
+    "conclusion_certificate",
+    "revalidate",
+    "search_contracts",
+]
+
+
+class NotConcludedError(LookupError):
+    """No concluded contract for this case (CON-6: a certificate needs the conclusion)."""
+
+
+class ContractListItem(BaseModel):
+    """One line of the contract list (CON-6)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    subject: str
+    status: ContractStatus
+    agreed: int
+    parties: int
+    party_names: tuple[str, str]
+    amount_yen: int
+    updated_at: datetime
+    concluded_at: datetime | None
+
+    @property
+    def agreed_label(self) -> str:
+        return f"{self.agreed}/{self.parties}"
+
+
+class CertificateParty(BaseModel):
+    role: str
+    name: str
+    addresses: tuple[str, ...]
+    agreed_at: datetime | None
+
+
+class CertificateSignature(BaseModel):
+    field_name: str
+    signer: str
+    timestamped_at: datetime | None
+    valid: bool
+
+
+class ConclusionCertificate(BaseModel):
+    """合意締結証明書 (CON-6)."""
+
+    case_id: str
+    subject: str
+    amount_yen: int
+    concluded_at: datetime
+    parties: tuple[CertificateParty, ...]
+    document: DocumentRef
+    signatures: tuple[CertificateSignature, ...]
+    signatures_valid: bool
+    issued_at: datetime
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; the hub stores UTC.
+    return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def search_contracts(session: Session, *, concluded_from: datetime | None = None,
+                     concluded_to: datetime | None = None, amount_min: int | None = None,
+                     amount_max: int | None = None, counterparty: str | None = None,
+                     status: ContractStatus | None = None, limit: int = 100,
+                     ) -> list[ContractListItem]:
+    """Cases matching every given filter, most recently updated first (CON-6, CON-7)."""
+    query = select(CaseRow)
+    if concluded_from is not None:
+        query = query.where(col(CaseRow.concluded_at) >= concluded_from)
+    if concluded_to is not None:
+        query = query.where(col(CaseRow.concluded_at) < concluded_to)
+    if amount_min is not None:
+        query = query.where(col(CaseRow.amount_yen) >= amount_min)
+    if amount_max is not None:
+        query = query.where(col(CaseRow.amount_yen) <= amount_max)
+    if counterparty:
+        # Full- and half-width forms of a 商号 are the same counterparty.
+        query = query.where(col(CaseRow.contractor_name).contains(
+            unicodedata.normalize("NFKC", counterparty).strip()))
+    if status is not None:
+        query = query.where(CaseRow.status == status.value)
+    query = query.order_by(col(CaseRow.updated_at).desc(), col(CaseRow.case_id)).limit(limit)
+    return [ContractListItem(
+        case_id=r.case_id, subject=r.subject, status=ContractStatus(r.status), agreed=r.agreed,
+        parties=r.parties, party_names=(r.contractor_name, r.city_name), amount_yen=r.amount_yen,
+        updated_at=_aware(r.updated_at) or r.updated_at, concluded_at=_aware(r.concluded_at))
+        for r in session.exec(query)]
+
+
+def _concluded(session: Session, case_id: str) -> tuple[CaseState, bytes]:
+    state = load_case(session, case_id)
+    if state is None or state.signed is None or state.concluded_at is None:
+        raise NotConcludedError(f"CON-6: case {case_id} has no concluded contract")
+    return state, get_document(session, state.signed)
+
+
+def revalidate(session: Session, case_id: str,
+               roots: Iterable[x509.Certificate]) -> ValidationReport:
+    """CON-5: validate the archived signed PDF of ``case_id`` again, now, as it is stored.
+
+    An edit of the stored bytes shows twice: as a SHA-256 that is no longer the archived
+    one, and as signatures that no longer validate.
+    """
+    state = load_case(session, case_id)
+    if state is None or state.signed is None:
+        raise NotConcludedError(f"CON-6: case {case_id} has no concluded contract")
+    pdf = stored_bytes(session, state.signed)
+    if pdf is None:
+        raise NotConcludedError(f"CON-7: the signed PDF of case {case_id} is missing")
+    report = validate_contract_pdf(pdf, roots)
+    if hashlib.sha256(pdf).hexdigest() != state.signed.sha256:
+        extra = ("CON-5: the stored PDF is not the archived one (SHA-256 differs)",)
+        return ValidationReport(report.signatures, report.problems + extra)
+    return report
+
+
+def conclusion_certificate(session: Session, case_id: str, roots: Iterable[x509.Certificate],
+                           now: datetime) -> ConclusionCertificate:
+    """The 合意締結証明書 of a concluded case, its signatures re-validated now (CON-6)."""
+    state, pdf = _concluded(session, case_id)
+    report = validate_contract_pdf(pdf, roots)
+    assert state.signed is not None
+    assert state.concluded_at is not None
+    contractor_at = state.contractor_agreed_at or state.concluded_at
+    city_at = state.city_agreed_at or state.concluded_at
+    return ConclusionCertificate(
+        case_id=state.case_id, subject=state.subject, amount_yen=state.amount_yen,
+        concluded_at=state.concluded_at,
+        parties=(CertificateParty(role="受注者", name=state.contractor_name,
+                                  addresses=state.declared_addresses, agreed_at=contractor_at),
+                 CertificateParty(role="発注者", name=state.city_name,
+                                  addresses=(state.city_officer.email,), agreed_at=city_at)),
+        document=state.signed,
+        signatures=tuple(CertificateSignature(field_name=s.field_name, signer=s.signer,
+                                              timestamped_at=s.timestamped_at, valid=s.ok)
+                         for s in report.signatures),
+        signatures_valid=report.valid, issued_at=now)
+
+
+def _jst(at: datetime | None) -> str:
+    return at.astimezone(JST).strftime("%Y年%m月%d日 %H:%M:%S") if at else "-"
+
+
+def certificate_pdf(cert: ConclusionCertificate) -> bytes:
+    """The 合意締結証明書 as a one-page PDF (reportlab's built-in Japanese CID font)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    font = "HeiseiKakuGo-W5"
+    pdfmetrics.registerFont(UnicodeCIDFont(font))
+    out = BytesIO()
+    page = canvas.Canvas(out, pagesize=A4)
+    page.setTitle(f"合意締結証明書 {cert.case_id}")
+    lines = [
+        ("合意締結証明書", 16),
+        (f"案件番号: {cert.case_id}", 10), (f"件名: {cert.subject}", 10),
+        (f"契約金額: {cert.amount_yen:,}円", 10), (f"締結日時: {_jst(cert.concluded_at)}", 10),
+        (f"文書: {cert.document.filename} ({cert.document.size_bytes:,} bytes)", 10),
+        (f"SHA-256: {cert.document.sha256}", 8),
+    ]
+    for party in cert.parties:
+        lines.append((f"{party.role}: {party.name} 合意日時 {_jst(party.agreed_at)}", 10))
+        lines.append(("    " + ", ".join(party.addresses), 8))
+    for sig in cert.signatures:
+        verdict = "有効" if sig.valid else "無効"
+        lines.append((f"署名 {sig.field_name}: {verdict} / タイムスタンプ "
+                      f"{_jst(sig.timestamped_at)}", 10))
+        lines.append((f"    {sig.signer}", 8))
+    lines.append((f"発行日時: {_jst(cert.issued_at)}", 10))
+    y = 800.0
+    for text, size in lines:
+        page.setFont(font, size)
+        page.drawString(50, y, text[:110])
+        y -= size + 10
+    page.save()
+    return out.getvalue()
