@@ -72,9 +72,7 @@ def load_case(session: Session, case_id: str) -> CaseState | None:
     row = session.get(SuretyCaseRow, case_id)
     if row is None:
         return None
-    kind = CaseUpdated if row.facts.get("_kind") == "updated" else CaseRegistered
-    facts = {k: v for k, v in row.facts.items() if k != "_kind"}
-    return CaseState(kind.model_validate(facts, strict=False), row.entity,
+    return CaseState(CaseFacts.model_validate(row.facts, strict=False), row.entity,
                      frozenset(row.earlier_amounts))
 
 
@@ -164,7 +162,6 @@ def handle_case(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
         old = int(row.facts["contract_amount"])
         earlier = sorted({*row.earlier_amounts, old} - {facts.contract_amount})
     dump = facts.model_dump(mode="json")
-    dump["_kind"] = "updated" if isinstance(facts, CaseUpdated) else "registered"
     if row is None:
         row = SuretyCaseRow(case_id=facts.case_id, entity=envelope.procuring_entity,
                             facts=dump, earlier_amounts=earlier, updated_at=ctx.now)
