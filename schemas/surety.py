@@ -10,10 +10,11 @@ the message (the connector needs it) but never appears in a repr or a log line.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
@@ -227,6 +228,15 @@ class PaperGuaranteeRecorded(Payload):
     issuer: str = Field(min_length=1, max_length=100,
                         description="保証事業会社, bank or insurer that issued it.")
     received_on: date
+
+    @model_validator(mode="after")
+    def _advance_payment_number(self) -> Self:
+        # 前払金保証 comes only from a 保証事業会社 (公共工事の前払金保証事業に関する法律),
+        # whose numbers the ERP registration carries (SUR-6).
+        if self.product is SuretyProduct.ADVANCE_PAYMENT and not re.fullmatch(
+                r"[0-9]{5}-[0-9A-Z]{4,8}", self.guarantee_number):
+            raise ValueError("前払金保証 needs a 保証契約番号 like 31072-0001M")
+        return self
 
 
 @message("surety.paper-task-closed", 1)
