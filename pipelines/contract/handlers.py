@@ -11,22 +11,25 @@ Review-link expiry is judged at the time the person acted (the envelope's occurr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from hub.gateway.jobs import create_job
 from pipelines.contract.rules import Decision, case_of, decide
 from pipelines.contract.state import CaseState, ContractPolicy, policy_from_env
 from pipelines.contract.store import (
+    DOC_SCHEME,
     DocumentMissingError,
     case_by_cloudsign_request,
     get_document,
     load_case,
+    put_document,
     save_case,
 )
 from pipelines.ports import Handler, HandlerContext, PermanentFailure
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,
+    ContractSendRequested,
     ContractSent,
 )
 from schemas.contract import (
@@ -39,9 +42,11 @@ from schemas.contract import (
     ContractorSignatureAccepted,
     ContractReviewLinkExpired,
     ContractReviewLinkSent,
+    ContractRoute,
     ContractSetPrepared,
     ContractStepRecorded,
     ContractStepRejected,
+    DocumentRef,
     ElectronicContractApplication,
     ElectronicContractConcluded,
     ReviewLinkExpiryReached,
@@ -52,9 +57,37 @@ from schemas.registry import Payload
 from schemas.surety import ContractSuretyCompleted
 from schemas.topics import Topics
 
-__all__ = ["COMMANDS", "EVENTS", "HANDLERS", "handle_contract_message", "use_policy"]
+__all__ = [
+    "COMMANDS",
+    "EVENTS",
+    "HANDLERS",
+    "DocumentBridge",
+    "handle_contract_message",
+    "use_cloudsign_store",
+    "use_policy",
+]
+
+
+class DocumentBridge(Protocol):
+    """CloudSign's document store (connectors.cloudsign's FileDocumentStore fits)."""
+
+    def put(self, filename: str, content: bytes) -> DocumentRef: ...
+
+    def get(self, ref: DocumentRef) -> bytes: ...
+
 
 _policy: ContractPolicy | None = None
+_cloudsign_store: DocumentBridge | None = None
+
+
+def use_cloudsign_store(store: DocumentBridge | None) -> None:
+    """Where the CloudSign connector reads the sets it sends and keeps the signed PDFs.
+
+    With it, the CloudSign route takes the same archived sets as the card route and
+    archives the signed PDF CloudSign returns (CON-7); without it, refs pass unchanged.
+    """
+    global _cloudsign_store  # noqa: PLW0603 -- one store per process, set once at start-up
+    _cloudsign_store = store
 
 
 def use_policy(policy: ContractPolicy | None) -> None:
@@ -87,6 +120,25 @@ def _signing_job(ctx: HandlerContext, state: CaseState) -> CaseState:
     return state.model_copy(update={"signing_job_id": job.id})
 
 
+def _bridge(ctx: HandlerContext, decision: Decision, new: CaseState) -> CaseState:
+    """CloudSign route: hand archived sets to CloudSign's store, archive what it signed."""
+    store = _cloudsign_store
+    if store is None or new.route is not ContractRoute.CLOUDSIGN:
+        return new
+    for i, command in enumerate(decision.commands):
+        if isinstance(command, ContractSendRequested):
+            files = tuple(store.put(f.filename, get_document(ctx.session, f))
+                          if f.uri.startswith(DOC_SCHEME) else f for f in command.files)
+            decision.commands[i] = command.model_copy(update={"files": files})
+    if new.signed is not None and not new.signed.uri.startswith(DOC_SCHEME):
+        archived = put_document(ctx.session, new.signed.filename, store.get(new.signed), ctx.now)
+        new = new.model_copy(update={"signed": archived})
+        decision.events = [e.model_copy(update={"document": archived})
+                           if isinstance(e, ElectronicContractConcluded) else e
+                           for e in decision.events]
+    return new
+
+
 def _publish(ctx: HandlerContext, envelope: Envelope[Any], case_id: str,
              decision: Decision) -> None:
     for event in decision.events:
@@ -116,6 +168,7 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
     new = decision.state
     if decision.sign_request:
         new = _signing_job(ctx, new)
+    new = _bridge(ctx, decision, new)
     save_case(ctx.session, new)
     _publish(ctx, envelope, case_id, decision)
 

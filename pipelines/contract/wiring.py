@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from hub.consumers import ConsumerSpec
 from hub.runtime import ScheduledJob
-from pipelines.contract.handlers import EVENTS, HANDLERS
+from pipelines.contract.handlers import EVENTS, HANDLERS, DocumentBridge, use_cloudsign_store
 from pipelines.contract.jobs import (
     CitySigning,
     collect_contractor_signatures,
@@ -31,9 +31,12 @@ from schemas.topics import Topics
 __all__ = ["consumers", "jobs"]
 
 
-def consumers() -> list[ConsumerSpec]:
+def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
     """The process manager: its commands, CloudSign's events (CON-1 … CON-4) and the
-    surety pipeline's 契約保証 completion (SUR-6)."""
+    surety pipeline's 契約保証 completion (SUR-6). ``cloudsign_store``: the CloudSign
+    connector's document store (``CloudSignConnector().store``), for the CloudSign route."""
+    if cloudsign_store is not None:
+        use_cloudsign_store(cloudsign_store)
     return [ConsumerSpec(
         "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS, Topics.SURETY_EVENTS),
         handlers=HANDLERS,
