@@ -132,6 +132,9 @@ def window_violation(policy: EntityPolicy, acted_at: datetime) -> RuleViolation 
                      system_en=f"{policy.system.value} system", hours=hours)
 
 
+_MAX_SKEW = -timedelta(minutes=5)
+
+
 def authentication_violation(card: CardFacts, policy: EntityPolicy,
                              now: datetime) -> RuleViolation | None:
     """PIN-2: the action is the card holder's only if the card was just authenticated."""
@@ -139,7 +142,7 @@ def authentication_violation(card: CardFacts, policy: EntityPolicy,
         return violation("not-authenticated", field="card.authenticated_at")
     age = now - card.authenticated_at
     # A small negative age is clock skew between the gateway and the hub, not an attack.
-    if age > timedelta(minutes=policy.auth_max_age_minutes) or age < -timedelta(minutes=5):
+    if age > policy.auth_max_age or age < _MAX_SKEW:
         return violation("auth-stale", field="card.authenticated_at")
     return None
 
@@ -157,7 +160,7 @@ def low_validity_warning(card: CardFacts, policy: EntityPolicy,
                          now: datetime) -> RuleViolation | None:
     """REG-6: little validity left → warn and advise asking about paper bidding."""
     left = card.not_after - now
-    if left < timedelta(days=policy.low_validity_days):
+    if left < policy.low_validity:
         return violation("low-validity", end=_show(card.not_after), days=max(left.days, 0))
     return None
 

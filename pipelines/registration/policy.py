@@ -103,6 +103,12 @@ class EntityPolicy:
     batch_time: time
     lookup_needs_password: bool = True
     """REG-3: Saitama asks for the password; Yamaguchi looks up by 業者番号 + 商号 only."""
+    # Derived once from the fields above: the rules need them for every command.
+    auth_max_age: timedelta = field(init=False, repr=False, compare=False)
+    """PIN-2: auth_max_age_minutes as a timedelta."""
+    low_validity: timedelta = field(init=False, repr=False, compare=False)
+    """REG-6: low_validity_days as a timedelta."""
+    _days: dict[date, tuple[bool, datetime]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Events built from policy values are not validated again (schemas.registration
@@ -112,11 +118,26 @@ class EntityPolicy:
                              "2-63 characters")
         if not 1 <= len(self.network) <= 64:
             raise ValueError(f"network {self.network!r}: expected 1-64 characters")
+        object.__setattr__(self, "auth_max_age", timedelta(minutes=self.auth_max_age_minutes))
+        object.__setattr__(self, "low_validity", timedelta(days=self.low_validity_days))
+        object.__setattr__(self, "_days", {})
+
+    def _day(self, day: date) -> tuple[bool, datetime]:
+        """Per JST day: closed all day (WIN-1)?, and the nightly batch after it."""
+        known = self._days.get(day)
+        if known is None:
+            if len(self._days) >= 4096:
+                self._days.clear()
+            known = self._days[day] = (
+                (self.weekdays_only and day.weekday() >= 5)
+                or (self.year_end_closure and _year_end(day))
+                or (self.closed_on_holidays and day in _jp_holidays(day.year)),
+                datetime.combine(day + timedelta(days=1), self.batch_time, tzinfo=JST))
+        return known
 
     def next_batch(self, now: datetime) -> datetime:
         """When the nightly batch after ``now`` runs: the next day at ``batch_time`` JST."""
-        tomorrow = now.astimezone(JST).date() + timedelta(days=1)
-        return datetime.combine(tomorrow, self.batch_time, tzinfo=JST)
+        return self._day(now.astimezone(JST).date())[1]
 
 
 @dataclass(frozen=True)
@@ -242,22 +263,14 @@ def _year_end(day: date) -> bool:
     return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 5)
 
 
-@lru_cache(maxsize=4096)
-def _closed_all_day(weekdays_only: bool, year_end_closure: bool, closed_on_holidays: bool,
-                    day: date) -> bool:
-    return ((weekdays_only and day.weekday() >= 5)
-            or (year_end_closure and _year_end(day))
-            or (closed_on_holidays and day in _jp_holidays(day.year)))
-
-
 def is_service_time(policy: EntityPolicy, at: datetime) -> bool:
     """Whether the entity's system is open at ``at`` (WIN-1)."""
     local = at.astimezone(JST)
-    if _closed_all_day(policy.weekdays_only, policy.year_end_closure,
-                       policy.closed_on_holidays, local.date()):
+    if policy._day(local.date())[0]:
         return False
     if policy.service_hours is None:
         return True
     start, end = policy.service_hours
-    return start <= local.time().replace(tzinfo=None) < end
+    # datetime.time() is naive already, as the window's bounds are.
+    return start <= local.time() < end
 

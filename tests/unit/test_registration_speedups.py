@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy
 import tomllib
 import uuid
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import holidays
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
@@ -21,13 +24,15 @@ from pipelines.registration import change, common, register, renew
 from pipelines.registration.common import deterministic_id
 from pipelines.registration.policy import (
     _ENTITY_CODE,
+    EntityPolicy,
     PolicyError,
     default_policy_book,
+    is_service_time,
     policy_book_from,
 )
 from pipelines.registration.scenario import evaluate
 from pipelines.registration.texts import violation
-from schemas.envelope import EntityCode
+from schemas.envelope import JST, EntityCode
 from schemas.mail import MailRequested
 from schemas.registration import (
     CardRef,
@@ -139,3 +144,44 @@ def test_policy_holds_entity_codes_and_networks_to_the_event_constraints() -> No
     with pytest.raises(PolicyError, match=r"network 'x{65}': expected 1-64"):
         policy_book_from(tomllib.loads(good.replace('"saitama-joint"', '"' + "x" * 65 + '"')))
     assert default_policy_book().get("saitama-pref", SystemKind.E_BID) is not None
+
+
+@cache
+def _jp_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("JP", years=year)
+
+
+def _open_reference(policy: EntityPolicy, at: datetime) -> bool:
+    """WIN-1 computed afresh, as before the per-day cache."""
+    local = at.astimezone(JST)
+    day = local.date()
+    if ((policy.weekdays_only and day.weekday() >= 5)
+            or (policy.year_end_closure and ((day.month, day.day) >= (12, 29)
+                                             or (day.month, day.day) <= (1, 5)))
+            or (policy.closed_on_holidays
+                and day in _jp_holidays(day.year))):
+        return False
+    if policy.service_hours is None:
+        return True
+    return policy.service_hours[0] <= local.time() < policy.service_hours[1]
+
+
+def test_per_day_policy_answers_equal_fresh_ones() -> None:
+    """WIN-1 windows and the next nightly batch (REG-9), cached per JST day, over a
+    year end, a holiday week and a day boundary in UTC; and after the cache is cleared."""
+    book = default_policy_book()
+    start = datetime(2026, 12, 20, 14, 59, tzinfo=UTC)  # 23:59 JST
+    for (code, system), policy in book.entries.items():
+        for hours in range(0, 24 * 30, 7):
+            at = start + timedelta(hours=hours, minutes=hours % 60)
+            assert is_service_time(policy, at) is _open_reference(policy, at), (code, system, at)
+            local_day = at.astimezone(JST).date()
+            assert policy.next_batch(at) == datetime.combine(
+                local_day + timedelta(days=1), policy.batch_time, tzinfo=JST)
+    saitama = book.get("saitama-pref", SystemKind.E_BID)
+    assert saitama is not None
+    for days in range(4200):  # past the bound: the cache starts over, answers stay right
+        at = start + timedelta(days=days)
+        assert is_service_time(saitama, at) is _open_reference(saitama, at)
+    assert saitama.auth_max_age == timedelta(minutes=saitama.auth_max_age_minutes)
+    assert saitama.low_validity == timedelta(days=saitama.low_validity_days)
