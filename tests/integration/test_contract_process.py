@@ -1,15 +1,17 @@
 """The contract process manager through the hub's real Processor, on SQLite and PostgreSQL.
 
 The card route from 開札 to 締結完了 (CON-2): the 申出書 (CON-1), the review link and its
-mail, agreement, the gateway signing job, the contractor's real PAdES signature picked
-up by the job, the city's agreement and its PAdES B-LT signature with the reference TSA,
-and one CONTRACT_CONCLUDED mail per party naming the signed PDF (CON-4). Also: an
+mail, agreement, the gateway signing job, the contractor's real PAdES signature accepted
+by the gateway's validation (an edited one refused, CON-5) and picked up by the job,
+the city's agreement and its PAdES B-LT signature with the reference TSA, and one
+CONTRACT_CONCLUDED mail per party naming the signed PDF (CON-4). Also: an
 expired link refused then re-sent (CON-3), the expiry timer, contractor rejection, a
 rule-breaking step answered by rule ID, redelivery without a second effect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,12 +28,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connectors.citysigner import async_validate_contract_pdf
-from connectors.devpki import DevPki
+from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
+from hub.gateway.config import GatewayConfig
+from hub.gateway.errors import GatewayRefusalError
+from hub.gateway.jobs import accept_signed
 from hub.gateway.models import SigningJobRow
+from hub.gateway.sessions import CardSession
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
@@ -44,6 +50,7 @@ from pipelines.contract.jobs import (
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
 from pipelines.contract.wiring import consumers
+from pipelines.registration.models import CardRegistrationRow, CardRow, ContractorRow
 from schemas.contract import (
     CityAgreed,
     ContractCaseOpened,
@@ -172,7 +179,28 @@ class FileKeyCitySigner:
         return CitySignatureResult(out.getvalue(), "CN=Hub Test City Signer", datetime.now(UTC))
 
 
-async def contractor_sign(pdf: bytes, pki: DevPki, tsa: ReferenceTsa) -> bytes:
+def register_card(engine: Engine, card: CardCredentials, now: datetime) -> CardSession:
+    """The contractor's registered, active card (what registration leaves behind)."""
+    with Session(engine) as session, session.begin():
+        session.add(ContractorRow(network="tochigi", user_id="U0042", company_id="1" * 16,
+                                  company_name="デモ建設株式会社", company_key="デモ建設",
+                                  created_at=now))
+        row = CardRow(issuer=card.issuer_dn, serial=str(card.serial), network="tochigi",
+                      user_id="U0042", holder_name="足利 一郎", holder_address="足利市",
+                      not_before=card.certificate.not_valid_before_utc,
+                      not_after=card.certificate.not_valid_after_utc, status="active")
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        session.add(CardRegistrationRow(card_id=row.id, entity="ashikaga-city", domain="works",
+                                        status="active", department_name="工務部",
+                                        contact={}, registered_at=now))
+    return CardSession(network="tochigi", user_id="U0042", company_id="1" * 16,
+                       issuer=card.issuer_dn, serial=str(card.serial))
+
+
+async def contractor_sign(pdf: bytes, pki: DevPki, tsa: ReferenceTsa
+                          ) -> tuple[CardCredentials, bytes]:
     card = pki.issue_card("足利 一郎", "栃木県足利市本城3-2145", 770_001)
     signer = signers.SimpleSigner.load(  # type: ignore[no-untyped-call]
         str(card.key_path), str(card.cert_path), ca_chain_files=(str(pki.card_ca.cert_path),))
@@ -183,7 +211,7 @@ async def contractor_sign(pdf: bytes, pki: DevPki, tsa: ReferenceTsa) -> bytes:
         signer=signer,
         timestamper=HubTimeStamper(TsaConnector(TsaSettings(url=tsa.url), pki.trust_roots)),
     ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), output=out)
-    return out.getvalue()
+    return card, out.getvalue()
 
 
 async def open_and_review(w: World, pdf: bytes) -> Any:
@@ -217,11 +245,17 @@ async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevP
         (job,) = session.exec(sa.select(SigningJobRow)).all()  # type: ignore[call-overload]
         job = job[0]
         assert (job.user_id, job.document, job.status) == ("U0042", pdf, "pending")
-        # what hub.gateway.jobs.accept_signed records once the gateway validated the PDF
-        job.status, job.signed_document = "signed", await contractor_sign(pdf, pki, tsa)
-        job.signed_at, job.signer_issuer, job.signer_serial = w.clock.now, "CN=Card CA", "770001"
-        session.add(job)
-        session.commit()
+    # The card agent returns the signed PDF; the gateway validates it (CON-5, PIN-2).
+    card, signed_by_card = await contractor_sign(pdf, pki, tsa)
+    who = register_card(w.engine, card, w.clock.now)
+    cfg = GatewayConfig(engine=w.engine, card_roots=pki.trust_roots,
+                        signature_roots=pki.trust_roots, clock=w.clock)
+    at = signed_by_card.index(b"Contract R8-0042")
+    edited = signed_by_card[:at] + b"K" + signed_by_card[at + 1:]
+    with pytest.raises(GatewayRefusalError) as refused:  # an edited PDF is refused
+        await asyncio.to_thread(accept_signed, cfg, who, job.id, edited)
+    assert [v.rule_id for v in refused.value.violations] == ["CON-5"]
+    await asyncio.to_thread(accept_signed, cfg, who, job.id, signed_by_card)
     with Session(w.engine) as session, session.begin():
         assert collect_contractor_signatures(session, w.clock.now) == 1
     assert await w.run_job_commands() == 1
