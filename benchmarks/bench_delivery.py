@@ -185,7 +185,7 @@ def fresh_database() -> str:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
+        conn.execute(sa.text(f'create database "{name}" template template0'))
     admin.dispose()
     url = sa.make_url(PG).set(database=name).render_as_string(hide_password=False)
     from hub.db import create_db_engine

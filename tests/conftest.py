@@ -47,7 +47,8 @@ def _fresh_postgres(name: str) -> tuple[str, Engine]:
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
+            # template0 takes no connections, so parallel creates never collide on it.
+            conn.execute(sa.text(f'create database "{name}" template template0'))
     except sa.exc.OperationalError as exc:
         pytest.fail(f"no PostgreSQL at {base.host}:{base.port}: start it with "
                     f"`bash deploy/postgres.sh start` (deploy/test.sh does this): {exc}")
