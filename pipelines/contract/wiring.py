@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +49,15 @@ def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[Consumer
 
 
 def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None,
-         interval_s: float = 30.0) -> list[ScheduledJob]:
+         interval_s: float = 30.0, clock: Callable[[], datetime] = utc_now,
+         ) -> list[ScheduledJob]:
     """Review-link timeouts and collected contractor signatures; the city's signing when a
     signer is configured (connectors.citysigner.CitySigner)."""
 
     async def timeouts(engine: Engine) -> Any:
         def once() -> tuple[int, int]:
             with Session(engine) as session, session.begin():
-                now = utc_now()
+                now = clock()
                 return expire_review_links(session, now), collect_contractor_signatures(
                     session, now)
 
@@ -65,7 +68,7 @@ def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None
         signer, directory = city_signer, mail_dir or Path("var/documents")
 
         async def city(engine: Engine) -> Any:
-            return await sign_for_city(engine, signer, directory)
+            return await sign_for_city(engine, signer, directory, clock)
 
         found.append(ScheduledJob("contract-city-signing", interval_s, city))
     return found

@@ -49,7 +49,7 @@ from pipelines.contract.jobs import (
 )
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
-from pipelines.contract.wiring import consumers
+from pipelines.contract.wiring import consumers, jobs
 from pipelines.registration.models import CardRegistrationRow, CardRow, ContractorRow
 from schemas.contract import (
     CityAgreed,
@@ -293,8 +293,9 @@ async def test_expired_link_is_refused_then_resent_and_the_timer_expires_it(
     assert w.status() is ContractStatus.REVIEW
 
     w.clock.now = late
-    with Session(w.engine) as session, session.begin():
-        assert expire_review_links(session, w.clock.now) == 1
+    (timeouts,) = jobs(clock=w.clock)  # the ScheduledJob the hub runs
+    assert timeouts.name == "contract-timeouts"
+    assert await timeouts.run(w.engine) == (1, 0)  # one link due, no signature to collect
     await w.run_job_commands()
     assert w.types()[-1] == "econtract.review-link-expired"
     with Session(w.engine) as session, session.begin():
