@@ -59,7 +59,8 @@ def nfkc(text: str) -> str:
 
 def is_halfwidth(text: str) -> bool:
     """True when every character is printable half-width ASCII (REG-7 half-width fields)."""
-    return all(" " <= ch <= "~" for ch in text)
+    # ASCII's printable characters are exactly " " … "~" (U+0020-U+007E).
+    return text.isascii() and text.isprintable()
 
 
 def has_fullwidth(text: str) -> bool:

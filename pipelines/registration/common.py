@@ -37,6 +37,7 @@ __all__ = [
     "low_validity_warning",
     "notice_mail",
     "rejected",
+    "seed_text",
     "validity_violation",
     "window_violation",
 ]
@@ -87,6 +88,16 @@ def deterministic_id(*parts: object) -> uuid.UUID:
     object.__setattr__(made, "int", value)
     object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
     return made
+
+
+_MEMBER_REPRS = {id(m): repr(m) for kind in (Domain, MailKind, SystemKind) for m in kind}
+"""Enum members' reprs, computed once (Enum.__repr__ is Python code)."""
+
+
+def seed_text(seed: tuple[object, ...]) -> str:
+    """``str(seed)``, the name of a mail id (kept as it was, so ids do not change)."""
+    inner = ", ".join([_MEMBER_REPRS.get(id(p)) or repr(p) for p in seed])
+    return f"({inner},)" if len(seed) == 1 else f"({inner})"
 
 
 def _luhn_digit(digits: str) -> str:
@@ -170,10 +181,11 @@ def _show(at: datetime) -> str:
 
 
 def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, company_id: str,
-                user_id: str, contact: Contact, card: CardRef, seed: object) -> MailRequested:
+                user_id: str, contact: Contact, card: CardRef,
+                seed: tuple[object, ...]) -> MailRequested:
     """A REGISTRATION/CHANGE/RENEWAL notice to the ICカード利用部署 address (NTF-1)."""
     values = {
-        "system_name": SystemKind(policy.system).label_ja,
+        "system_name": policy.system.label_ja,
         "procuring_entity_name": policy.name,
         "company_name": company_name,
         "company_id": company_id,
@@ -183,5 +195,5 @@ def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, comp
         "card_serial": card.serial,
         "card_issuer": card.issuer,
     }
-    return trusted(MailRequested, mail_id=deterministic_id("mail", kind, seed), kind=kind,
-                         to=(contact.email,), values=values)
+    return trusted(MailRequested, mail_id=deterministic_id("mail", kind, seed_text(seed)),
+                   kind=kind, to=(contact.email,), values=values)

@@ -3,8 +3,10 @@ and English, with the rule ID (DOMAIN.md) and what to do next."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from schemas.registration import trusted
 from schemas.rejection import RuleViolation
 from schemas.text import LookupHint
 
@@ -172,21 +174,56 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
 }
 
 
+_RULE_ID = re.compile(r"(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}")
+"""schemas.rejection.RuleId's pattern."""
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+# Per catalog key: the entry it was checked for, and which of its five texts are templates.
+_checked: dict[str, tuple[tuple[str, str, str, str, str], tuple[bool, ...]]] = {}
+
+
+def _templates(key: str) -> tuple[tuple[str, str, str, str, str], tuple[bool, ...]]:
+    entry = CATALOG[key]
+    known = _checked.get(key)
+    if known is None or known[0] is not entry:
+        # Checked once per entry what RuleViolation would check on every call: a rule ID
+        # that is not a template is a valid one, and the messages are never empty.
+        rule, ja, en = entry[:3]
+        if "{" not in rule and not _RULE_ID.fullmatch(rule):
+            raise ValueError(f"catalog {key!r}: {rule!r} is not a rule ID")
+        if not (_PLACEHOLDER.sub("", ja).strip() and _PLACEHOLDER.sub("", en).strip()):
+            raise ValueError(f"catalog {key!r}: a message has no text of its own")
+        known = _checked[key] = (entry, tuple("{" in t or "}" in t for t in entry))
+    return known
+
+
 def violation(key: str, *, field: str | None = None, **values: Any) -> RuleViolation:
     """The catalogued violation ``key``, its texts filled with ``values``."""
-    rule, ja, en, next_ja, next_en = CATALOG[key]
-    return RuleViolation(
-        rule_id=rule.format(**values), message_ja=ja.format(**values),
-        message_en=en.format(**values), next_step_ja=next_ja.format(**values),
-        next_step_en=next_en.format(**values), field=field)
+    (rule, ja, en, next_ja, next_en), template = _templates(key)
+    if template[1]:
+        ja = ja.format(**values)
+    if template[2]:
+        en = en.format(**values)
+    if template[3]:
+        next_ja = next_ja.format(**values)
+    if template[4]:
+        next_en = next_en.format(**values)
+    if template[0]:
+        rule = rule.format(**values)  # a rule ID filled in by the caller is checked as it comes
+        return RuleViolation(rule_id=rule, message_ja=ja, message_en=en, next_step_ja=next_ja,
+                             next_step_en=next_en, field=field)
+    return trusted(RuleViolation, rule_id=rule, message_ja=ja, message_en=en,
+                   next_step_ja=next_ja, next_step_en=next_en, field=field)
 
 
 def lookup_not_found(hints: tuple[LookupHint, ...]) -> RuleViolation:
     """REG-3 「資格審査情報が登録されていません」 with its hints as the next step."""
-    return RuleViolation(
+    (_, ja, en, _, _), _ = _templates("not-found")
+    return trusted(
+        RuleViolation,
         rule_id="REG-3",
-        message_ja=CATALOG["not-found"][1],
-        message_en=CATALOG["not-found"][2],
+        message_ja=ja,
+        message_en=en,
         next_step_ja=" ".join(h.text_ja for h in hints),
         next_step_en=" ".join(h.text_en for h in hints),
         field="user_id",

@@ -17,11 +17,11 @@ from typing import Any
 
 import holidays
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import schemas.registration
-from pipelines.registration import change, common, register, renew
-from pipelines.registration.common import deterministic_id
+from pipelines.registration import change, common, register, renew, texts
+from pipelines.registration.common import deterministic_id, seed_text
 from pipelines.registration.policy import (
     _ENTITY_CODE,
     EntityPolicy,
@@ -42,6 +42,7 @@ from schemas.registration import (
     SystemKind,
     trusted,
 )
+from schemas.text import is_halfwidth
 from tests.unit.test_registration_rules import CASES, _fill_confirmation
 
 _NAMESPACE = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f")
@@ -65,7 +66,7 @@ def test_deterministic_id_is_uuid5_of_the_joined_parts(parts: tuple[object, ...]
 
 
 ENTITY_CODE_PATTERN = str(TypeAdapter(EntityCode).json_schema()["pattern"])
-_USERS_OF_TRUSTED = (schemas.registration, common, register, change, renew)
+_USERS_OF_TRUSTED = (schemas.registration, common, register, change, renew, texts)
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_objects_built_without_validation_equal_validated_ones(
     assert {type(m).__name__ for m in trusted_checked} <= {
         "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
-        "MailRequested"}
+        "MailRequested", "RuleViolation"}
 
 
 def test_the_checked_cases_cover_every_event_and_the_mail(
@@ -109,7 +110,7 @@ def test_the_checked_cases_cover_every_event_and_the_mail(
     assert {type(m).__name__ for m in trusted_checked} == {
         "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
-        "MailRequested"}
+        "MailRequested", "RuleViolation"}
 
 
 def test_trusted_fills_defaults_and_keeps_fields_set() -> None:
@@ -185,3 +186,42 @@ def test_per_day_policy_answers_equal_fresh_ones() -> None:
         assert is_service_time(saitama, at) is _open_reference(saitama, at)
     assert saitama.auth_max_age == timedelta(minutes=saitama.auth_max_age_minutes)
     assert saitama.low_validity == timedelta(days=saitama.low_validity_days)
+
+
+@pytest.mark.parametrize("seed", [
+    ("saitama-pref", Domain.WORKS, "OU=CoreCA,O=eJapan2 Tech Center,C=JP", "100"),
+    ("saitama-pref", Domain.GOODS, "issuer", "1", "2026-11-24T10:00:00+09:00"),
+    ("it's", 'a "quote"', SystemKind.E_BID, PropagationKind.CHANGE, ("nested", Domain.WORKS)),
+    ("one",),
+    (),
+])
+def test_mail_seed_text_is_str_of_the_seed(seed: tuple[object, ...]) -> None:
+    """Mail ids are derived from str(seed) as before: a replay does not mail twice."""
+    assert seed_text(seed) == str(seed)
+
+
+def test_halfwidth_check_is_printable_ascii_exactly() -> None:
+    for code in [*range(0x00, 0x100), 0x3000, 0xFF10, 0xFF21, 0x1F600]:
+        ch = chr(code)
+        assert is_halfwidth(ch) is (" " <= ch <= "~"), hex(code)
+        assert is_halfwidth(f"ab{ch}9") is (" " <= ch <= "~"), hex(code)
+    assert is_halfwidth("")
+
+
+def test_catalog_entries_are_checked_before_texts_skip_validation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(texts.CATALOG, "closed", ("XYZ-1", "x", "x", "", ""))
+    with pytest.raises(ValueError, match="'XYZ-1' is not a rule ID"):
+        texts.violation("closed")
+    monkeypatch.setitem(texts.CATALOG, "closed", ("WIN-1", "{entity}", "x", "", ""))
+    with pytest.raises(ValueError, match="no text of its own"):
+        texts.violation("closed", entity="x")
+    monkeypatch.setitem(texts.CATALOG, "closed", ("WIN-1", "{entity}です", "x{{y}}", "", ""))
+    made = texts.violation("closed", entity="川越市")
+    assert (made.message_ja, made.message_en) == ("川越市です", "x{y}")
+
+
+def test_a_rule_id_given_by_the_caller_is_still_validated() -> None:
+    assert texts.violation("propagate-target", rule="CHG-3", target="x").rule_id == "CHG-3"
+    with pytest.raises(ValidationError, match="rule_id"):
+        texts.violation("propagate-target", rule="CHG-33x", target="x")
