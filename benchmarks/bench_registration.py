@@ -134,7 +134,7 @@ def child(db_url: str, tag: str, profile_path: str) -> None:
         async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
             return func(*args, **kwargs)
 
-        asyncio.to_thread = inline  # type: ignore[assignment]
+        asyncio.to_thread = inline
         profiler = cProfile.Profile()
         profiler.enable()
         asyncio.run(main())
@@ -272,8 +272,29 @@ async def collect(topic: str, expect: int, timeout_s: float) -> tuple[list[int],
     return sorted(stamps.values()), kinds
 
 
-def profile_summary(path: Path, top: int = 25) -> dict[str, str]:
-    out: dict[str, str] = {}
+WHERE = {
+    "handlers._handle_command (whole command)": ("handlers.py", "_handle_command"),
+    "store.load_world (reading the slice)": ("store.py", "load_world"),
+    "store.save_world (writing back)": ("store.py", "save_world"),
+    "rules.decide (the pure rules)": ("rules.py", "decide"),
+    "rules.apply_decision (evolving the slice)": ("rules.py", "apply_decision"),
+    "psycopg waiting for PostgreSQL": ("connection.py", "wait"),
+    "SQLAlchemy Session.execute (all statements)": ("session.py", "_execute_internal"),
+}
+"""Where a registration's time goes: cumulative seconds of these functions."""
+
+
+def profile_summary(path: Path, top: int = 25) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    stats = pstats.Stats(str(path)).strip_dirs()
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    seconds = {label: round(sum(v[3] for (file, _, func), v in raw.items()
+                                if file == f and func == fn), 2)
+               for label, (f, fn) in WHERE.items()}
+    calls = {label: sum(v[1] for (file, _, func), v in raw.items() if file == f and func == fn)
+             for label, (f, fn) in WHERE.items()}
+    out["cumulative_s"] = seconds
+    out["calls"] = calls
     for key in ("cumulative", "tottime"):
         buf = io.StringIO()
         pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(key).print_stats(top)
