@@ -1,4 +1,8 @@
-"""HTTP view of the contract archive for the city's staff (CON-5, CON-6, CON-7).
+"""HTTP side of the contract process for the city's staff (CON-2, CON-5, CON-6, CON-7).
+
+``POST /contracts/{case}/contract-set`` (a PDF) archives the contract set and sends it for
+review; ``POST /contracts/{case}/city-agreement`` is the city's agreement; both publish
+the process's commands through the outbox and answer 202 with the request id.
 
 ``GET /contracts`` lists and searches (date, amount, counterparty, status);
 ``GET /contracts/{case}/certificate`` gives the 合意締結証明書 as JSON and
@@ -14,11 +18,13 @@ from datetime import datetime
 from typing import Annotated
 
 from cryptography import x509
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.outbox import enqueue
+from pipelines.contract import texts
 from pipelines.contract.archive import (
     ConclusionCertificate,
     ContractListItem,
@@ -28,11 +34,21 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
-from pipelines.contract.store import get_document, load_case
-from schemas.contract import ContractStatus
-from schemas.envelope import utc_now
+from pipelines.contract.review_api import AcceptedOut, WhoIn
+from pipelines.contract.state import CaseState
+from pipelines.contract.store import get_document, load_case, put_document
+from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus
+from schemas.envelope import new_envelope, utc_now
+from schemas.registry import Payload
+from schemas.topics import Topics
 
 __all__ = ["ContractQuery", "ValidationOut", "archive_router"]
+
+PRODUCER = "hub.contract.staff"
+
+
+async def _body(request: Request) -> bytes:
+    return await request.body()
 
 
 class ContractQuery(BaseModel):
@@ -95,6 +111,40 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         if state is None or state.signed is None:
             raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
         return Response(get_document(db, state.signed), media_type="application/pdf")
+
+    def publish(state: CaseState, payload: Payload) -> AcceptedOut:
+        envelope = new_envelope(payload, correlation_id=state.case_id,
+                                procuring_entity=state.procuring_entity, producer=PRODUCER,
+                                occurred_at=clock())
+        with Session(engine) as db, db.begin():
+            enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
+        return AcceptedOut(request_id=envelope.message_id)
+
+    def known(case_id: str, db: Session) -> CaseState:
+        state = load_case(db, case_id)
+        if state is None:
+            raise HTTPException(404, detail={"violations": [texts.no_case(case_id).model_dump()]})
+        return state
+
+    @router.post("/{case_id}/contract-set", status_code=202, openapi_extra={
+        "requestBody": {"content": {"application/pdf": {
+            "schema": {"type": "string", "format": "binary"}}}, "required": True}})
+    def contract_set(case_id: str, title: Annotated[str, Query(min_length=1, max_length=200)],
+                     pdf: Annotated[bytes, Depends(_body)],
+                     db: Annotated[Session, Depends(session)]) -> AcceptedOut:
+        """The city's contract set (a PDF), archived and sent for review (CON-2)."""
+        state = known(case_id, db)
+        if not pdf.startswith(b"%PDF-"):
+            raise HTTPException(422, detail="the contract set must be a PDF")
+        with Session(engine) as tx, tx.begin():
+            ref = put_document(tx, f"{case_id}.pdf", pdf, clock())
+        return publish(state, ContractSetPrepared(case_id=case_id, title=title, document=ref))
+
+    @router.post("/{case_id}/city-agreement", status_code=202)
+    def city_agreement(case_id: str, body: WhoIn,
+                       db: Annotated[Session, Depends(session)]) -> AcceptedOut:
+        """The city's officer agrees (CON-2)."""
+        return publish(known(case_id, db), CityAgreed(case_id=case_id, by=body.by))
 
     @router.post("/{case_id}/validation")
     def validation(case_id: str, db: Annotated[Session, Depends(session)]) -> ValidationOut:

@@ -2,7 +2,7 @@
 
 - ``con_case``: one row per case (案件): the full :class:`~.state.CaseState` as JSON and
   beside it the columns the archive searches and lists (CON-6, CON-7: date, amount,
-  counterparty, status, agreed n/m, last update).
+  counterparty, status, agreed n/m, last update) and the live review link (CON-3).
 - ``con_document``: contract PDFs by SHA-256 (content-addressed, never changed): the
   prepared set, the contractor-signed and the concluded, signed PDF that both parties
   keep (電子帳簿保存法, CON-7).
@@ -46,6 +46,7 @@ class CaseRow(SQLModel, table=True):
     updated_at: datetime = _ts(index=True)
     concluded_at: datetime | None = _ts(nullable=True, index=True)
     signing_job_id: str | None = Field(default=None, max_length=64, index=True)
+    review_link_id: str | None = Field(default=None, max_length=36, index=True)
     cloudsign_request_id: str | None = Field(default=None, max_length=36, index=True)
     document_sha256: str | None = Field(default=None, max_length=64)
     state: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))

@@ -21,6 +21,7 @@ __all__ = [
     "DOC_SCHEME",
     "DocumentMissingError",
     "case_by_cloudsign_request",
+    "case_by_review_link",
     "get_document",
     "load_case",
     "put_document",
@@ -67,6 +68,12 @@ def load_case(session: Session, case_id: str) -> CaseState | None:
     return None if row is None else CaseState.model_validate_json(json.dumps(row.state))
 
 
+def case_by_review_link(session: Session, link_id: str) -> CaseState | None:
+    """The case whose current review link is ``link_id`` (CON-3: older links find nothing)."""
+    row = session.exec(select(CaseRow).where(CaseRow.review_link_id == link_id)).first()
+    return None if row is None else CaseState.model_validate_json(json.dumps(row.state))
+
+
 def case_by_cloudsign_request(session: Session, request_id: str) -> str | None:
     return session.exec(select(CaseRow.case_id).where(
         CaseRow.cloudsign_request_id == request_id)).first()
@@ -85,6 +92,7 @@ def save_case(session: Session, state: CaseState) -> None:
     row.updated_at = state.updated_at
     row.concluded_at = state.concluded_at
     row.signing_job_id = state.signing_job_id
+    row.review_link_id = str(state.link.link_id) if state.link else None
     row.cloudsign_request_id = (str(state.cloudsign_request_id)
                                 if state.cloudsign_request_id else None)
     current = state.signed or state.contractor_signed or state.document

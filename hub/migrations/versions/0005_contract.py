@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("updated_at", Ts, nullable=False, index=True),
         sa.Column("concluded_at", Ts, nullable=True, index=True),
         sa.Column("signing_job_id", sa.String(64), nullable=True, index=True),
+        sa.Column("review_link_id", sa.String(36), nullable=True, index=True),
         sa.Column("cloudsign_request_id", sa.String(36), nullable=True, index=True),
         sa.Column("document_sha256", sa.String(64), nullable=True),
         sa.Column("state", sa.JSON, nullable=False),
