@@ -2,7 +2,8 @@
 
     wiring.consumers.extend(contract.consumers())
     wiring.jobs.extend(contract.jobs(city_signer=..., mail_dir=mail_settings.documents_dir))
-    wiring.routers.append(contract.archive_router(roots))   # optional: /contracts/...
+    wiring.routers.append(archive_router(engine, roots))  # pipelines.contract.api, staff
+    wiring.routers.append(review_router(engine))          # pipelines.contract.review_api
 """
 
 from __future__ import annotations
