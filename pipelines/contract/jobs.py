@@ -16,6 +16,7 @@ write and the next run) yields one effect: the process manager drops the repeat.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ __all__ = [
     "expire_review_links",
     "sign_for_city",
 ]
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "hub.contract.jobs"
 _NS = uuid.UUID("0b6c7f55-2a0e-4f7c-bb2f-3f4a6f1d9e08")
@@ -107,8 +110,13 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
     with Session(engine) as session:
         todo = [(s, get_document(session, s.contractor_signed)) for s in
                 _cases(session, ContractStatus.CITY_AGREED) if s.contractor_signed]
+    signed = 0
     for state, pdf in todo:
-        result = await signer.sign(pdf)
+        try:
+            result = await signer.sign(pdf)
+        except Exception:  # one case's failure must not hold the others back
+            log.exception("city signing of case %s failed; tried again next run", state.case_id)
+            continue
         name = f"{state.case_id}.pdf"
         with Session(engine) as session, session.begin():
             ref = put_document(session, name, result.pdf, clock())
@@ -117,7 +125,8 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
             _command(session, state, CitySignatureApplied(
                 case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
                 signed_at=result.signed_at), "city-signed", clock())
-    return len(todo)
+        signed += 1
+    return signed
 
 
 def _aware(at: datetime) -> datetime:

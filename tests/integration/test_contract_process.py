@@ -27,7 +27,7 @@ from pyhanko.sign import fields, signers
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connectors.citysigner import async_validate_contract_pdf
+from connectors.citysigner import CitySignerError, async_validate_contract_pdf
 from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
@@ -199,6 +199,11 @@ def register_card(engine: Engine, card: CardCredentials, now: datetime) -> CardS
                        issuer=card.issuer_dn, serial=str(card.serial))
 
 
+class RefusingToken:
+    async def sign(self, pdf: bytes, *, field_name: str = "CitySignature") -> Any:
+        raise CitySignerError("cannot open the city's token 'city-signer': PinIncorrect")
+
+
 async def contractor_sign(pdf: bytes, pki: DevPki, tsa: ReferenceTsa
                           ) -> tuple[CardCredentials, bytes]:
     card = pki.issue_card("足利 一郎", "栃木県足利市本城3-2145", 770_001)
@@ -264,6 +269,10 @@ async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevP
     await w.send(CityAgreed(case_id=CASE, by=CITY.email))
     assert w.status() is ContractStatus.CITY_AGREED
     mail_dir = tmp_path / "mail-documents"
+    # a token that refuses leaves the case waiting for the next run, nothing half-done
+    assert await sign_for_city(w.engine, RefusingToken(), mail_dir, w.clock) == 0
+    assert w.status() is ContractStatus.CITY_AGREED
+    assert not mail_dir.exists()
     assert await sign_for_city(w.engine, FileKeyCitySigner(pki, tsa), mail_dir, w.clock) == 1
     await w.run_job_commands()
     assert w.status() is ContractStatus.CONCLUDED
