@@ -13,6 +13,7 @@ it behind the city's staff authentication (the hub's HTTP app has none of its ow
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
 # definition time, and they name the router's local session dependency.
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated
@@ -34,10 +35,10 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
-from pipelines.contract.review_api import AcceptedOut, WhoIn
+from pipelines.contract.review_api import AcceptedOut, WhoIn, refuse_early
 from pipelines.contract.state import CaseState
-from pipelines.contract.store import get_document, load_case, put_document
-from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus
+from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
+from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
 from schemas.envelope import new_envelope, utc_now
 from schemas.registry import Payload
 from schemas.topics import Topics
@@ -113,6 +114,7 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         return Response(get_document(db, state.signed), media_type="application/pdf")
 
     def publish(state: CaseState, payload: Payload) -> AcceptedOut:
+        refuse_early(state, payload, clock())
         envelope = new_envelope(payload, correlation_id=state.case_id,
                                 procuring_entity=state.procuring_entity, producer=PRODUCER,
                                 occurred_at=clock())
@@ -136,9 +138,14 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         state = known(case_id, db)
         if not pdf.startswith(b"%PDF-"):
             raise HTTPException(422, detail="the contract set must be a PDF")
+        digest = hashlib.sha256(pdf).hexdigest()
+        command = ContractSetPrepared(case_id=case_id, title=title, document=DocumentRef(
+            uri=f"{DOC_SCHEME}{digest}", filename=f"{case_id}.pdf", size_bytes=len(pdf),
+            sha256=digest))
+        refuse_early(state, command, clock())  # before keeping a set nobody may review
         with Session(engine) as tx, tx.begin():
-            ref = put_document(tx, f"{case_id}.pdf", pdf, clock())
-        return publish(state, ContractSetPrepared(case_id=case_id, title=title, document=ref))
+            put_document(tx, command.document.filename, pdf, clock())
+        return publish(state, command)
 
     @router.post("/{case_id}/city-agreement", status_code=202)
     def city_agreement(case_id: str, body: WhoIn,

@@ -62,6 +62,7 @@ __all__ = [
     "EVENTS",
     "HANDLERS",
     "DocumentBridge",
+    "current_policy",
     "handle_contract_message",
     "use_cloudsign_store",
     "use_policy",
@@ -96,7 +97,8 @@ def use_policy(policy: ContractPolicy | None) -> None:
     _policy = policy
 
 
-def _current_policy() -> ContractPolicy:
+def current_policy() -> ContractPolicy:
+    """The policy the handler decides with (set by :func:`use_policy`, else the env)."""
     return _policy or policy_from_env()
 
 
@@ -157,7 +159,7 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
         return  # CloudSign's answer to a send this process did not ask for
     state = load_case(ctx.session, case_id)
     decision = decide(state, cmd, entity=envelope.procuring_entity, now=ctx.now,
-                      acted_at=envelope.occurred_at, policy=_current_policy())
+                      acted_at=envelope.occurred_at, policy=current_policy())
     if decision.rejected:
         ctx.emit(Topics.CONTRACT_EVENTS, ContractStepRejected(
             case_id=case_id, step=envelope.type, violations=decision.violations),

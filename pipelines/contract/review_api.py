@@ -3,8 +3,9 @@
 The link id in the review mail is the capability: ``GET /contract/review/{link}`` shows
 the case and whether the link still works, ``…/document`` serves the contract set while
 it does, and ``POST …/agree``, ``…/reject``, ``…/forward`` and ``…/resend`` publish the
-process's commands through the transactional outbox (answer 202 with the request id;
-the process manager decides, and refuses with CON rules what breaks them). An expired or
+process's commands through the transactional outbox (answer 202 with the request id). A
+step the rules refuse on the current state is answered 422 with the violations at once;
+the process manager decides again when the command arrives. An expired or
 replaced link answers 410 with CON-3 and the next step; a re-send works from an expired
 link, so the contractor can always ask for a new one.
 """
@@ -23,6 +24,8 @@ from sqlmodel import Session
 
 from hub.outbox import enqueue
 from pipelines.contract import texts
+from pipelines.contract.handlers import current_policy
+from pipelines.contract.rules import decide
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import case_by_review_link, get_document
 from schemas.contract import (
@@ -37,7 +40,15 @@ from schemas.mail import MailAddress
 from schemas.registry import Payload
 from schemas.topics import Topics
 
-__all__ = ["AcceptedOut", "ForwardIn", "RejectIn", "ReviewOut", "WhoIn", "review_router"]
+__all__ = [
+    "AcceptedOut",
+    "ForwardIn",
+    "RejectIn",
+    "ReviewOut",
+    "WhoIn",
+    "refuse_early",
+    "review_router",
+]
 
 PRODUCER = "hub.contract.review"
 
@@ -77,6 +88,19 @@ def _gone(violation: object) -> HTTPException:
     return HTTPException(410, detail={"violations": [violation]})
 
 
+def refuse_early(state: CaseState, payload: Payload, now: datetime) -> None:
+    """Answer 422 with the rules a step breaks now, rather than only on the events topic.
+
+    The process manager decides again when the command arrives; this is the same pure
+    decision taken on the state as the page sees it.
+    """
+    decision = decide(state, payload, entity=state.procuring_entity, now=now, acted_at=now,
+                      policy=current_policy())
+    if decision.rejected:
+        raise HTTPException(422, detail={"violations": [
+            v.model_dump() for v in decision.violations]})
+
+
 def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> APIRouter:
     router = APIRouter(prefix="/contract/review", tags=["contract review"])
 
@@ -97,6 +121,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
         return state
 
     def publish(state: CaseState, payload: Payload) -> AcceptedOut:
+        refuse_early(state, payload, clock())
         envelope = new_envelope(payload, correlation_id=state.case_id,
                                 procuring_entity=state.procuring_entity, producer=PRODUCER,
                                 occurred_at=clock())

@@ -177,12 +177,28 @@ async def test_forward_outside_the_application_is_refused_by_con1(site: Site) ->
     link = await in_review(site)
     forwarded = site.http.post(f"/contract/review/{link}/forward",
                                json={"by": CLERK.email, "to": "someone@elsewhere.jp"})
-    assert forwarded.status_code == 202  # accepted for the process to decide
+    assert forwarded.status_code == 422
+    (violation,) = forwarded.json()["detail"]["violations"]
+    assert (violation["rule_id"], violation["field"]) == ("CON-1", "to")
+    assert "新しい電子契約利用申出書" in violation["next_step_ja"]
+    ok = site.http.post(f"/contract/review/{link}/forward",
+                        json={"by": CLERK.email, "to": BOSS.email})
+    assert ok.status_code == 202
     await site.relay()
-    refused = site.last_event()
-    assert refused.type == "econtract.step-rejected"
-    assert [v.rule_id for v in refused.payload.violations] == ["CON-1"]
-    assert site.link() == link  # nothing changed
+    assert site.last_event().type == "econtract.review-link-sent"
+    assert site.link() != link  # the forward made a new link for the 権限者
+
+
+async def test_city_steps_out_of_order_are_refused_at_once(site: Site) -> None:
+    await in_review(site)
+    early = site.http.post(f"/contracts/{CASE}/city-agreement",
+                           json={"by": "keiyaku@city.ashikaga.jp"})
+    assert early.status_code == 422
+    assert early.json()["detail"]["violations"][0]["rule_id"] == "CON-2"
+    again = site.http.post(f"/contracts/{CASE}/contract-set", params={"title": "二重"},
+                           content=make_pdf(2_000, "other"),
+                           headers={"content-type": "application/pdf"})
+    assert again.status_code == 422  # a set is already out for review
 
 
 def test_staff_endpoints_name_the_rule_for_an_unknown_case(site: Site) -> None:
