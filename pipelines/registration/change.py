@@ -105,5 +105,5 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     company_name = contractor.company_name if contractor else ""
     mail = notice_mail(MailKind.CHANGE, policy=policy, company_name=company_name or "-",
                        company_id=contractor.company_id if contractor else "-",
-                       user_id=cmd.user_id, contact=contact, card=cmd.card.ref, seed=seed)
+                       user_id=cmd.user_id, contact=contact, card=cmd.card, seed=seed)
     return Decision(Outcome.ACCEPTED, tuple(events), (mail,))

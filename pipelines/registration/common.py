@@ -42,7 +42,9 @@ __all__ = [
     "window_violation",
 ]
 
-_NAMESPACE_BYTES = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f").bytes
+_NAMESPACE_SHA1 = hashlib.sha1(uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f").bytes,
+                               usedforsecurity=False)
+"""SHA-1 state after the namespace: each id copies it and adds its name."""
 
 
 class Outcome(enum.StrEnum):
@@ -80,9 +82,13 @@ def deterministic_id(*parts: object) -> uuid.UUID:
     computed in one step and without the checks of ``UUID.__init__``, because it runs
     several times per decision (the value is the same; a test compares with ``uuid5``).
     """
-    name = "\x1f".join([p if isinstance(p, str) else str(p) for p in parts]).encode()
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
-    value = (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET
+    try:  # the rules pass strings (and StrEnums) only; the join takes them as they are
+        name = "\x1f".join(parts)  # type: ignore[arg-type]
+    except TypeError:
+        name = "\x1f".join([p if isinstance(p, str) else str(p) for p in parts])
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(name.encode())
+    value = (int.from_bytes(sha1.digest()[:16]) & _V5_CLEAR) | _V5_SET
     made = object.__new__(uuid.UUID)
     # UUID is immutable by a __setattr__ that raises; __init__ sets these two the same way.
     object.__setattr__(made, "int", value)
@@ -183,7 +189,10 @@ def _show(at: datetime) -> str:
 def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, company_id: str,
                 user_id: str, contact: Contact, card: CardRef,
                 seed: tuple[object, ...]) -> MailRequested:
-    """A REGISTRATION/CHANGE/RENEWAL notice to the ICカード利用部署 address (NTF-1)."""
+    """A REGISTRATION/CHANGE/RENEWAL notice to the ICカード利用部署 address (NTF-1).
+
+    ``card`` may be the card's facts: only its issuer and serial are read.
+    """
     values = {
         "system_name": policy.system.label_ja,
         "procuring_entity_name": policy.name,

@@ -226,7 +226,7 @@ def _accept(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
             due_at=now if immediate else next_batch, immediate=immediate, source=registered))
     mail = notice_mail(MailKind.REGISTRATION, policy=policy, company_name=company_name,
                        company_id=company_id, user_id=cmd.user_id, contact=contact,
-                       card=cmd.card.ref,
+                       card=cmd.card,
                        seed=(cmd.procuring_entity, cmd.domain, *cmd.card.key))
     return Decision(Outcome.ACCEPTED, tuple(events), (mail,),
                     warnings=(warning,) if warning else ())
