@@ -40,6 +40,10 @@ __all__ = ["decide_change"]
 _DOMAIN_EN = {Domain.WORKS: "works", Domain.GOODS: "goods"}
 
 
+def _where(entity_name: str, domain: Domain) -> dict[str, str]:
+    return {"entity": entity_name, "domain": domain.label_ja, "domain_en": _DOMAIN_EN[domain]}
+
+
 def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, now: datetime,
                   *, acted_at: datetime | None = None) -> Decision:
     """Decide one 利用者変更."""
@@ -57,14 +61,13 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     if first is not None:
         return reject([first])
     card = world.cards.get(cmd.card.key)
-    where = {"entity": policy.name, "domain": cmd.domain.label_ja,
-             "domain_en": _DOMAIN_EN[cmd.domain]}
     if card is None or card.user_id != cmd.user_id or card.network != policy.network:
-        return reject([violation("change-not-registered", field="card", **where)])
+        return reject([violation("change-not-registered", field="card",
+                                 **_where(policy.name, cmd.domain))])
     if not card.active_at(cmd.procuring_entity, cmd.domain):
         other = any(card.active_at(cmd.procuring_entity, d) for d in Domain if d != cmd.domain)
         key = "change-other-domain" if other else "change-not-registered"
-        return reject([violation(key, field="domain", **where)])
+        return reject([violation(key, field="domain", **_where(policy.name, cmd.domain))])
     vs: list[RuleViolation] = []
     if not cmd.card.not_before <= now <= cmd.card.not_after:
         vs.append(violation("change-card-invalid", end=cmd.card.not_after.date().isoformat(),

@@ -59,10 +59,9 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
     if policy.id_scheme.pattern.fullmatch(cmd.user_id):
         q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
     name_ok = q is not None and trade_name_key(cmd.trade_name) == trade_name_key(q.trade_name)
-    today = now.astimezone(JST).date()
     password_ok = cmd.password_verified or not policy.lookup_needs_password
     if q is not None and name_ok and password_ok:
-        if q.qualified_until is not None and q.qualified_until < today:
+        if q.qualified_until is not None and q.qualified_until < now.astimezone(JST).date():
             return violation("lapsed", until=q.qualified_until.isoformat())
         return None
     elsewhere = any(
@@ -70,7 +69,8 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
         for entity in book.entities_in(policy.network) for domain in type(cmd.domain)
         if (entity, domain) != (cmd.procuring_entity, cmd.domain))
     changed_today = (q is not None and q.password_changed_at is not None
-                     and q.password_changed_at.astimezone(JST).date() == today)
+                     and q.password_changed_at.astimezone(JST).date()
+                     == now.astimezone(JST).date())
     confusable = q is None and any(
         world.qualification(cmd.procuring_entity, cmd.domain, v) is not None
         for v in confusable_variants(cmd.user_id))
@@ -119,9 +119,8 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
     network = policy.network
     contractor = world.contractors.get((network, cmd.user_id))
     vs: list[RuleViolation] = []
-    today = now.astimezone(JST).date()
     if (policy.lookup_needs_password and q.password_changed_at is not None
-            and q.password_changed_at.astimezone(JST).date() == today):
+            and q.password_changed_at.astimezone(JST).date() == now.astimezone(JST).date()):
         vs.append(violation("password-today"))
     vs += _card_violations(world, cmd, network)
     if (v := validity_violation(cmd.card, now)) is not None:

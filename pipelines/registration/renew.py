@@ -33,7 +33,6 @@ from schemas.registration import (
     CardRenewalRequested,
     CardRenewed,
     CardRevoked,
-    Domain,
     PropagationKind,
     PropagationScheduled,
     RevocationReason,
@@ -102,20 +101,20 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     first = window_violation(policy, acted_at or now) or _auth_order(cmd, policy, now)
     if first is not None:
         return reject([first])
-    where = {"entity": policy.name, "domain": cmd.domain.label_ja,
-             "domain_en": "works" if cmd.domain is Domain.WORKS else "goods"}
     old = world.cards.get(cmd.old_card.key)
     if now > cmd.old_card.not_after:
         end = cmd.old_card.not_after.astimezone(JST).date().isoformat()
         return reject([violation("old-card-expired", end=end, field="old_card")])
     if old is None or old.network != policy.network:
-        return reject([violation("old-card-unknown", field="old_card", **where)])
+        return reject([violation("old-card-unknown", field="old_card", entity=policy.name,
+                                 domain=cmd.domain.label_ja, domain_en=cmd.domain.value)])
     if old.user_id != cmd.user_id:
         return reject([violation("user-id-changed", user_id=cmd.user_id,
                                  old_user_id=old.user_id, field="user_id")])
     reg = old.registrations.get((cmd.procuring_entity, cmd.domain))
     if reg is None:
-        return reject([violation("old-card-unknown", field="old_card", **where)])
+        return reject([violation("old-card-unknown", field="old_card", entity=policy.name,
+                                 domain=cmd.domain.label_ja, domain_en=cmd.domain.value)])
     if not old.active_at(cmd.procuring_entity, cmd.domain):
         return reject([violation("old-card-revoked", field="old_card")])
     q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)

@@ -98,7 +98,7 @@ def test_objects_built_without_validation_equal_validated_ones(
     if answer["events"]:
         assert trusted_checked, "the rules built their events some other way"
     assert {type(m).__name__ for m in trusted_checked} <= {
-        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
         "MailRequested", "RuleViolation"}
 
@@ -108,7 +108,7 @@ def test_the_checked_cases_cover_every_event_and_the_mail(
     for _, data, *_ in CASES:
         evaluate(_fill_confirmation(copy.deepcopy(data)))
     assert {type(m).__name__ for m in trusted_checked} == {
-        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
         "MailRequested", "RuleViolation"}
 
