@@ -87,8 +87,9 @@ def propagation_job(interval_s: float) -> ScheduledJob:
     return ScheduledJob("propagate", interval_s, run)
 
 
-def connector_consumers(wiring: Wiring) -> None:
-    """Mail, ERP, D・Sure, online application and CloudSign, each with its own group."""
+def connector_consumers(wiring: Wiring) -> dict[str, Any]:
+    """Mail, ERP, D・Sure, online application and CloudSign, each with its own group.
+    Returns the connectors by consumer name (the contract process shares CloudSign's store)."""
     from connectors.application import ApplicationConnector
     from connectors.application import effects as application_effects
     from connectors.cloudsign import CloudSignConnector
@@ -112,12 +113,48 @@ def connector_consumers(wiring: Wiring) -> None:
         ("connector.cloudsign", Topics.CONTRACT_COMMANDS, CloudSignConnector, cloudsign_effects,
          "CloudSign: contracts sent, completions re-read through the API"),
     ]
+    connectors: dict[str, Any] = {}
     for name, topic, connector_cls, module, description in specs:
-        connector = connector_cls()
+        connector = connectors[name] = connector_cls()
         wiring.consumers.append(ConsumerSpec(name, (topic,), handlers=module.effects(connector),
                                              description=description))
         if hasattr(connector, "aclose"):
             wiring.closers.append(connector.aclose)
+    return connectors
+
+
+def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
+    """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
+
+    The city's own signer runs when its token is configured (``HUB_CITYSIGNER_PIN`` and the
+    rest of ``HUB_CITYSIGNER_*``); without it, concluded-by-card cases wait in city-agreed.
+    """
+    from connectors.mail.settings import MailSettings
+    from pipelines.contract import wiring as contract
+    from pipelines.contract.review_api import review_router
+    from pipelines.invoices.handlers import consumers as invoice_consumers
+    from pipelines.surety.handlers import consumers as surety_consumers
+
+    wiring.consumers.extend(surety_consumers())
+    wiring.consumers.extend(invoice_consumers())
+    wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
+    wiring.jobs.extend(contract.jobs(city_signer=city_signer(),
+                                     mail_dir=MailSettings().documents_dir))
+    wiring.routers.append(review_router(wiring.engine))
+
+
+def city_signer() -> Any:
+    from connectors.citysigner import CitySigner, CitySignerSettings
+
+    settings = CitySignerSettings()
+    if not settings.pin.get_secret_value():
+        log.warning("contract: no HUB_CITYSIGNER_PIN; the city's signing step is not run")
+        return None
+    from connectors.tsa import TsaConnector, TsaSettings
+    from connectors.tsa.connector import HubTimeStamper
+
+    tsa = TsaSettings()
+    return CitySigner(settings, HubTimeStamper(TsaConnector(tsa, tsa.load_trust_roots())))
 
 
 def webhook_routers(wiring: Wiring) -> None:
@@ -173,7 +210,8 @@ def default_wiring(settings: Settings) -> Wiring:
     wiring.consumers.append(registration_consumer())
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))
-    connector_consumers(wiring)
+    connectors = connector_consumers(wiring)
+    case_pipelines(wiring, connectors["connector.cloudsign"])
     webhook_routers(wiring)
     gateway(wiring)
     return wiring
