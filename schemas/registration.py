@@ -54,6 +54,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 _LAYOUTS: dict[type[BaseModel], tuple[dict[str, Any], frozenset[str]]] = {}
+# The four slots a pydantic model instance holds (what validation and model_construct
+# fill), set through BaseModel's own slot descriptors: no attribute lookup per object.
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _layout(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
@@ -90,10 +96,10 @@ def trusted(cls: type[M], /, **values: Any) -> M:
     if len(fields) != len(defaults) or not required <= values.keys():
         raise TypeError(f"{cls.__name__}: needs {sorted(required)}, got {sorted(values)}")
     made = object.__new__(cls)
-    object.__setattr__(made, "__dict__", fields)
-    object.__setattr__(made, "__pydantic_fields_set__", set(values))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
+    _SET_DICT(made, fields)
+    _SET_FIELDS_SET(made, set(values))
+    _SET_EXTRA(made, None)
+    _SET_PRIVATE(made, None)
     return made
 
 UserIdText = Annotated[

@@ -25,13 +25,15 @@ from pipelines.registration.common import (
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCardPolicy
 from pipelines.registration.texts import lookup_not_found, violation
-from pipelines.registration.world import World, holder_matches
+from pipelines.registration.world import Contractor, World, holder_matches
 from schemas.envelope import JST
 from schemas.mail import MailKind
+from schemas.qualification import QualificationRecord
 from schemas.registration import (
     CardRegistered,
     CardRegistrationRequested,
     ContactInput,
+    Domain,
     PropagationKind,
     PropagationScheduled,
     RegistrationNeedsConfirmation,
@@ -42,6 +44,9 @@ from schemas.rejection import RuleViolation
 from schemas.text import confusable_variants, not_found_hints, trade_name_key
 
 __all__ = ["decide_registration", "email_violation", "lookup_violation"]
+
+_DOMAINS = tuple(Domain)
+"""Iterating the Enum class itself runs Python code each time."""
 
 
 def email_violation(contact: ContactInput | None, which_ja: str, which_en: str,
@@ -66,8 +71,8 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
         return None
     elsewhere = any(
         world.qualification(entity, domain, cmd.user_id) is not None
-        for entity in book.entities_in(policy.network) for domain in type(cmd.domain)
-        if (entity, domain) != (cmd.procuring_entity, cmd.domain))
+        for entity in book.entities_in(policy.network) for domain in _DOMAINS
+        if entity != cmd.procuring_entity or domain is not cmd.domain)
     changed_today = (q is not None and q.password_changed_at is not None
                      and q.password_changed_at.astimezone(JST).date()
                      == now.astimezone(JST).date())
@@ -153,7 +158,7 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
         held = _held_as_reissue(world, cmd, network, q.corporate_number)
         if held is not None:
             return held
-    return _accept(world, cmd, policy, now, targets)
+    return _accept(cmd, policy, now, targets, q=q, contractor=contractor)
 
 
 def _targets(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
@@ -193,11 +198,9 @@ def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
     return Decision(Outcome.NEEDS_CONFIRMATION, (event,), violations=(reason,))
 
 
-def _accept(world: World, cmd: CardRegistrationRequested, policy: EntityPolicy,
-            now: datetime, targets: tuple[str, ...]) -> Decision:
-    contractor = world.contractors.get((policy.network, cmd.user_id))
-    q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
-    assert q is not None
+def _accept(cmd: CardRegistrationRequested, policy: EntityPolicy, now: datetime,
+            targets: tuple[str, ...], *, q: QualificationRecord,
+            contractor: Contractor | None) -> Decision:
     company_id = contractor.company_id if contractor else company_id_for(policy.network,
                                                                           cmd.user_id)
     company_name = contractor.company_name if contractor else q.trade_name
