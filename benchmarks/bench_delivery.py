@@ -104,8 +104,16 @@ def child(variant: str, t_in: str, t_out: str, group: str, report: str) -> None:
         await VARIANTS[variant](t_in, t_out, group, stop)
 
     asyncio.run(main())
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(report).write_text(json.dumps({"peak_rss_mib": round(peak_kib / 1024, 1)}))
+    Path(report).write_text(json.dumps({"peak_rss_mib": round(_peak_kib() / 1024, 1)}))
+
+
+def _peak_kib() -> int:
+    """This process's peak resident memory. VmHWM starts afresh at exec; ru_maxrss would
+    carry the driver's memory over from the fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # -- the driver -----------------------------------------------------------------------------
