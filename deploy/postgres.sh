@@ -58,6 +58,8 @@ CONF
   if [ -z "$("${psql[@]}" -c "select 1 from pg_roles where rolname='hub'")" ]; then
     "${psql[@]}" -c "create role hub login createdb"
   fi
+  # Tests drop their databases "with (force)", which must end sessions of other roles too.
+  "${psql[@]}" -c "grant pg_signal_backend to hub" >/dev/null
   for db in hub hub_test; do
     if [ -z "$("${psql[@]}" -c "select 1 from pg_database where datname='$db'")" ]; then
       "${psql[@]}" -c "create database $db owner hub"
