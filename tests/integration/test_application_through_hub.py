@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.application import ApplicationConnector, ApplicationSettings, message_id_for
@@ -30,19 +28,13 @@ from schemas.application import ApplicationSubmitted
 from schemas.envelope import new_envelope
 from schemas.topics import Topics
 from schemas.wire import decode, encode, header
+from tests.support.processing import Clock
+from tests.support.processing import outbox_rows as outbox
 
 pytestmark = pytest.mark.postgres
 
 OB = OutboxRecord.__table__
 TOKEN = "hub-app-token"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -76,11 +68,6 @@ def announced(application_id: str, offset: int,
     key, value, headers = encode(env)
     return Delivery(topic=Topics.APPLICATION_COMMANDS.name, partition=0, offset=offset,
                     key=key, value=value, headers=headers + (extra or []))
-
-
-def outbox(engine: Engine, topic: str) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id)))
 
 
 def submit(peer: ApplicationPeer) -> str:

@@ -12,7 +12,7 @@ import io
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +35,12 @@ from schemas.envelope import new_envelope
 from schemas.registry import Payload
 from schemas.topics import Topics
 from schemas.wire import decode, encode, header
+from tests.support.processing import Clock
 
 pytestmark = pytest.mark.postgres
 
 OB = OutboxRecord.__table__
 CLIENT_ID = "hub-cloudsign-client"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

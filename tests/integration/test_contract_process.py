@@ -69,6 +69,7 @@ from schemas.topics import Topics
 from schemas.wire import decode, encode
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
+from tests.support.processing import Clock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
 
@@ -76,14 +77,6 @@ OB = OutboxRecord.__table__
 CASE = "R8-0042"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

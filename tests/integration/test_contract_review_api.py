@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -43,6 +43,7 @@ from schemas.envelope import Envelope, new_envelope
 from schemas.topics import Topics
 from schemas.wire import decode, encode
 from tests.card.pdfs import make_pdf
+from tests.support.processing import Clock
 
 pytestmark = pytest.mark.postgres
 
@@ -50,14 +51,6 @@ OB = OutboxRecord.__table__
 CASE = "R8-0300"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CLERK = ContractParty(name="田中 太郎", email="tanaka@demo.co.jp")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -31,20 +31,14 @@ from schemas.envelope import new_envelope
 from schemas.surety import SuretyCheckRequested, SuretyKeySource
 from schemas.topics import Topics
 from schemas.wire import decode, encode, header
+from tests.support.processing import Clock
+from tests.support.processing import outbox_rows as outbox
 
 pytestmark = pytest.mark.postgres
 
 OB = OutboxRecord.__table__
 SR = ScheduledRetry.__table__
 TOKEN = "hub-test-token"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -85,11 +79,6 @@ def record(env: Any, offset: int, extra: list[tuple[str, bytes]] | None = None) 
     key, value, headers = encode(env)
     return Delivery(topic=Topics.SURETY_COMMANDS.name, partition=0, offset=offset,
                     key=key, value=value, headers=headers + (extra or []))
-
-
-def outbox(engine: Engine, topic: str) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id)))
 
 
 async def test_outage_dead_letters_with_reason_and_replay_loses_nothing(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from schemas.envelope import JST, new_envelope
 from schemas.mail import MailKind, MailRequested
 from schemas.topics import Topics
 from schemas.wire import decode, encode, header
+from tests.support.processing import Clock
+from tests.support.processing import outbox_rows as outbox
 
 pytestmark = [pytest.mark.smtp, pytest.mark.postgres]
 
@@ -41,14 +43,6 @@ OB = OutboxRecord.__table__
 SR = ScheduledRetry.__table__
 VALUES = {"procuring_entity_name": "埼玉県", "company_name": "○○建設株式会社",
           "contact_name": "埼玉 太郎", "contact_address": "埼玉県さいたま市○○1丁目23番地"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def hub_for(engine: Engine, port: int, tmp_path: Path, clock: Clock,
@@ -76,11 +70,6 @@ def record(env: Any, offset: int, extra: list[tuple[str, bytes]] | None = None) 
     key, value, headers = encode(env)
     return Delivery(topic=Topics.MAIL_REQUESTS.name, partition=0, offset=offset,
                     key=key, value=value, headers=headers + (extra or []))
-
-
-def outbox(engine: Engine, topic: str) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id)))
 
 
 async def test_outage_dead_letters_with_reason_and_replay_sends_once(

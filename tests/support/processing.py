@@ -1,0 +1,29 @@
+"""Shared helpers for tests that drive `hub.processing.Processor` directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hub.db import OutboxRecord
+
+OB = OutboxRecord.__table__
+
+
+class Clock:
+    """A clock the test moves by hand (``clock.now += timedelta(...)``)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def outbox_rows(engine: Engine, topic: str) -> list[Any]:
+    """The outbox rows bound for ``topic``, in the order they were written."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id)))
