@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from benchmarks._database import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
-PG = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")
 
 
 # -- the variants (run in a child process) --------------------------------------------------
@@ -188,21 +188,6 @@ async def create(topics: list[str]) -> None:
     await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
     await admin.close()
 
-
-def fresh_database() -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}" template template0'))
-    admin.dispose()
-    url = sa.make_url(PG).set(database=name).render_as_string(hide_password=False)
-    from hub.db import create_db_engine
-    from hub.migrations import upgrade
-
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 def pct(values: list[float], q: float) -> float:

@@ -46,14 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from benchmarks._database import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
-PG = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")
 TARGET = 3_000
 ENTITIES = ("saitama-pref", "kawagoe-city")
 ANSWERS = (b"registration.card-registered", b"registration.rejected")
@@ -146,28 +146,6 @@ def child(db_url: str, tag: str, profile_path: str) -> None:
 
 # -- the driver -----------------------------------------------------------------------------
 
-def fresh_database() -> str:
-    from hub.db import create_db_engine
-    from hub.migrations import upgrade
-
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
-    url = sa.make_url(PG).set(database=name).render_as_string(hide_password=False)
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-def drop_database(url: str) -> None:
-    name = sa.make_url(url).database
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-    admin.dispose()
 
 
 def user_id(i: int) -> str:
