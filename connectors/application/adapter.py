@@ -15,7 +15,7 @@ import httpx
 from connectors._shared import PermanentPeerError, TransientPeerError
 from connectors.application.mapping import attachment_path
 from connectors.application.settings import ApplicationSettings
-from connectors.dsure.httpkit import json_body, raise_for_peer
+from connectors.dsure.httpkit import health_status, json_body, raise_for_peer
 
 __all__ = ["NAME", "ApplicationAdapter", "Page"]
 
@@ -100,12 +100,7 @@ class ApplicationAdapter:
         return reference
 
     async def ping(self) -> str:
-        response = await self._client.get("/api/v1/health")
-        raise_for_peer(NAME, "health", response)
-        body = json_body(NAME, "health", response)
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise TransientPeerError(NAME, f"health: HTTP {response.status_code}")
-        return str(body.get("status", "?"))
+        return await health_status(NAME, self._client)
 
     async def aclose(self) -> None:
         await self._client.aclose()

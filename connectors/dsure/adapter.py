@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from connectors._shared import PermanentPeerError, TransientPeerError
-from connectors.dsure.httpkit import json_body, raise_for_peer
+from connectors.dsure.httpkit import health_status, json_body, raise_for_peer
 from connectors.dsure.mapping import PeerFormatError, certificate_from_peer, lookup_request
 from connectors.dsure.settings import DSureSettings
 from schemas.rejection import RuleViolation
@@ -76,12 +76,7 @@ class DSureAdapter:
             raise TransientPeerError(NAME, f"lookup: unreadable certificate: {exc}") from None
 
     async def ping(self) -> str:
-        response = await self._client.get("/api/v1/health")
-        raise_for_peer(NAME, "health", response)
-        body = json_body(NAME, "health", response)
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise TransientPeerError(NAME, f"health: HTTP {response.status_code}")
-        return str(body.get("status", "?"))
+        return await health_status(NAME, self._client)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -21,7 +21,7 @@ import httpx
 from connectors._shared import ConnectorError, PeerInMaintenance, TransientPeerError
 from connectors._shared.policy import default_classify
 
-__all__ = ["classify_httpx", "json_body", "raise_for_peer"]
+__all__ = ["classify_httpx", "health_status", "json_body", "raise_for_peer"]
 
 
 def classify_httpx(connector: str, exc: BaseException) -> ConnectorError | None:
@@ -71,3 +71,13 @@ def json_body(connector: str, what: str, response: httpx.Response) -> Any:
         raise TransientPeerError(
             connector, f"{what}: answer is not JSON (HTTP {response.status_code}, {kind})"
         ) from None
+
+
+async def health_status(connector: str, client: httpx.AsyncClient) -> str:
+    """``GET /api/v1/health`` of a reference-style peer: its status, or a transient error."""
+    response = await client.get("/api/v1/health")
+    raise_for_peer(connector, "health", response)
+    body = json_body(connector, "health", response)
+    if response.status_code != 200 or not isinstance(body, dict):
+        raise TransientPeerError(connector, f"health: HTTP {response.status_code}")
+    return str(body.get("status", "?"))
