@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from card_agent.card import CardSession  # noqa: E402
 from card_agent.signing import sign_pdf  # noqa: E402
+from card_agent.virtualcard import VirtualCard  # noqa: E402
 from connectors.tsa import TsaConnector, TsaSettings  # noqa: E402
 from connectors.tsa.peer import ReferenceTsa  # noqa: E402
 from tests.card.fixtures import PIN, open_card, seat  # noqa: E402
 from tests.card.pdfs import make_pdf  # noqa: E402
 from tests.card.pki import shared_pki  # noqa: E402
 from tests.card.softcard import SoftCard  # noqa: E402
-from tests.card.vcard import VirtualCard  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "card.json"
 

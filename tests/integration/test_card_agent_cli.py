@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from card_agent.cli import main
+from card_agent.virtualcard import VirtualCard
 from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.config import GatewayConfig
@@ -32,7 +33,6 @@ from tests.card.hubside import (
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.server import LoopbackServer
-from tests.card.vcard import VirtualCard
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa, pytest.mark.postgres]
 

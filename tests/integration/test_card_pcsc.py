@@ -15,6 +15,7 @@ import pytest
 from card_agent.errors import CardLockedError, CardRemovedError, WrongPinError
 from card_agent.pcsc import PcscBackend, watch
 from card_agent.signing import sign_pdf
+from card_agent.virtualcard import VirtualCard
 from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
@@ -22,7 +23,6 @@ from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from tests.card.fixtures import PIN, READER, open_card, require_vpcd, seat, wait_reader
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
-from tests.card.vcard import VirtualCard
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa]
 

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from card_agent.card import digest_info
+from card_agent.virtualcard import AID, CERT_EF, CardApplet
 from connectors.devpki import CardCredentials
 from tests.card.pki import shared_pki
-from tests.card.vcard import AID, CERT_EF, CardApplet
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,10 @@
 """The project's virtual IC card: a process that plugs into vsmartcard's vpcd reader.
 
+It is the contractor's card in the local default (``hub demo``) and in the tests: the
+agent talks to it through the real PC/SC stack (pcscd, vpcd's reader), exactly as to a
+card in a real reader. It is a development tool; a contractor uses the IC card an
+accredited certification authority issued.
+
 vpcd (Debian vsmartcard-vpcd, loaded by pcscd) listens on 127.0.0.1:35963 for the card
 side of "Virtual PCD 00 00". Each message is a 2-byte big-endian length and a payload;
 a 1-byte payload is a control (0 power off, 1 power on, 2 reset, 4 send the ATR), anything
@@ -14,7 +19,7 @@ PKI and a real PIN retry counter:
 - PSO: COMPUTE DIGITAL SIGNATURE (``00 2A 9E 9A``): a DigestInfo in, an RSA PKCS#1 v1.5
   signature out (``6982`` unless the PIN was verified since power-on)
 
-The test controls the process through a pipe: ``remove``, ``insert``, ``remove_on_sign``
+The owner controls the process through a pipe: ``remove``, ``insert``, ``remove_on_sign``
 (pull the card as soon as the next signature command arrives), ``stop``.
 """
 
@@ -32,11 +37,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from smartcard import scard
+
+__all__ = ["AID", "CERT_EF", "READER", "CardApplet", "VirtualCard", "seat", "wait_reader"]
 
 AID = bytes.fromhex("F048554243415244")
 CERT_EF = b"\x00\x11"
 ATR = bytes.fromhex("3B80800101")
 VPCD_PORT = 35963
+READER = "Virtual PCD 00 00"
+"""vpcd's reader as pcscd names it."""
 
 SW_OK = b"\x90\x00"
 SW_EOF = b"\x62\x82"
@@ -178,7 +188,8 @@ def _serve(applet: CardApplet, port: int, control: multiprocessing.connection.Co
     remove_on_sign = False
     control.send("inserted")
     while True:
-        waiting: list[object] = [control] + ([sock] if sock else [])
+        waiting: list[socket.socket | multiprocessing.connection.Connection] = (
+            [control, sock] if sock else [control])
         ready, _, _ = select.select(waiting, [], [])
         if control in ready:
             command = control.recv()
@@ -291,3 +302,51 @@ class VirtualCard:
         if self._process.is_alive():
             self._process.kill()
             self._process.join(5)
+
+
+def _context() -> int:
+    rv, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rv != scard.SCARD_S_SUCCESS:
+        raise RuntimeError("PC/SC context not available: is pcscd running? "
+                           "(bash deploy/services.d/pcscd.sh start)")
+    return int(context)
+
+
+def wait_reader(present: bool, timeout: float = 5.0) -> None:
+    """Wait until pcscd reports the card in vpcd's reader present (or gone).
+
+    A card pulled out is noticed by pcscd before the next one goes in, as a person
+    would wait; a card inserted before pcscd saw the removal is not powered up.
+    """
+    context = _context()
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rv, states = scard.SCardGetStatusChange(context, 200, [(READER, state)])
+            if rv == scard.SCARD_S_SUCCESS:
+                state = states[0][1] & ~scard.SCARD_STATE_CHANGED
+                if bool(state & scard.SCARD_STATE_PRESENT) == present:
+                    return
+        raise TimeoutError(f"{READER}: card {'not inserted' if present else 'not removed'}")
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def seat(card: VirtualCard, attempts: int = 4) -> VirtualCard:
+    """Make sure pcscd powered the card up; re-seat it when pcscd missed the insertion.
+
+    Right after a card was pulled mid-command, pcscd can miss a card inserted within
+    about a second (it is still recovering the slot); taking the card out and in again
+    is what a person would do.
+    """
+    for _ in range(attempts):
+        try:
+            wait_reader(present=True, timeout=1.5)
+            return card
+        except TimeoutError:
+            card.remove()
+            time.sleep(0.3)
+            card.insert()
+    wait_reader(present=True)
+    return card
