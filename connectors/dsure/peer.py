@@ -13,19 +13,27 @@ DSURE-API (what the connector and this service agree on):
   403 ``{"error": "key-mismatch"}``; 401 (the city's token is wrong);
   503 ``{"error": "maintenance", "until": ISO-8601}`` with ``Retry-After``.
 - ``GET /api/v1/health`` → ``{"status": "ok"}``.
+
+The surety company's side (reference only; D・Sure's real issuers publish from their
+own systems): ``POST /api/v1/issuer/certificates`` with ``Authorization: Bearer <issuer
+token>`` and a certificate (the fields of :class:`SuretyCertificate`) publishes it and
+answers 201 ``{"contract_number": ..., "auth_key": ...}``, the pair the contractor then
+hands to the city (SUR-1). The local default and the tests issue each case's guarantees
+this way.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlparse
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.dsure.mapping import certificate_to_peer
@@ -34,8 +42,10 @@ from connectors.dsure.settings import DSureSettings
 from schemas.envelope import JST
 from schemas.surety import SuretyCertificate, SuretyIssueKind, SuretyProduct
 
-__all__ = ["DSurePeer", "IssuedCertificate", "create_app", "seed_certificate"]
+__all__ = ["LOCAL_ISSUER_TOKEN", "DSurePeer", "IssuedCertificate", "create_app", "seed_certificate"]
 
+LOCAL_ISSUER_TOKEN = "local-surety-issuer"  # noqa: S105 -- the loopback reference's default
+"""The issuer token of the reference service in the local default (not a real secret)."""
 _KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
 
@@ -83,7 +93,19 @@ class _Lookup(BaseModel):
 @dataclass
 class _Store:
     token: str = field(repr=False)
+    issuer_token: str = field(default=LOCAL_ISSUER_TOKEN, repr=False)
     issued: dict[str, IssuedCertificate] = field(default_factory=dict)
+
+    def issue(self, certificate: SuretyCertificate, auth_key: str | None = None
+              ) -> IssuedCertificate:
+        key = auth_key or "".join(secrets.choice(_KEY_ALPHABET) for _ in range(12))
+        issued = IssuedCertificate(certificate, key)
+        self.issued[certificate.contract_number] = issued
+        return issued
+
+
+def _bearer_is(authorization: str, token: str) -> bool:
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
 
 
 def create_app(store: _Store, faults: PeerFaults) -> FastAPI:
@@ -96,7 +118,7 @@ def create_app(store: _Store, faults: PeerFaults) -> FastAPI:
 
     @app.post("/api/v1/certificates/lookup")
     async def lookup(body: _Lookup, authorization: str = Header(default="")) -> JSONResponse:
-        if not hmac.compare_digest(authorization.encode(), f"Bearer {store.token}".encode()):
+        if not _bearer_is(authorization, store.token):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         issued = store.issued.get(body.contract_number)
         if issued is None:
@@ -105,15 +127,32 @@ def create_app(store: _Store, faults: PeerFaults) -> FastAPI:
             return JSONResponse({"error": "key-mismatch"}, status_code=403)
         return JSONResponse({"certificate": certificate_to_peer(issued.certificate)})
 
+    @app.post("/api/v1/issuer/certificates", status_code=201)
+    async def publish(request: Request, authorization: str = Header(default="")
+                      ) -> JSONResponse:
+        if not _bearer_is(authorization, store.issuer_token):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            certificate = SuretyCertificate.model_validate_json(await request.body(),
+                                                                strict=False)
+        except ValidationError as exc:
+            return JSONResponse({"error": "invalid", "detail": exc.errors(
+                include_url=False, include_context=False, include_input=False)},
+                status_code=422)
+        issued = store.issue(certificate)
+        return JSONResponse({"contract_number": certificate.contract_number,
+                             "auth_key": issued.auth_key}, status_code=201)
+
     return app
 
 
 class DSurePeer:
     """The reference D・Sure on a loopback port: issue certificates, then look them up."""
 
-    def __init__(self, *, token: str, port: int | None = None) -> None:
+    def __init__(self, *, token: str, port: int | None = None,
+                 issuer_token: str = LOCAL_ISSUER_TOKEN) -> None:
         self.faults = PeerFaults()
-        self._store = _Store(token=token)
+        self._store = _Store(token=token, issuer_token=issuer_token)
         self._server = LoopbackServer(create_app(self._store, self.faults), port=port)
 
     @property
@@ -129,18 +168,17 @@ class DSurePeer:
     def issue(self, certificate: SuretyCertificate, auth_key: str | None = None
               ) -> IssuedCertificate:
         """Publish ``certificate`` on D・Sure with a fresh (or given) 認証キー."""
-        key = auth_key or "".join(secrets.choice(_KEY_ALPHABET) for _ in range(12))
-        issued = IssuedCertificate(certificate, key)
-        self._store.issued[certificate.contract_number] = issued
-        return issued
+        return self._store.issue(certificate, auth_key)
 
 
 def main() -> None:
     """``python -m connectors.dsure.peer``: the local default on ``HUB_DSURE_BASE_URL``,
-    holding seed 002's certificate (31072-0001M, key Z28YUE4J3Bux)."""
+    holding seed 002's certificate (31072-0001M, key Z28YUE4J3Bux); surety companies
+    publish with ``HUB_DSURE_ISSUER_TOKEN`` (default: the local one)."""
     settings = DSureSettings()
     peer = DSurePeer(token=settings.api_token.get_secret_value(),
-                     port=urlparse(settings.base_url).port)
+                     port=urlparse(settings.base_url).port,
+                     issuer_token=os.environ.get("HUB_DSURE_ISSUER_TOKEN", LOCAL_ISSUER_TOKEN))
     peer.issue(seed_certificate(), auth_key="Z28YUE4J3Bux")
     serve_forever(peer)
 

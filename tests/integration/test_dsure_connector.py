@@ -12,12 +12,18 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from connectors._shared import PeerInMaintenance, PermanentPeerError, TransientPeerError
 from connectors._shared.health import HealthState
 from connectors.dsure import DSureConnector, DSureSettings
-from connectors.dsure.peer import DSurePeer, IssuedCertificate, seed_certificate
+from connectors.dsure.peer import (
+    LOCAL_ISSUER_TOKEN,
+    DSurePeer,
+    IssuedCertificate,
+    seed_certificate,
+)
 from schemas.surety import (
     SuretyCertificateFetched,
     SuretyCheckRequested,
@@ -194,3 +200,30 @@ async def test_health_up_and_down(peer: DSurePeer, connector: DSureConnector) ->
     assert health.latency_ms is not None
     peer.stop()
     assert (await connector.health()).state is HealthState.DOWN
+
+
+async def test_a_surety_company_publishes_a_certificate_the_city_then_looks_up(
+        peer: DSurePeer, connector: DSureConnector) -> None:
+    cert = seed_certificate("40001-0042K").model_copy(update={"work_name": "市道１号線舗装工事"})
+    body = cert.model_dump_json()
+    async with httpx.AsyncClient(base_url=peer.url) as http:
+        refused = await http.post("/api/v1/issuer/certificates", content=body,
+                                  headers={"Authorization": "Bearer not-the-issuer"})
+        assert refused.status_code == 401
+        bad = await http.post("/api/v1/issuer/certificates", content=b'{"contract_number": 1}',
+                              headers={"Authorization": f"Bearer {LOCAL_ISSUER_TOKEN}"})
+        assert bad.status_code == 422
+        published = await http.post("/api/v1/issuer/certificates", content=body,
+                                    headers={"Authorization": f"Bearer {LOCAL_ISSUER_TOKEN}"})
+    assert published.status_code == 201
+    answer = published.json()
+    assert answer["contract_number"] == "40001-0042K"
+    assert len(answer["auth_key"]) == 12
+    result = await connector.check(SuretyCheckRequested(
+        contract_number="40001-0042K", auth_key=answer["auth_key"],
+        source=SuretyKeySource.MAIL))
+    assert isinstance(result, SuretyCertificateFetched)
+    assert result.certificate == cert
+    wrong = await connector.check(SuretyCheckRequested(
+        contract_number="40001-0042K", auth_key="x" * 12, source=SuretyKeySource.MAIL))
+    assert isinstance(wrong, SuretyLookupRefused)
