@@ -29,7 +29,13 @@ from schemas.envelope import new_envelope, utc_now
 from schemas.registry import Payload
 from schemas.topics import Topics
 
-__all__ = ["Wiring", "default_wiring", "load_wiring"]
+__all__ = [
+    "Wiring",
+    "default_wiring",
+    "invoice_consumer",
+    "load_wiring",
+    "surety_consumer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,24 @@ def registration_consumer() -> ConsumerSpec:
         description="利用者登録・変更・ICカード更新: REG, CHG, RNW rules; events and NTF mails",
         emits=((Topics.REGISTRATION_EVENTS, events), (Topics.MAIL_REQUESTS, (MailRequested,))),
     )
+
+
+def surety_consumer() -> ConsumerSpec:
+    """電子保証 (SUR-1 … SUR-6): certificates checked against the case facts."""
+    from pipelines import surety
+
+    return ConsumerSpec("surety", surety.TOPICS, handlers=surety.HANDLERS,
+                        description="電子保証: SUR-1 … SUR-6; certificates checked against "
+                        "the case facts", emits=surety.EMITS)
+
+
+def invoice_consumer() -> ConsumerSpec:
+    """請求書 (INV-1 … INV-3): T-numbers, JP PINT, payment requests to the ERP."""
+    from pipelines import invoices
+
+    return ConsumerSpec("invoices", invoices.TOPICS, handlers=invoices.HANDLERS,
+                        description="請求書: INV-1 登録番号, INV-2 JP PINT, INV-3 支払請求 to "
+                        "the ERP", emits=invoices.EMITS)
 
 
 def propagation_job(interval_s: float) -> ScheduledJob:
@@ -130,13 +154,11 @@ def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
     rest of ``HUB_CITYSIGNER_*``); without it, concluded-by-card cases wait in city-agreed.
     """
     from connectors.mail.settings import MailSettings
-    from pipelines.contract import wiring as contract
-    from pipelines.contract.review_api import review_router
-    from pipelines.invoices.handlers import consumers as invoice_consumers
-    from pipelines.surety.handlers import consumers as surety_consumers
+    from hub.contract import wiring as contract
+    from hub.contract.review_api import review_router
 
-    wiring.consumers.extend(surety_consumers())
-    wiring.consumers.extend(invoice_consumers())
+    wiring.consumers.append(surety_consumer())
+    wiring.consumers.append(invoice_consumer())
     wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
     wiring.jobs.extend(contract.jobs(city_signer=city_signer(),
                                      mail_dir=MailSettings().documents_dir))

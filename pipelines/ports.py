@@ -27,7 +27,7 @@ from schemas.envelope import Envelope
 from schemas.registry import Payload
 from schemas.topics import TopicSpec
 
-__all__ = ["Handler", "HandlerContext", "PermanentFailure"]
+__all__ = ["Handler", "HandlerContext", "PermanentFailure", "SigningJobs"]
 
 
 class HandlerContext(Protocol):
@@ -60,3 +60,17 @@ class PermanentFailure(Exception):
 
 
 Handler = Callable[[HandlerContext, Envelope[Any]], None]
+
+
+class SigningJobs(Protocol):
+    """Where a pipeline queues a document for a contractor's IC-card signature (CON-2).
+
+    The hub provides it (the card gateway's signing jobs); the job is written with the
+    handler's ``session``, so it exists exactly when the handler's transaction commits.
+    """
+
+    def create_job(self, session: Session, *, network: str, user_id: str,
+                   procuring_entity: str, subject: str, parties: list[str], amount_yen: int,
+                   document: bytes, now: datetime) -> str:
+        """Queue ``document`` for ``user_id`` of ``network`` to sign; return the job's id."""
+        ...

@@ -2,10 +2,9 @@
 
 Pure rules (:mod:`.rules`, texts in :mod:`.texts`, mails in :mod:`.mails`) over a
 :class:`~.state.CaseState`; the tables (:mod:`.models`) and store (:mod:`.store`); the
-Kafka handler (:mod:`.handlers`); the timeout and signing jobs (:mod:`.jobs`); the
-archive queries, 合意締結証明書 and re-validation (:mod:`.archive`); the HTTP routers
-for the city's staff (:mod:`.api`) and the contractor's review page (:mod:`.review_api`);
-what the hub wires (:mod:`.wiring`).
+Kafka handler (:mod:`.handlers`); the archive queries, 合意締結証明書 and re-validation
+(:mod:`.archive`). What needs the hub (scheduled jobs, HTTP routers, the consumers it
+runs) lives in :mod:`hub.contract`.
 """
 
 from pipelines.contract.rules import Decision, decide

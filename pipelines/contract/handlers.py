@@ -2,8 +2,8 @@
 
 One transactional handler (pipelines/ports.py) for every message of the process: it
 loads the case named by the message, asks the pure rules (:mod:`.rules`), saves the
-new state, creates the contractor's gateway signing job when the rules ask for it
-(CON-2), and emits events on ``proc.contract.events``, CloudSign commands on
+new state, creates the contractor's signing job through the :class:`~pipelines.ports.SigningJobs`
+port the hub wires (CON-2), and emits events on ``proc.contract.events``, CloudSign commands on
 ``proc.contract.commands`` and mails on ``proc.mail.requests`` (CON-3, CON-4). A step
 that breaks a rule gives a :class:`ContractStepRejected` naming it and changes nothing.
 Review-link expiry is judged at the time the person acted (the envelope's occurred-at).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hub.gateway.jobs import create_job
 from pipelines.contract.rules import Decision, case_of, decide
 from pipelines.contract.state import CaseState, ContractPolicy, policy_from_env
 from pipelines.contract.store import (
@@ -25,7 +24,7 @@ from pipelines.contract.store import (
     put_document,
     save_case,
 )
-from pipelines.ports import Handler, HandlerContext, PermanentFailure
+from pipelines.ports import Handler, HandlerContext, PermanentFailure, SigningJobs
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,
@@ -66,6 +65,7 @@ __all__ = [
     "handle_contract_message",
     "use_cloudsign_store",
     "use_policy",
+    "use_signing_jobs",
 ]
 
 
@@ -79,6 +79,13 @@ class DocumentBridge(Protocol):
 
 _policy: ContractPolicy | None = None
 _cloudsign_store: DocumentBridge | None = None
+_signing_jobs: SigningJobs | None = None
+
+
+def use_signing_jobs(jobs: SigningJobs | None) -> None:
+    """Where the contractor's IC-card signing jobs are queued (the hub's card gateway)."""
+    global _signing_jobs  # noqa: PLW0603 -- one gateway per process, set once at start-up
+    _signing_jobs = jobs
 
 
 def use_cloudsign_store(store: DocumentBridge | None) -> None:
@@ -114,12 +121,14 @@ def _signing_job(ctx: HandlerContext, state: CaseState) -> CaseState:
         pdf = get_document(ctx.session, state.document)
     except DocumentMissingError as exc:
         raise PermanentFailure(str(exc), rule_ids=("CON-2",)) from exc
+    if _signing_jobs is None:  # a wiring mistake: retried, then dead-lettered for replay
+        raise RuntimeError("no signing-job port wired; call use_signing_jobs() at start-up")
     people = [state.contractor_name, state.city_name]
-    job = create_job(ctx.session, network=state.contractor_network,
+    job_id = _signing_jobs.create_job(ctx.session, network=state.contractor_network,
                      user_id=state.contractor_user_id, procuring_entity=state.procuring_entity,
                      subject=state.title or state.subject, parties=people,
                      amount_yen=state.amount_yen, document=pdf, now=ctx.now)
-    return state.model_copy(update={"signing_job_id": job.id})
+    return state.model_copy(update={"signing_job_id": job_id})
 
 
 def _bridge(ctx: HandlerContext, decision: Decision, new: CaseState) -> CaseState:

@@ -8,7 +8,7 @@ by user ID). Accepted invoices are kept in ``inv_invoice`` (INV-3: paid once).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -20,12 +20,9 @@ from schemas.envelope import Envelope
 from schemas.erp import ErpRegistrationRequested
 from schemas.invoice import InvoiceAccepted, InvoiceRejected, InvoiceSubmitted
 from schemas.registry import Payload
-from schemas.topics import Topics
+from schemas.topics import Topics, TopicSpec
 
-if TYPE_CHECKING:
-    from hub.consumers import ConsumerSpec
-
-__all__ = ["HANDLERS", "consumers", "handle_invoice_submitted", "registered_issuer_numbers"]
+__all__ = ["EMITS", "HANDLERS", "TOPICS", "handle_invoice_submitted", "registered_issuer_numbers"]
 
 
 def registered_issuer_numbers(session: Session, contractor_id: str) -> frozenset[str] | None:
@@ -68,15 +65,11 @@ HANDLERS: dict[type[Payload], Handler] = {InvoiceSubmitted: handle_invoice_submi
 """Every message type the invoice pipeline reads, and its handler."""
 
 
-def consumers() -> tuple[ConsumerSpec, ...]:
-    """The invoice pipeline's consumer group, for ``hub.bootstrap.default_wiring``."""
-    from hub.consumers import ConsumerSpec  # the hub wires pipelines, not the other way
+TOPICS: tuple[TopicSpec, ...] = (Topics.INVOICE_COMMANDS,)
+"""What the invoice pipeline's consumer group reads."""
 
-    return (ConsumerSpec(
-        "invoices",
-        (Topics.INVOICE_COMMANDS,),
-        handlers=HANDLERS,
-        description="請求書: INV-1 登録番号, INV-2 JP PINT, INV-3 支払請求 to the ERP",
-        emits=((Topics.INVOICE_EVENTS, (InvoiceAccepted, InvoiceRejected)),
-               (Topics.ERP_COMMANDS, (ErpRegistrationRequested,))),
-    ),)
+EMITS: tuple[tuple[TopicSpec, tuple[type[Payload], ...]], ...] = (
+    (Topics.INVOICE_EVENTS, (InvoiceAccepted, InvoiceRejected)),
+    (Topics.ERP_COMMANDS, (ErpRegistrationRequested,)),
+)
+"""What its handler publishes, by topic (the hub declares it in the consumer's spec)."""

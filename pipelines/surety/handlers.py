@@ -9,7 +9,7 @@ the case facts arrive, so the order of the two topics does not matter.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -51,14 +51,12 @@ from schemas.surety import (
     SuretyProduct,
     SuretyRejected,
 )
-from schemas.topics import Topics
-
-if TYPE_CHECKING:
-    from hub.consumers import ConsumerSpec
+from schemas.topics import Topics, TopicSpec
 
 __all__ = [
+    "EMITS",
     "HANDLERS",
-    "consumers",
+    "TOPICS",
     "handle_application",
     "handle_case",
     "handle_certificate",
@@ -220,22 +218,16 @@ HANDLERS: dict[type[Payload], Handler] = {
 """Every message type the surety pipeline reads, and its handler."""
 
 
-def consumers() -> tuple[ConsumerSpec, ...]:
-    """The surety pipeline's consumer group, for ``hub.bootstrap.default_wiring``."""
-    from hub.consumers import ConsumerSpec  # the hub wires pipelines, not the other way
+TOPICS: tuple[TopicSpec, ...] = (Topics.CASE_EVENTS, Topics.SURETY_EVENTS, Topics.SURETY_COMMANDS,
+          Topics.APPLICATION_EVENTS)
+"""What the surety pipeline's consumer group reads."""
 
-    return (ConsumerSpec(
-        "surety",
-        (Topics.CASE_EVENTS, Topics.SURETY_EVENTS, Topics.SURETY_COMMANDS,
-         Topics.APPLICATION_EVENTS),
-        handlers=HANDLERS,
-        description="電子保証: SUR-1 … SUR-6; certificates checked against the case facts",
-        emits=(
-            (Topics.SURETY_EVENTS, (SuretyAccepted, SuretyRejected, PaperGuaranteeTaskOpened,
-                                    PaperGuaranteeTaskClosed, ContractSuretyCompleted)),
-            (Topics.SURETY_COMMANDS, (SuretyCheckRequested,)),
-            (Topics.ERP_COMMANDS, (ErpRegistrationRequested,)),
-            (Topics.APPLICATION_COMMANDS, (CorrectionRequested,)),
-            (Topics.MAIL_REQUESTS, (MailRequested,)),
-        ),
-    ),)
+EMITS: tuple[tuple[TopicSpec, tuple[type[Payload], ...]], ...] = (
+    (Topics.SURETY_EVENTS, (SuretyAccepted, SuretyRejected, PaperGuaranteeTaskOpened,
+                            PaperGuaranteeTaskClosed, ContractSuretyCompleted)),
+    (Topics.SURETY_COMMANDS, (SuretyCheckRequested,)),
+    (Topics.ERP_COMMANDS, (ErpRegistrationRequested,)),
+    (Topics.APPLICATION_COMMANDS, (CorrectionRequested,)),
+    (Topics.MAIL_REQUESTS, (MailRequested,)),
+)
+"""What its handlers publish, by topic (the hub declares it in the consumer's spec)."""

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from connectors.devpki import DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
-from pipelines.contract.api import archive_router
+from hub.contract.archive_api import archive_router
 from pipelines.contract.archive import (
     NotConcludedError,
     certificate_pdf,

@@ -27,6 +27,7 @@ from connectors.cloudsign import CloudSignConnector, CloudSignSettings
 from connectors.cloudsign.effects import effects
 from connectors.cloudsign.peer import CloudSignPeer
 from hub.consumers import ConsumerSpec
+from hub.contract.wiring import consumers
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.outbox import load_headers
@@ -34,7 +35,6 @@ from hub.processing import Processor
 from hub.settings import RetrySettings
 from pipelines.contract.handlers import use_cloudsign_store
 from pipelines.contract.store import get_document, load_case, put_document
-from pipelines.contract.wiring import consumers
 from schemas.cloudsign import ContractCompletionNotified
 from schemas.contract import (
     ContractCaseOpened,

@@ -31,6 +31,12 @@ from connectors.citysigner import CitySignerError, async_validate_contract_pdf
 from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from hub.contract.jobs import (
+    collect_contractor_signatures,
+    expire_review_links,
+    sign_for_city,
+)
+from hub.contract.wiring import consumers, jobs
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.gateway.config import GatewayConfig
@@ -42,14 +48,8 @@ from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
 from pipelines.contract.handlers import use_policy
-from pipelines.contract.jobs import (
-    collect_contractor_signatures,
-    expire_review_links,
-    sign_for_city,
-)
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
-from pipelines.contract.wiring import consumers, jobs
 from pipelines.registration.models import CardRegistrationRow, CardRow, ContractorRow
 from schemas.contract import (
     CityAgreed,

@@ -22,17 +22,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.contract.archive_api import archive_router
+from hub.contract.review_api import review_router
+from hub.contract.wiring import consumers
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.contract.api import archive_router
 from pipelines.contract.handlers import use_policy
-from pipelines.contract.review_api import review_router
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case
-from pipelines.contract.wiring import consumers
 from schemas.contract import (
     ContractCaseOpened,
     ContractParty,

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from hub.bootstrap import invoice_consumer
 from hub.consumers import ConsumerSpec
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.processing import BatchReport, Processor
 from hub.settings import RetrySettings
-from pipelines.invoices import consumers
 from pipelines.invoices.models import InvoiceRow
 from pipelines.registration.handlers import HANDLERS as REGISTRATION
 from pipelines.registration.models import ContractorRow
@@ -86,7 +86,7 @@ def invoice(company_id: str, **change: Any) -> InvoiceSubmitted:
 async def test_jp_pint_invoice_to_erp_payment_once(engine: Engine) -> None:
     """INV-1 (number registered via the registration pipeline), INV-2, INV-3."""
     company_id = await registered_contractor(engine, T_NUMBER)
-    run = Run(engine, consumers()[0])
+    run = Run(engine, invoice_consumer())
     cmd = invoice(company_id)
     first = await run.send(cmd)
     again = await run.send(cmd)  # the same invoice sent again: a new message, same number
@@ -116,7 +116,7 @@ async def test_unregistered_issuer_number_is_rejected(engine: Engine,
                                                       registered: str | None) -> None:
     """INV-1: the invoice's T-number must be in the contractor's user data first."""
     company_id = await registered_contractor(engine, registered)
-    await Run(engine, consumers()[0]).send(invoice(company_id))
+    await Run(engine, invoice_consumer()).send(invoice(company_id))
     events = [p for _, p in outbox(engine) if isinstance(p, InvoiceRejected | InvoiceAccepted)]
     assert len(events) == 1
     assert isinstance(events[0], InvoiceRejected)
@@ -126,7 +126,7 @@ async def test_unregistered_issuer_number_is_rejected(engine: Engine,
 
 
 async def test_unknown_contractor_and_hostile_xml_are_rejections(engine: Engine) -> None:
-    run = Run(engine, consumers()[0])
+    run = Run(engine, invoice_consumer())
     hostile = ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
                '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&x;'
                '</Invoice>')

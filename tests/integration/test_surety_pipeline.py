@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from hub.bootstrap import surety_consumer
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.processing import BatchReport, Processor
 from hub.settings import RetrySettings
-from pipelines.surety import consumers
 from pipelines.surety.models import (
     GuaranteeRow,
     PaperTaskRow,
@@ -50,7 +50,7 @@ class Feed:
     """Turns payloads into Kafka deliveries of the case and runs them through the Processor."""
 
     def __init__(self, engine: Engine) -> None:
-        (spec,) = consumers()
+        spec = surety_consumer()
         self.processor = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                                    producer="test", clock=lambda: NOW, rng=random.Random(1))
         self.engine = engine

@@ -7,10 +7,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from connectors.mail.templates import render, required_values
+from hub.contract.wiring import consumers, jobs
 from pipelines.contract.handlers import COMMANDS, HANDLERS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
-from pipelines.contract.wiring import consumers, jobs
 from schemas.cloudsign import ContractConcluded, ContractDeclined, ContractSent
 from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
 from schemas.surety import ContractSuretyCompleted

@@ -1,16 +1,17 @@
-"""The invoice pipeline's consumer spec: what the lead wires into default_wiring, and its
+"""The invoice pipeline's consumer spec as hub.bootstrap wires it, and its
 AsyncAPI document."""
 
 from __future__ import annotations
 
+from hub.bootstrap import invoice_consumer
 from hub.broker import asyncapi
-from pipelines.invoices import HANDLERS, consumers
+from pipelines.invoices import HANDLERS
 from schemas.invoice import InvoiceSubmitted
 from schemas.topics import Topics
 
 
 def test_invoice_consumer_reads_commands_and_documents_what_it_emits() -> None:
-    (spec,) = consumers()
+    spec = invoice_consumer()
     assert (spec.name, spec.topics) == ("invoices", (Topics.INVOICE_COMMANDS,))
     assert set(HANDLERS) == {InvoiceSubmitted}
     assert [t for t, _ in spec.emits] == [Topics.INVOICE_EVENTS, Topics.ERP_COMMANDS]

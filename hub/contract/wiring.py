@@ -1,9 +1,13 @@
-"""What the lead adds to hub/bootstrap.py's default wiring for the contract process.
+"""What hub/bootstrap.py's default wiring runs for the contract process (CON-1 … CON-7).
 
-    wiring.consumers.extend(contract.consumers())
+    wiring.consumers.extend(contract.consumers(cloudsign_store=...))
     wiring.jobs.extend(contract.jobs(city_signer=..., mail_dir=mail_settings.documents_dir))
-    wiring.routers.append(archive_router(engine, roots))  # pipelines.contract.api, staff
-    wiring.routers.append(review_router(engine))          # pipelines.contract.review_api
+    wiring.routers.append(staff_only(archive_router(engine, roots)))  # .archive_api
+    wiring.routers.append(review_router(engine))                      # .review_api
+
+The process manager's handler (pipelines/contract) queues the contractor's signing job
+through the :class:`~pipelines.ports.SigningJobs` port; :class:`GatewaySigningJobs`
+provides it with the card gateway's jobs.
 """
 
 from __future__ import annotations
@@ -18,26 +22,46 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.consumers import ConsumerSpec
-from hub.runtime import ScheduledJob
-from pipelines.contract.handlers import EVENTS, HANDLERS, DocumentBridge, use_cloudsign_store
-from pipelines.contract.jobs import (
+from hub.contract.jobs import (
     CitySigning,
     collect_contractor_signatures,
     expire_review_links,
     sign_for_city,
+)
+from hub.gateway.jobs import create_job
+from hub.runtime import ScheduledJob
+from pipelines.contract.handlers import (
+    EVENTS,
+    HANDLERS,
+    DocumentBridge,
+    use_cloudsign_store,
+    use_signing_jobs,
 )
 from schemas.cloudsign import ContractSendRequested
 from schemas.envelope import utc_now
 from schemas.mail import MailRequested
 from schemas.topics import Topics
 
-__all__ = ["consumers", "jobs"]
+__all__ = ["GatewaySigningJobs", "consumers", "jobs"]
+
+
+class GatewaySigningJobs:
+    """The :class:`~pipelines.ports.SigningJobs` port on the card gateway's signing jobs."""
+
+    def create_job(self, session: Session, *, network: str, user_id: str,
+                   procuring_entity: str, subject: str, parties: list[str], amount_yen: int,
+                   document: bytes, now: datetime) -> str:
+        return create_job(session, network=network, user_id=user_id,
+                          procuring_entity=procuring_entity, subject=subject, parties=parties,
+                          amount_yen=amount_yen, document=document, now=now).id
 
 
 def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
     """The process manager: its commands, CloudSign's events (CON-1 … CON-4) and the
     surety pipeline's 契約保証 completion (SUR-6). ``cloudsign_store``: the CloudSign
-    connector's document store (``CloudSignConnector().store``), for the CloudSign route."""
+    connector's document store (``CloudSignConnector().store``), for the CloudSign route.
+    The contractor's signing jobs go to the card gateway (:class:`GatewaySigningJobs`)."""
+    use_signing_jobs(GatewaySigningJobs())
     if cloudsign_store is not None:
         use_cloudsign_store(cloudsign_store)
     return [ConsumerSpec(

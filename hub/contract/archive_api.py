@@ -7,8 +7,8 @@ the process's commands through the outbox and answer 202 with the request id.
 ``GET /contracts`` lists and searches (date, amount, counterparty, status);
 ``GET /contracts/{case}/certificate`` gives the 合意締結証明書 as JSON and
 ``…/certificate.pdf`` as a PDF; ``GET /contracts/{case}/document`` the signed PDF;
-``POST /contracts/{case}/validation`` re-validates its signatures now. The lead mounts
-it behind the city's staff authentication (the hub's HTTP app has none of its own).
+``POST /contracts/{case}/validation`` re-validates its signatures now. The wiring mounts it
+behind the city's staff authentication (:mod:`hub.staff`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.contract.review_api import AcceptedOut, WhoIn, refuse_early
 from hub.outbox import enqueue
 from pipelines.contract import texts
 from pipelines.contract.archive import (
@@ -35,7 +36,6 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
-from pipelines.contract.review_api import AcceptedOut, WhoIn, refuse_early
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
