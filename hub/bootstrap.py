@@ -34,6 +34,7 @@ __all__ = [
     "default_wiring",
     "invoice_consumer",
     "load_wiring",
+    "staff_routers",
     "surety_consumer",
 ]
 
@@ -206,9 +207,9 @@ def webhook_routers(wiring: Wiring) -> None:
     wiring.routers.append(cloudsign_hook(on_document))
 
 
-def gateway(wiring: Wiring) -> None:
-    """The card agents' gateway. Without HUB_GATEWAY_CARD_ROOTS the embedded default
-    trusts the project's test PKI (never in production)."""
+def gateway(wiring: Wiring) -> Any:
+    """The card agents' gateway (returns its GatewayConfig). Without HUB_GATEWAY_CARD_ROOTS
+    the embedded default trusts the project's test PKI (never in production)."""
     from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
 
     settings = GatewaySettings()
@@ -221,8 +222,24 @@ def gateway(wiring: Wiring) -> None:
                                                     pki.tsa.cert_path))
         log.warning("gateway: no HUB_GATEWAY_CARD_ROOTS; trusting the test PKI in %s",
                     pki.directory)
-    wiring.routers.append(build_router(gateway_config(wiring.engine, settings)))
+    config = gateway_config(wiring.engine, settings)
+    wiring.routers.append(build_router(config))
     wiring.consumers.append(OUTCOME_CONSUMER)
+    return config
+
+
+def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
+    """The contract archive and the city's steps (CON-6, CON-7), for staff tokens only
+    (hub/staff.py). Signatures are re-validated against the gateway's signature roots and
+    the city signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
+    from connectors.citysigner import CitySignerSettings
+    from connectors.citysigner.signer import load_pem_files
+    from hub.contract.archive_api import archive_router
+    from hub.staff import staff_auth, staff_only
+
+    roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
+    wiring.routers.append(staff_only(archive_router(wiring.engine, roots),
+                                     staff_auth(settings.staff, RUN_DIR)))
 
 
 def default_wiring(settings: Settings) -> Wiring:
@@ -235,7 +252,7 @@ def default_wiring(settings: Settings) -> Wiring:
     connectors = connector_consumers(wiring)
     case_pipelines(wiring, connectors["connector.cloudsign"])
     webhook_routers(wiring)
-    gateway(wiring)
+    staff_routers(wiring, settings, gateway(wiring).signature_roots)
     return wiring
 
 

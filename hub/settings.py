@@ -21,7 +21,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["KafkaSettings", "RetrySettings", "Settings", "load_settings"]
+__all__ = [
+    "KafkaSettings",
+    "RetrySettings",
+    "Settings",
+    "StaffSettings",
+    "load_settings",
+]
 
 RUN_DIR = Path(os.environ.get("HUB_RUN_DIR", Path(__file__).resolve().parent.parent / ".run"))
 
@@ -83,6 +89,20 @@ class RetrySettings(BaseModel):
     poll_interval_s: float = Field(default=0.5, gt=0)
 
 
+class StaffSettings(BaseModel):
+    """Who may use the city staff's HTTP endpoints (contract archive and steps: CON-6, CON-7).
+
+    Only SHA-256 digests of the staff API tokens are configured (hex, one per token):
+    ``HUB_STAFF__TOKEN_SHA256`` (a JSON list) and/or ``HUB_STAFF__TOKEN_FILE`` (one digest
+    per line, ``#`` comments). hub/staff.py checks their form without echoing a value (a
+    token put there by mistake must not reach a log). With neither, the embedded default
+    generates one token into ``RUN_DIR/staff-token`` (hub/staff.py).
+    """
+
+    token_sha256: tuple[str, ...] = ()
+    token_file: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -94,6 +114,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8480
     retry: RetrySettings = RetrySettings()
+    staff: StaffSettings = StaffSettings()
     outbox_poll_interval_s: float = 0.1
     outbox_orphan_age_s: float = Field(
         default=0.5, ge=0,
