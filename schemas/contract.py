@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.cloudsign import DocumentRef
 from schemas.mail import MailAddress
@@ -115,6 +116,18 @@ class ContractCaseOpened(Payload):
     route: ContractRoute = ContractRoute.CARD
     surety_required: bool = Field(default=False, description="契約保証 needed (SUR-6).")
     opened_at: AwareDatetime
+    contractor_id: str | None = Field(
+        default=None, pattern=r"^[0-9]{16}$",
+        description="受注者の企業ID (16 digits) for the ERP's 契約登録; when absent the hub "
+        "reads it from the contractor's registration (network + user ID).")
+    period_start: date | None = Field(default=None, description="工期 (開始), for the ERP.")
+    period_end: date | None = Field(default=None, description="工期 (終了), for the ERP.")
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> Self:
+        if self.period_start and self.period_end and self.period_end < self.period_start:
+            raise ValueError("工期: the end is before the start")
+        return self
 
 
 @message("econtract.application", 1)

@@ -39,6 +39,7 @@ from pipelines.contract.handlers import (
 )
 from schemas.cloudsign import ContractSendRequested
 from schemas.envelope import utc_now
+from schemas.erp import ErpRegistrationRequested
 from schemas.mail import MailRequested
 from schemas.topics import Topics
 
@@ -58,8 +59,9 @@ class GatewaySigningJobs:
 
 def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
     """The process manager: its commands, CloudSign's events (CON-1 … CON-4) and the
-    surety pipeline's 契約保証 completion (SUR-6). ``cloudsign_store``: the CloudSign
-    connector's document store (``CloudSignConnector().store``), for the CloudSign route.
+    surety pipeline's 契約保証 completion (SUR-6); on conclusion the ERP's 契約登録.
+    ``cloudsign_store``: the CloudSign connector's document store
+    (``CloudSignConnector().store``), for the CloudSign route.
     The contractor's signing jobs go to the card gateway (:class:`GatewaySigningJobs`)."""
     use_signing_jobs(GatewaySigningJobs())
     if cloudsign_store is not None:
@@ -70,7 +72,8 @@ def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[Consumer
         description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route",
         emits=((Topics.CONTRACT_EVENTS, EVENTS),
                (Topics.CONTRACT_COMMANDS, (ContractSendRequested,)),
-               (Topics.MAIL_REQUESTS, (MailRequested,))))]
+               (Topics.MAIL_REQUESTS, (MailRequested,)),
+               (Topics.ERP_COMMANDS, (ErpRegistrationRequested,))))]
 
 
 def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None,

@@ -4,15 +4,21 @@ One transactional handler (pipelines/ports.py) for every message of the process:
 loads the case named by the message, asks the pure rules (:mod:`.rules`), saves the
 new state, creates the contractor's signing job through the :class:`~pipelines.ports.SigningJobs`
 port the hub wires (CON-2), and emits events on ``proc.contract.events``, CloudSign commands on
-``proc.contract.commands`` and mails on ``proc.mail.requests`` (CON-3, CON-4). A step
+``proc.contract.commands``, mails on ``proc.mail.requests`` (CON-3, CON-4) and, on
+conclusion, the ERP's 契約登録 on ``proc.erp.commands``. A case opened without the
+contractor's 企業ID takes it from the contractor's registration (network + user ID). A step
 that breaks a rule gives a :class:`ContractStepRejected` naming it and changes nothing.
 Review-link expiry is judged at the time the person acted (the envelope's occurred-at).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
+from sqlmodel import select
+
+from pipelines.contract.erp import why_not_registered
 from pipelines.contract.rules import Decision, case_of, decide
 from pipelines.contract.state import CaseState, ContractPolicy, policy_from_env
 from pipelines.contract.store import (
@@ -25,6 +31,7 @@ from pipelines.contract.store import (
     save_case,
 )
 from pipelines.ports import Handler, HandlerContext, PermanentFailure, SigningJobs
+from pipelines.registration.models import ContractorRow
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,
@@ -77,6 +84,8 @@ class DocumentBridge(Protocol):
     def get(self, ref: DocumentRef) -> bytes: ...
 
 
+log = logging.getLogger(__name__)
+
 _policy: ContractPolicy | None = None
 _cloudsign_store: DocumentBridge | None = None
 _signing_jobs: SigningJobs | None = None
@@ -113,6 +122,16 @@ def _case_id(ctx: HandlerContext, cmd: Payload) -> str | None:
     if isinstance(cmd, ContractSent):
         return case_by_cloudsign_request(ctx.session, str(cmd.request_id))
     return case_of(cmd)
+
+
+def _company_id(ctx: HandlerContext, state: CaseState) -> CaseState:
+    """The contractor's 企業ID from its registration, when the case was opened without it."""
+    if state.contractor_id is not None:
+        return state
+    found = ctx.session.exec(select(ContractorRow.company_id).where(
+        ContractorRow.network == state.contractor_network,
+        ContractorRow.user_id == state.contractor_user_id)).first()
+    return state if found is None else state.model_copy(update={"contractor_id": found})
 
 
 def _signing_job(ctx: HandlerContext, state: CaseState) -> CaseState:
@@ -158,6 +177,8 @@ def _publish(ctx: HandlerContext, envelope: Envelope[Any], case_id: str,
         ctx.emit(Topics.CONTRACT_COMMANDS, command, cause=envelope, correlation_id=case_id)
     for mail in decision.mails:
         ctx.emit(Topics.MAIL_REQUESTS, mail, cause=envelope, correlation_id=case_id)
+    for registration in decision.erp:
+        ctx.emit(Topics.ERP_COMMANDS, registration, cause=envelope, correlation_id=case_id)
 
 
 def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
@@ -167,6 +188,8 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
     if case_id is None:
         return  # CloudSign's answer to a send this process did not ask for
     state = load_case(ctx.session, case_id)
+    if state is not None and isinstance(cmd, _CONCLUDING):
+        state = _company_id(ctx, state)
     decision = decide(state, cmd, entity=envelope.procuring_entity, now=ctx.now,
                       acted_at=envelope.occurred_at, policy=current_policy())
     if decision.rejected:
@@ -180,9 +203,16 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
     if decision.sign_request:
         new = _signing_job(ctx, new)
     new = _bridge(ctx, decision, new)
+    if new.concluded_at is not None and not decision.erp and any(
+            isinstance(e, ElectronicContractConcluded) for e in decision.events):
+        log.warning("case %s concluded but not registered in the ERP: %s; register it "
+                    "there by hand", case_id, why_not_registered(new))
     save_case(ctx.session, new)
     _publish(ctx, envelope, case_id, decision)
 
+
+_CONCLUDING = (CitySignatureApplied, ContractConcluded)
+"""The steps that can conclude a case (and so need the 企業ID for the ERP)."""
 
 COMMANDS: tuple[type[Payload], ...] = (
     ContractCaseOpened, ElectronicContractApplication, ContractSetPrepared,

@@ -4,7 +4,8 @@ CON-2's flow, one case at a time: 開札 (:class:`ContractCaseOpened`) → 電�
 (CON-1) → the city's contract set → review through an expiring link (CON-3), where the
 contractor agrees, rejects or forwards → the contractor's IC-card signature (a gateway
 signing job; the gateway validates it, CON-5) → the city agrees → the city's own signer
-(PAdES B-LT) → 締結完了, with a CONTRACT_CONCLUDED mail per party (CON-4). On the
+(PAdES B-LT) → 締結完了, with a CONTRACT_CONCLUDED mail per party (CON-4) and the ERP's
+契約登録 (:mod:`.erp`). On the
 CloudSign route the set goes to CloudSign and the conclusion comes back from its
 connector. No I/O here: :func:`decide` returns the new state and what to emit, or the
 rejection with CON rule IDs and nothing else.
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pipelines.contract import texts
+from pipelines.contract.erp import contract_registration
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import PARTIES, CaseState, ContractPolicy, ReviewLink
 from schemas.cloudsign import (
@@ -47,6 +49,7 @@ from schemas.contract import (
     ReviewLinkExpiryReached,
     ReviewLinkResendRequested,
 )
+from schemas.erp import ErpRegistrationRequested
 from schemas.mail import MailRequested
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -71,6 +74,8 @@ class Decision:
     commands: list[Payload] = field(default_factory=list)
     """On ``Topics.CONTRACT_COMMANDS`` (CloudSign's connector)."""
     mails: list[MailRequested] = field(default_factory=list)
+    erp: list[ErpRegistrationRequested] = field(default_factory=list)
+    """On ``Topics.ERP_COMMANDS``: the 契約登録 of a concluded case."""
     sign_request: bool = False
     """Create the contractor's signing job for the state's document (gateway)."""
     violations: tuple[RuleViolation, ...] = ()
@@ -132,7 +137,8 @@ def _opened(cmd: ContractCaseOpened, entity: str) -> Decision:
         contractor_user_id=cmd.contractor_user_id, contractor_name=cmd.contractor_name,
         city_name=cmd.city_name, city_officer=cmd.city_officer, route=cmd.route,
         surety_required=cmd.surety_required, status=S.OPENED, opened_at=cmd.opened_at,
-        updated_at=cmd.opened_at)
+        updated_at=cmd.opened_at, contractor_id=cmd.contractor_id,
+        period_start=cmd.period_start, period_end=cmd.period_end)
     step = ContractStepRecorded(case_id=state.case_id, status=state.status,
                                 step=cmd.message_type, agreed=0, parties=PARTIES,
                                 at=cmd.opened_at)
@@ -276,6 +282,9 @@ def _concluded(state: CaseState, cmd: Payload, now: datetime, document: Any,
         case_id=new.case_id, route=new.route, concluded_at=at, document=document))
     if new.route is ContractRoute.CARD:
         decision.mails.extend(concluded_mails(new))  # CloudSign mails both parties itself
+    registration = contract_registration(new, at)
+    if registration is not None:  # else the handler says why (erp.why_not_registered)
+        decision.erp.append(registration)
     return decision
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -60,6 +60,11 @@ class CaseState(BaseModel):
     """保証契約番号 of the accepted 契約保証 (SUR-6), once the surety pipeline says so."""
     opened_at: AwareDatetime
     updated_at: AwareDatetime
+    contractor_id: str | None = None
+    """企業ID for the ERP (CaseOpened's, else the contractor's registration)."""
+    period_start: date | None = None
+    period_end: date | None = None
+    """工期 as the case was opened with it (for the ERP's 契約登録)."""
     authorized: ContractParty | None = None
     officers: tuple[ContractParty, ...] = ()
     title: str | None = None

@@ -47,6 +47,7 @@ from hub.gateway.sessions import CardSession
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
+from pipelines.contract.erp import default_period
 from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
@@ -62,7 +63,8 @@ from schemas.contract import (
     ElectronicContractApplication,
     ReviewLinkResendRequested,
 )
-from schemas.envelope import Envelope, new_envelope
+from schemas.envelope import JST, Envelope, new_envelope
+from schemas.erp import ErpRegistrationKind, ErpRegistrationRequested
 from schemas.mail import MailKind
 from schemas.registry import Payload
 from schemas.topics import Topics
@@ -280,6 +282,21 @@ async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevP
     report = await async_validate_contract_pdf(signed, pki.trust_roots)
     assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
     assert report.valid, report
+
+    # registered in the ERP in the same transaction, 企業ID from the contractor's registration
+    (erp,) = w.published(Topics.ERP_COMMANDS.name)
+    assert erp.correlation_id == CASE
+    assert isinstance(erp.payload, ErpRegistrationRequested)
+    assert erp.payload.kind is ErpRegistrationKind.CONTRACT
+    assert (erp.payload.business_key, erp.payload.contract_number) == (f"contract-{CASE}", CASE)
+    assert (erp.payload.contractor_id, erp.payload.amount_jpy) == ("1" * 16, 25_300_000)
+    assert erp.payload.contract_date == w.clock.now.astimezone(JST).date()
+    assert erp.payload.period_start == erp.payload.contract_date  # no 工期 given: the default
+    assert erp.payload.period_end == default_period(erp.payload.contract_date)[1]
+    assert await w.run_job_commands() == 0
+    for env in w.published(Topics.CONTRACT_COMMANDS.name)[-1:]:
+        await w.deliver(env)  # the city's signature redelivered: still one registration
+    assert len(w.published(Topics.ERP_COMMANDS.name)) == 1
 
 
 async def test_expired_link_is_refused_then_resent_and_the_timer_expires_it(

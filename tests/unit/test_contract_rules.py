@@ -6,10 +6,13 @@ Pure: (state, command) → decision, no database, no broker.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from pipelines.contract.erp import default_period, why_not_registered
 from pipelines.contract.rules import Decision, decide
 from pipelines.contract.state import CaseState, ContractPolicy
 from schemas.cloudsign import ContractConcluded, ContractSendRequested
@@ -33,6 +36,7 @@ from schemas.contract import (
     ReviewLinkExpiryReached,
     ReviewLinkResendRequested,
 )
+from schemas.erp import ErpRegistrationKind
 from schemas.mail import MailKind
 from schemas.registry import Payload
 from schemas.surety import CertificateForm, ContractSuretyCompleted
@@ -298,3 +302,67 @@ def test_sur6_city_agrees_only_once_the_required_surety_is_accepted() -> None:
     with_surety = ok(step(signed, surety))
     assert (with_surety.surety_number, with_surety.status) == ("31072-0001M", S.CONTRACTOR_SIGNED)
     assert ok(step(with_surety, agree)).status is S.CITY_AGREED
+
+
+# -- CON-2: the concluded contract is registered in the ERP (契約登録) ------------------------
+
+def concluded(at: datetime = T0, **case: object) -> Decision:
+    state = in_review().model_copy(update={"status": S.CITY_AGREED, **case})
+    return step(state, CitySignatureApplied(case_id="R8-001", document=doc(b"%PDF-final"),
+                                            signer_subject="CN=City", signed_at=at), now=at)
+
+
+def test_con2_conclusion_registers_the_contract_in_the_erp() -> None:
+    done = concluded(contractor_id="1234567890123456", period_start=date(2026, 4, 10),
+                     period_end=date(2026, 12, 25))
+    (erp,) = done.erp
+    assert erp.kind is ErpRegistrationKind.CONTRACT
+    assert (erp.business_key, erp.contract_number) == ("contract-R8-001", "R8-001")
+    assert (erp.contractor_id, erp.contractor_name) == ("1234567890123456", "デモ商事")
+    assert (erp.amount_jpy, erp.subject) == (12_000_000, "市道改良工事")
+    assert erp.contract_date == date(2026, 4, 1)
+    assert (erp.period_start, erp.period_end) == (date(2026, 4, 10), date(2026, 12, 25))
+
+
+def test_con2_contract_date_is_jst_and_the_default_period_ends_with_the_fiscal_year() -> None:
+    late = datetime(2026, 3, 31, 15, 30, tzinfo=UTC)  # 2026-04-01 00:30 JST: fiscal 2026
+    (erp,) = concluded(late, contractor_id="1234567890123456").erp
+    assert erp.contract_date == date(2026, 4, 1)
+    assert (erp.period_start, erp.period_end) == (date(2026, 4, 1), date(2027, 3, 31))
+    assert default_period(date(2027, 1, 15)) == (date(2027, 1, 15), date(2027, 3, 31))
+    (only_end,) = concluded(contractor_id="1234567890123456",
+                            period_end=date(2026, 3, 20)).erp  # 工期 end before 契約日
+    assert (only_end.period_start, only_end.period_end) == (date(2026, 3, 20), date(2026, 3, 20))
+
+
+def test_con2_no_erp_registration_without_the_contractors_company_id() -> None:
+    done = concluded()
+    assert ok(done).status is S.CONCLUDED
+    assert done.erp == []
+    assert "企業ID" in (why_not_registered(ok(done)) or "")
+
+
+def test_con2_the_cloudsign_route_registers_in_the_erp_too() -> None:
+    sent = ok(step(ok(step(opened(ContractRoute.CLOUDSIGN), application())), ContractSetPrepared(
+        case_id="R8-001", title="請負契約書", document=doc())))
+    done = step(sent.model_copy(update={"contractor_id": "1234567890123456"}), ContractConcluded(
+        document_id="doc1", case_id="R8-001", title="請負契約書", concluded_at=T0,
+        signed_files=(doc(b"%PDF-cs"),), certificate=doc(b"%PDF-cert")))
+    assert [e.business_key for e in done.erp] == ["contract-R8-001"]
+
+
+def test_case_opened_carries_period_and_company_id_and_a_v1_message_without_them_reads() -> None:
+    state = ok(step(None, ContractCaseOpened(
+        case_id="R8-002", subject="s", amount_yen=1, contractor_network="n",
+        contractor_user_id="U", contractor_name="c", city_name="足利市", city_officer=CITY,
+        opened_at=T0, contractor_id="1234567890123456", period_start=date(2026, 4, 1),
+        period_end=date(2026, 9, 30))))
+    assert (state.contractor_id, state.period_start, state.period_end) == (
+        "1234567890123456", date(2026, 4, 1), date(2026, 9, 30))
+    old = {"case_id": "R8-003", "subject": "s", "amount_yen": 1, "contractor_network": "n",
+           "contractor_user_id": "U", "contractor_name": "c", "city_name": "市",
+           "city_officer": {"name": "a", "email": "a@b.jp"}, "opened_at": T0.isoformat()}
+    assert ContractCaseOpened.model_validate_json(json.dumps(old)).period_start is None
+    with pytest.raises(ValidationError, match="工期"):
+        ContractCaseOpened.model_validate_json(json.dumps(
+            {**old, "period_start": "2026-05-01", "period_end": "2026-04-01"}))

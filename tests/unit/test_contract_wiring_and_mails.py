@@ -13,6 +13,7 @@ from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
 from schemas.cloudsign import ContractConcluded, ContractDeclined, ContractSent
 from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
+from schemas.erp import ErpRegistrationRequested
 from schemas.surety import ContractSuretyCompleted
 from schemas.topics import Topics
 
@@ -41,6 +42,8 @@ def test_consumer_reads_commands_cloudsign_and_surety_events() -> None:
     assert set(HANDLERS) == {*COMMANDS, ContractSent, ContractConcluded, ContractDeclined,
                              ContractSuretyCompleted}
     assert all(not spec.is_effect(h) for h in HANDLERS.values())  # transactional
+    emitted = dict(spec.emits)
+    assert emitted[Topics.ERP_COMMANDS] == (ErpRegistrationRequested,)  # 契約登録 on conclusion
 
 
 def test_jobs_without_and_with_a_city_signer() -> None:

@@ -29,7 +29,7 @@ def imported_packages(source: str, module: str) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: within the module's own top-level package
-                found.add(module.split(".")[0])
+                found.add(module.split(".", maxsplit=1)[0])
             elif node.module:
                 found.add(node.module.split(".")[0])
     return found
