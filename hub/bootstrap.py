@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -31,6 +32,7 @@ from schemas.topics import Topics
 
 __all__ = [
     "Wiring",
+    "city_signer",
     "default_wiring",
     "invoice_consumer",
     "load_wiring",
@@ -151,8 +153,8 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
 def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
     """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
 
-    The city's own signer runs when its token is configured (``HUB_CITYSIGNER_PIN`` and the
-    rest of ``HUB_CITYSIGNER_*``); without it, concluded-by-card cases wait in city-agreed.
+    The city's own signer: the token ``HUB_CITYSIGNER_*`` configures, else the local
+    SoftHSM2 token (:func:`city_signer`); without SoftHSM2, card cases wait in city-agreed.
     """
     from connectors.mail.settings import MailSettings
     from hub.contract import wiring as contract
@@ -166,18 +168,36 @@ def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
     wiring.routers.append(review_router(wiring.engine))
 
 
-def city_signer() -> Any:
+def city_signer(run_dir: Path | None = None) -> Any:
+    """The city's signer (CON-2): the token ``HUB_CITYSIGNER_*`` names when its PIN is set;
+    else the embedded default, a SoftHSM2 token under ``RUN_DIR/softhsm`` holding a key
+    issued by the test PKI (never in production); ``None`` without SoftHSM2."""
     from connectors.citysigner import CitySigner, CitySignerSettings
-
-    settings = CitySignerSettings()
-    if not settings.pin.get_secret_value():
-        log.warning("contract: no HUB_CITYSIGNER_PIN; the city's signing step is not run")
-        return None
+    from connectors.citysigner.localtoken import (
+        INSTALL_HINT,
+        SoftHsmMissingError,
+        ensure_city_token,
+    )
+    from connectors.devpki import ensure_pki
     from connectors.tsa import TsaConnector, TsaSettings
     from connectors.tsa.connector import HubTimeStamper
 
     tsa = TsaSettings()
-    return CitySigner(settings, HubTimeStamper(TsaConnector(tsa, tsa.load_trust_roots())))
+    settings = CitySignerSettings()
+    if settings.pin.get_secret_value():
+        return CitySigner(settings, HubTimeStamper(TsaConnector(tsa, tsa.load_trust_roots())))
+    run_dir = run_dir or RUN_DIR
+    pki = ensure_pki(run_dir / "pki")
+    try:
+        local = ensure_city_token(run_dir, pki)
+    except SoftHsmMissingError:
+        log.warning("contract: no HUB_CITYSIGNER_PIN and no SoftHSM2 (%s); the city's "
+                    "signing step is not run", INSTALL_HINT)
+        return None
+    log.warning("contract: no HUB_CITYSIGNER_PIN; the city signs with the local SoftHSM2 "
+                "token in %s (test PKI, never in production)", local.directory)
+    stamper = HubTimeStamper(TsaConnector(tsa, tsa.load_trust_roots() or pki.trust_roots))
+    return CitySigner(local.settings, stamper, trust_roots=pki.trust_roots)
 
 
 def webhook_routers(wiring: Wiring) -> None:

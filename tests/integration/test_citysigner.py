@@ -3,10 +3,17 @@
 The key lives in a SoftHSM2 token; the signature is PAdES with a TSA timestamp and the
 validation data in the DSS (B-LT); pyHanko validates it against the test PKI; a one-byte
 edit makes the re-validation fail (CON-5); a wrong PIN is refused without showing it.
+The hub's embedded default (no ``HUB_CITYSIGNER_PIN``) makes its own SoftHSM2 token under
+the run directory, once, and signs with it; without SoftHSM2 it says how to install it.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -22,9 +29,12 @@ from connectors.citysigner import (
     CitySignerSettings,
     async_validate_contract_pdf,
 )
-from connectors.devpki import CardCredentials, DevPki
+from connectors.citysigner.localtoken import use_token_directory
+from connectors.devpki import CardCredentials, DevPki, ensure_pki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from hub.bootstrap import city_signer, default_wiring
+from hub.settings import Settings
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token
@@ -54,7 +64,7 @@ def tsa(pki: DevPki) -> Iterator[ReferenceTsa]:
         yield server
 
 
-def city_signer(module: str, tsa: ReferenceTsa, pki: DevPki, pin: str = PIN) -> CitySigner:
+def signer_on(module: str, tsa: ReferenceTsa, pki: DevPki, pin: str = PIN) -> CitySigner:
     settings = CitySignerSettings(module=module, token_label=LABEL, key_label="card",
                                   pin=pin)  # type: ignore[arg-type]
     stamper = HubTimeStamper(TsaConnector(TsaSettings(url=tsa.url), pki.trust_roots))
@@ -63,7 +73,7 @@ def city_signer(module: str, tsa: ReferenceTsa, pki: DevPki, pin: str = PIN) -> 
 
 async def test_city_signature_is_pades_b_lt_and_validates(module: str, tsa: ReferenceTsa,
                                                           pki: DevPki) -> None:
-    result = await city_signer(module, tsa, pki).sign(make_pdf(20_000))
+    result = await signer_on(module, tsa, pki).sign(make_pdf(20_000))
     assert "Hub Test City Signer" in result.signer_subject
     reader = PdfFileReader(BytesIO(result.pdf))
     (sig,) = reader.embedded_signatures
@@ -80,7 +90,7 @@ async def test_city_signature_is_pades_b_lt_and_validates(module: str, tsa: Refe
 
 async def test_one_byte_edit_fails_revalidation(module: str, tsa: ReferenceTsa,
                                                 pki: DevPki) -> None:
-    signed = (await city_signer(module, tsa, pki).sign(make_pdf(5_000, "Contract R8-002"))).pdf
+    signed = (await signer_on(module, tsa, pki).sign(make_pdf(5_000, "Contract R8-002"))).pdf
     at = signed.index(b"Contract R8-002")
     edited = signed[:at] + b"X" + signed[at + 1:]
     report = await async_validate_contract_pdf(edited, pki.trust_roots)
@@ -102,7 +112,7 @@ async def test_contractor_signature_stays_valid_under_the_city_signature(
                                      subfilter=fields.SigSeedSubFilter.PADES),
         signer=contractor, timestamper=stamper,
     ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(make_pdf(8_000))), output=out)
-    both = (await city_signer(module, tsa, pki).sign(out.getvalue())).pdf
+    both = (await signer_on(module, tsa, pki).sign(out.getvalue())).pdf
     report = await async_validate_contract_pdf(both, pki.trust_roots)
     assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
     assert report.valid, report
@@ -111,6 +121,63 @@ async def test_contractor_signature_stays_valid_under_the_city_signature(
 async def test_wrong_pin_is_refused_without_showing_it(module: str, tsa: ReferenceTsa,
                                                         pki: DevPki) -> None:
     with pytest.raises(CitySignerError) as caught:
-        await city_signer(module, tsa, pki, pin="999999").sign(make_pdf(3_000))
+        await signer_on(module, tsa, pki, pin="999999").sign(make_pdf(3_000))
     assert "999999" not in str(caught.value)
-    assert PIN not in repr(city_signer(module, tsa, pki))
+    assert PIN not in repr(signer_on(module, tsa, pki))
+
+
+# -- the embedded default: the city's key on a local SoftHSM2 token (no HUB_CITYSIGNER_PIN) ---
+
+@pytest.fixture
+def own_token_directory() -> Iterator[None]:
+    """The local token switches this process's SOFTHSM2_CONF; put the module's back after."""
+    before = os.environ.get("SOFTHSM2_CONF")
+    yield
+    if before is not None and os.environ.get("SOFTHSM2_CONF") != before:
+        use_token_directory(Path(before).parent)
+
+
+async def test_default_wiring_without_a_pin_signs_with_a_local_softhsm_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        own_token_directory: None) -> None:
+    caplog.set_level(logging.DEBUG)
+    run_dir = tmp_path / "run"
+    local_pki = ensure_pki(run_dir / "pki")  # what the hub's embedded default uses
+    monkeypatch.delenv("HUB_CITYSIGNER_PIN", raising=False)
+    monkeypatch.setattr("hub.bootstrap.RUN_DIR", run_dir)
+    with ReferenceTsa(local_pki) as tsa:
+        monkeypatch.setenv("HUB_TSA_URL", tsa.url)
+        wiring = default_wiring(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}"))
+        assert "contract-city-signing" in [job.name for job in wiring.jobs]
+        signer = city_signer(run_dir)
+        assert isinstance(signer, CitySigner)
+        result = await signer.sign(make_pdf(6_000, "Contract R8-0700"))
+        again = city_signer(run_dir)  # idempotent: the same token and PINs
+        assert isinstance(again, CitySigner)
+        second = await again.sign(result.pdf, field_name="Again")
+        for close in wiring.closers:
+            if inspect.isawaitable(closing := close()):
+                await closing
+        wiring.engine.dispose()
+    assert "Hub Test City Signer" in result.signer_subject
+    report = await async_validate_contract_pdf(second.pdf, local_pki.trust_roots)
+    assert report.valid, report
+    assert [s.field_name for s in report.signatures] == ["CitySignature", "Again"]
+    pins = run_dir / "softhsm" / "pins.json"
+    assert stat.S_IMODE(pins.stat().st_mode) == 0o600
+    for pin in json.loads(pins.read_text()).values():
+        assert pin not in caplog.text
+        assert pin not in repr(signer)
+    assert str(run_dir / "softhsm") in caplog.text
+    assert len(list((run_dir / "softhsm" / "tokens").iterdir())) == 1  # one token, reused
+
+
+def test_without_softhsm_the_default_warns_how_to_install_and_runs_without_the_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("HUB_CITYSIGNER_PIN", raising=False)
+    monkeypatch.setattr("connectors.citysigner.localtoken.MODULE_CANDIDATES",
+                        (str(tmp_path / "no-such-libsofthsm2.so"),))
+    assert city_signer(tmp_path) is None
+    assert "deploy/setup.d/20-card.sh" in caplog.text
+    assert not (tmp_path / "softhsm" / "pins.json").exists()

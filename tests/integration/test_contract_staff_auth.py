@@ -9,6 +9,7 @@ list answers 200 and a contract set upload 202. The token never appears in the l
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlmodel import Session
 
+from connectors.devpki import ensure_pki
 from hub.bootstrap import default_wiring
 from hub.db import OutboxRecord, create_db_engine
 from hub.outbox import load_headers
@@ -60,7 +62,10 @@ def applied_case() -> CaseState:
 async def http(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                ) -> AsyncIterator[httpx.AsyncClient]:
     monkeypatch.setattr("hub.bootstrap.RUN_DIR", tmp_path)  # the embedded default's files
-    monkeypatch.delenv("HUB_CITYSIGNER_PIN", raising=False)
+    # a configured city token (never opened here) keeps the local SoftHSM2 set-up out
+    monkeypatch.setenv("HUB_CITYSIGNER_PIN", "not-used-in-this-test")
+    roots = ensure_pki(tmp_path / "pki").root.cert_path  # the PKI the gateway's default uses
+    monkeypatch.setenv("HUB_TSA_TRUST_ROOTS", json.dumps([str(roots)]))
     wiring = default_wiring(Settings(database_url=db_url,  # type: ignore[arg-type]
                                      staff=StaffSettings(token_sha256=(token_sha256(TOKEN),))))
     with Session(wiring.engine) as session, session.begin():
