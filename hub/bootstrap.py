@@ -150,7 +150,7 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
     return connectors
 
 
-def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
+def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
     """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
 
     The city's own signer: the token ``HUB_CITYSIGNER_*`` configures, else the local
@@ -162,9 +162,13 @@ def case_pipelines(wiring: Wiring, cloudsign: Any) -> None:
 
     wiring.consumers.append(surety_consumer())
     wiring.consumers.append(invoice_consumer())
+    from pipelines.contract.handlers import use_policy
+
+    use_policy(contract.policy_from_settings(settings))
     wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
     wiring.jobs.extend(contract.jobs(city_signer=city_signer(),
-                                     mail_dir=MailSettings().documents_dir))
+                                     mail_dir=MailSettings().documents_dir,
+                                     interval_s=settings.contract.job_interval_s))
     wiring.routers.append(review_router(wiring.engine))
 
 
@@ -270,7 +274,7 @@ def default_wiring(settings: Settings) -> Wiring:
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))
     connectors = connector_consumers(wiring)
-    case_pipelines(wiring, connectors["connector.cloudsign"])
+    case_pipelines(wiring, connectors["connector.cloudsign"], settings)
     webhook_routers(wiring)
     staff_routers(wiring, settings, gateway(wiring).signature_roots)
     return wiring

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ContractSettings",
     "KafkaSettings",
     "RetrySettings",
     "Settings",
@@ -89,6 +90,23 @@ class RetrySettings(BaseModel):
     poll_interval_s: float = Field(default=0.5, gt=0)
 
 
+class ContractSettings(BaseModel):
+    """The contract process (CON-2, CON-3): ``HUB_CONTRACT__JOB_INTERVAL_S``,
+    ``HUB_CONTRACT__REVIEW_LINK_TTL_HOURS``, ``HUB_CONTRACT__REVIEW_BASE_URL``."""
+
+    job_interval_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How often the contract jobs run: review-link expiry, collecting the "
+        "contractor's signatures, the city's signing (the demo and tests use ~0.5).")
+    review_link_ttl_hours: float = Field(
+        default=7 * 24, gt=0, le=24 * 90,
+        description="How long a review link works (CON-3; CloudSign-like 7 days).")
+    review_base_url: str | None = Field(
+        default=None, max_length=300, pattern=r"^https?://",
+        description="Where review links point; default the hub's own HTTP host and port "
+        "+ /contract/review (set it where the hub is reached through a proxy).")
+
+
 class StaffSettings(BaseModel):
     """Who may use the city staff's HTTP endpoints (contract archive and steps: CON-6, CON-7).
 
@@ -114,6 +132,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8480
     retry: RetrySettings = RetrySettings()
+    contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
     outbox_poll_interval_s: float = 0.1
     outbox_orphan_age_s: float = Field(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from hub.contract.jobs import (
 )
 from hub.gateway.jobs import create_job
 from hub.runtime import ScheduledJob
+from hub.settings import Settings
 from pipelines.contract.handlers import (
     EVENTS,
     HANDLERS,
@@ -37,13 +38,28 @@ from pipelines.contract.handlers import (
     use_cloudsign_store,
     use_signing_jobs,
 )
+from pipelines.contract.state import ContractPolicy
 from schemas.cloudsign import ContractSendRequested
 from schemas.envelope import utc_now
 from schemas.erp import ErpRegistrationRequested
 from schemas.mail import MailRequested
 from schemas.topics import Topics
 
-__all__ = ["GatewaySigningJobs", "consumers", "jobs"]
+__all__ = ["GatewaySigningJobs", "consumers", "jobs", "policy_from_settings"]
+
+
+def policy_from_settings(settings: Settings) -> ContractPolicy:
+    """The city's contract policy from ``HUB_CONTRACT__*`` (review-link TTL and base URL;
+    the base URL defaults to the hub's own HTTP host and port + /contract/review)."""
+    c = settings.contract
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- listening everywhere: use loopback
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 literal in a URL
+    return ContractPolicy(
+        review_link_ttl=timedelta(hours=c.review_link_ttl_hours),
+        review_base_url=c.review_base_url or f"http://{host}:{settings.http_port}/contract/review")
 
 
 class GatewaySigningJobs:
@@ -80,7 +96,8 @@ def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None
          interval_s: float = 30.0, clock: Callable[[], datetime] = utc_now,
          ) -> list[ScheduledJob]:
     """Review-link timeouts and collected contractor signatures; the city's signing when a
-    signer is configured (connectors.citysigner.CitySigner)."""
+    signer is configured (connectors.citysigner.CitySigner). ``interval_s``: the settings'
+    ``contract.job_interval_s`` (``HUB_CONTRACT__JOB_INTERVAL_S``)."""
 
     async def timeouts(engine: Engine) -> Any:
         def once() -> tuple[int, int]:

@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from pipelines.contract.erp import why_not_registered
 from pipelines.contract.rules import Decision, case_of, decide
-from pipelines.contract.state import CaseState, ContractPolicy, policy_from_env
+from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import (
     DOC_SCHEME,
     DocumentMissingError,
@@ -108,14 +108,14 @@ def use_cloudsign_store(store: DocumentBridge | None) -> None:
 
 
 def use_policy(policy: ContractPolicy | None) -> None:
-    """Set the city's contract policy (``None``: back to the environment's)."""
+    """Set the city's contract policy (``None``: back to :class:`ContractPolicy`'s defaults)."""
     global _policy  # noqa: PLW0603 -- one policy per process, set once at start-up
     _policy = policy
 
 
 def current_policy() -> ContractPolicy:
-    """The policy the handler decides with (set by :func:`use_policy`, else the env)."""
-    return _policy or policy_from_env()
+    """The policy the handler decides with (set by :func:`use_policy`, else the defaults)."""
+    return _policy or ContractPolicy()
 
 
 def _case_id(ctx: HandlerContext, cmd: Payload) -> str | None:

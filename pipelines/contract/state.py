@@ -8,7 +8,6 @@ and where the review page is.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
 
-__all__ = ["PARTIES", "CaseState", "ContractPolicy", "ReviewLink", "policy_from_env"]
+__all__ = ["PARTIES", "CaseState", "ContractPolicy", "ReviewLink"]
 
 PARTIES = 2
 """Who must agree: the contractor and the city (CON-6's m in "agreed n/m")."""
@@ -101,21 +100,14 @@ class CaseState(BaseModel):
 
 @dataclass(frozen=True)
 class ContractPolicy:
-    """What the city decides (defaults: the seed's CloudSign-like 7-day review links)."""
+    """What the city decides (defaults: the seed's CloudSign-like 7-day review links).
+
+    The hub builds it from its settings (``HUB_CONTRACT__*``, hub/contract/wiring.py).
+    """
 
     review_link_ttl: timedelta = timedelta(days=7)
-    review_base_url: str = "http://127.0.0.1:8000/contract/review"
+    review_base_url: str = "http://127.0.0.1:8480/contract/review"
     system_name: str = "電子契約システム"
 
     def review_url(self, link_id: uuid.UUID) -> str:
         return f"{self.review_base_url.rstrip('/')}/{link_id}"
-
-
-def policy_from_env() -> ContractPolicy:
-    """``HUB_CONTRACT_REVIEW_TTL_HOURS`` and ``HUB_CONTRACT_REVIEW_BASE_URL``, if set."""
-    default = ContractPolicy()
-    hours = os.environ.get("HUB_CONTRACT_REVIEW_TTL_HOURS")
-    return ContractPolicy(
-        review_link_ttl=timedelta(hours=float(hours)) if hours else default.review_link_ttl,
-        review_base_url=os.environ.get("HUB_CONTRACT_REVIEW_BASE_URL", default.review_base_url),
-    )

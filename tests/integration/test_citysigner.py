@@ -35,6 +35,7 @@ from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from hub.bootstrap import city_signer, default_wiring
 from hub.settings import Settings
+from pipelines.contract.handlers import use_policy
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token
@@ -147,8 +148,11 @@ async def test_default_wiring_without_a_pin_signs_with_a_local_softhsm_token(
     monkeypatch.setattr("hub.bootstrap.RUN_DIR", run_dir)
     with ReferenceTsa(local_pki) as tsa:
         monkeypatch.setenv("HUB_TSA_URL", tsa.url)
+        monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0.5")
         wiring = default_wiring(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}"))
-        assert "contract-city-signing" in [job.name for job in wiring.jobs]
+        use_policy(None)  # the wiring set the process's policy; later tests set their own
+        contract_jobs = {j.name: j.interval_s for j in wiring.jobs if j.name.startswith("contract")}
+        assert contract_jobs == {"contract-timeouts": 0.5, "contract-city-signing": 0.5}
         signer = city_signer(run_dir)
         assert isinstance(signer, CitySigner)
         result = await signer.sign(make_pdf(6_000, "Contract R8-0700"))

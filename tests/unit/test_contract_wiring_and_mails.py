@@ -4,10 +4,15 @@ connector's own templates (CON-3, CON-4, NTF-2)."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from connectors.mail.templates import render, required_values
-from hub.contract.wiring import consumers, jobs
+from hub.contract.wiring import consumers, jobs, policy_from_settings
+from hub.settings import Settings
 from pipelines.contract.handlers import COMMANDS, HANDLERS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
@@ -77,3 +82,33 @@ def test_conclusion_mails_render_one_per_party_with_the_signed_pdf() -> None:
         assert mail.attachment_ref is not None
         assert mail.attachment_ref.endswith("/R8-001.pdf")
     assert len({m.mail_id for m in mails}) == 2
+
+
+def test_contract_settings_default_and_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JOB_INTERVAL_S", "REVIEW_LINK_TTL_HOURS", "REVIEW_BASE_URL"):
+        monkeypatch.delenv(f"HUB_CONTRACT__{name}", raising=False)
+    for name in ("HUB_HTTP_HOST", "HUB_HTTP_PORT", "HUB_SETTINGS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    default = Settings()
+    assert default.contract.job_interval_s == 30
+    policy = policy_from_settings(default)
+    assert policy.review_link_ttl == timedelta(days=7)
+    assert policy.review_base_url == "http://127.0.0.1:8480/contract/review"  # the hub's own
+    assert policy_from_settings(Settings(http_host="0.0.0.0", http_port=9000)
+                                ).review_base_url == "http://127.0.0.1:9000/contract/review"
+    assert policy_from_settings(Settings(http_host="::1")).review_base_url.startswith(
+        "http://[::1]:8480/")
+    monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0.5")
+    monkeypatch.setenv("HUB_CONTRACT__REVIEW_LINK_TTL_HOURS", "2")
+    monkeypatch.setenv("HUB_CONTRACT__REVIEW_BASE_URL", "https://keiyaku.city.example/review")
+    configured = Settings()
+    assert configured.contract.job_interval_s == 0.5
+    policy = policy_from_settings(configured)
+    assert policy.review_link_ttl == timedelta(hours=2)
+    assert policy.review_url(uuid.UUID(int=1)) == (
+        "https://keiyaku.city.example/review/00000000-0000-0000-0000-000000000001")
+    assert {j.interval_s for j in jobs(interval_s=configured.contract.job_interval_s)} == {0.5}
+    monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0")
+    with pytest.raises(ValidationError):
+        Settings()
