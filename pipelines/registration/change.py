@@ -1,9 +1,10 @@
 """利用者変更 rules (CHG-1 … CHG-4): pure decisions.
 
 A change touches the contacts of one registered card in one domain, after the person
-authenticated with that card (CHG-1, CHG-2). The person chooses whether it reaches the
-other entities (CHG-3, next day unless applied at once), and a mail to the
-ICカード利用部署 address confirms it (CHG-4, NTF-1).
+authenticated with that card (CHG-1, CHG-2); a card renewed away is no longer usable
+for it (RNW-7). The person chooses whether it reaches the other entities (CHG-3, next
+day unless applied at once), and a mail to the ICカード利用部署 address confirms it
+(CHG-4, NTF-1).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipelines.registration.common import (
 from pipelines.registration.policy import PolicyBook
 from pipelines.registration.register import email_violation
 from pipelines.registration.texts import violation
-from pipelines.registration.world import World
+from pipelines.registration.world import RegistrationStatus, World
 from schemas.mail import MailKind
 from schemas.registration import (
     ContactChanged,
@@ -64,6 +65,10 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     if card is None or card.user_id != cmd.user_id or card.network != policy.network:
         return reject([violation("change-not-registered", field="card",
                                  **_where(policy.name, cmd.domain))])
+    reg = card.registrations.get((cmd.procuring_entity, cmd.domain))
+    if reg is not None and reg.status is RegistrationStatus.REVOKED:
+        # Renewed away: the old card is no longer usable (RNW-7), not "unregistered".
+        return reject([violation("change-card-revoked", field="card")])
     if not card.active_at(cmd.procuring_entity, cmd.domain):
         other = any(card.active_at(cmd.procuring_entity, d) for d in Domain if d != cmd.domain)
         key = "change-other-domain" if other else "change-not-registered"

@@ -123,6 +123,11 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "This card is not registered for {domain_en}: works and goods are registered "
         "and changed separately.",
         "{domain}で利用者登録してください。", "Register the card for {domain_en} first."),
+    "change-card-revoked": (
+        "RNW-7", "このICカードはICカード更新済みのため使用できません。",
+        "This card was replaced by a renewal and is no longer usable.",
+        "更新後のICカードで本人確認して変更してください。",
+        "Authenticate with the card it was renewed to and change the contacts with it."),
     "change-card-invalid": (
         "CHG-1", "有効期間内のICカードで本人確認してください（{end}）。",
         "Authenticate with a card inside its validity ({end}).",

@@ -375,6 +375,8 @@ CASES = [
     ("RNW-7-reject-old-card-already-renewed",
      scenario(renew(new=card("123", auth="2026-11-24T09:59:00+09:00")),
               history=(R1, RENEWED)), NO, {"RNW-7"}, None),
+    ("RNW-7-reject-change-with-renewed-away-card",
+     scenario(change(), history=(R1, RENEWED)), NO, {"RNW-7"}, None),
     # RNW-8 the person chooses whether it reaches the other entities
     ("RNW-8-accept-applies-to-other-entities",
      scenario(renew(apply_to_other_entities=True), history=(R1_AT_BOTH,), qualifications=BOTH),
