@@ -8,22 +8,30 @@ Two kinds of handler:
   outside (SMTP, SOAP, HTTP): the call happens first, then its emitted events and
   the processed-marker commit together. The outside call itself is at-least-once,
   so each connector passes an idempotency key to its peer.
+
+A consumer may also give ``prepare(session, envelopes) -> BatchState``: called once per
+batch inside its transaction (before the handlers, with the envelopes about to be
+handled; a one-message list on the per-message path), so that a pipeline can load the
+state of the whole batch in a few queries. Handlers find it as ``ctx.prepared``; its
+``finish(session)`` runs after the last handler, still in the transaction (bulk writes).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from sqlmodel import Session
 
 from pipelines.ports import Handler
 from schemas.envelope import Envelope
 from schemas.registry import Payload
 from schemas.topics import TopicSpec
 
-__all__ = ["ConsumerSpec", "Effect", "EffectContext"]
+__all__ = ["BatchState", "ConsumerSpec", "Effect", "EffectContext", "Prepare"]
 
 
 class EffectContext(Protocol):
@@ -35,6 +43,15 @@ class EffectContext(Protocol):
 
 
 Effect = Callable[[EffectContext, Envelope[Any]], Awaitable[None]]
+
+
+class BatchState(Protocol):
+    """What ``prepare`` returns: one batch's shared state, written back by ``finish``."""
+
+    def finish(self, session: Session) -> None: ...
+
+
+Prepare = Callable[[Session, Sequence[Envelope[Any]]], BatchState]
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class ConsumerSpec:
     """Overrides the hub-wide retry setting for this consumer."""
     emits: tuple[tuple[TopicSpec, tuple[type[Payload], ...]], ...] = ()
     """Where its handlers publish, and what (for the AsyncAPI document)."""
+    prepare: Prepare | None = None
+    """Loads a batch's state for its transactional handlers at once (see above)."""
 
     def handler_for(self, payload: Payload) -> Handler | Effect | None:
         return self.handlers.get(type(payload))

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import metrics
-from hub.consumers import ConsumerSpec
+from hub.consumers import BatchState, ConsumerSpec
 from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
 from hub.delivery import Delivery
 from hub.dlq import dead_letter_headers
@@ -90,6 +90,8 @@ class _Context:
     producer: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     appended: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict)
+    prepared: BatchState | None = None
+    """The consumer's per-batch state (``ConsumerSpec.prepare``), if it has one."""
 
     @property
     def session(self) -> Session:
@@ -221,6 +223,10 @@ class Processor:
         updates: dict[str, str] = {}
         outbox: list[dict[str, Any]] = []
         ctx = _Context(session, now, self.producer)
+        if self.spec.prepare is not None:
+            ctx.prepared = self.spec.prepare(session, [
+                d.decoded for d in deliveries if isinstance(d.decoded, Envelope)
+                and self._should_handle(d, seen.get(d.dedupe_id))])
         for d in deliveries:
             mid = d.dedupe_id
             prior = seen.get(mid)
@@ -253,6 +259,8 @@ class Processor:
                 session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
             report.done += 1
             self._observe_age(env, now)
+        if ctx.prepared is not None:
+            ctx.prepared.finish(session)
         for table, rows in ctx.appended.items():
             session.execute(sa.insert(table), rows)
         report.committed.extend(self._write(session, now, inserts, updates, outbox))

@@ -228,3 +228,66 @@ async def test_secret_in_an_error_never_reaches_the_dead_letter(setup: Any) -> N
     assert "s3cr3t" not in decoded
     assert "123456" not in decoded
     assert "pin=***" in decoded
+
+
+class BatchRecorder:
+    """A consumer's per-batch state (ConsumerSpec.prepare): what it saw, and its finish."""
+
+    def __init__(self, envelopes: Any, fail_with: int | None) -> None:
+        self.prepared = [e.payload.entry_no for e in envelopes]
+        self.handled: list[int] = []
+        self.finished = False
+        self.fail_with = fail_with
+
+    def finish(self, session: Any) -> None:
+        assert session.in_transaction()
+        if self.fail_with in self.handled and len(self.handled) > 1:
+            raise RuntimeError("the batch's bulk write failed")
+        self.finished = True
+
+
+def batch_spec(states: list[BatchRecorder], fail_with: int | None = None) -> ConsumerSpec:
+    write = ledger.make_handler(ledger.topics("t")[1])
+
+    def prepare(session: Any, envelopes: Any) -> BatchRecorder:
+        states.append(BatchRecorder(envelopes, fail_with))
+        return states[-1]
+
+    def handler(ctx: Any, envelope: Any) -> None:
+        assert ctx.prepared is states[-1]
+        assert not ctx.prepared.finished
+        ctx.prepared.handled.append(envelope.payload.entry_no)
+        write(ctx, envelope)
+
+    return ConsumerSpec("ledger", ledger.topics("t"), handlers={LedgerEntryRequested: handler},
+                        prepare=prepare)
+
+
+async def test_prepare_sees_the_new_messages_of_a_batch_once_and_finish_runs_last(
+        setup: Any) -> None:
+    proc, _, engine = setup
+    states: list[BatchRecorder] = []
+    proc.spec = batch_spec(states)
+    envs = [entry(n) for n in range(7)]
+    await proc.process([delivery(e, i) for i, e in enumerate(envs[:5])])
+    report = await proc.process([delivery(e, i) for i, e in enumerate(envs)])
+    assert (report.done, report.duplicate) == (2, 5)
+    # Duplicates are dropped before prepare: it loads state only for what will be handled.
+    assert [s.prepared for s in states] == [[0, 1, 2, 3, 4], [5, 6]]
+    assert [s.handled for s in states] == [[0, 1, 2, 3, 4], [5, 6]]
+    assert all(s.finished for s in states)
+    assert ledger.entry_counts(engine) == dict.fromkeys(range(7), 1)
+
+
+async def test_a_failing_finish_falls_back_to_one_message_batches(setup: Any) -> None:
+    proc, _, engine = setup
+    states: list[BatchRecorder] = []
+    proc.spec = batch_spec(states, fail_with=3)
+    report = await proc.process([delivery(entry(n), n) for n in range(5)])
+    assert report.done == 5
+    assert not report.dead_reasons
+    # The batch's transaction rolled back; then prepare ran per message, each finished.
+    assert [s.prepared for s in states] == [[0, 1, 2, 3, 4], [0], [1], [2], [3], [4]]
+    assert not states[0].finished
+    assert all(s.finished for s in states[1:])
+    assert ledger.entry_counts(engine) == dict.fromkeys(range(5), 1)
