@@ -27,18 +27,18 @@ class Peer:
     args: tuple[str, ...] = ()
 
 
-def _peers(run_dir: Path) -> tuple[Peer, ...]:
+def _peers(run_dir: Path, pki_dir: Path) -> tuple[Peer, ...]:
     return (
         Peer("smtp", "connectors.mail.peer", 8025, ("--spool", str(run_dir / "mail"))),
         Peer("erp-soap", "connectors.erp.peer", 8090, ("--db", str(run_dir / "erp.sqlite3"))),
         Peer("dsure", "connectors.dsure.peer", 8781),
         Peer("online-application", "connectors.application.peer", 8782),
         Peer("cloudsign", "connectors.cloudsign.peer", 8783),
-        Peer("tsa", "connectors.tsa.peer", 8318, ("--pki", str(run_dir / "pki"))),
+        Peer("tsa", "connectors.tsa.peer", 8318, ("--pki", str(pki_dir))),
     )
 
 
-PEERS = _peers(Path(".run/peers"))
+PEERS = _peers(Path(".run/peers"), Path(".run/pki"))
 
 
 def _port_open(port: int) -> bool:
@@ -50,9 +50,13 @@ def _port_open(port: int) -> bool:
 
 
 class LocalPeers:
-    def __init__(self, run_dir: Path) -> None:
+    """The reference peers as child processes. ``pki_dir``: the project's test PKI that the
+    TSA signs with, the same one the gateway trusts in the embedded default (a timestamp
+    from another PKI would not validate); default: beside ``run_dir``."""
+
+    def __init__(self, run_dir: Path, pki_dir: Path | None = None) -> None:
         self.run_dir = run_dir
-        self.peers = _peers(run_dir)
+        self.peers = _peers(run_dir, pki_dir or run_dir.parent / "pki")
         self._procs: list[tuple[Peer, subprocess.Popen[bytes]]] = []
 
     def start(self, timeout_s: float = 60.0) -> None:

@@ -1,0 +1,270 @@
+"""Plays every person and outside system of one procurement case against a running hub.
+
+The hub is reached only where a real party would reach it:
+
+- the city's 資格審査情報 CSV import (REG-3), on the hub's database, as ``hub
+  qualifications import`` does;
+- the contractor through the card agent (:mod:`card_agent.flows`) and its IC card:
+  利用者登録 at the gateway (REG-1 … REG-10), agreement through the review link (CON-3),
+  the PAdES B-T signature of the signing job with the card and the TSA (CON-2, PIN-2);
+- the city's staff through the staff API (``/contracts``, CON-2, CON-6, CON-7): 案件情報,
+  開札 and 申出書 as messages of the city's systems on Kafka, the contract set, the
+  city's agreement, the signed PDF and its validation;
+- the surety company publishing its certificates on D・Sure, and the contractor handing
+  number and key to the city (SUR-1), for 契約保証 before conclusion and 前払金保証 after.
+
+Each step waits for the hub's answer on Kafka (:class:`CaseTimeline`), so a step that
+does not come back names itself in a ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from card_agent.card import CardBackend
+from card_agent.client import GatewayClient
+from card_agent.flows import Agent
+from connectors.devpki import CardCredentials, DevPki
+from connectors.tsa import TsaConnector, TsaSettings
+from hub.sample.case import SampleCase
+from hub.sample.timeline import CaseTimeline
+from pipelines.registration.qualification_csv import import_qualifications_csv
+from schemas.envelope import Envelope, new_envelope, utc_now
+from schemas.registration import Domain
+from schemas.registry import Payload
+from schemas.surety import SuretyCheckRequested, SuretyKeySource, SuretyProduct
+from schemas.topics import Topics, TopicSpec
+
+__all__ = ["CaseOutcome", "CaseRun", "Publisher", "Stage"]
+
+PRODUCER = "hub.sample"
+
+
+class Publisher(Protocol):
+    """Where the city's systems put their messages (the hub's OutboxPublisher fits)."""
+
+    async def publish(self, topic: TopicSpec, *envelopes: Envelope[Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The running hub and its peers, as the case's parties reach them."""
+
+    hub_url: str
+    engine: Engine
+    publisher: Publisher
+    staff_token: str = field(repr=False)
+    dsure_url: str
+    dsure_issuer_token: str = field(repr=False)
+    tsa_url: str
+    pki: DevPki
+
+
+@dataclass
+class CaseOutcome:
+    company_id: str = ""
+    signed_pdf: bytes = b""
+    validation: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class _ContractorConsole:
+    """The contractor at the agent: types the PIN and password, confirms signing."""
+
+    def __init__(self, pin: str, password: str, say: Callable[[str], None] | None) -> None:
+        self._pin, self._password, self._say = pin, password, say
+
+    def say(self, text: str) -> None:
+        if self._say is not None:
+            self._say(text)
+
+    def ask_pin(self, prompt: str) -> str:
+        return self._pin
+
+    def ask_secret(self, prompt: str) -> str:
+        return self._password
+
+    def confirm(self, prompt: str) -> bool:
+        return True
+
+    def wait_for_card_swap(self, prompt: str) -> None:
+        raise RuntimeError("the sample case never swaps cards")
+
+
+class CaseRun:
+    """One case from registration to the advance payment; each step also runs alone."""
+
+    def __init__(self, stage: Stage, case: SampleCase, timeline: CaseTimeline, *,
+                 backend: CardBackend, card: CardCredentials, pin: str,
+                 reader: str | None = None, say: Callable[[str], None] | None = print,
+                 timeout_s: float = 90.0) -> None:
+        self.stage, self.case, self.timeline = stage, case, timeline
+        self.card, self.say, self.timeout_s = card, say, timeout_s
+        self.outcome = CaseOutcome()
+        self._http = httpx.Client(base_url=stage.hub_url, timeout=60)
+        tsa = TsaConnector(TsaSettings(url=stage.tsa_url), stage.pki.trust_roots)
+        self.agent = Agent(backend=backend, gateway=GatewayClient(self._http, card.chain),
+                           console=_ContractorConsole(pin, case.password, None),
+                           reader=reader, tsa=tsa)
+        timeline.keys |= {case.user_id, case.case_id}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _tell(self, text: str) -> None:
+        if self.say is not None:
+            self.say(text)
+
+    async def _send(self, topic: TopicSpec, payload: Payload) -> None:
+        await self.stage.publisher.publish(topic, new_envelope(
+            payload, correlation_id=self.case.case_id, procuring_entity=self.case.entity,
+            producer=PRODUCER))
+
+    async def _wait(self, message_type: str, where: Callable[[Envelope[Any]], bool] = lambda _: True
+                    ) -> Envelope[Any]:
+        return await self.timeline.wait_for(message_type, self.timeout_s, where)
+
+    def _staff(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.stage.staff_token}",
+                   **kwargs.pop("headers", {})}
+        reply = self._http.request(method, path, headers=headers, **kwargs)
+        if reply.status_code >= 400:
+            raise RuntimeError(f"staff API {method} {path}: {reply.status_code} {reply.text}")
+        return reply
+
+    # -- the steps -------------------------------------------------------------------------
+
+    async def register(self) -> str:
+        """資格審査情報 imported; the contractor registers its IC card (利用者登録)."""
+        c = self.case
+
+        def imported() -> None:
+            with Session(self.stage.engine) as session, session.begin():
+                import_qualifications_csv(session, c.qualification_csv(), c.entity,
+                                          Domain.WORKS, utc_now())
+
+        await asyncio.to_thread(imported)
+        self._tell(f"1. 資格審査情報 imported for user ID {c.user_id}; 利用者登録 with the "
+                   f"IC card (serial {self.card.serial}) through the card agent")
+        answer = await asyncio.to_thread(self.agent.register, c.registration_fields())
+        if answer.get("status") != "done" or not answer.get("company_id"):
+            raise RuntimeError(f"利用者登録 not accepted: {answer}")
+        self.outcome.company_id = str(answer["company_id"])
+        self._tell(f"   accepted: 企業ID {self.outcome.company_id}")
+        return self.outcome.company_id
+
+    async def open_case(self) -> None:
+        """案件情報 and 開札 from the city's systems; the contractor's 申出書 (CON-1)."""
+        c, now = self.case, utc_now()
+        self._tell(f"2. 案件 {c.case_id} 「{c.subject}」 {c.amount_yen:,} 円: 案件情報, 開札, "
+                   "電子契約利用申出書")
+        await self._send(Topics.CASE_EVENTS, c.registered(self.outcome.company_id))
+        await self._send(Topics.CONTRACT_COMMANDS, c.opened(now, self.outcome.company_id))
+        await self._send(Topics.CONTRACT_COMMANDS, c.application(now))
+        await self._wait("econtract.step-recorded",
+                         lambda e: e.payload.status.value == "applied")
+
+    def issue_guarantee(self, product: SuretyProduct) -> tuple[str, str]:
+        """The surety company publishes the certificate on D・Sure: (number, 認証キー)."""
+        number = f"{random.randint(10000, 99999)}-{random.randint(1000, 9999)}M"
+        cert = self.case.certificate(product, number)
+        reply = httpx.post(f"{self.stage.dsure_url}/api/v1/issuer/certificates",
+                           content=cert.model_dump_json(), timeout=10, headers={
+                               "Authorization": f"Bearer {self.stage.dsure_issuer_token}"})
+        reply.raise_for_status()
+        body: dict[str, str] = reply.json()
+        return body["contract_number"], body["auth_key"]
+
+    async def surety(self, product: SuretyProduct) -> Envelope[Any]:
+        """The contractor hands number + key to the city (SUR-1); the hub checks (SUR-2)."""
+        number, key = await asyncio.to_thread(self.issue_guarantee, product)
+        self._tell(f"   {product.label_ja} {number}: number and 認証キー uploaded (SUR-1)")
+        await self._send(Topics.SURETY_COMMANDS, SuretyCheckRequested(
+            contract_number=number, auth_key=key, source=SuretyKeySource.UPLOAD,
+            expected_product=product))
+        return await self._wait("surety.accepted", lambda e: e.payload.contract_number == number)
+
+    async def contract_set(self) -> None:
+        title = f"工事請負契約書 {self.case.case_id}"
+        self._tell("4. the city uploads the contract set; a review link is mailed (CON-3)")
+        await asyncio.to_thread(self._staff, "POST", f"/contracts/{self.case.case_id}/contract-set",
+                                params={"title": title}, content=self.case.contract_pdf(),
+                                headers={"Content-Type": "application/pdf"})
+
+    async def contractor_agrees(self) -> None:
+        sent = await self._wait("econtract.review-link-sent")
+        self._tell(f"5. the contractor opens the link and agrees ({self.case.authorized.email})")
+        reply = await asyncio.to_thread(
+            self._http.post, f"/contract/review/{sent.payload.link_id}/agree",
+            json={"by": self.case.authorized.email})
+        if reply.status_code != 202:
+            raise RuntimeError(f"review agree: {reply.status_code} {reply.text}")
+
+    async def contractor_signs(self) -> None:
+        """The signing job is signed on the IC card (PAdES B-T) and accepted (CON-5)."""
+        self._tell("6. the contractor signs the job with the IC card (PAdES B-T, PIN-2)")
+        await asyncio.to_thread(self._sign_job)
+        await self._wait("econtract.step-recorded",
+                         lambda e: e.payload.status.value == "contractor-signed")
+
+    def _sign_job(self) -> None:
+        self.agent.login()
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            pending = [j for j in self.agent.gateway.jobs()
+                       if j["status"] == "pending" and self.case.case_id in j["subject"]]
+            if pending:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("no signing job for the contractor")
+            time.sleep(0.2)
+        answer = self.agent.sign_job(pending[0]["id"], chain=self.card.chain)
+        if answer is None or answer.get("status") != "signed":
+            raise RuntimeError(f"the signed PDF was not accepted: {answer}")
+
+    async def city_signs(self) -> Envelope[Any]:
+        self._tell("7. the city agrees; its signer adds PAdES B-LT with the TSA (CON-2, CON-7)")
+        await asyncio.to_thread(self._staff, "POST",
+                                f"/contracts/{self.case.case_id}/city-agreement",
+                                json={"by": self.case.city_officer.email})
+        return await self._wait("econtract.concluded")
+
+    async def registered_in_erp(self, kind: str) -> Envelope[Any]:
+        return await self._wait("erp.registered", lambda e: e.payload.kind.value == kind)
+
+    async def signed_document(self) -> bytes:
+        case_id = self.case.case_id
+        pdf = (await asyncio.to_thread(self._staff, "GET", f"/contracts/{case_id}/document")
+               ).content
+        report = (await asyncio.to_thread(self._staff, "POST",
+                                          f"/contracts/{case_id}/validation")).json()
+        self.outcome.signed_pdf, self.outcome.validation = pdf, report
+        return bytes(pdf)
+
+    async def run(self) -> CaseOutcome:
+        """The whole case, in the order of CON-2 and SUR-6."""
+        started = time.monotonic()
+        await self.register()
+        await self.open_case()
+        self._tell("3. 契約保証 from the surety company, checked against the case (SUR-2)")
+        await self.surety(SuretyProduct.PERFORMANCE)
+        await self.contract_set()
+        await self.contractor_agrees()
+        await self.contractor_signs()
+        await self.city_signs()
+        await self.registered_in_erp("contract")
+        self._tell("8. 前払金保証 for the advance payment (SUR-6): the request goes to the ERP")
+        await self.surety(SuretyProduct.ADVANCE_PAYMENT)
+        await self.registered_in_erp("advance-payment")
+        await self.signed_document()
+        self.outcome.seconds = time.monotonic() - started
+        return self.outcome
