@@ -81,6 +81,10 @@ class _RenamedTopics:
     def now(self) -> datetime:
         return self._ctx.now  # type: ignore[no-any-return]
 
+    @property
+    def prepared(self) -> Any:
+        return self._ctx.prepared
+
     def append_row(self, table: Any, row: dict[str, Any]) -> None:
         self._ctx.append_row(table, row)
 
@@ -90,10 +94,13 @@ class _RenamedTopics:
 
 def bench_consumer(tag: str) -> Any:
     from hub.bootstrap import registration_consumer
+    from pipelines.registration import handlers
     from schemas.topics import KeyKind, Topics, TopicSpec
 
     names = topic_names(tag)
     spec = registration_consumer()
+    if spec.prepare is None:  # until hub.bootstrap passes prepare=handlers.prepare itself
+        spec = dataclasses.replace(spec, prepare=handlers.prepare)
     renamed = {Topics.REGISTRATION_EVENTS.name: TopicSpec(names["events"], "bench", KeyKind.CASE),
                Topics.MAIL_REQUESTS.name: TopicSpec(names["mail"], "bench", KeyKind.CASE)}
 
@@ -252,8 +259,11 @@ async def collect(topic: str, expect: int, timeout_s: float) -> tuple[list[int],
 
 WHERE = {
     "handlers._handle_command (whole command)": ("handlers.py", "_handle_command"),
-    "store.load_world (reading the slice)": ("store.py", "load_world"),
-    "store.save_world (writing back)": ("store.py", "save_world"),
+    "handlers.prepare (reading the batch's state)": ("handlers.py", "prepare"),
+    "batch.Batch.load (reading, all calls)": ("batch.py", "load"),
+    "batch.Batch.finish (bulk writes)": ("batch.py", "finish"),
+    "processing.Processor._apply (one batch transaction)": ("processing.py", "_apply"),
+    "outbox.insert_records (outbox rows)": ("outbox.py", "insert_records"),
     "rules.decide (the pure rules)": ("rules.py", "decide"),
     "rules.apply_decision (evolving the slice)": ("rules.py", "apply_decision"),
     "psycopg waiting for PostgreSQL": ("connection.py", "wait"),

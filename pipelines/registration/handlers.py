@@ -1,31 +1,33 @@
 """Kafka handlers of the registration pipeline: load state, decide, write, emit.
 
-Each handler is ``def handle_x(ctx, envelope) -> None`` (pipelines/ports.py). It loads
-the slice of state the command needs through ``ctx.session``, asks the pure rules,
-applies the events, writes what changed, and emits the events on
+Each handler is ``def handle_x(ctx, envelope) -> None`` (pipelines/ports.py). It reads
+the state the command needs from the batch's :class:`~.batch.Batch` (loaded for the
+whole batch by :func:`prepare`, the consumer's ``prepare`` hook; a batch of one when a
+caller has no such hook), asks the pure rules, applies the events to the batch's World
+(written back in bulk when the batch ends), and emits the events on
 ``proc.registration.events`` and the notice mails on ``proc.mail.requests`` (REG-10,
 CHG-4, RNW-9, NTF-1). A command that breaks a rule gives a RegistrationRejected event
 and changes nothing else; the service window (WIN-1) is judged at the time the person
 acted (the envelope's occurred-at), the rest at processing time (``ctx.now``).
 
 The lead subscribes :data:`HANDLERS` (command type → handler) to the topics
-``proc.registration.commands`` and ``proc.qualification.updates``.
+``proc.registration.commands`` and ``proc.qualification.updates``, with
+``prepare=handlers.prepare`` on the ConsumerSpec.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from pipelines.ports import Handler, HandlerContext, PermanentFailure
-from pipelines.registration.models import PendingConfirmationRow, QualificationRow
+from pipelines.registration.batch import Batch, prepare_batch
 from pipelines.registration.policy import PolicyBook, default_policy_book, load_policy_book
 from pipelines.registration.rules import apply_decision, decide
-from pipelines.registration.store import load_world, save_world, upsert_qualification
-from pipelines.registration.world import World
+from pipelines.registration.store import upsert_qualification
 from schemas.envelope import Envelope
 from schemas.qualification import QualificationUpdated
 from schemas.registration import (
@@ -36,7 +38,6 @@ from schemas.registration import (
     RegistrationConfirmed,
 )
 from schemas.registry import Payload
-from schemas.text import confusable_variants, trade_name_key
 from schemas.topics import Topics
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "handle_contact_change",
     "handle_qualification_updated",
     "handle_registration_confirmed",
+    "prepare",
     "use_policy_book",
 ]
 
@@ -71,46 +73,6 @@ def current_policy_book() -> PolicyBook:
     return _book
 
 
-def _held(session: Session, cmd: RegistrationConfirmed) -> CardRegistrationRequested | None:
-    row = session.get(PendingConfirmationRow, str(cmd.confirmation_id))
-    if row is None:
-        return None
-    return CardRegistrationRequested.model_validate_json(json.dumps(row.command))
-
-
-def _slice(session: Session, book: PolicyBook, cmd: Payload) -> World:
-    """Load everything the rules may look at for ``cmd`` (REG-3 hints, REG-11 look-alikes)."""
-    assert isinstance(cmd, CardRegistrationRequested | RegistrationConfirmed
-                      | ContactChangeRequested | CardRenewalRequested)
-    network = book.network_of(cmd.procuring_entity) or cmd.procuring_entity
-    entities = book.entities_in(network) or (cmd.procuring_entity,)
-    users = {cmd.user_id}
-    keys: list[tuple[str, str]] = []
-    company_keys: list[str] = []
-    corporate: list[str] = []
-    confirmations: list[str] = []
-    registration = cmd if isinstance(cmd, CardRegistrationRequested) else None
-    if isinstance(cmd, RegistrationConfirmed):
-        confirmations.append(str(cmd.confirmation_id))
-        keys.append(cmd.card.key)
-        registration = _held(session, cmd)
-    if registration is not None:
-        users.update(confusable_variants(registration.user_id))
-        keys.append(registration.card.key)
-        company_keys.append(trade_name_key(registration.trade_name))
-        corporate += [n for n in session.exec(select(QualificationRow.corporate_number).where(
-            QualificationRow.entity == registration.procuring_entity,
-            QualificationRow.domain == registration.domain.value,
-            QualificationRow.user_id == registration.user_id)) if n]
-    if isinstance(cmd, ContactChangeRequested):
-        keys.append(cmd.card.key)
-    if isinstance(cmd, CardRenewalRequested):
-        keys += [cmd.old_card.key, cmd.new_card.key]
-    return load_world(session, network=network, entities=entities, user_ids=users,
-                      card_keys=keys, company_keys=company_keys, corporate_numbers=corporate,
-                      confirmation_ids=confirmations)
-
-
 def _entity_of(event: Payload, default: str) -> str:
     entity = getattr(event, "procuring_entity", None)
     if isinstance(event, PropagationScheduled):
@@ -118,14 +80,29 @@ def _entity_of(event: Payload, default: str) -> str:
     return entity if isinstance(entity, str) else default
 
 
+def prepare(session: Session, envelopes: Sequence[Envelope[Any]]) -> Batch:
+    """The consumer's per-batch hook (``ConsumerSpec.prepare``): the batch's state at once."""
+    return prepare_batch(current_policy_book(), session, envelopes)
+
+
+def _batch(ctx: HandlerContext) -> Batch | None:
+    prepared = getattr(ctx, "prepared", None)
+    return prepared if isinstance(prepared, Batch) else None
+
+
 def _handle_command(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
     book = current_policy_book()
     cmd = envelope.payload
-    world = _slice(ctx.session, book, cmd)
-    before = world.copy()
-    decision = decide(world, cmd, book, ctx.now, acted_at=envelope.occurred_at)
-    events = apply_decision(world, decision, ctx.now)
-    save_world(ctx.session, before, world, ctx.now)
+    batch = _batch(ctx)
+    own = batch is None
+    if batch is None:  # called without the hub's prepare hook: a batch of one
+        batch = Batch(book)
+    batch.load(ctx.session, (cmd,))  # nothing to read when prepare loaded the batch
+    batch.now = ctx.now
+    decision = decide(batch.world, cmd, book, ctx.now, acted_at=envelope.occurred_at)
+    events = apply_decision(batch.world, decision, ctx.now)
+    if own:
+        batch.finish(ctx.session)
     for event in events:
         ctx.emit(Topics.REGISTRATION_EVENTS, event, cause=envelope,
                  entity=_entity_of(event, envelope.procuring_entity))
@@ -169,6 +146,8 @@ def handle_qualification_updated(ctx: HandlerContext, envelope: Envelope[Any]) -
     update: QualificationUpdated = envelope.payload
     for row in update.rows:
         upsert_qualification(ctx.session, update.procuring_entity, update.domain, row, ctx.now)
+    if (batch := _batch(ctx)) is not None:
+        batch.updated_qualifications(update)
 
 
 HANDLERS: dict[type[Payload], Handler] = {

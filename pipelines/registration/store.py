@@ -53,9 +53,12 @@ from schemas.text import trade_name_key
 
 __all__ = [
     "aware",
+    "card_of",
     "check_password",
+    "contact_of",
     "load_world",
     "make_password_verifier",
+    "record_of",
     "save_world",
     "upsert_qualification",
     "utc",
@@ -93,7 +96,8 @@ def check_password(password: str, verifier: str | None) -> bool:
     return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
-def _record(row: QualificationRow) -> QualificationRecord:
+def record_of(row: Any) -> QualificationRecord:
+    """A ``reg_qualification`` row (ORM object or Core row) as the rules see it."""
     return QualificationRecord(
         user_id=row.user_id, trade_name=row.trade_name, postal_code=row.postal_code,
         head_office_address=row.head_office_address, representative_name=row.representative_name,
@@ -127,11 +131,13 @@ def upsert_qualification(session: Session, entity: str, domain: Domain,
     session.add(row)
 
 
-def _contact(data: dict[str, Any]) -> Contact:
+def contact_of(data: dict[str, Any]) -> Contact:
+    """A stored contact (JSON column) as a Contact."""
     return Contact.model_validate_json(json.dumps(data))
 
 
-def _card(row: CardRow, regs: Iterable[CardRegistrationRow]) -> Card:
+def card_of(row: Any, regs: Iterable[Any]) -> Card:
+    """A ``reg_card`` row and its ``reg_card_registration`` rows as a Card."""
     facts = CardFacts(
         issuer=row.issuer, serial=row.serial, holder_name=row.holder_name,
         holder_address=row.holder_address, holder_organization=row.holder_organization,
@@ -139,7 +145,7 @@ def _card(row: CardRow, regs: Iterable[CardRegistrationRow]) -> Card:
         authenticated_at=aware(row.authenticated_at) if row.authenticated_at else None)
     registrations = {
         (r.entity, Domain(r.domain)): CardRegistration(
-            RegistrationStatus(r.status), r.department_name, _contact(r.contact),
+            RegistrationStatus(r.status), r.department_name, contact_of(r.contact),
             aware(r.registered_at))
         for r in regs}
     return Card(row.network, row.user_id, facts, registrations)
@@ -156,7 +162,7 @@ def load_world(session: Session, *, network: str, entities: Iterable[str],
     for q in session.exec(select(QualificationRow).where(
             col(QualificationRow.user_id).in_(users),
             col(QualificationRow.entity).in_(sorted(set(entities))))):
-        world.qualifications[(q.entity, Domain(q.domain), q.user_id)] = _record(q)
+        world.qualifications[(q.entity, Domain(q.domain), q.user_id)] = record_of(q)
     for c in session.exec(select(ContractorRow).where(
             ContractorRow.network == network,
             sa.or_(col(ContractorRow.user_id).in_(users),
@@ -165,7 +171,7 @@ def load_world(session: Session, *, network: str, entities: Iterable[str],
         world.contractors[(c.network, c.user_id)] = Contractor(
             c.network, c.user_id, c.company_id, c.company_name, c.company_key,
             c.corporate_number,
-            _contact(c.representative_contact) if c.representative_contact else None)
+            contact_of(c.representative_contact) if c.representative_contact else None)
     card_filter = sa.and_(col(CardRow.network) == network, col(CardRow.user_id).in_(users))
     if keys:
         card_filter = sa.or_(card_filter, sa.tuple_(col(CardRow.issuer),
@@ -177,7 +183,7 @@ def load_world(session: Session, *, network: str, entities: Iterable[str],
                 col(CardRegistrationRow.card_id).in_([c.id for c in cards]))):
             regs.setdefault(r.card_id, []).append(r)
     for card_row in cards:
-        world.cards[(card_row.issuer, card_row.serial)] = _card(card_row,
+        world.cards[(card_row.issuer, card_row.serial)] = card_of(card_row,
                                                                regs.get(card_row.id or 0, ()))
     for p in session.exec(select(PendingConfirmationRow).where(
             col(PendingConfirmationRow.confirmation_id).in_(sorted(set(confirmation_ids))))):
