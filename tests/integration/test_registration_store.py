@@ -5,6 +5,7 @@ small fake HandlerContext that collects what the handlers emit."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.registration.handlers import HANDLERS
+from pipelines.registration.handlers import HANDLERS, prepare
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
@@ -266,6 +267,58 @@ def test_database_and_memory_evolve_alike(engine: Engine, example: int) -> None:
                 propagate(session, NOW_DT + timedelta(days=1, hours=-7))
         else:
             handle(engine, command_of(step))
+    memory = play(stream)
+    with Session(engine) as session:
+        stored = load_world(session, network="saitama-joint", entities=ENTITIES, user_ids=USERS)
+    assert stored.cards == memory.cards, json.dumps(stream, ensure_ascii=False)[:2000]
+    assert stored.contractors == memory.contractors
+
+
+def deliveries_of(payloads: list[Payload], first_offset: int = 0) -> list[Delivery]:
+    out = []
+    for offset, payload in enumerate(payloads, first_offset):
+        env = new_envelope(payload, correlation_id=getattr(payload, "user_id", "q"),
+                           occurred_at=NOW_DT, procuring_entity=payload.procuring_entity,
+                           producer="gateway")
+        key, value, headers = encode(env)
+        out.append(Delivery(topic=Topics.REGISTRATION_COMMANDS.name, partition=0,
+                            offset=offset, key=key, value=value, headers=headers))
+    return out
+
+
+@pytest.mark.parametrize("example", range(6))
+async def test_whole_batches_through_prepare_evolve_like_memory(
+        engine: Engine, example: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The same stream, each run of commands between nightly batches handled as ONE batch
+    through the Processor with the prepare hook (state read once, written in bulk at the
+    end): commands of a batch see each other's effects in order, as in memory."""
+    stream = random_stream(100 + example) if example else [
+        ("register", register(apply_now_to=("kawagoe-city",))),
+        ("renew", renew(apply_to_other_entities=True)), ("batch", {})]
+    caplog.set_level(logging.INFO, logger="hub.processing")
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,
+                                         Topics.QUALIFICATION_UPDATES), handlers=HANDLERS,
+                        prepare=prepare)
+    proc = Processor(spec, engine, RetrySettings(max_attempts=1, base_delay_s=1),
+                     producer="test", clock=lambda: NOW_DT)
+    # The qualifications arrive in the first batch too: the batch's own updates win.
+    pending: list[Payload] = [qualification_update(qual(e, user_id=u))
+                              for u in USERS for e in ENTITIES]
+    offset, sizes = 0, []
+    for kind, step in [*stream, ("end", {})]:
+        if kind not in ("batch", "end"):
+            pending.append(command_of(step))
+            continue
+        if pending:
+            report = await proc.process(deliveries_of(pending, offset))
+            assert (report.done, report.dead) == (len(pending), 0)
+            offset, sizes, pending = offset + len(pending), [*sizes, len(pending)], []
+        if kind == "batch":
+            with Session(engine) as session:
+                propagate(session, NOW_DT + timedelta(days=1, hours=-7))
+    assert max(sizes) > 1
+    # Whole batches: none fell back to the one-by-one path (which would hide a bulk bug).
+    assert "handling one by one" not in caplog.text
     memory = play(stream)
     with Session(engine) as session:
         stored = load_world(session, network="saitama-joint", entities=ENTITIES, user_ids=USERS)
