@@ -48,6 +48,7 @@ from schemas.registration import (
     Contact,
     Domain,
     PropagationScheduled,
+    trusted,
 )
 from schemas.text import trade_name_key
 
@@ -97,8 +98,12 @@ def check_password(password: str, verifier: str | None) -> bool:
 
 
 def record_of(row: Any) -> QualificationRecord:
-    """A ``reg_qualification`` row (ORM object or Core row) as the rules see it."""
-    return QualificationRecord(
+    """A ``reg_qualification`` row (ORM object or Core row) as the rules see it.
+
+    Not validated again: the row was written from a validated QualificationRecord.
+    """
+    return trusted(
+        QualificationRecord,
         user_id=row.user_id, trade_name=row.trade_name, postal_code=row.postal_code,
         head_office_address=row.head_office_address, representative_name=row.representative_name,
         representative_title=row.representative_title, contractor_name=row.contractor_name,
