@@ -2,9 +2,10 @@
 
 Pure rules (:mod:`.rules`: REG-1 … REG-11, CHG-1 … CHG-4, RNW-1 … RNW-9, with PIN-2,
 WIN-1, NTF-1/2) over a :class:`~.world.World` of state; per-entity policy from TOML
-(:mod:`.policy`); the database store (:mod:`.models`, :mod:`.store`), the Kafka
-handlers (:mod:`.handlers`), the card gateway's query (:mod:`.queries`), the nightly
-propagation (:mod:`.propagation`) and the scenario runner (:mod:`.scenario`).
+(:mod:`.policy`); the database store (:mod:`.models`, :mod:`.store`, and :mod:`.batch`
+for a whole batch of commands at once), the Kafka handlers (:mod:`.handlers`), the card
+gateway's query (:mod:`.queries`), the nightly propagation (:mod:`.propagation`) and the
+scenario runner (:mod:`.scenario`).
 """
 
 from pipelines.registration.common import Decision, Outcome
