@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connectors._shared.settings import run_dir
+
 __all__ = [
     "ContractSettings",
     "KafkaSettings",
@@ -30,7 +32,7 @@ __all__ = [
     "load_settings",
 ]
 
-RUN_DIR = Path(os.environ.get("HUB_RUN_DIR", Path(__file__).resolve().parent.parent / ".run"))
+RUN_DIR = run_dir()
 
 
 class KafkaSettings(BaseModel):

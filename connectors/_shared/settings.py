@@ -7,13 +7,22 @@ prefix (``HUB_MAIL_``, ``HUB_ERP_``, ...), so ``HUB_ERP_RETRY_ATTEMPTS=5`` or
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors._shared.policy import CircuitBreaker, RetryPolicy
 from connectors._shared.windows import MaintenanceCalendar, parse_window
 
-__all__ = ["ConnectorSettings"]
+__all__ = ["ConnectorSettings", "run_dir"]
+
+
+def run_dir() -> Path:
+    """Where the local default keeps its files: ``HUB_RUN_DIR``, else ``.run`` in the
+    project (the hub's RUN_DIR, hub/settings.py, is this same directory)."""
+    return Path(os.environ.get("HUB_RUN_DIR", Path(__file__).resolve().parents[2] / ".run"))
 
 
 class ConnectorSettings(BaseSettings):

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from connectors._shared import ConnectorSettings
+from connectors._shared.settings import run_dir
 
 __all__ = ["CloudSignSettings"]
 
@@ -25,7 +26,7 @@ class CloudSignSettings(ConnectorSettings):
     base_url: str = Field(default="http://127.0.0.1:8783",
                           description="CloudSign Web API (the reference server by default).")
     client_id: SecretStr = Field(default=SecretStr("local-cloudsign-client"))
-    document_dir: Path = Field(default=Path("var/documents/cloudsign"))
+    document_dir: Path = Field(default_factory=lambda: run_dir() / "documents" / "cloudsign")
     token_margin_s: float = Field(default=60.0, ge=0,
                                   description="Renew the access token this long before expiry.")
     max_download_bytes: int = Field(default=100 * 1024 * 1024, gt=0)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from connectors._shared.settings import ConnectorSettings
+from connectors._shared.settings import ConnectorSettings, run_dir
 from schemas.mail import MailAddress
 
 __all__ = ["MailSettings"]
@@ -35,7 +35,8 @@ class MailSettings(ConnectorSettings):
         description="Footer name when a request carries no system_name value.")
     attachment_limit_bytes: int = Field(default=CON4_ATTACHMENT_LIMIT, ge=1)
     link_valid_days: int = Field(default=10, ge=1, description="CON-4: download links, 10 days.")
-    documents_dir: Path = Path("var/documents")
+    documents_dir: Path = Field(default_factory=lambda: run_dir() / "documents",
+                                description="Signed PDFs to attach or link (CON-4).")
     documents_base_url: str = "http://127.0.0.1:8000/documents"
     link_key: SecretStr = SecretStr("change-me-local-default-only")
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from connectors.mail.settings import MailSettings
 from hub.consumers import ConsumerSpec
 from hub.contract.jobs import (
     CitySigning,
@@ -110,7 +111,7 @@ def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None
 
     found = [ScheduledJob("contract-timeouts", interval_s, timeouts)]
     if city_signer is not None:
-        signer, directory = city_signer, mail_dir or Path("var/documents")
+        signer, directory = city_signer, mail_dir or MailSettings().documents_dir
 
         async def city(engine: Engine) -> Any:
             return await sign_for_city(engine, signer, directory, clock)
