@@ -68,6 +68,7 @@ def registration_consumer() -> ConsumerSpec:
         "registration",
         (Topics.REGISTRATION_COMMANDS, Topics.QUALIFICATION_UPDATES),
         handlers=handlers.HANDLERS,
+        prepare=handlers.prepare,
         description="利用者登録・変更・ICカード更新: REG, CHG, RNW rules; events and NTF mails",
         emits=((Topics.REGISTRATION_EVENTS, events), (Topics.MAIL_REQUESTS, (MailRequested,))),
     )
