@@ -8,6 +8,7 @@ the case or its contractor, and lets the driver wait for the next event it expec
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ from schemas.envelope import JST, Envelope
 from schemas.registry import Payload
 from schemas.topics import Topics, TopicSpec
 from schemas.wire import WireError, decode
+
+# decode() knows a message type only once its module is imported: the watched topics'
+# types, so that a timeline in a process without the hub's wiring drops none of them.
+for _module in ("case", "contract", "erp", "mail", "registration", "surety"):
+    importlib.import_module(f"schemas.{_module}")
 
 __all__ = ["WATCHED", "CaseTimeline", "describe"]
 
