@@ -1,0 +1,169 @@
+"""Parts of the complete-case benchmark (bench_cases) that are not the measurement itself.
+
+- :class:`CaseFeed`: one Kafka consumer for all cases in flight. hub.sample's
+  :class:`~hub.sample.timeline.CaseTimeline` reads its own consumer and finds events by
+  type only, so N concurrent cases need N timelines; they are fed here from one consumer
+  by correlation id instead of polling N consumers.
+- :class:`KafkaPublisher`: the city's systems putting 案件情報, 開札, 申出書 and the
+  surety uploads on Kafka directly (the hub runs in another process).
+- :class:`SoftBackend`: the contractor's IC card in software, with the key of a card the
+  test PKI issued (tests/card/softcard.py's session). The card itself is benchmarked in
+  bench_card; here it must not be what bounds the rate.
+- :func:`start_groups_at_end`: the child hub's consumer groups begin at the topics'
+  current end, so a fresh group does not replay the shared ``proc.*`` history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import pkgutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from connectors.devpki import CardCredentials
+from hub.dlq import partitions_of
+from hub.sample.timeline import WATCHED, CaseTimeline
+from schemas.envelope import Envelope
+from schemas.topics import TopicSpec
+from schemas.wire import WireError, decode, encode
+from tests.card.softcard import SoftCard
+
+__all__ = ["CaseFeed", "FedTimeline", "KafkaPublisher", "SoftBackend", "start_groups_at_end"]
+
+
+@dataclass
+class FedTimeline(CaseTimeline):
+    """A CaseTimeline that :class:`CaseFeed` fills; ``poll`` waits for the next arrival."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def poll(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.arrived.wait(), timeout_s)
+        self.arrived.clear()
+
+
+def _register_every_message() -> None:
+    """decode() knows a message type once its schema module is imported (the hub imports
+    them all through its wiring; this driver reaches only some)."""
+    import schemas
+
+    for info in pkgutil.iter_modules(schemas.__path__):
+        importlib.import_module(f"schemas.{info.name}")
+
+
+class CaseFeed:
+    """Reads the watched topics from their end and hands each event to its case."""
+
+    def __init__(self, bootstrap: str) -> None:
+        _register_every_message()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                          enable_auto_commit=False, fetch_max_wait_ms=20)
+        self._routes: dict[str, FedTimeline] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        parts = await partitions_of(self._consumer, [t.name for t in WATCHED])
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_end(*parts)
+        for tp in parts:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run())
+
+    def follow(self, timeline: FedTimeline) -> None:
+        for key in timeline.keys:
+            self._routes[key] = timeline
+
+    def forget(self, timeline: FedTimeline) -> None:
+        for key in timeline.keys:
+            self._routes.pop(key, None)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        env = decode(r.value, r.headers)
+                    except WireError:
+                        continue
+                    timeline = self._routes.get(env.correlation_id)
+                    if timeline is not None:
+                        timeline.seen.append((r.topic, env))
+                        timeline.arrived.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+
+class KafkaPublisher:
+    """hub.sample's Publisher on a plain producer (acks=all, like the hub's relay)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                          linger_ms=2)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: TopicSpec, *envelopes: Envelope[Any]) -> None:
+        for env in envelopes:
+            key, value, headers = encode(env)
+            await self._producer.send_and_wait(topic.name, value=value, key=key,
+                                               headers=headers)
+
+
+class SoftBackend:
+    """card_agent.card.CardBackend with one software card in one 'reader'."""
+
+    def __init__(self, creds: CardCredentials) -> None:
+        self._creds = creds
+
+    def readers(self) -> Sequence[str]:
+        return [f"soft-{self._creds.serial}"]
+
+    def open(self, reader: str | None = None) -> SoftCard:
+        return SoftCard(self._creds)
+
+
+async def start_groups_at_end(bootstrap: str, groups: Mapping[str, Sequence[str]]) -> None:
+    """Commit each group's offsets at the current end of its topics (group -> topic names)."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await probe.start()
+    try:
+        ends: dict[str, dict[TopicPartition, int]] = {}
+        for group, topics in groups.items():
+            parts = await partitions_of(probe, list(topics))
+            ends[group] = await probe.end_offsets(parts)
+    finally:
+        await probe.stop()
+    for group, offsets in ends.items():
+        committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                     enable_auto_commit=False)
+        await committer.start()
+        try:
+            committer.assign(list(offsets))
+            await committer.commit({tp: OffsetAndMetadata(off, "") for tp, off in
+                                    offsets.items()})
+        finally:
+            await committer.stop()
