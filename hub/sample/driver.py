@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,6 +68,8 @@ class Stage:
     dsure_issuer_token: str = field(repr=False)
     tsa_url: str
     pki: DevPki
+    tsa_maintenance: tuple[str, ...] = ()
+    """The TSA's announced windows (WIN-3) as the contractor's agent knows them."""
 
 
 @dataclass
@@ -110,8 +113,11 @@ class CaseRun:
         self.stage, self.case, self.timeline = stage, case, timeline
         self.card, self.say, self.timeout_s = card, say, timeout_s
         self.outcome = CaseOutcome()
+        self.links_used: list[uuid.UUID] = []
+        """Review links the contractor acted on, oldest first (CON-3)."""
         self._http = httpx.Client(base_url=stage.hub_url, timeout=60)
-        tsa = TsaConnector(TsaSettings(url=stage.tsa_url), stage.pki.trust_roots)
+        tsa = TsaConnector(TsaSettings(url=stage.tsa_url, maintenance=stage.tsa_maintenance),
+                           stage.pki.trust_roots)
         self.agent = Agent(backend=backend, gateway=GatewayClient(self._http, card.chain),
                            console=_ContractorConsole(pin, case.password, None),
                            reader=reader, tsa=tsa)
@@ -133,7 +139,8 @@ class CaseRun:
                     ) -> Envelope[Any]:
         return await self.timeline.wait_for(message_type, self.timeout_s, where)
 
-    def _staff(self, method: str, path: str, **kwargs: Any) -> Any:
+    def staff(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call of the city's staff API (raises on a 4xx/5xx answer)."""
         headers = {"Authorization": f"Bearer {self.stage.staff_token}",
                    **kwargs.pop("headers", {})}
         reply = self._http.request(method, path, headers=headers, **kwargs)
@@ -173,10 +180,15 @@ class CaseRun:
         await self._wait("econtract.step-recorded",
                          lambda e: e.payload.status.value == "applied")
 
-    def issue_guarantee(self, product: SuretyProduct) -> tuple[str, str]:
-        """The surety company publishes the certificate on D・Sure: (number, 認証キー)."""
+    def issue_guarantee(self, product: SuretyProduct, **differ: Any) -> tuple[str, str]:
+        """The surety company publishes the certificate on D・Sure: (number, 認証キー).
+
+        ``differ`` overrides certificate fields (e.g. ``guarantee_amount``), for a
+        certificate that does not match the case (SUR-2)."""
         number = f"{random.randint(10000, 99999)}-{random.randint(1000, 9999)}M"
         cert = self.case.certificate(product, number)
+        if differ:
+            cert = type(cert).model_validate({**cert.model_dump(), **differ})
         reply = httpx.post(f"{self.stage.dsure_url}/api/v1/issuer/certificates",
                            content=cert.model_dump_json(), timeout=10, headers={
                                "Authorization": f"Bearer {self.stage.dsure_issuer_token}"})
@@ -184,30 +196,65 @@ class CaseRun:
         body: dict[str, str] = reply.json()
         return body["contract_number"], body["auth_key"]
 
-    async def surety(self, product: SuretyProduct) -> Envelope[Any]:
-        """The contractor hands number + key to the city (SUR-1); the hub checks (SUR-2)."""
-        number, key = await asyncio.to_thread(self.issue_guarantee, product)
+    async def hand_over(self, product: SuretyProduct, **differ: Any) -> str:
+        """The contractor hands number + key to the city (SUR-1); the number. ``differ``
+        as in :meth:`issue_guarantee`."""
+        number, key = await asyncio.to_thread(self.issue_guarantee, product, **differ)
         self._tell(f"   {product.label_ja} {number}: number and 認証キー uploaded (SUR-1)")
         await self._send(Topics.SURETY_COMMANDS, SuretyCheckRequested(
             contract_number=number, auth_key=key, source=SuretyKeySource.UPLOAD,
             expected_product=product))
+        return number
+
+    async def surety(self, product: SuretyProduct) -> Envelope[Any]:
+        """The contractor hands number + key to the city (SUR-1); the hub checks (SUR-2)."""
+        number = await self.hand_over(product)
         return await self._wait("surety.accepted", lambda e: e.payload.contract_number == number)
 
     async def contract_set(self) -> None:
         title = f"工事請負契約書 {self.case.case_id}"
         self._tell("4. the city uploads the contract set; a review link is mailed (CON-3)")
-        await asyncio.to_thread(self._staff, "POST", f"/contracts/{self.case.case_id}/contract-set",
+        await asyncio.to_thread(self.staff, "POST", f"/contracts/{self.case.case_id}/contract-set",
                                 params={"title": title}, content=self.case.contract_pdf(),
                                 headers={"Content-Type": "application/pdf"})
 
-    async def contractor_agrees(self) -> None:
-        sent = await self._wait("econtract.review-link-sent")
+    async def review_link(self) -> uuid.UUID:
+        """The newest review link the contractor has not acted on yet (CON-3)."""
+        sent = await self._wait("econtract.review-link-sent",
+                                lambda e: e.payload.link_id not in self.links_used)
+        link_id: uuid.UUID = sent.payload.link_id
+        return link_id
+
+    def review(self, link_id: uuid.UUID, action: str, **body: Any) -> httpx.Response:
+        """One POST on the review page (agree, reject, forward, resend); the raw answer."""
+        self.links_used.append(link_id)
+        return self._http.post(f"/contract/review/{link_id}/{action}",
+                               json={"by": self.case.authorized.email, **body})
+
+    async def contractor_agrees(self, link_id: uuid.UUID | None = None) -> None:
+        link = link_id or await self.review_link()
         self._tell(f"5. the contractor opens the link and agrees ({self.case.authorized.email})")
-        reply = await asyncio.to_thread(
-            self._http.post, f"/contract/review/{sent.payload.link_id}/agree",
-            json={"by": self.case.authorized.email})
+        reply = await asyncio.to_thread(self.review, link, "agree")
         if reply.status_code != 202:
             raise RuntimeError(f"review agree: {reply.status_code} {reply.text}")
+
+    async def contractor_rejects(self, reason: str) -> Envelope[Any]:
+        """同意せず却下 with a reason (CON-2): the case goes back to the city."""
+        link = await self.review_link()
+        self._tell(f"5. the contractor rejects the contract set: {reason}")
+        reply = await asyncio.to_thread(self.review, link, "reject", reason=reason)
+        if reply.status_code != 202:
+            raise RuntimeError(f"review reject: {reply.status_code} {reply.text}")
+        return await self._wait("econtract.step-recorded",
+                                lambda e: e.payload.status.value == "rejected")
+
+    async def ask_resend(self, link_id: uuid.UUID) -> uuid.UUID:
+        """再配信の依頼 from an old link's page (CON-3); the new link's id."""
+        self._tell("   the contractor asks for the review link again (CON-3)")
+        reply = await asyncio.to_thread(self.review, link_id, "resend")
+        if reply.status_code != 202:
+            raise RuntimeError(f"review resend: {reply.status_code} {reply.text}")
+        return await self.review_link()
 
     async def contractor_signs(self) -> None:
         """The signing job is signed on the IC card (PAdES B-T) and accepted (CON-5)."""
@@ -231,11 +278,18 @@ class CaseRun:
         if answer is None or answer.get("status") != "signed":
             raise RuntimeError(f"the signed PDF was not accepted: {answer}")
 
+    async def city_agrees(self) -> httpx.Response:
+        """The city's officer agrees through the staff API; the raw answer (202 or 4xx)."""
+        return await asyncio.to_thread(
+            self._http.post, f"/contracts/{self.case.case_id}/city-agreement",
+            json={"by": self.case.city_officer.email},
+            headers={"Authorization": f"Bearer {self.stage.staff_token}"})
+
     async def city_signs(self) -> Envelope[Any]:
         self._tell("7. the city agrees; its signer adds PAdES B-LT with the TSA (CON-2, CON-7)")
-        await asyncio.to_thread(self._staff, "POST",
-                                f"/contracts/{self.case.case_id}/city-agreement",
-                                json={"by": self.case.city_officer.email})
+        reply = await self.city_agrees()
+        if reply.status_code != 202:
+            raise RuntimeError(f"city agreement: {reply.status_code} {reply.text}")
         return await self._wait("econtract.concluded")
 
     async def registered_in_erp(self, kind: str) -> Envelope[Any]:
@@ -243,9 +297,9 @@ class CaseRun:
 
     async def signed_document(self) -> bytes:
         case_id = self.case.case_id
-        pdf = (await asyncio.to_thread(self._staff, "GET", f"/contracts/{case_id}/document")
+        pdf = (await asyncio.to_thread(self.staff, "GET", f"/contracts/{case_id}/document")
                ).content
-        report = (await asyncio.to_thread(self._staff, "POST",
+        report = (await asyncio.to_thread(self.staff, "POST",
                                           f"/contracts/{case_id}/validation")).json()
         self.outcome.signed_pdf, self.outcome.validation = pdf, report
         return bytes(pdf)
