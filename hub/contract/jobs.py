@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -104,12 +105,23 @@ def collect_contractor_signatures(session: Session, now: datetime) -> int:
     return done
 
 
+_signed_by: WeakKeyDictionary[CitySigning, dict[str, str]] = WeakKeyDictionary()
+"""Per signer: the cases this process signed and whose CitySignatureApplied is queued
+(case id -> sha256 of the contractor-signed PDF it signed). Until the process manager
+takes that command, the case stays city-agreed; signing it again on every run would only
+make a signature the process drops as a repeat (same message id), at ~0.1 s CPU each."""
+
+
 async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
                         clock: Callable[[], datetime] = utc_now) -> int:
     """CON-2: sign every case the city agreed to with the city's signer (B-LT)."""
+    queued = _signed_by.setdefault(signer, {})
     with Session(engine) as session:
-        todo = [(s, get_document(session, s.contractor_signed)) for s in
-                _cases(session, ContractStatus.CITY_AGREED) if s.contractor_signed]
+        agreed = [s for s in _cases(session, ContractStatus.CITY_AGREED) if s.contractor_signed]
+        for case_id in queued.keys() - {s.case_id for s in agreed}:
+            del queued[case_id]  # the process has taken it: nothing to remember
+        todo = [(s, get_document(session, s.contractor_signed)) for s in agreed
+                if s.contractor_signed and queued.get(s.case_id) != s.contractor_signed.sha256]
     signed = 0
     for state, pdf in todo:
         try:
@@ -125,6 +137,8 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
             _command(session, state, CitySignatureApplied(
                 case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
                 signed_at=result.signed_at), "city-signed", clock())
+        assert state.contractor_signed is not None  # filtered above
+        queued[state.case_id] = state.contractor_signed.sha256
         signed += 1
     return signed
 
