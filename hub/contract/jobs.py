@@ -27,6 +27,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connectors._shared.errors import PeerInMaintenance
 from hub.gateway.models import SigningJobRow
 from hub.outbox import enqueue
 from pipelines.contract.mails import mail_document_ref
@@ -126,6 +127,9 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
     for state, pdf in todo:
         try:
             result = await signer.sign(pdf)
+        except PeerInMaintenance as exc:  # WIN-3: held, not failed; every case needs the TSA
+            log.info("city signing held until %s: %s", exc.until.isoformat(), exc)
+            break
         except Exception:  # one case's failure must not hold the others back
             log.exception("city signing of case %s failed; tried again next run", state.case_id)
             continue
