@@ -33,6 +33,12 @@ from connectors.citysigner.settings import CitySignerSettings
 __all__ = ["CitySignatureResult", "CitySigner", "CitySignerError", "load_pem_files"]
 
 _MD = "sha256"
+_RESERVED = 16_384
+"""Hex digits kept in the PDF for the CMS signature (8 KiB; the city's signature with its
+chain and the RFC 3161 token is ~4.3 KiB with the test PKI). A fixed size spares pyHanko's
+size estimate, which is a complete dry-run CMS signature: half the signing CPU. A CMS that
+does not fit is made again with the estimate (:meth:`CitySigner.sign`)."""
+_TOO_LARGE = "payload larger than expected"
 
 
 class CitySignerError(RuntimeError):
@@ -67,6 +73,7 @@ class CitySigner:
         self.timestamper = timestamper
         self.chain = tuple(chain) or load_pem_files(settings.chain)
         self.trust_roots = tuple(trust_roots) or load_pem_files(settings.trust_roots)
+        self._reserved: int | None = _RESERVED
 
     def __repr__(self) -> str:
         return (f"CitySigner(module={self.settings.module!r}, "
@@ -97,10 +104,13 @@ class CitySigner:
                 field_name=field_name, md_algorithm=_MD, reason=s.reason,
                 subfilter=fields.SigSeedSubFilter.PADES, embed_validation_info=True,
                 validation_context=self._validation_context())
-            out = BytesIO()
-            await signers.PdfSigner(meta, signer=signer, timestamper=self.timestamper
-                                    ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)),
-                                                     output=out)
+            try:
+                out = await self._sign(pdf, meta, signer, self._reserved)
+            except SigningError as exc:
+                if _TOO_LARGE not in str(exc):
+                    raise
+                self._reserved = None  # a longer chain or token than foreseen: estimate
+                out = await self._sign(pdf, meta, signer, None)
             subject = signer.signing_cert.subject.human_friendly
         except (p11e.PKCS11Error, SigningError) as exc:
             raise CitySignerError(f"the city's token did not sign: {type(exc).__name__}: "
@@ -108,3 +118,11 @@ class CitySigner:
         finally:
             session.close()
         return CitySignatureResult(out.getvalue(), subject, datetime.now(UTC))
+
+    async def _sign(self, pdf: bytes, meta: signers.PdfSignatureMetadata, signer: PKCS11Signer,
+                    reserved: int | None) -> BytesIO:
+        out = BytesIO()
+        await signers.PdfSigner(meta, signer=signer, timestamper=self.timestamper
+                                ).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)),
+                                                 bytes_reserved=reserved, output=out)
+        return out

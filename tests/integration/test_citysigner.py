@@ -119,6 +119,21 @@ async def test_contractor_signature_stays_valid_under_the_city_signature(
     assert report.valid, report
 
 
+async def test_signature_space_is_fixed_and_estimated_only_when_the_cms_does_not_fit(
+        module: str, tsa: ReferenceTsa, pki: DevPki) -> None:
+    from connectors.citysigner.signer import _RESERVED
+
+    city = signer_on(module, tsa, pki)
+    fixed = await city.sign(make_pdf(3_000))
+    (sig,) = PdfFileReader(BytesIO(fixed.pdf)).embedded_signatures
+    assert len(sig.sig_object["/Contents"]) * 2 == _RESERVED  # no dry-run size estimate
+    city._reserved = 1_000  # smaller than any CMS with a chain and a timestamp token
+    estimated = await city.sign(make_pdf(3_000))
+    assert city._reserved is None  # from now on pyHanko estimates
+    report = await async_validate_contract_pdf(estimated.pdf, pki.trust_roots)
+    assert report.valid, report
+
+
 async def test_wrong_pin_is_refused_without_showing_it(module: str, tsa: ReferenceTsa,
                                                         pki: DevPki) -> None:
     with pytest.raises(CitySignerError) as caught:
