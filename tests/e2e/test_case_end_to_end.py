@@ -124,6 +124,8 @@ async def test_hub_killed_while_the_city_signs_completes_the_case_once(
         await run.timeline.wait_for("econtract.step-recorded", 60,
                                     lambda e: e.payload.status.value == "city-agreed")
         hub.kill()
+        await timeline.poll(0.5)
+        assert timeline.find("econtract.concluded") is None, "killed too late: already concluded"
         assert hub.proc is not None
         assert hub.proc.returncode == -signal.SIGKILL
         await asyncio.to_thread(hub.start)
