@@ -2,7 +2,7 @@
 
 One hub process (a child running what ``hub run`` runs: the default wiring, every
 pipeline, connector and job, the gateway, the staff API, the city's signer on a SoftHSM2
-token) on a fresh PostgreSQL database and the local Kafka, with the reference peers
+token) on a fresh PostgreSQL database and its own Kafka broker, with the reference peers
 (hub/peers.py: SMTP, the ERP's SOAP service, D・Sure, the RFC 3161 TSA ...) and the
 contract jobs every ``--job-interval`` seconds. The driver plays N cases with
 hub.sample's :class:`~hub.sample.driver.CaseRun`, at most ``--concurrency`` in flight,
@@ -16,14 +16,23 @@ test PKI issued (the card itself is bench_card's subject).
 Measured: cases/s (completed cases over the span from the first case's first step to
 the last case's advance-payment registration, and over the middle 80 % of completions),
 per-case latency p50/p95/p99 (first step to the advance-payment registration), the time
-of each stage, the hub's peak RSS (VmHWM). Bounded: N cases, ``--timeout`` overall, each
-step ``--step-timeout``; it stops by itself. ``--profile`` runs the hub under cProfile
-(worker-thread calls inline, as in bench_registration) and keeps its top functions.
+of each stage, the hub's peak RSS (VmHWM), and where the CPU went while the cases ran:
+the hub, the driver (the contractor's PAdES signing with pyHanko is the driver's, as it
+is the card agent's on the contractor's PC), the peers, and how busy the machine was.
+Bounded: N cases, ``--timeout`` overall, each step ``--step-timeout``; it stops by
+itself. ``--profile cprofile`` runs the hub under cProfile (the event-loop thread, with
+``asyncio.to_thread`` calls inline, as in bench_registration); ``--profile sample``
+samples every thread's stack (the HTTP routes run in worker threads), which also counts
+threads blocked in C calls (psycopg, sockets), so its shares are of time, not of CPU.
 
-The hub's consumer groups are this run's own and start at the topics' end. The run's
-records stay on the shared ``proc.*`` topics (the default wiring has no topic prefix).
+Kafka is this run's own broker (deploy/kafka.sh on a free port in the run directory):
+on the shared broker any other hub consuming ``proc.*`` (an e2e test, a demo) answers
+this run's commands from its own database. ``--kafka host:port`` uses an existing one;
+the hub's consumer groups then start at the topics' end. The reference peers listen on
+their fixed ports (hub/peers.py), so ``hub demo`` cannot run at the same time.
 
-    .venv/bin/python -m benchmarks.bench_cases [--n 200] [--concurrency 30] [--profile]
+    .venv/bin/python -m benchmarks.bench_cases [--n 200] [--concurrency 30]
+        [--profile cprofile|sample]
 
 Results: benchmarks/results/cases.json.
 """
@@ -65,8 +74,9 @@ STAGES = ("register", "open_case", "performance_surety", "contract_set", "contra
 
 # -- the hub (child process) ----------------------------------------------------------------
 
-def child(profile_path: str) -> None:
-    """``hub run`` with the default wiring, its consumer groups started at the topics' end."""
+def child(mode: str, out_path: str) -> None:
+    """``hub run`` with the default wiring, its consumer groups started at the topics' end;
+    ``mode`` 'cprofile' or 'sample' profiles it into ``out_path``."""
     from benchmarks._cases_parts import start_groups_at_end
     from hub.bootstrap import default_wiring
     from hub.logs import setup_logging
@@ -81,21 +91,30 @@ def child(profile_path: str) -> None:
     asyncio.run(start_groups_at_end(settings.kafka.bootstrap_servers, groups))
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
               http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers)
-    if not profile_path:
+    if mode == "sample":
+        from benchmarks._cases_profile import Sampler
+
+        sampler = Sampler()
+        sampler.start()
         asyncio.run(hub.run_until_signalled())
-        return
-    import cProfile
+        sampler.stop()
+        Path(out_path).write_text(json.dumps(sampler.summary(), indent=1))
+    elif mode == "cprofile":
+        import cProfile
 
-    async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+        async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
 
-    # cProfile sees one thread: worker-thread calls run inline so their time shows.
-    asyncio.to_thread = inline
-    profiler = cProfile.Profile()
-    profiler.enable()
-    asyncio.run(hub.run_until_signalled())
-    profiler.disable()
-    profiler.dump_stats(profile_path)
+        # cProfile sees one thread: asyncio.to_thread calls run inline so their time shows
+        # (the HTTP routes' worker threads stay unseen: --profile sample sees them).
+        asyncio.to_thread = inline
+        profiler = cProfile.Profile()
+        profiler.enable()
+        asyncio.run(hub.run_until_signalled())
+        profiler.disable()
+        profiler.dump_stats(out_path)
+    else:
+        asyncio.run(hub.run_until_signalled())
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -266,17 +285,24 @@ class Bench:
                 await asyncio.to_thread(self.broker, "start")
             peers.start()
             await apply_topics(KafkaSettings(bootstrap_servers=self.kafka))
-            prof = str(self.run_dir / "hub.prof") if self.args.profile else ""
+            prof = str(self.run_dir / f"hub.{self.args.profile}") if self.args.profile else ""
             log = (self.run_dir / "hub.log").open("ab")
             proc = subprocess.Popen(  # noqa: ASYNC220 -- once per run
-                [sys.executable, "-m", "benchmarks.bench_cases", "--child", prof],
+                [sys.executable, "-m", "benchmarks.bench_cases", "--child",
+                 self.args.profile, prof],
                 env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             await self.wait_ready(proc)
             print(f"hub ready (pid {proc.pid}); {self.args.n} cases, "
                   f"{self.args.concurrency} in flight", flush=True)
-            cpu_before = cpu_seconds(proc.pid)
+            peer_pids = [p.pid for _, p in peers._procs]  # the peers own CPU, for the split
+            before = (cpu_seconds(proc.pid), time.process_time(), _machine_busy(),
+                      sum(map(cpu_seconds, peer_pids)))
             out = await self.drive()
-            out["hub_cpu_s"] = round(cpu_seconds(proc.pid) - cpu_before, 1)
+            busy, total = (a - b for a, b in zip(_machine_busy(), before[2], strict=True))
+            out["cpu_s"] = {"hub": round(cpu_seconds(proc.pid) - before[0], 1),
+                            "driver": round(time.process_time() - before[1], 1),
+                            "peers": round(sum(map(cpu_seconds, peer_pids)) - before[3], 1),
+                            "machine_busy_pct": round(100 * busy / max(total, 1e-9), 1)}
             out["hub_peak_rss_mib"] = round(peak_rss_kib(proc.pid) / 1024, 1)
         finally:
             if proc is not None:
@@ -289,11 +315,20 @@ class Bench:
             peers.stop()
             if not self.args.kafka:
                 await asyncio.to_thread(self.broker, "wipe")
-        if self.args.profile and (self.run_dir / "hub.prof").exists():
+        if self.args.profile == "cprofile" and (self.run_dir / "hub.cprofile").exists():
             from benchmarks._cases_profile import profile_summary
 
-            out["profile"] = profile_summary(self.run_dir / "hub.prof")
+            out["profile"] = profile_summary(self.run_dir / "hub.cprofile")
+        elif self.args.profile == "sample" and (self.run_dir / "hub.sample").exists():
+            out["profile"] = json.loads((self.run_dir / "hub.sample").read_text())
         return out
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
 
 
 def _free_port() -> int:
@@ -371,7 +406,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2] if len(sys.argv) > 2 else "")
+        child(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
         raise SystemExit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
@@ -379,7 +414,9 @@ if __name__ == "__main__":
     parser.add_argument("--job-interval", type=float, default=0.2)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--step-timeout", type=float, default=180)
-    parser.add_argument("--profile", action="store_true", help="the hub under cProfile")
+    parser.add_argument("--profile", choices=("", "cprofile", "sample"), default="",
+                        help="profile the hub: cProfile (main thread) or sampling (all "
+                             "threads)")
     parser.add_argument("--kafka", default="", help="an existing broker (host:port) instead "
                         "of this run's own; no other hub may consume its proc.* topics")
     parser.add_argument("--output", type=Path, default=RESULTS / "cases.json")
