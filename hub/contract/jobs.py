@@ -90,11 +90,19 @@ def expire_review_links(session: Session, now: datetime) -> int:
 
 
 def collect_contractor_signatures(session: Session, now: datetime) -> int:
-    """CON-2: signing jobs the gateway accepted become the process's next step."""
+    """CON-2: signing jobs the gateway accepted become the process's next step.
+
+    One query finds the cases whose job is signed: the job runs every few seconds, and
+    reading every waiting case's state and job (with both PDFs) each time cost the hub
+    more than the signatures it collects."""
     done = 0
-    for state in _cases(session, ContractStatus.CONTRACTOR_AGREED):
-        job = session.get(SigningJobRow, state.signing_job_id) if state.signing_job_id else None
-        if job is None or job.status != "signed" or job.signed_document is None:
+    found = session.exec(select(CaseRow, SigningJobRow).where(
+        CaseRow.status == ContractStatus.CONTRACTOR_AGREED.value,
+        CaseRow.signing_job_id == SigningJobRow.id, SigningJobRow.status == "signed",
+        SigningJobRow.signed_document.is_not(None)))  # type: ignore[union-attr]
+    for row, job in found:
+        state = CaseState.model_validate(row.state)
+        if state.signing_job_id != job.id or job.signed_document is None:
             continue
         ref = put_document(session, f"{state.case_id}-contractor-signed.pdf",
                            job.signed_document, now)
