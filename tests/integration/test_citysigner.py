@@ -9,6 +9,7 @@ the run directory, once, and signs with it; without SoftHSM2 it says how to inst
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -132,6 +133,16 @@ async def test_signature_space_is_fixed_and_estimated_only_when_the_cms_does_not
     assert city._reserved is None  # from now on pyHanko estimates
     report = await async_validate_contract_pdf(estimated.pdf, pki.trust_roots)
     assert report.valid, report
+
+
+async def test_timestamp_tokens_reach_pyhanko_unparsed(module: str, tsa: ReferenceTsa,
+                                                       pki: DevPki) -> None:
+    stamper = signer_on(module, tsa, pki).timestamper
+    token = await stamper.async_timestamp(hashlib.sha256(b"contract").digest(), "sha256")
+    # Loaded from its DER, not the connector's fully parsed (verified) object: asn1crypto
+    # copies its bytes instead of re-encoding every level on each of pyHanko's dumps.
+    assert token.children is None
+    assert token["content"]["encap_content_info"]["content_type"].native == "tst_info"
 
 
 async def test_wrong_pin_is_refused_without_showing_it(module: str, tsa: ReferenceTsa,
