@@ -11,6 +11,8 @@
   bench_card; here it must not be what bounds the rate.
 - :func:`start_groups_at_end`: the child hub's consumer groups begin at the topics'
   current end, so a fresh group does not replay the shared ``proc.*`` history.
+- what is measured: CPU per process and of the machine (/proc), peak RSS, and the
+  summary (:func:`summarise`: cases/s, latency percentiles, per-stage times).
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import pkgutil
+import socket
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -34,7 +40,23 @@ from schemas.topics import TopicSpec
 from schemas.wire import WireError, decode, encode
 from tests.card.softcard import SoftCard
 
-__all__ = ["CaseFeed", "FedTimeline", "KafkaPublisher", "SoftBackend", "start_groups_at_end"]
+__all__ = [
+    "STAGES",
+    "CaseFeed",
+    "FedTimeline",
+    "KafkaPublisher",
+    "SoftBackend",
+    "cpu_seconds",
+    "free_port",
+    "machine_busy",
+    "peak_rss_kib",
+    "start_groups_at_end",
+    "summarise",
+]
+
+STAGES = ("register", "open_case", "performance_surety", "contract_set", "contractor_agrees",
+          "contractor_signs", "city_signs", "erp_contract", "advance_surety",
+          "erp_advance_payment")
 
 
 @dataclass
@@ -167,3 +189,63 @@ async def start_groups_at_end(bootstrap: str, groups: Mapping[str, Sequence[str]
                                     offsets.items()})
         finally:
             await committer.stop()
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+def peak_rss_kib(pid: int) -> int:
+    """A process's peak resident memory (VmHWM: its own, from its exec on)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def summarise(timings: list[dict[str, float]], failures: list[str], n: int) -> dict[str, Any]:
+    done = len(timings)
+    out: dict[str, Any] = {"cases": n, "completed": done, "failed": len(failures),
+                           "failures": failures[:10]}
+    if not timings:
+        return {**out, "cases_per_s": 0.0}
+    first = min(t["start"] for t in timings)
+    ends = sorted(t["end"] for t in timings)
+    span = ends[-1] - first
+    latency = [t["end"] - t["start"] for t in timings]
+    lo, hi = ends[int(0.1 * (done - 1))], ends[int(0.9 * (done - 1))]
+    middle = (int(0.9 * (done - 1)) - int(0.1 * (done - 1))) / (hi - lo) if hi > lo else 0.0
+    out.update({
+        "span_s": round(span, 1),
+        "cases_per_s": round(done / span, 2),
+        "cases_per_s_middle_80pct": round(middle, 2),
+        "latency_s": {"p50": _pct(latency, 0.5), "p95": _pct(latency, 0.95),
+                      "p99": _pct(latency, 0.99), "max": round(max(latency), 2)},
+        "stage_s": {s: {"median": round(statistics.median(t[s] for t in timings), 3),
+                        "p95": _pct([t[s] for t in timings], 0.95)} for s in STAGES},
+    })
+    return out

@@ -49,7 +49,6 @@ import platform
 import random
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,16 +60,19 @@ from typing import Any
 
 import httpx
 
+from benchmarks._cases_parts import (
+    cpu_seconds,
+    free_port,
+    machine_busy,
+    peak_rss_kib,
+    summarise,
+)
 from benchmarks._database import drop_database, fresh_database
 from hub.sample.case import SampleCase
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET = 10.0
-STAGES = ("register", "open_case", "performance_surety", "contract_set", "contractor_agrees",
-          "contractor_signs", "city_signs", "erp_contract", "advance_surety",
-          "erp_advance_payment")
-
 
 # -- the hub (child process) ----------------------------------------------------------------
 
@@ -117,18 +119,6 @@ def child(mode: str, out_path: str) -> None:
         asyncio.run(hub.run_until_signalled())
 
 
-def peak_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # -- the driver -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -143,8 +133,8 @@ class BenchCase(SampleCase):
 class Bench:
     def __init__(self, args: argparse.Namespace, run_dir: Path, db_url: str) -> None:
         self.args, self.run_dir, self.db_url = args, run_dir, db_url
-        self.kafka = args.kafka or f"127.0.0.1:{_free_port()}"
-        self.port = _free_port()
+        self.kafka = args.kafka or f"127.0.0.1:{free_port()}"
+        self.port = free_port()
         self.staff_token = secrets.token_urlsafe(24)
         self.timings: list[dict[str, float]] = []
         self.failures: list[str] = []
@@ -166,7 +156,7 @@ class Bench:
         the shared broker read the same ``proc.*`` topics and would answer for this one."""
         env = {**os.environ, "HUB_RUN_DIR": str(self.run_dir),
                "HUB_KAFKA_PORT": self.kafka.rsplit(":", 1)[1],
-               "HUB_KAFKA_CONTROLLER_PORT": str(_free_port())}
+               "HUB_KAFKA_CONTROLLER_PORT": str(free_port())}
         subprocess.run(["bash", str(ROOT / "deploy" / "kafka.sh"), action], env=env,
                        check=True, stdout=subprocess.DEVNULL)
 
@@ -295,10 +285,10 @@ class Bench:
             print(f"hub ready (pid {proc.pid}); {self.args.n} cases, "
                   f"{self.args.concurrency} in flight", flush=True)
             peer_pids = [p.pid for _, p in peers._procs]  # the peers own CPU, for the split
-            before = (cpu_seconds(proc.pid), time.process_time(), _machine_busy(),
+            before = (cpu_seconds(proc.pid), time.process_time(), machine_busy(),
                       sum(map(cpu_seconds, peer_pids)))
             out = await self.drive()
-            busy, total = (a - b for a, b in zip(_machine_busy(), before[2], strict=True))
+            busy, total = (a - b for a, b in zip(machine_busy(), before[2], strict=True))
             out["cpu_s"] = {"hub": round(cpu_seconds(proc.pid) - before[0], 1),
                             "driver": round(time.process_time() - before[1], 1),
                             "peers": round(sum(map(cpu_seconds, peer_pids)) - before[3], 1),
@@ -322,52 +312,6 @@ class Bench:
         elif self.args.profile == "sample" and (self.run_dir / "hub.sample").exists():
             out["profile"] = json.loads((self.run_dir / "hub.sample").read_text())
         return out
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return float(sum(values) - idle), float(sum(values))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-
-def summarise(timings: list[dict[str, float]], failures: list[str], n: int) -> dict[str, Any]:
-    done = len(timings)
-    out: dict[str, Any] = {"cases": n, "completed": done, "failed": len(failures),
-                           "failures": failures[:10]}
-    if not timings:
-        return {**out, "cases_per_s": 0.0}
-    first = min(t["start"] for t in timings)
-    ends = sorted(t["end"] for t in timings)
-    span = ends[-1] - first
-    latency = [t["end"] - t["start"] for t in timings]
-    lo, hi = ends[int(0.1 * (done - 1))], ends[int(0.9 * (done - 1))]
-    middle = (int(0.9 * (done - 1)) - int(0.1 * (done - 1))) / (hi - lo) if hi > lo else 0.0
-    out.update({
-        "span_s": round(span, 1),
-        "cases_per_s": round(done / span, 2),
-        "cases_per_s_middle_80pct": round(middle, 2),
-        "latency_s": {"p50": _pct(latency, 0.5), "p95": _pct(latency, 0.95),
-                      "p99": _pct(latency, 0.99), "max": round(max(latency), 2)},
-        "stage_s": {s: {"median": round(statistics.median(t[s] for t in timings), 3),
-                        "p95": _pct([t[s] for t in timings], 0.95)} for s in STAGES},
-    })
-    return out
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
