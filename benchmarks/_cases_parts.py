@@ -42,6 +42,7 @@ from tests.card.softcard import SoftCard
 
 __all__ = [
     "STAGES",
+    "TARGET",
     "CaseFeed",
     "FedTimeline",
     "KafkaPublisher",
@@ -50,10 +51,14 @@ __all__ = [
     "free_port",
     "machine_busy",
     "peak_rss_kib",
+    "postgres_cpu_seconds",
     "start_groups_at_end",
     "summarise",
+    "what_bounds",
 ]
 
+TARGET = 10.0
+"""Complete cases per second on one hub process (issue 6)."""
 STAGES = ("register", "open_case", "performance_surety", "contract_set", "contractor_agrees",
           "contractor_signs", "city_signs", "erp_contract", "advance_surety",
           "erp_advance_payment")
@@ -207,6 +212,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of the PostgreSQL processes alive now (approximate: the backends of
+    connections closed meanwhile are gone, and other users' queries count too)."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                total += cpu_seconds(int(comm.parent.name))
+        except OSError:
+            continue
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all cores, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -249,3 +267,17 @@ def summarise(timings: list[dict[str, float]], failures: list[str], n: int) -> d
                         "p95": _pct([t[s] for t in timings], 0.95)} for s in STAGES},
     })
     return out
+
+
+def what_bounds(run: dict[str, Any], cpus: int) -> dict[str, Any]:
+    """CPU seconds per completed case by process, and the rate each share allows on
+    ``cpus`` cores if it had them to itself: the hub's is its own ceiling here."""
+    done, cpu = run.get("completed", 0), run.get("cpu_s")
+    if not done or not cpu:
+        return {}
+    per_case = {k: round(cpu[k] / done, 2) for k in ("hub", "driver", "peers", "kafka",
+                                                     "postgres") if k in cpu}
+    return {"cpu_s_per_case": per_case,
+            # an upper bound: PostgreSQL and Kafka work for the hub too
+            "hub_only_ceiling_cases_per_s": round(cpus / max(per_case["hub"], 1e-3), 2),
+            "hub_cpu_s_per_case_for_the_target": round(cpus / TARGET, 2)}

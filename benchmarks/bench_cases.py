@@ -61,18 +61,20 @@ from typing import Any
 import httpx
 
 from benchmarks._cases_parts import (
+    TARGET,
     cpu_seconds,
     free_port,
     machine_busy,
     peak_rss_kib,
+    postgres_cpu_seconds,
     summarise,
+    what_bounds,
 )
 from benchmarks._database import drop_database, fresh_database
 from hub.sample.case import SampleCase
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-TARGET = 10.0
 
 # -- the hub (child process) ----------------------------------------------------------------
 
@@ -285,13 +287,19 @@ class Bench:
             print(f"hub ready (pid {proc.pid}); {self.args.n} cases, "
                   f"{self.args.concurrency} in flight", flush=True)
             peer_pids = [p.pid for _, p in peers._procs]  # the peers own CPU, for the split
+            broker = self.run_dir / "kafka" / "broker.pid"
+            others = {"peers": lambda: sum(map(cpu_seconds, peer_pids)),
+                      "postgres": postgres_cpu_seconds}
+            if broker.exists():
+                broker_pid = int(broker.read_text())
+                others["kafka"] = lambda: cpu_seconds(broker_pid)
             before = (cpu_seconds(proc.pid), time.process_time(), machine_busy(),
-                      sum(map(cpu_seconds, peer_pids)))
+                      {k: f() for k, f in others.items()})
             out = await self.drive()
             busy, total = (a - b for a, b in zip(machine_busy(), before[2], strict=True))
             out["cpu_s"] = {"hub": round(cpu_seconds(proc.pid) - before[0], 1),
                             "driver": round(time.process_time() - before[1], 1),
-                            "peers": round(sum(map(cpu_seconds, peer_pids)) - before[3], 1),
+                            **{k: round(f() - before[3][k], 1) for k, f in others.items()},
                             "machine_busy_pct": round(100 * busy / max(total, 1e-9), 1)}
             out["hub_peak_rss_mib"] = round(peak_rss_kib(proc.pid) / 1024, 1)
         finally:
@@ -343,6 +351,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                   "latency": "first step (資格審査情報 import) to the advance-payment "
                              "registration in the ERP"},
         **run,
+        "bounds": what_bounds(run, os.cpu_count() or 1),
         "target_per_s": TARGET,
         "meets_target": run.get("cases_per_s", 0) >= TARGET,
     }
