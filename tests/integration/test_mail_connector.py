@@ -36,6 +36,7 @@ VALUES = {
     "system_name": "埼玉県電子入札共同システム",
     "procuring_entity_name": "埼玉県",
     "company_name": "○○建設株式会社",
+    "company_id": "1234567890123456",
     "contact_name": "埼玉 太郎",
     "contact_address": "埼玉県さいたま市○○1丁目23番地",
     "case_name": "県道○○線舗装工事",
@@ -80,6 +81,7 @@ async def test_registration_mail_arrives_reg10(peer: SmtpPeer, tmp_path: Path) -
     assert received.message_id == sent.smtp_message_id == f"<{mail.mail_id}@city.example>"
     body = message.get_body().get_content()  # type: ignore[union-attr]
     assert "連絡先氏名 : 埼玉 太郎" in body
+    assert "企業ID : 1234567890123456" in body
     assert "このアドレスには返信しないでください。" in body
 
 

@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.smtp, pytest.mark.postgres]
 OB = OutboxRecord.__table__
 SR = ScheduledRetry.__table__
 VALUES = {"procuring_entity_name": "埼玉県", "company_name": "○○建設株式会社",
+          "company_id": "1234567890123456",
           "contact_name": "埼玉 太郎", "contact_address": "埼玉県さいたま市○○1丁目23番地"}
 
 
