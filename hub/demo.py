@@ -30,7 +30,7 @@ from hub.sample.case import SampleCase
 from hub.sample.driver import CaseOutcome, CaseRun, Stage
 from hub.sample.timeline import CaseTimeline
 from hub.settings import RUN_DIR, Settings
-from hub.topics import apply_topics
+from hub.topics import apply_topics, start_new_groups_at_end
 
 __all__ = ["run_demo"]
 
@@ -135,6 +135,9 @@ async def run_demo(settings: Settings) -> int:  # noqa: PLR0915 -- one story, to
         print(f"Topics: {len(report.created)} created, {len(report.unchanged)} already there "
               f"(Kafka at {settings.kafka.bootstrap_servers})")
         wiring = default_wiring(settings)
+        # A fresh run directory means fresh consumer groups: start them after what earlier
+        # runs left on the broker instead of replaying it (their mails, cases, ERP calls).
+        await start_new_groups_at_end(settings.kafka, [c.name for c in wiring.consumers])
         hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
                   http_routers=wiring.routers, publisher=wiring.publisher,
                   closers=wiring.closers)

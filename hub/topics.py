@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.new_partitions import NewPartitions
+from aiokafka.structs import OffsetAndMetadata
 
+from hub.dlq import partitions_of
 from hub.settings import KafkaSettings
 from schemas.topics import ALL_TOPICS, TopicSpec
 
-__all__ = ["TopicReport", "apply_topics"]
+__all__ = ["TopicReport", "apply_topics", "start_new_groups_at_end"]
 
 
 @dataclass
@@ -64,3 +67,37 @@ async def apply_topics(kafka: KafkaSettings,
     finally:
         await admin.close()
     return report
+
+
+async def start_new_groups_at_end(kafka: KafkaSettings, consumers: Sequence[str],
+                                  topics: Sequence[TopicSpec] = ALL_TOPICS) -> list[str]:
+    """Commit the topics' end offsets for those of ``consumers`` whose group has none yet.
+
+    A new consumer group reads from the start (``auto_offset_reset=earliest``, so that a
+    real deployment never skips a message published before its first start). A throw-away
+    local hub (``hub demo`` on a fresh run directory, a test's own hub) would instead
+    replay every earlier run's commands on the broker: their mails, ERP registrations and
+    cases. Groups that already have offsets keep them. Returns the groups started at the end.
+    """
+    probe = AIOKafkaConsumer(**kafka.aiokafka_kwargs(), enable_auto_commit=False)
+    await probe.start()
+    try:
+        parts = await partitions_of(probe, [t.name for t in topics])
+        ends = await probe.end_offsets(parts)
+    finally:
+        await probe.stop()
+    started: list[str] = []
+    for name in consumers:
+        group_id = f"{kafka.group_prefix}.{name}"
+        group = AIOKafkaConsumer(**kafka.aiokafka_kwargs(), group_id=group_id,
+                                 enable_auto_commit=False)
+        await group.start()
+        try:
+            group.assign(parts)
+            committed = [await group.committed(tp) for tp in parts]
+            if all(c is None for c in committed):
+                await group.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
+                started.append(group_id)
+        finally:
+            await group.stop()
+    return started

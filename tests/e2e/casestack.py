@@ -33,24 +33,21 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 
 from card_agent.pcsc import PcscBackend
 from card_agent.virtualcard import READER, VirtualCard, seat
 from connectors.devpki import ensure_pki
 from connectors.dsure.peer import LOCAL_ISSUER_TOKEN
-from hub.dlq import partitions_of
 from hub.publisher import OutboxPublisher
 from hub.sample.case import SampleCase
 from hub.sample.driver import CaseRun, Stage
 from hub.sample.timeline import CaseTimeline
 from hub.settings import KafkaSettings, Settings
 from hub.staff import local_token
+from hub.topics import start_new_groups_at_end
 from schemas.contract import ContractParty
 from schemas.surety import SuretyProduct
-from schemas.topics import ALL_TOPICS
 from tests.support.hubproc import ROOT, free_port, wait_for
 
 __all__ = [
@@ -131,31 +128,6 @@ CONSUMERS = ("registration", "surety", "invoices", "contract", "gateway-outcomes
              "connector.mail", "connector.erp", "connector.dsure", "connector.application",
              "connector.cloudsign")
 """The default wiring's consumer names; a consumer missing here just replays history."""
-
-
-async def start_at_the_end(kafka: str, group_prefix: str) -> None:
-    """Commit the topics' end offsets for a fresh hub's consumer groups.
-
-    A new group reads from the start (``auto_offset_reset=earliest``), so a fresh hub would
-    first replay every earlier run's commands on this broker: mails to our SMTP peer,
-    registrations in our ERP, old cases in our database. The case starts after now.
-    """
-    probe = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    await probe.start()
-    try:
-        parts = await partitions_of(probe, [t.name for t in ALL_TOPICS])
-        ends = await probe.end_offsets(parts)
-    finally:
-        await probe.stop()
-    for name in CONSUMERS:
-        group = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=f"{group_prefix}.{name}",
-                                 enable_auto_commit=False)
-        await group.start()
-        try:
-            group.assign(parts)
-            await group.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
-        finally:
-            await group.stop()
 
 
 def _listening(port: int) -> bool:
@@ -258,7 +230,9 @@ class CaseStack:
             **self.peers.env,
             **env,
         }
-        await start_at_the_end(self.kafka, self.hub_env["HUB_KAFKA__GROUP_PREFIX"])
+        await start_new_groups_at_end(KafkaSettings(
+            bootstrap_servers=self.kafka, group_prefix=self.hub_env["HUB_KAFKA__GROUP_PREFIX"]),
+            CONSUMERS)
         self.hub = CaseHub(self.hub_env, self.work / "hub.log")
         await asyncio.to_thread(self.hub.start)
         return self.hub
