@@ -37,6 +37,12 @@ __all__ = ["Hub", "ScheduledJob"]
 
 log = logging.getLogger(__name__)
 
+HTTP_KEEP_ALIVE_S = 65
+"""Idle keep-alive of the hub's HTTP server: longer than clients keep idle connections
+(httpx: 5 s), so a client never sends on a connection the server is closing at the same
+moment (the card agent's PUT of a signed PDF after a long signature: "Server
+disconnected" under load, benchmarks/results/cases.json). Uvicorn's own default is 5 s."""
+
 
 @dataclass(frozen=True)
 class ScheduledJob:
@@ -100,7 +106,7 @@ class Hub:
         if self._serve_http:
             config = uvicorn.Config(self.http, host=self.settings.http_host,
                                     port=self.settings.http_port, log_level="warning",
-                                    lifespan="off")
+                                    lifespan="off", timeout_keep_alive=HTTP_KEEP_ALIVE_S)
             self._server = _QuietServer(config)
             self._tasks.append(asyncio.create_task(self._server.serve(), name="http"))
         log.info("hub started: %d consumers, kafka %s", len(self.runtimes),

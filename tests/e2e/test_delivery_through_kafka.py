@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -124,6 +125,37 @@ async def test_health_readiness_and_metrics(running: Any, kafka_bootstrap: str,
                  "hub_outbox_published_total"):
         assert name in text, name
     assert 'hub_messages_processed_total{consumer="ledger",outcome="done"}' in text
+
+
+async def _answers(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/healthz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def test_an_idle_keep_alive_connection_outlives_the_clients_pool(running: Any) -> None:
+    # A client (httpx keeps idle connections 5 s) must never send on a connection the hub
+    # is closing at the same moment: the card agent PUTs its signed PDF after a long
+    # signature. One connection, idle past uvicorn's 5 s default, still answers.
+    hub, _, _ = running
+    base = f"http://127.0.0.1:{hub.settings.http_port}"
+    async with httpx.AsyncClient(base_url=base) as client:  # the server is up
+        await wait_for(lambda: _answers(client), what="the hub's HTTP server")
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.settings.http_port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: hub\r\nConnection: keep-alive\r\n\r\n"
+    try:
+        for _ in range(2):
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            await asyncio.sleep(6)
+    finally:
+        writer.close()
 
 
 def test_cli_lists_shows_and_replays_dead_letters(kafka_bootstrap: str, unique: str) -> None:
