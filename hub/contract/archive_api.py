@@ -24,8 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub.contract.review_api import AcceptedOut, WhoIn, refuse_early
-from hub.outbox import enqueue
+from hub.contract.review_api import AcceptedOut, WhoIn, publish_step, refuse_early
 from pipelines.contract import texts
 from pipelines.contract.archive import (
     ConclusionCertificate,
@@ -39,9 +38,8 @@ from pipelines.contract.archive import (
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
-from schemas.envelope import new_envelope, utc_now
+from schemas.envelope import utc_now
 from schemas.registry import Payload
-from schemas.topics import Topics
 
 __all__ = ["ContractQuery", "ValidationOut", "archive_router"]
 
@@ -114,13 +112,7 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         return Response(get_document(db, state.signed), media_type="application/pdf")
 
     def publish(state: CaseState, payload: Payload) -> AcceptedOut:
-        refuse_early(state, payload, clock())
-        envelope = new_envelope(payload, correlation_id=state.case_id,
-                                procuring_entity=state.procuring_entity, producer=PRODUCER,
-                                occurred_at=clock())
-        with Session(engine) as db, db.begin():
-            enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
-        return AcceptedOut(request_id=envelope.message_id)
+        return publish_step(engine, state, payload, clock(), PRODUCER)
 
     def known(case_id: str, db: Session) -> CaseState:
         state = load_case(db, case_id)

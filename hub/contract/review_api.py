@@ -46,6 +46,7 @@ __all__ = [
     "RejectIn",
     "ReviewOut",
     "WhoIn",
+    "publish_step",
     "refuse_early",
     "review_router",
 ]
@@ -101,6 +102,19 @@ def refuse_early(state: CaseState, payload: Payload, now: datetime) -> None:
             v.model_dump() for v in decision.violations]})
 
 
+def publish_step(engine: Engine, state: CaseState, payload: Payload, now: datetime,
+                 producer: str) -> AcceptedOut:
+    """A person's step, decided early by the pure rules, then queued for the process
+    through the outbox (the process manager decides again when it arrives)."""
+    refuse_early(state, payload, now)
+    envelope = new_envelope(payload, correlation_id=state.case_id,
+                            procuring_entity=state.procuring_entity, producer=producer,
+                            occurred_at=now)
+    with Session(engine) as db, db.begin():
+        enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
+    return AcceptedOut(request_id=envelope.message_id)
+
+
 def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> APIRouter:
     router = APIRouter(prefix="/contract/review", tags=["contract review"])
 
@@ -121,13 +135,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
         return state
 
     def publish(state: CaseState, payload: Payload) -> AcceptedOut:
-        refuse_early(state, payload, clock())
-        envelope = new_envelope(payload, correlation_id=state.case_id,
-                                procuring_entity=state.procuring_entity, producer=PRODUCER,
-                                occurred_at=clock())
-        with Session(engine) as db, db.begin():
-            enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
-        return AcceptedOut(request_id=envelope.message_id)
+        return publish_step(engine, state, payload, clock(), PRODUCER)
 
     @router.get("/{link_id}")
     def show(state: Annotated[CaseState, Depends(case)]) -> ReviewOut:
