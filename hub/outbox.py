@@ -28,6 +28,7 @@ from sqlmodel import Session
 from hub import metrics
 from hub.db import OutboxRecord, is_postgres
 from hub.settings import Settings
+from pipelines.bulk import any_of, insert_rows, is_postgres_session, next_ids
 from schemas.envelope import Envelope, utc_now
 from schemas.topics import TopicSpec
 from schemas.wire import Headers, encode
@@ -60,8 +61,13 @@ def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[Pending
     if not rows:
         return []
     table = OutboxRecord.__table__  # type: ignore[attr-defined]
-    ids = session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                          rows).scalars().all()
+    if is_postgres_session(session):
+        # Ids from the sequence, ascending in row order, then one COPY (pipelines.bulk).
+        ids = next_ids(session, table, len(rows))
+        insert_rows(session, table, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+    else:
+        ids = list(session.execute(sa.insert(table).returning(
+            table.c.id, sort_by_parameter_order=True), rows).scalars())
     return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
             for i, r in zip(ids, rows, strict=True)]
 
@@ -191,13 +197,19 @@ class OutboxRelay:
         self._polled_at = now
         if not await asyncio.to_thread(self._hold_leadership):
             return []
-        rows = await asyncio.to_thread(self._fetch)
+        # The ids first: under load most old-enough rows are this process's own, in flight
+        # or just deleted, and reading their values only to drop them cost a core's share.
+        ids = await asyncio.to_thread(self._fetch_ids)
         recent, older = self._deleted
-        fresh = [r for r in rows
-                 if r.id not in self._inflight and r.id not in recent and r.id not in older]
-        self._inflight.update(r.id for r in fresh)
-        metrics.OUTBOX_PENDING.set(len(rows))
-        return fresh
+        fresh = [i for i in ids
+                 if i not in self._inflight and i not in recent and i not in older]
+        metrics.OUTBOX_PENDING.set(len(ids))
+        if not fresh:
+            return []
+        self._inflight.update(fresh)
+        rows = await asyncio.to_thread(self._fetch, fresh)
+        self._inflight.difference_update(set(fresh) - {r.id for r in rows})  # deleted meanwhile
+        return rows
 
     async def _delete_loop(self) -> None:
         while True:
@@ -218,22 +230,28 @@ class OutboxRelay:
             self._deleted_at = now
         self._deleted[0].update(ids)
 
-    def _fetch(self) -> list[PendingRecord]:
+    def _fetch_ids(self) -> list[int]:
+        """Ids of the rows old enough to be orphans (``outbox_orphan_age_s``), oldest first."""
         table = OutboxRecord.__table__  # type: ignore[attr-defined]
-        query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value,
-                          table.c.headers).order_by(table.c.id)
         cutoff = utc_now() - timedelta(seconds=self._settings.outbox_orphan_age_s)
-        query = query.where(table.c.created_at <= cutoff)
-        query = query.limit(self._settings.outbox_batch + len(self._inflight))
+        query = (sa.select(table.c.id).where(table.c.created_at <= cutoff).order_by(table.c.id)
+                 .limit(self._settings.outbox_batch + len(self._inflight)))
         with self._engine.connect() as conn:
-            return [PendingRecord(*row) for row in conn.execute(query)]
+            return list(conn.execute(query).scalars())
+
+    def _fetch(self, ids: list[int]) -> list[PendingRecord]:
+        table = OutboxRecord.__table__  # type: ignore[attr-defined]
+        with Session(self._engine) as session:
+            query = sa.select(table.c.id, table.c.topic, table.c.key, table.c.value,
+                              table.c.headers).where(any_of(session, table.c.id, ids))
+            return [PendingRecord(*row) for row in session.execute(query.order_by(table.c.id))]
 
     def _delete(self, ids: list[int]) -> None:
         table = OutboxRecord.__table__  # type: ignore[attr-defined]
-        with self._engine.begin() as conn:
+        with Session(self._engine) as session, session.begin():
             if is_postgres(self._engine):
-                conn.execute(sa.text("set local synchronous_commit = off"))
-            conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
+                session.execute(sa.text("set local synchronous_commit = off"))
+            session.execute(sa.delete(table).where(any_of(session, table.c.id, ids)))
 
     def _hold_leadership(self) -> bool:
         if not is_postgres(self._engine):

@@ -44,6 +44,7 @@ from hub.dlq import dead_letter_headers
 from hub.logs import correlation, redact_text
 from hub.outbox import PendingRecord, dump_headers, insert_records, load_headers, record_row
 from hub.settings import RetrySettings
+from pipelines.bulk import insert_rows
 from pipelines.ports import PermanentFailure
 from schemas.envelope import Envelope, new_envelope, utc_now
 from schemas.registry import Payload
@@ -262,7 +263,7 @@ class Processor:
         if ctx.prepared is not None:
             ctx.prepared.finish(session)
         for table, rows in ctx.appended.items():
-            session.execute(sa.insert(table), rows)
+            insert_rows(session, table, rows)
         report.committed.extend(self._write(session, now, inserts, updates, outbox))
 
     def _seen_query(self, ids: list[str]) -> sa.Select[Any]:
@@ -290,11 +291,9 @@ class Processor:
 
     def _write(self, session: Session, now: datetime, inserts: dict[str, str],
                updates: dict[str, str], outbox: list[dict[str, Any]]) -> list[PendingRecord]:
-        if inserts:
-            session.execute(sa.insert(PM), [
-                {"consumer": self.spec.name, "message_id": m, "outcome": o, "processed_at": now}
-                for m, o in inserts.items()
-            ])
+        insert_rows(session, PM, [
+            {"consumer": self.spec.name, "message_id": m, "outcome": o, "processed_at": now}
+            for m, o in inserts.items()])
         for m, o in updates.items():
             session.execute(sa.update(PM).where(PM.c.consumer == self.spec.name,
                                                 PM.c.message_id == m)

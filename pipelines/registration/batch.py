@@ -7,8 +7,9 @@ REG-11 look-alikes, the cards of REG-1 / RNW-7, held confirmations) in a few que
 IN lists, into one shared :class:`~.world.World`. The pure rules then decide command by
 command on that World and their events evolve it, so that commands of one batch for the
 same contractor see each other's effects in order (same key, same partition, same
-order). :meth:`Batch.finish` writes what differs from the loaded state in bulk:
-multi-row INSERTs and executemany UPDATEs, no ORM unit of work.
+order). :meth:`Batch.finish` writes what differs from the loaded state in bulk: new rows
+with one COPY per table on PostgreSQL (:mod:`pipelines.bulk`), changed rows with
+executemany UPDATEs, no ORM unit of work.
 
 A Batch is an identity map: a row is loaded once, and a loaded (or created) entry is
 never replaced by a later read, so the World stays ahead of the database until finish.
@@ -23,9 +24,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
+from pipelines.bulk import any_of, insert_rows, is_postgres_session, json_of, next_ids
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
@@ -76,9 +77,7 @@ Command = (CardRegistrationRequested | RegistrationConfirmed | ContactChangeRequ
 def _in(session: Session, column: sa.ColumnElement[Any],
         values: Sequence[str]) -> sa.ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, not thousands."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
-    return column.in_(values)
+    return any_of(session, column, values, sa.String())
 
 
 class Batch:
@@ -221,7 +220,8 @@ class Batch:
                 if (r.issuer, r.serial) not in self.world.cards]
         regs: dict[int, list[Any]] = {}
         if rows:
-            for r in session.execute(sa.select(RT).where(RT.c.card_id.in_([c.id for c in rows]))):
+            for r in session.execute(sa.select(RT).where(
+                    any_of(session, RT.c.card_id, [c.id for c in rows]))):
                 regs.setdefault(r.card_id, []).append(r)
         for row in rows:
             key = (row.issuer, row.serial)
@@ -251,11 +251,10 @@ class Batch:
         rows = [{"network": c.network, "user_id": c.user_id, "company_id": c.company_id,
                  "company_name": c.company_name, "company_key": c.company_key,
                  "corporate_number": c.corporate_number,
-                 "representative_contact": _dump(c.representative_contact)}
+                 "representative_contact": json_of(c.representative_contact)}
                 for c in new + changed]
         if new:
-            session.execute(sa.insert(CT), [{**r, "created_at": utc(now)}
-                                            for r in rows[:len(new)]])
+            insert_rows(session, CT, [{**r, "created_at": utc(now)} for r in rows[:len(new)]])
         if changed:
             session.execute(sa.update(CT).where(
                 CT.c.network == sa.bindparam("k_network"),
@@ -277,16 +276,12 @@ class Batch:
                      "holder_address": c.facts.holder_address,
                      "not_before": utc(c.facts.not_before), "not_after": utc(c.facts.not_after),
                      **_card_state(c, now)} for c in new]
-            if session.get_bind().dialect.name == "postgresql":
-                # Ids taken from the sequence first: a plain multi-row INSERT then, which
-                # is several times faster than one with RETURNING for hundreds of rows.
-                ids = session.execute(sa.select(sa.func.nextval(
-                    sa.func.pg_get_serial_sequence(KT.name, "id"))).select_from(
-                    sa.func.generate_series(1, len(rows)))).scalars().all()
-                for row, made_id in zip(rows, ids, strict=True):
+            if is_postgres_session(session):
+                # Ids taken from the sequence first, then one COPY (no RETURNING needed).
+                for row, made_id in zip(rows, next_ids(session, KT, len(rows)), strict=True):
                     row["id"] = made_id
                     self._card_ids[(row["issuer"], row["serial"])] = made_id
-                session.execute(sa.insert(KT), rows)
+                insert_rows(session, KT, rows)
             else:
                 for made in session.execute(sa.insert(KT).returning(
                         KT.c.id, KT.c.issuer, KT.c.serial), rows):
@@ -306,7 +301,7 @@ class Batch:
                 if old.get((entity, domain)) == reg:
                     continue
                 row = {"status": reg.status.value, "department_name": reg.department_name,
-                       "contact": reg.contact.model_dump(mode="json"),
+                       "contact": json_of(reg.contact),
                        "registered_at": utc(reg.registered_at)}
                 where = {"card_id": self._card_ids[card.facts.key], "entity": entity,
                          "domain": domain.value}
@@ -314,8 +309,7 @@ class Batch:
                     updates.append({**{f"k_{k}": v for k, v in where.items()}, **row})
                 else:
                     inserts.append({**where, **row})
-        if inserts:
-            session.execute(sa.insert(RT), inserts)
+        insert_rows(session, RT, inserts)
         if updates:
             session.execute(sa.update(RT).where(
                 RT.c.card_id == sa.bindparam("k_card_id"),
@@ -328,7 +322,7 @@ class Batch:
     def _write_confirmations(self, session: Session, now: datetime) -> None:
         gone = [str(c) for c in self.base.confirmations.keys() - self.world.confirmations.keys()]
         if gone:
-            session.execute(sa.delete(FT).where(FT.c.confirmation_id.in_(sorted(gone))))
+            session.execute(sa.delete(FT).where(_in(session, FT.c.confirmation_id, sorted(gone))))
         fresh = {str(cid): p for cid, p in self.world.confirmations.items()
                  if cid not in self.base.confirmations}
         if not fresh:
@@ -337,10 +331,9 @@ class Batch:
         there = set(session.execute(sa.select(FT.c.confirmation_id).where(
             _in(session, FT.c.confirmation_id, sorted(fresh)))).scalars())
         rows = [{"confirmation_id": cid, "issuer": p.command.card.issuer,
-                 "serial": p.command.card.serial, "command": p.command.model_dump(mode="json"),
+                 "serial": p.command.card.serial, "command": json_of(p.command),
                  "created_at": utc(now)} for cid, p in fresh.items() if cid not in there]
-        if rows:
-            session.execute(sa.insert(FT), rows)
+        insert_rows(session, FT, rows)
 
     def _write_propagations(self, session: Session, now: datetime) -> None:
         new, changed = _diff(self.base.propagations, self.world.propagations)
@@ -359,10 +352,9 @@ class Batch:
                 "domain": s.source.domain.value, "user_id": s.source.user_id,
                 "immediate": s.immediate, "status": prop.status.value, "attempts": 0,
                 "note": prop.note[:500], "due_at": utc(s.due_at),
-                "scheduled": s.model_dump(mode="json"), "created_at": utc(now),
+                "scheduled": json_of(s), "created_at": utc(now),
                 "done_at": None if prop.status is PropagationStatus.PENDING else utc(now)})
-        if inserts:
-            session.execute(sa.insert(PT), inserts)
+        insert_rows(session, PT, inserts)
         for prop in changed:
             values: dict[str, Any] = {"status": prop.status.value, "note": prop.note[:500]}
             if prop.status is not PropagationStatus.PENDING:
@@ -376,10 +368,6 @@ def _diff(before: dict[K, V], after: dict[K, V]) -> tuple[list[V], list[V]]:
     new = [v for k, v in after.items() if k not in before]
     changed = [v for k, v in after.items() if k in before and before[k] != v]
     return new, changed
-
-
-def _dump(contact: Any) -> dict[str, Any] | None:
-    return contact.model_dump(mode="json") if contact is not None else None
 
 
 def _card_state(card: Card, now: datetime) -> dict[str, Any]:
