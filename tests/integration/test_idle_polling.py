@@ -1,0 +1,75 @@
+"""An idle consumer of the hub polls rarely (real Kafka, the hub's default settings).
+
+Every consumer group of a hub process loops while it has nothing to read: FastStream's
+batch subscriber asks aiokafka for records (``batch_timeout_ms``), then sleeps as long;
+aiokafka keeps a fetch at the broker, which holds it up to ``fetch_max_wait_ms``. At
+5 and 10 ms an idle hub took 0.28 of a core and its Kafka broker 0.39 (bench_cases).
+Records end both waits at once, so longer waits cost no latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.client import AIOKafkaClient
+
+from hub.broker import ConsumerRuntime, build_broker
+from hub.consumers import ConsumerSpec
+from hub.db import create_db_engine
+from hub.processing import Processor
+from hub.settings import KafkaSettings, RetrySettings
+from schemas.topics import KeyKind, TopicSpec
+from tests.support.kafka import create_topics
+
+pytestmark = pytest.mark.kafka
+
+IDLE_S = 3.0
+
+
+async def test_an_idle_consumer_polls_and_fetches_rarely(
+        kafka_bootstrap: str, unique: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    topic = TopicSpec(f"test.idle.{unique}", "idle", KeyKind.CASE, partitions=3)
+    await create_topics(kafka_bootstrap, [topic])
+    polls: list[float] = []
+    fetches: list[float] = []
+    getmany, send = AIOKafkaConsumer.getmany, AIOKafkaClient.send
+
+    async def counted_getmany(self: Any, *args: Any, **kwargs: Any) -> Any:
+        polls.append(asyncio.get_running_loop().time())
+        return await getmany(self, *args, **kwargs)
+
+    async def counted_send(self: Any, node_id: Any, request: Any, **kwargs: Any) -> Any:
+        if type(request).__name__.startswith("FetchRequest"):
+            fetches.append(asyncio.get_running_loop().time())
+        return await send(self, node_id, request, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counted_getmany)
+    monkeypatch.setattr(AIOKafkaClient, "send", counted_send)
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, group_prefix=f"idle-{unique}")
+    spec = ConsumerSpec("idle", (topic,))
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    runtime = ConsumerRuntime(spec, Processor(spec, engine, RetrySettings(), producer="test"),
+                              kafka, on_committed=lambda: None)
+    broker = build_broker(kafka, graceful_timeout=5.0)
+    runtime.subscribe(broker)
+    await broker.start()
+    try:
+        await asyncio.sleep(2.0)  # joined the group, partitions assigned
+        start = asyncio.get_running_loop().time()
+        await asyncio.sleep(IDLE_S)
+        end = asyncio.get_running_loop().time()
+    finally:
+        await broker.stop()
+        engine.dispose()
+    per_s = {name: sum(start <= t < end for t in times) / IDLE_S
+             for name, times in (("polls", polls), ("fetches", fetches))}
+    assert per_s["polls"] > 0, per_s  # it was running
+    assert per_s["fetches"] > 0, per_s
+    # 20 ms + 20 ms: 25 polls/s; 100 ms fetches: <= 10/s (were 100 and 100)
+    assert per_s["polls"] <= 35, per_s
+    assert per_s["fetches"] <= 15, per_s
