@@ -46,7 +46,7 @@ from hub.outbox import PendingRecord, dump_headers, insert_records, load_headers
 from hub.settings import RetrySettings
 from pipelines.bulk import insert_rows
 from pipelines.ports import PermanentFailure
-from schemas.envelope import Envelope, new_envelope, utc_now
+from schemas.envelope import Envelope, caused_envelope, utc_now
 from schemas.registry import Payload
 from schemas.topics import DLQ_SUFFIX, TopicSpec
 from schemas.wire import WireError
@@ -109,14 +109,8 @@ class _Context:
 
     def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
              correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
-        env = new_envelope(
-            payload,
-            correlation_id=correlation_id or cause.correlation_id,
-            causation_id=cause.message_id,
-            procuring_entity=entity or cause.procuring_entity,
-            producer=self.producer,
-            occurred_at=self.now_,
-        )
+        env = caused_envelope(payload, cause, producer=self.producer, occurred_at=self.now_,
+                              correlation_id=correlation_id, entity=entity)
         self.rows.append(record_row(topic, env, self.now_))
         return env
 

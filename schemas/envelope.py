@@ -7,6 +7,7 @@ stored and sent in UTC, shown in Asia/Tokyo), procuring entity, producer.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
@@ -15,8 +16,10 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from schemas.registry import REGISTRY, Payload
+from schemas.trusted import trusted
 
-__all__ = ["JST", "EntityCode", "Envelope", "envelope_class", "new_envelope", "utc_now"]
+__all__ = ["JST", "EntityCode", "Envelope", "caused_envelope", "envelope_class", "new_envelope",
+           "utc_now"]
 
 JST = timezone(timedelta(hours=9), "Asia/Tokyo")
 
@@ -28,7 +31,11 @@ def _utc_iso(value: datetime) -> str:
 
 
 UtcDatetime = Annotated[AwareDatetime, PlainSerializer(_utc_iso, return_type=str)]
-EntityCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+_ENTITY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+_ENTITY = re.compile(_ENTITY_PATTERN)
+EntityCode = Annotated[str, Field(pattern=_ENTITY_PATTERN)]
+_MAX_ID = 100
+"""Longest type, correlation id and producer name."""
 """A procuring entity's code, e.g. ``saitama-pref``, ``yamaguchi-city``, ``mlit``."""
 
 
@@ -42,18 +49,18 @@ class Envelope(BaseModel, Generic[P]):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
     message_id: uuid.UUID
-    type: str = Field(min_length=1, max_length=100)
+    type: str = Field(min_length=1, max_length=_MAX_ID)
     schema_version: int = Field(ge=1)
     correlation_id: str = Field(
         min_length=1,
-        max_length=100,
+        max_length=_MAX_ID,
         description="The procurement case (or, for registration, the contractor) this belongs to. "
         "It is the Kafka key: one case stays on one partition.",
     )
     causation_id: uuid.UUID | None = None
     occurred_at: UtcDatetime
     procuring_entity: EntityCode
-    producer: str = Field(min_length=1, max_length=100)
+    producer: str = Field(min_length=1, max_length=_MAX_ID)
     payload: P
 
     @field_validator("occurred_at")
@@ -104,6 +111,39 @@ def new_envelope(
         causation_id=causation_id,
         occurred_at=occurred_at or utc_now(),
         procuring_entity=procuring_entity,
+        producer=producer,
+        payload=payload,
+    )
+
+
+def caused_envelope(payload: Payload, cause: Envelope[Any], *, producer: str,
+                    occurred_at: datetime, correlation_id: str | None = None,
+                    entity: str | None = None) -> Envelope[Any]:
+    """``cause.caused(payload, ...)`` for the hub's handlers, without validating again.
+
+    Every part is validated already: the payload (built by validation or from validated
+    parts), the ids and the entity taken from ``cause`` (validated when it was read), a new
+    message id. What a handler passes explicitly (correlation id, entity, producer, time)
+    is checked here, and anything unusual goes through :func:`new_envelope`, which
+    validates in full and raises as it does. A third of an event's cost was this second
+    validation (benchmarks/bench_registration.py: three events per command).
+    """
+    if ((correlation_id is not None and not 0 < len(correlation_id) <= _MAX_ID)
+            or (entity is not None and _ENTITY.fullmatch(entity) is None)
+            or not 0 < len(producer) <= _MAX_ID or occurred_at.tzinfo is None):
+        return new_envelope(payload, correlation_id=correlation_id or cause.correlation_id,
+                            causation_id=cause.message_id, producer=producer,
+                            procuring_entity=entity or cause.procuring_entity,
+                            occurred_at=occurred_at)
+    return trusted(
+        envelope_class(type(payload)),
+        message_id=uuid.uuid4(),
+        type=payload.message_type,
+        schema_version=payload.schema_version,
+        correlation_id=correlation_id or cause.correlation_id,
+        causation_id=cause.message_id,
+        occurred_at=occurred_at.astimezone(UTC),
+        procuring_entity=entity or cause.procuring_entity,
         producer=producer,
         payload=payload,
     )

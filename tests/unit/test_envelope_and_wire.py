@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from schemas.envelope import JST, new_envelope
+from schemas.envelope import JST, caused_envelope, new_envelope
 from schemas.mail import MailKind, MailRequested
 from schemas.registry import REGISTRY, Payload, UnknownMessageType, message
 from schemas.topics import ALL_TOPICS, DLQ_SUFFIX, by_name
@@ -126,3 +126,39 @@ def test_occurred_at_keeps_the_instant_whatever_its_zone() -> None:
     env = new_envelope(mail(), correlation_id="c", procuring_entity="saitama-pref",
                        producer="t", occurred_at=datetime(2026, 1, 1, 5, tzinfo=plus5))
     assert env.occurred_at == datetime(2026, 1, 1, 0, tzinfo=UTC)
+
+
+def test_a_caused_envelope_equals_the_validated_one() -> None:
+    cause = new_envelope(mail(), correlation_id="R8-7", procuring_entity="saitama-pref",
+                         producer="gateway")
+    at = datetime(2026, 12, 5, 19, 0, 1, tzinfo=JST)
+    for kw in ({}, {"correlation_id": "R8-8", "entity": "kawagoe-city"}):
+        made = caused_envelope(mail(), cause, producer="hub", occurred_at=at, **kw)
+        validated = new_envelope(made.payload, correlation_id=kw.get("correlation_id", "R8-7"),
+                                 procuring_entity=kw.get("entity", "saitama-pref"),
+                                 producer="hub", causation_id=cause.message_id,
+                                 occurred_at=at, message_id=made.message_id)
+        assert made == validated
+        assert made.model_fields_set == validated.model_fields_set
+        assert made.occurred_at.tzinfo == UTC
+        assert made.causation_id == cause.message_id
+        assert encode(made) == encode(validated)
+        assert decode(*encode(made)[1:]) == made
+    assert made.procuring_entity == "kawagoe-city"
+    assert made.correlation_id == "R8-8"
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"entity": "Saitama Pref"}, "procuring_entity"),
+    ({"entity": "saitama-pref\n"}, "procuring_entity"),
+    ({"correlation_id": "x" * 101}, "correlation_id"),
+    ({"producer": ""}, "producer"),
+    ({"occurred_at": datetime(2026, 12, 5, 10, 0)}, "occurred_at"),
+])
+def test_what_a_handler_passes_to_a_caused_envelope_is_validated(kw: dict[str, object],
+                                                                  field: str) -> None:
+    cause = new_envelope(mail(), correlation_id="R8-7", procuring_entity="saitama-pref",
+                         producer="gateway")
+    args: dict[str, object] = {"producer": "hub", "occurred_at": datetime.now(UTC), **kw}
+    with pytest.raises(ValidationError, match=field):
+        caused_envelope(mail(), cause, **args)  # type: ignore[arg-type]
