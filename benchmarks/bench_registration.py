@@ -53,6 +53,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from benchmarks._cases_parts import cpu_seconds
 from benchmarks._database import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,17 +235,22 @@ async def preload(topic: str, records: list[tuple[bytes, bytes, list[tuple[str, 
         await producer.stop()
 
 
-async def collect(topic: str, expect: int, timeout_s: float) -> tuple[list[int], dict[str, int]]:
-    """Answer timestamps, one per command (by causation id), and the answers by type."""
+async def collect(topic: str, expect: int, timeout_s: float,
+                  hub_pid: int | None = None) -> tuple[list[int], dict[str, int], float | None]:
+    """Answer timestamps, one per command (by causation id), the answers by type, and the
+    hub's CPU seconds from the first answer to the last (``hub_pid``'s /proc)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     stamps: dict[str, int] = {}
     kinds: dict[str, int] = {}
+    cpu_at_first: float | None = None
     deadline = time.monotonic() + timeout_s
     try:
         while len(stamps) < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
+            if stamps and cpu_at_first is None and hub_pid is not None:
+                cpu_at_first = cpu_seconds(hub_pid)
             for recs in batch.values():
                 for r in recs:
                     kind = dict(r.headers).get("x-message-type", b"")
@@ -254,11 +260,13 @@ async def collect(topic: str, expect: int, timeout_s: float) -> tuple[list[int],
                     if cause not in stamps:
                         stamps[cause] = r.timestamp
                         kinds[kind.decode()] = kinds.get(kind.decode(), 0) + 1
+        cpu = None if cpu_at_first is None or hub_pid is None else \
+            cpu_seconds(hub_pid) - cpu_at_first
     finally:
         await consumer.stop()
     if len(stamps) < expect:
         raise RuntimeError(f"only {len(stamps)} of {expect} answers within {timeout_s} s")
-    return sorted(stamps.values()), kinds
+    return sorted(stamps.values()), kinds, cpu
 
 
 WHERE = {
@@ -323,7 +331,7 @@ async def measure(n: int, *, profile: bool, timeout_s: float) -> dict[str, Any]:
                 str(prof or "")]
         proc = subprocess.Popen(argv, env=env, cwd=ROOT)  # noqa: ASYNC220 -- once per run
         try:
-            stamps, kinds = await collect(names["events"], n, timeout_s)
+            stamps, kinds, hub_cpu = await collect(names["events"], n, timeout_s, proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
@@ -331,6 +339,8 @@ async def measure(n: int, *, profile: bool, timeout_s: float) -> dict[str, Any]:
         out: dict[str, Any] = {"commands": n, "answers": kinds,
                                "commands_per_s": round((n - 1) / span_s),
                                "span_s": round(span_s, 2)}
+        if hub_cpu is not None:  # the first batch's answers came before the first sample
+            out["hub_cpu_ms_per_command"] = round(1000 * hub_cpu / n, 3)
         if prof is not None and prof.exists():
             out["top"] = profile_summary(prof)
             prof.unlink()
@@ -384,6 +394,7 @@ if __name__ == "__main__":
     cli.output.write_text(json.dumps(outcome, indent=2, ensure_ascii=False))
     print(json.dumps({k: v for k, v in outcome.items() if k != "profile"}, indent=2,
                      ensure_ascii=False))
+    print(f"hub CPU per command: {outcome.get('hub_cpu_ms_per_command')} ms")
     print(f"registration through Kafka: {outcome['commands_per_s']} commands/s "
           f"(target {TARGET}); pure rules: "
           f"{(outcome['pure_rules'] or {}).get('decisions_per_second_mix_median')} decisions/s")
