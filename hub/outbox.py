@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -121,6 +122,7 @@ class OutboxRelay:
         self._deleted_at = time.monotonic()
         self._sent: list[int] = []
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
         self._lock_conn: sa.Connection | None = None
         self._lock_checked = 0.0
         self._polled_at = 0.0
@@ -178,12 +180,44 @@ class OutboxRelay:
         self._wake.clear()
 
     async def _send(self, batch: list[PendingRecord]) -> None:
-        assert self._producer is not None
-        futures = [
-            await self._producer.send(r.topic, value=r.value, key=r.key,
-                                      headers=load_headers(r.headers))
-            for r in batch
-        ]
+        """Send ``batch`` in order, one record batch per partition filled at a time.
+
+        Records go into the producer's batch builders directly instead of one ``send()``
+        each (a future, a partitioner call and an accumulator look-up per record: about
+        half of the relay's CPU); the partition is the one ``send()`` would choose (the
+        default partitioner: murmur2 of the key, the same as Kafka's Java clients), once per
+        key. Order within a partition is kept: its batches are queued in turn."""
+        producer = self._producer
+        assert producer is not None
+        futures: list[asyncio.Future[Any]] = []
+        open_batches: dict[tuple[str, int], Any] = {}
+        chosen: dict[tuple[str, bytes | None], int] = {}
+        partitions: dict[str, list[int]] = {}
+        for r in batch:
+            part = chosen.get((r.topic, r.key))
+            if part is None:
+                if r.topic not in partitions:
+                    partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+                part = int(self._partitioner(r.key, partitions[r.topic], partitions[r.topic]))
+                if r.key is not None:
+                    chosen[(r.topic, r.key)] = part
+            builder = open_batches.get((r.topic, part))
+            headers = load_headers(r.headers)
+            if builder is not None and builder.append(
+                    key=r.key, value=r.value, timestamp=None, headers=headers) is not None:
+                continue
+            if builder is not None:  # full: queue it, start the next one
+                futures.append(await producer.send_batch(builder, r.topic, partition=part))
+            builder = producer.create_batch()
+            if builder.append(key=r.key, value=r.value, timestamp=None,
+                              headers=headers) is None:  # larger than a batch on its own
+                open_batches.pop((r.topic, part), None)
+                futures.append(await producer.send(r.topic, value=r.value, key=r.key,
+                                                   partition=part, headers=headers))
+                continue
+            open_batches[(r.topic, part)] = builder
+        for (topic, part), builder in open_batches.items():
+            futures.append(await producer.send_batch(builder, topic, partition=part))
         await asyncio.gather(*futures)
         self._sent.extend(r.id for r in batch)
         self._deletable.set()
