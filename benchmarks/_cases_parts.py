@@ -165,12 +165,17 @@ class SoftBackend:
 
     def __init__(self, creds: CardCredentials) -> None:
         self._creds = creds
+        self._card: SoftCard | None = None
 
     def readers(self) -> Sequence[str]:
         return [f"soft-{self._creds.serial}"]
 
     def open(self, reader: str | None = None) -> SoftCard:
-        return SoftCard(self._creds)
+        # Opened once (closing it is a no-op): loading and checking its RSA key file is
+        # ~20 ms CPU, three times a case, which a real card's session does not cost.
+        if self._card is None:
+            self._card = SoftCard(self._creds)
+        return self._card
 
 
 async def start_groups_at_end(bootstrap: str, groups: Mapping[str, Sequence[str]]) -> None:

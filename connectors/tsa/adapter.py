@@ -6,11 +6,10 @@ wrong content type are transient (retried); any other HTTP refusal is permanent.
 
 from __future__ import annotations
 
-import ssl
-
 import httpx
 
 from connectors._shared.errors import PermanentPeerError, TransientPeerError
+from connectors._shared.tls import default_tls_context
 
 __all__ = ["QUERY_TYPE", "REPLY_TYPE", "TsaAdapter"]
 
@@ -21,24 +20,19 @@ REPLY_TYPE = "application/timestamp-reply"
 class TsaAdapter:
     """Talks HTTP to one TSA. A fresh client per call: pyHanko's sync API runs each
     signature on its own event loop, and a pooled client cannot outlive its loop. The TLS
-    context is made once: loading the CA bundle is ~18 ms CPU, most of a timestamp's."""
+    context is the process's one (connectors._shared.tls): loading the CA bundle is ~18 ms
+    CPU, most of a timestamp's."""
 
     def __init__(self, name: str, url: str, timeout_s: float) -> None:
         self.name = name
         self.url = url
         self.timeout_s = timeout_s
-        self._tls: ssl.SSLContext | None = None
-
-    def tls(self) -> ssl.SSLContext:
-        """httpx's default TLS context (certifi's CAs, SSL_CERT_FILE), made on first use."""
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
-        return self._tls
 
     async def post(self, query: bytes) -> bytes:
         """Send one DER TimeStampReq; return the DER TimeStampResp."""
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, verify=self.tls()) as http:
+            async with httpx.AsyncClient(timeout=self.timeout_s,
+                                         verify=default_tls_context()) as http:
                 reply = await http.post(self.url, content=query,
                                         headers={"Content-Type": QUERY_TYPE})
         except httpx.TimeoutException as exc:

@@ -34,6 +34,7 @@ from sqlmodel import Session
 from card_agent.card import CardBackend
 from card_agent.client import GatewayClient
 from card_agent.flows import Agent
+from connectors._shared.tls import default_tls_context
 from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import TsaConnector, TsaSettings
 from hub.sample.case import SampleCase
@@ -115,7 +116,9 @@ class CaseRun:
         self.outcome = CaseOutcome()
         self.links_used: list[uuid.UUID] = []
         """Review links the contractor acted on, oldest first (CON-3)."""
-        self._http = httpx.Client(base_url=stage.hub_url, timeout=60)
+        # the process's TLS context: httpx loads its CA bundle for each client otherwise
+        self._http = httpx.Client(base_url=stage.hub_url, timeout=60,
+                                  verify=default_tls_context())
         tsa = TsaConnector(TsaSettings(url=stage.tsa_url, maintenance=stage.tsa_maintenance),
                            stage.pki.trust_roots)
         self.agent = Agent(backend=backend, gateway=GatewayClient(self._http, card.chain),
@@ -191,7 +194,8 @@ class CaseRun:
             cert = type(cert).model_validate({**cert.model_dump(), **differ})
         reply = httpx.post(f"{self.stage.dsure_url}/api/v1/issuer/certificates",
                            content=cert.model_dump_json(), timeout=10, headers={
-                               "Authorization": f"Bearer {self.stage.dsure_issuer_token}"})
+                               "Authorization": f"Bearer {self.stage.dsure_issuer_token}"},
+                           verify=default_tls_context())
         reply.raise_for_status()
         body: dict[str, str] = reply.json()
         return body["contract_number"], body["auth_key"]

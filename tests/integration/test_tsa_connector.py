@@ -82,7 +82,7 @@ async def test_a_cut_answer_is_retried_then_transient(tsa: ReferenceTsa, pki: De
     assert caught.value.attempts == 2
 
 
-async def test_the_tls_context_is_made_once(tsa: ReferenceTsa, pki: DevPki,
+async def test_the_tls_context_is_made_once_per_process(tsa: ReferenceTsa, pki: DevPki,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # loading the CA bundle is ~18 ms CPU: most of a timestamp's when made per call
     made: list[ssl.SSLContext] = []
@@ -93,10 +93,9 @@ async def test_the_tls_context_is_made_once(tsa: ReferenceTsa, pki: DevPki,
         return made[-1]
 
     monkeypatch.setattr(ssl, "create_default_context", counted)
-    connector = _connector(tsa, pki)
-    for _ in range(3):
-        await connector.timestamp(hashlib.sha256(b"x").digest(), "sha256")
-    assert len(made) == 1
+    for _ in range(3):  # the card agent's driver makes a connector per case
+        await _connector(tsa, pki).timestamp(hashlib.sha256(b"x").digest(), "sha256")
+    assert len(made) <= 1  # none when an earlier test made the process's one
     assert tsa.requests_served == 3
 
 
