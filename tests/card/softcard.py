@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import TracebackType
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, utils
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from card_agent.card import PinStatus
 from connectors.devpki import CardCredentials
@@ -21,7 +21,13 @@ class SoftCard:
     def __init__(self, creds: CardCredentials) -> None:
         self.reader = f"soft-{creds.serial}"
         self.creds = creds
-        self._key = creds.private_key()
+        # The test PKI's own key file: its RSA consistency check (~30 ms CPU a load) guards
+        # against keys from elsewhere, and a real card never loads one at all (bench_cases).
+        key = serialization.load_pem_private_key(creds.key_path.read_bytes(), password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError(f"{creds.key_path.name}: not an RSA key")
+        self._key = key
 
     def certificate(self) -> x509.Certificate:
         return self.creds.certificate
