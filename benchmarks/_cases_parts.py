@@ -96,8 +96,10 @@ class CaseFeed:
 
     def __init__(self, bootstrap: str) -> None:
         _register_every_message()
+        # as the hub's consumers (hub.settings.KafkaSettings.fetch_max_wait_ms): records
+        # end the broker's wait at once, the wait only bounds the idle fetches
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                          enable_auto_commit=False, fetch_max_wait_ms=20)
+                                          enable_auto_commit=False, fetch_max_wait_ms=100)
         self._routes: dict[str, FedTimeline] = {}
         self._task: asyncio.Task[None] | None = None
 
