@@ -41,7 +41,7 @@ class Delivery:
         except WireError as exc:
             return exc
 
-    @property
+    @cached_property
     def dedupe_id(self) -> str:
         """The message id, or the record's position for a record without one."""
         env = self.decoded

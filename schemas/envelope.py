@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.registry import REGISTRY, Payload
 from schemas.trusted import trusted
@@ -26,11 +26,6 @@ JST = timezone(timedelta(hours=9), "Asia/Tokyo")
 P = TypeVar("P", bound=Payload)
 
 
-def _utc_iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-UtcDatetime = Annotated[AwareDatetime, PlainSerializer(_utc_iso, return_type=str)]
 _ENTITY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 _ENTITY = re.compile(_ENTITY_PATTERN)
 EntityCode = Annotated[str, Field(pattern=_ENTITY_PATTERN)]
@@ -58,7 +53,8 @@ class Envelope(BaseModel, Generic[P]):
         "It is the Kafka key: one case stays on one partition.",
     )
     causation_id: uuid.UUID | None = None
-    occurred_at: UtcDatetime
+    occurred_at: AwareDatetime = Field(
+        description="When it happened; always UTC (validation converts), sent as ...Z.")
     procuring_entity: EntityCode
     producer: str = Field(min_length=1, max_length=_MAX_ID)
     payload: P
