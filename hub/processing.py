@@ -130,6 +130,7 @@ class Processor:
         self.max_attempts = spec.max_attempts or retry.max_attempts
         self.on_commit = on_commit
         self._rng = rng or random.Random()
+        self._age = metrics.MESSAGE_AGE.labels(spec.name)
 
     # -- entry points -------------------------------------------------------------------
 
@@ -447,7 +448,7 @@ class Processor:
     # -- metrics ------------------------------------------------------------------------------
 
     def _observe_age(self, env: Envelope[Any], now: datetime) -> None:
-        metrics.MESSAGE_AGE.labels(self.spec.name).observe(
+        self._age.observe(
             max(0.0, (now - env.occurred_at).total_seconds()))
 
     def _count(self, report: BatchReport) -> None:
