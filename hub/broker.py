@@ -86,6 +86,8 @@ class ConsumerRuntime:
         self._on_committed = on_committed
         self._lag_at = 0.0
         self._committing: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
         self.subscriber: Any = None
 
     def subscribe(self, broker: KafkaBroker) -> None:
@@ -106,13 +108,53 @@ class ConsumerRuntime:
         )
 
         async def on_batch(msg: KafkaMessage) -> None:
-            await self.handle(msg.raw_message)
+            await self.accept(msg.raw_message)
 
         subscriber(on_batch)
         self.subscriber = subscriber
 
-    async def handle(self, records: Sequence[Any]) -> None:
+    async def accept(self, records: Sequence[Any]) -> None:
+        """A fetched batch (FastStream's callback), handled in order after the one before.
+
+        The records are read (decoded) at once, while the batch before is still in its
+        database transaction in a worker thread; then that batch is awaited and this one
+        started, and the callback returns so that FastStream fetches the next batch
+        meanwhile. So at most two batches are in the process, one being read and one being
+        handled, never two handled at once. While stopping, each batch is handled before
+        the callback returns. A batch that failed (the database down while stopping) fails
+        every later one too: nothing after it is handled or committed by this process.
+        """
+        if self._failed is not None:
+            raise RuntimeError(f"consumer {self.spec.name}: an earlier batch failed; "
+                               "restart to read again from the last committed offset"
+                               ) from self._failed
         deliveries = [Delivery.from_record(r) for r in records]
+        for d in deliveries:
+            _ = d.decoded
+        await self.settle()
+        task = asyncio.create_task(self._handle_or_fail(records, deliveries))
+        if self.stopping:
+            await task
+        else:
+            self._in_flight = task
+
+    async def settle(self) -> None:
+        """Wait for the batch being handled, if any (raises what it raised)."""
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await task
+
+    async def _handle_or_fail(self, records: Sequence[Any], deliveries: list[Delivery]) -> None:
+        try:
+            await self.handle(records, deliveries)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    async def handle(self, records: Sequence[Any],
+                     deliveries: list[Delivery] | None = None) -> None:
+        if deliveries is None:
+            deliveries = [Delivery.from_record(r) for r in records]
         for topic, count in Counter(r.topic for r in records).items():
             metrics.CONSUMED.labels(self.spec.name, topic).inc(count)
         backoff = 0.5
@@ -138,7 +180,9 @@ class ConsumerRuntime:
         await self._update_lag()
 
     async def drain(self) -> None:
-        """Wait for the last offset commit (at shutdown)."""
+        """Wait for the batch in flight and the last offset commit (at shutdown)."""
+        with contextlib.suppress(Exception):
+            await self.settle()
         if self._committing is not None:
             await self._committing
             self._committing = None

@@ -134,6 +134,11 @@ class Hub:
     async def stop(self) -> None:
         for rt in self.runtimes:
             rt.stopping = True
+        for rt in self.runtimes:  # the batch each is handling, while its consumer is open
+            try:
+                await rt.settle()
+            except Exception:
+                log.exception("consumer %s: the batch in flight failed", rt.spec.name)
         await self.broker.stop()  # drains the batches in flight (graceful_timeout)
         for rt in self.runtimes:
             await rt.drain()

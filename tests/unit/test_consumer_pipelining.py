@@ -1,0 +1,124 @@
+"""ConsumerRuntime.accept: a batch is read while the one before is handled, batches are
+handled one at a time and in order, offsets follow in order, and a failed batch stops
+every later one (nothing after it handled or committed). The processor and the Kafka
+consumer are fakes here; tests/e2e (delivery, crash-restart-rebalance, registration)
+run the same code against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import pytest
+from aiokafka import TopicPartition
+
+from hub.broker import ConsumerRuntime
+from hub.consumers import ConsumerSpec
+from hub.delivery import Delivery
+from hub.settings import KafkaSettings
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def batch(first: int, n: int = 3) -> list[Record]:
+    return [Record("t", 0, o, b"k", b"not json", ()) for o in range(first, first + n)]
+
+
+class FakeConsumer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(f"commit {max(offsets.values())}")
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()
+
+
+class FakeSubscriber:
+    def __init__(self, log: list[str]) -> None:
+        self.consumer = FakeConsumer(log)
+
+
+class FakeProcessor:
+    """Handles a batch in 50 ms; notes when it starts and ends and what was decoded."""
+
+    def __init__(self, log: list[str], fail_at: int | None = None) -> None:
+        self.log, self.fail_at, self.busy = log, fail_at, False
+
+    async def process(self, deliveries: Sequence[Delivery]) -> None:
+        assert not self.busy, "two batches handled at once"
+        self.busy = True
+        first = deliveries[0].offset
+        self.log.append(f"start {first}")
+        try:
+            await asyncio.sleep(0.05)
+            if first == self.fail_at:
+                raise ConnectionError("database down")
+        finally:
+            self.busy = False
+        self.log.append(f"end {first}")
+
+
+def runtime(log: list[str], fail_at: int | None = None) -> ConsumerRuntime:
+    rt = ConsumerRuntime(ConsumerSpec("c", ()), FakeProcessor(log, fail_at),  # type: ignore[arg-type]
+                         KafkaSettings(), on_committed=lambda: None)
+    rt.subscriber = FakeSubscriber(log)
+    return rt
+
+
+async def test_the_next_batch_is_read_while_one_is_handled_and_order_is_kept() -> None:
+    log: list[str] = []
+    rt = runtime(log)
+    read: list[int] = []
+    original = Delivery.from_record
+
+    def noting(record: Any) -> Delivery:
+        read.append(record.offset)
+        if record.offset % 3 == 0:
+            log.append(f"read {record.offset}")
+        return original(record)
+
+    Delivery.from_record = staticmethod(noting)  # type: ignore[method-assign]
+    try:
+        for first in (0, 3, 6):
+            await rt.accept(batch(first))
+        await rt.drain()
+    finally:
+        Delivery.from_record = original  # type: ignore[method-assign]
+    assert read == list(range(9))
+    # batch 3 is read while batch 0 is handled, batch 6 while batch 3 is handled
+    assert log.index("read 3") < log.index("end 0")
+    assert log.index("read 6") < log.index("end 3")
+    handled = [e for e in log if e.startswith(("start", "end"))]
+    assert handled == ["start 0", "end 0", "start 3", "end 3", "start 6", "end 6"]
+    assert [e for e in log if e.startswith("commit")] == ["commit 3", "commit 6", "commit 9"]
+
+
+async def test_while_stopping_each_batch_is_handled_before_the_callback_returns() -> None:
+    log: list[str] = []
+    rt = runtime(log)
+    rt.stopping = True
+    await rt.accept(batch(0))
+    assert "end 0" in log
+
+
+async def test_a_failed_batch_stops_every_later_one() -> None:
+    log: list[str] = []
+    rt = runtime(log, fail_at=0)
+    rt.stopping = True  # while stopping the database outage is raised, not waited out
+    with pytest.raises(ConnectionError):
+        await rt.accept(batch(0))
+    with pytest.raises(RuntimeError, match="earlier batch failed"):
+        await rt.accept(batch(3))
+    await rt.drain()
+    assert "start 3" not in log
+    assert not any(e.startswith("commit") for e in log)
