@@ -14,7 +14,7 @@ bad message cannot hold the others back. A failing message is then:
 - held until ``retry_at`` when its peer is in a maintenance window (WIN-3);
 - otherwise scheduled for redelivery with exponential backoff and jitter
   (``hub_scheduled_retry``), without blocking its partition, and dead-lettered
-  after the last attempt.
+  after the last attempt (:mod:`hub.failures`).
 Database outages are not a message's fault: the whole batch waits and is tried
 again, and nothing is committed meanwhile.
 """
@@ -22,13 +22,12 @@ again, and nothing is committed meanwhile.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,15 +39,14 @@ from hub import metrics
 from hub.consumers import BatchState, ConsumerSpec
 from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
 from hub.delivery import Delivery
-from hub.dlq import dead_letter_headers
-from hub.logs import correlation, redact_text
-from hub.outbox import PendingRecord, dump_headers, insert_records, load_headers, record_row
+from hub.failures import BatchReport, RetriesAndDeadLetters
+from hub.logs import correlation
+from hub.outbox import PendingRecord, insert_records, record_row
 from hub.settings import RetrySettings
 from pipelines.bulk import insert_rows
-from pipelines.ports import PermanentFailure
 from schemas.envelope import Envelope, caused_envelope, utc_now
 from schemas.registry import Payload
-from schemas.topics import DLQ_SUFFIX, TopicSpec
+from schemas.topics import TopicSpec
 from schemas.wire import WireError
 
 __all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
@@ -57,7 +55,6 @@ log = logging.getLogger(__name__)
 PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
 OB = OutboxRecord.__table__  # type: ignore[attr-defined]
 SR = ScheduledRetry.__table__  # type: ignore[attr-defined]
-RETRY_LEASE = timedelta(seconds=60)
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -65,21 +62,6 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
         isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     )
-
-
-@dataclass
-class BatchReport:
-    done: int = 0
-    duplicate: int = 0
-    ignored: int = 0
-    retried: int = 0
-    dead_reasons: list[str] = field(default_factory=list)
-    committed: list[PendingRecord] = field(default_factory=list)
-    """Outbox records committed by this batch, for the relay to send at once."""
-
-    @property
-    def dead(self) -> int:
-        return len(self.dead_reasons)
 
 
 @dataclass
@@ -115,7 +97,7 @@ class _Context:
         return env
 
 
-class Processor:
+class Processor(RetriesAndDeadLetters):
     """Runs one consumer's handlers over deliveries, with the guarantees above."""
 
     def __init__(self, spec: ConsumerSpec, engine: Engine, retry: RetrySettings, *,
@@ -340,110 +322,6 @@ class Processor:
     def _fail_in_tx(self, d: Delivery, exc: Exception, report: BatchReport) -> None:
         with transaction(self.engine) as session:
             self._fail(session, d, exc, report)
-
-    # -- failures: retry later or dead-letter -------------------------------------------------
-
-    def _fail(self, session: Session, d: Delivery, exc: Exception, report: BatchReport) -> None:
-        now = self.clock()
-        attempt = d.attempt + 1
-        message = redact_text(str(exc))[:500]
-        history = [*d.history, {"attempt": attempt, "at": now.isoformat(),
-                                "error": f"{type(exc).__name__}: {message}"}]
-        rule_ids = tuple(getattr(exc, "rule_ids", ()) or ())
-        retry_at: datetime | None = getattr(exc, "retry_at", None)
-        permanent = isinstance(exc, PermanentFailure) or getattr(exc, "permanent", False)
-        env = d.decoded
-        if isinstance(env, Envelope):
-            log.warning("handler failed on %s (attempt %d): %s", env.type, attempt,
-                        f"{type(exc).__name__}: {message}")
-        if permanent or (retry_at is None and attempt >= self.max_attempts):
-            reason = "permanent-failure" if permanent else "retries-exhausted"
-            report.committed.extend(insert_records(session, [self._dead_letter_row(
-                d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
-                history=history)]))
-            outcome = "dead"
-            report.dead_reasons.append(reason)
-            if d.retry_id is not None:
-                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
-        else:
-            if retry_at is not None:
-                due, attempt = retry_at, d.attempt  # held for a window: not a failed try
-            else:
-                due = now + timedelta(seconds=self._backoff(attempt))
-            self._schedule(session, d, due=due, attempt=attempt, history=history)
-            outcome = "retrying"
-            report.retried += 1
-        self._mark(session, d.dedupe_id, outcome, now)
-
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (attempt - 1))
-        spread = base * self.retry.jitter
-        return float(max(0.0, base + self._rng.uniform(-spread, spread)))
-
-    def _schedule(self, session: Session, d: Delivery, *, due: datetime, attempt: int,
-                  history: list[dict[str, Any]]) -> None:
-        values = {"attempt": attempt, "due_at": due, "history": json.dumps(history,
-                                                                          ensure_ascii=False)}
-        if d.retry_id is not None:
-            session.execute(sa.update(SR).where(SR.c.id == d.retry_id).values(**values))
-            return
-        exists = session.execute(sa.select(SR.c.id).where(
-            SR.c.consumer == self.spec.name, SR.c.message_id == d.dedupe_id)).scalar()
-        if exists is not None:
-            session.execute(sa.update(SR).where(SR.c.id == exists).values(**values))
-            return
-        session.execute(sa.insert(SR).values(
-            consumer=self.spec.name, message_id=d.dedupe_id, topic=d.topic,
-            partition=d.partition, offset=d.offset, key=d.key, value=d.value or b"",
-            headers=dump_headers(d.headers), **values))
-
-    def _mark(self, session: Session, message_id: str, outcome: str, now: datetime) -> None:
-        updated = session.execute(sa.update(PM).where(
-            PM.c.consumer == self.spec.name, PM.c.message_id == message_id
-        ).values(outcome=outcome, processed_at=now))
-        if updated.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(sa.insert(PM).values(consumer=self.spec.name, message_id=message_id,
-                                                 outcome=outcome, processed_at=now))
-
-    def _dead_letter_row(self, d: Delivery, now: datetime, *, reason: str, error: Exception,
-                         attempts: int = 1, rule_ids: Sequence[str] = (),
-                         text: tuple[str, str] = ("", ""),
-                         history: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        detail = getattr(error, "detail", None) or str(error)
-        text_ja, text_en = text
-        if not text_ja:
-            text_ja = ("処理できなかったメッセージです。原因を取り除いてから hub dlq replay で"
-                       "再処理してください。")
-            text_en = "This message could not be processed. Remove the cause, then replay it " \
-                      "with `hub dlq replay`."
-        headers = dead_letter_headers(
-            d, consumer=self.spec.name, reason=reason, error_class=type(error).__name__,
-            error_message=detail, attempts=attempts, rule_ids=rule_ids, text_ja=text_ja,
-            text_en=text_en, history=history, at=now.isoformat())
-        return {"topic": d.topic + DLQ_SUFFIX, "key": d.key, "value": d.value or b"",
-                "headers": dump_headers(headers), "created_at": now}
-
-    # -- the retry table ----------------------------------------------------------------------
-
-    def _claim_due(self, limit: int) -> list[Delivery]:
-        """Take due retries under a lease, so that a crashed taker's rows come back later."""
-        now = self.clock()
-        with transaction(self.engine) as session:
-            query = (sa.select(SR).where(SR.c.consumer == self.spec.name, SR.c.due_at <= now)
-                     .order_by(SR.c.due_at).limit(limit))
-            if is_postgres(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
-            if not rows:
-                return []
-            session.execute(sa.update(SR).where(SR.c.id.in_([r.id for r in rows]))
-                            .values(due_at=now + RETRY_LEASE))
-        return [
-            Delivery(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key,
-                     value=r.value, headers=load_headers(r.headers), attempt=r.attempt,
-                     history=json.loads(r.history), retry_id=r.id)
-            for r in rows
-        ]
 
     # -- metrics ------------------------------------------------------------------------------
 
