@@ -26,7 +26,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from pipelines.bulk import any_of, insert_rows, is_postgres_session, json_of, next_ids
+from pipelines.bulk import (
+    any_of,
+    insert_rows,
+    is_postgres_session,
+    json_of,
+    matching,
+    next_ids,
+)
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
@@ -192,10 +199,18 @@ class Batch:
             by: dict[str, list[str]] = {"u": [], "k": [], "n": []}
             for kind, _, value in missing:
                 by[kind].append(value)
-            for c in session.execute(sa.select(CT).where(CT.c.network == network, sa.or_(
-                    _in(session, CT.c.user_id, by["u"]),
-                    _in(session, CT.c.company_key, by["k"]),
-                    _in(session, CT.c.corporate_number, by["n"])))):
+            # One index look-up per value (pipelines.bulk.matching), not one OR of arrays:
+            # PostgreSQL ran that as a scan of every contractor of the network, a batch's
+            # slowest statement, growing with the registry. The 商号 key and 法人番号 have
+            # their own indexes; their network is checked here, so that only those serve.
+            selects = [matching(session, CT, CT.c.user_id, by["u"], equal={CT.c.network: network})
+                       ] if by["u"] else []
+            selects += [matching(session, CT, column, values)
+                        for column, values in ((CT.c.company_key, by["k"]),
+                                               (CT.c.corporate_number, by["n"])) if values]
+            for c in session.execute(_union_all(selects)):
+                if c.network != network:
+                    continue
                 key = (c.network, c.user_id)
                 if key not in self.world.contractors:
                     rep = c.representative_contact
@@ -207,17 +222,20 @@ class Batch:
         wanted_keys = [(m[1], m[2]) for m in self._missing(("c", *k) for k in keys)]
         # Cards by owner have their own marks ("o"): "u" is the contractors'.
         owners = list(self._missing(("o", n, u) for n, us in users.items() for u in us))
-        clauses = [sa.and_(KT.c.network == n, _in(session, KT.c.user_id, sorted(
-            m[2] for m in owners if m[1] == n)))  for n in sorted({m[1] for m in owners})]
+        selects = [matching(session, KT, KT.c.user_id, sorted(m[2] for m in owners if m[1] == n),
+                            equal={KT.c.network: n}) for n in sorted({m[1] for m in owners})]
         if wanted_keys:
-            # A superset (issuers x serials: the issuers are few) is cheaper to plan than
-            # hundreds of (issuer, serial) pairs; what comes back is current data anyway.
-            clauses.append(sa.and_(_in(session, KT.c.issuer, sorted({k[0] for k in wanted_keys})),
-                                   _in(session, KT.c.serial, sorted({k[1] for k in wanted_keys}))))
-        if not clauses:
+            # One look-up per issuer (they are few), each probing (issuer, serial).
+            selects += [matching(session, KT, KT.c.serial,
+                                 sorted({k[1] for k in wanted_keys if k[0] == issuer}),
+                                 equal={KT.c.issuer: issuer})
+                        for issuer in sorted({k[0] for k in wanted_keys})]
+        if not selects:
             return
-        rows = [r for r in session.execute(sa.select(KT).where(sa.or_(*clauses)))
-                if (r.issuer, r.serial) not in self.world.cards]
+        # Look-ups joined by UNION ALL, not one OR (see _contractors); a card found by both
+        # its owner and its key comes back twice and is taken once.
+        found = {r.id: r for r in session.execute(_union_all(selects))}
+        rows = [r for r in found.values() if (r.issuer, r.serial) not in self.world.cards]
         regs: dict[int, list[Any]] = {}
         if rows:
             for r in session.execute(sa.select(RT).where(
@@ -361,6 +379,10 @@ class Batch:
                 values["done_at"] = utc(now)
             session.execute(sa.update(PT).where(
                 PT.c.propagation_id == str(prop.scheduled.propagation_id)).values(**values))
+
+
+def _union_all(selects: list[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 
 def _diff(before: dict[K, V], after: dict[K, V]) -> tuple[list[V], list[V]]:

@@ -6,17 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.db import OutboxRecord, ProcessedMessage
-from pipelines.bulk import any_of, insert_rows, json_of, next_ids
-from pipelines.registration.models import PendingPropagationRow
+from pipelines.bulk import any_of, insert_rows, json_of, matching, next_ids
+from pipelines.registration.models import ContractorRow, PendingPropagationRow
 from schemas.registration import Contact
 
 PT: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
+CT: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]
 OB: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
 PM: sa.Table = ProcessedMessage.__table__  # type: ignore[attr-defined]
 WHEN = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
@@ -100,3 +102,45 @@ def test_nothing_to_insert_is_no_statement(engine: Engine) -> None:
         insert_rows(session, PM, [])
         assert next_ids(session, OB, 0) == []
     assert stored(engine, PM, PM.c.message_id) == []
+
+
+def test_matching_finds_the_rows_of_the_values_and_the_condition(engine: Engine) -> None:
+    rows = [propagation(i, network="saitama" if i % 2 else "tokyo") for i in range(6)]
+    with Session(engine) as session, session.begin():
+        insert_rows(session, PT, rows)
+    with Session(engine) as session:
+        found = session.execute(matching(session, PT, PT.c.propagation_id,
+                                         ["p-1", "p-2", "p-3", "p-9"],
+                                         equal={PT.c.network: "saitama"})).all()
+    assert sorted(r.propagation_id for r in found) == ["p-1", "p-3"]
+
+
+def test_matching_probes_the_index_on_a_table_without_statistics(pg_engine: Engine) -> None:
+    """A registry filling up faster than autovacuum analyzes it: `network = :n AND user_id =
+    ANY(:array)` was planned as a scan of the network's every contractor (the index on
+    (network, user_id) used for the network only), per batch. The plan checked is the
+    generic one, which the driver's prepared statement uses from its sixth execution on."""
+    now = datetime.now(UTC)
+    with Session(pg_engine) as session, session.begin():
+        insert_rows(session, CT, [
+            {"network": "saitama", "user_id": f"{7_000_000_000 + i}", "company_id": f"{i:016d}",
+             "company_name": f"北東{i}建設株式会社", "company_key": f"key-{i}",
+             "corporate_number": None, "representative_contact": None, "created_at": now}
+            for i in range(5000)])
+    wanted = [f"{7_000_000_000 + i}" for i in range(0, 5000, 10)]
+    with Session(pg_engine) as session:
+        query = matching(session, CT, CT.c.user_id, wanted, equal={CT.c.network: "saitama"})
+        assert len(session.execute(query).all()) == 500
+        compiled = query.compile(dialect=pg_engine.dialect)
+        names = list(compiled.params)
+        text = str(compiled) % {n: f"${i}" for i, n in enumerate(names, start=1)}
+        conn = session.connection()
+        conn.exec_driver_sql("set plan_cache_mode = force_generic_plan")
+        conn.exec_driver_sql(f"prepare probe as {text}".replace("%", "%%"))
+        args = ", ".join(f"%({n})s" for n in names)
+        with psycopg.ClientCursor(conn.connection.driver_connection) as cursor:
+            cursor.execute(f"explain execute probe({args})", compiled.params)
+            plan = [row[0] for row in cursor.fetchall()]
+    assert not any("Seq Scan on reg_contractor" in line for line in plan), plan
+    probes = [line for line in plan if "Index Cond" in line]
+    assert any("user_id" in line and "network" in line for line in probes), plan
