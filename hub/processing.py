@@ -128,6 +128,11 @@ class Processor(RetriesAndDeadLetters):
         for d in deliveries:
             env = d.decoded
             handler = self.spec.handler_for(env.payload) if isinstance(env, Envelope) else None
+            if handler is None and isinstance(env, Envelope) and d.retry_id is None:
+                # Not this consumer's message (a topic carries several types): nothing to
+                # record, so no transaction (a case's connectors skip most of what they read).
+                report.ignored += 1
+                continue
             if handler is not None and ConsumerSpec.is_effect(handler):
                 if pending:
                     await asyncio.to_thread(self._process_sync, pending, report)

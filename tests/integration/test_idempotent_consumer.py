@@ -4,6 +4,7 @@ effects, isolation of a bad message, retries with backoff, dead letters, replays
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
 from schemas.envelope import new_envelope
+from schemas.mail import MailKind, MailRequested
 from schemas.wire import encode, header
 from tests.support import ledger
 from tests.support.ledger import LedgerEntryRequested
@@ -291,3 +293,29 @@ async def test_a_failing_finish_falls_back_to_one_message_batches(setup: Any) ->
     assert not states[0].finished
     assert all(s.finished for s in states[1:])
     assert ledger.entry_counts(engine) == dict.fromkeys(range(5), 1)
+
+
+async def test_messages_no_handler_wants_cost_no_transaction(setup: Any) -> None:
+    """A topic carries several types; what this consumer has no handler for is counted as
+    ignored without a database round trip, and a mixed batch handles the rest."""
+    proc, _, engine = setup
+    other = new_envelope(MailRequested(mail_id=uuid.uuid4(), kind=MailKind.REGISTRATION,
+                                       to=("ic-card@example.jp",)),
+                         correlation_id="case-x", procuring_entity="saitama-pref",
+                         producer="test")
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        alone = await proc.process([delivery(other, 1), delivery(other, 2)])
+        assert statements == []
+        mixed = await proc.process([delivery(other, 3), delivery(entry(1), 4)])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert (alone.ignored, alone.done) == (2, 0)
+    assert (mixed.ignored, mixed.done) == (1, 1)
+    assert statements
+    assert ledger.entry_counts(engine) == {1: 1}
