@@ -88,8 +88,9 @@ def is_postgres(engine: Engine) -> bool:
 def json_text(value: Any) -> str:
     """JSON columns' serializer: orjson, so a value may hold an ``orjson.Fragment`` (JSON a
     pydantic model wrote once, see pipelines.bulk.json_of) and dicts write several times
-    faster than with the standard library."""
-    return orjson.dumps(value).decode()
+    faster than with the standard library. Keys that are not strings become strings, as
+    with ``json.dumps``."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

@@ -144,3 +144,16 @@ def test_matching_probes_the_index_on_a_table_without_statistics(pg_engine: Engi
     assert not any("Seq Scan on reg_contractor" in line for line in plan), plan
     probes = [line for line in plan if "Index Cond" in line]
     assert any("user_id" in line and "network" in line for line in probes), plan
+
+
+def test_json_columns_take_what_json_dumps_takes_and_fragments(engine: Engine) -> None:
+    """The engines' JSON serializer is orjson (hub.db.json_text): keys that are not strings
+    become strings as with json.dumps, Japanese text stays, a fragment is written as is."""
+    rows = [propagation(1, scheduled={1: "一", "k": [None, 2.5]}),
+            propagation(2, scheduled=json_of(CONTACT))]
+    with Session(engine) as session, session.begin():
+        session.execute(sa.insert(PT), rows[:1])
+        insert_rows(session, PT, rows[1:])
+    back = stored(engine, PT, PT.c.attempts)
+    assert back[0]["scheduled"] == {"1": "一", "k": [None, 2.5]}
+    assert back[1]["scheduled"] == CONTACT.model_dump(mode="json")
