@@ -58,17 +58,27 @@ def record_row(topic: TopicSpec | str, envelope: Envelope[Any], now: datetime) -
 
 
 def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
-    """Insert outbox rows in one statement; the ids come back for `OutboxRelay.dispatch`."""
+    """Insert outbox rows in one statement; the ids come back for `OutboxRelay.dispatch`.
+
+    Call it last before the commit: the rows' ``created_at`` is the wall clock now, not
+    the handler's time. The orphan poll takes only rows older than
+    ``outbox_orphan_age_s``; stamped with the start of a batch that took longer than that,
+    a row was old enough the moment it was committed, and the poll could send it before
+    the process that wrote it did: the record twice on its topic.
+    """
     if not rows:
         return []
     table = OutboxRecord.__table__  # type: ignore[attr-defined]
+    written = utc_now()
     if is_postgres_session(session):
         # Ids from the sequence, ascending in row order, then one COPY (pipelines.bulk).
         ids = next_ids(session, table, len(rows))
-        insert_rows(session, table, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+        insert_rows(session, table, [{**r, "id": i, "created_at": written}
+                                     for i, r in zip(ids, rows, strict=True)])
     else:
         ids = list(session.execute(sa.insert(table).returning(
-            table.c.id, sort_by_parameter_order=True), rows).scalars())
+            table.c.id, sort_by_parameter_order=True),
+            [{**r, "created_at": written} for r in rows]).scalars())
     return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
             for i, r in zip(ids, rows, strict=True)]
 

@@ -3,6 +3,7 @@ effects, isolation of a bad message, retries with backoff, dead letters, replays
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,9 @@ from sqlalchemy.engine import Engine
 from hub.consumers import ConsumerSpec
 from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry
 from hub.delivery import H_REPLAY, Delivery
-from hub.outbox import load_headers
+from hub.outbox import OutboxRelay, load_headers
 from hub.processing import Processor
-from hub.settings import RetrySettings
+from hub.settings import RetrySettings, Settings
 from schemas.envelope import new_envelope
 from schemas.mail import MailKind, MailRequested
 from schemas.wire import encode, header
@@ -319,3 +320,16 @@ async def test_messages_no_handler_wants_cost_no_transaction(setup: Any) -> None
     assert (mixed.ignored, mixed.done) == (1, 1)
     assert statements
     assert ledger.entry_counts(engine) == {1: 1}
+
+
+async def test_a_slow_batchs_records_are_not_orphans_when_committed(setup: Any) -> None:
+    """The handler's clock says the batch began long ago (a slow batch); its outbox rows are
+    stamped when written, so the orphan poll does not take them before the writer sends
+    them (it sent them twice), and takes them once they are as old as orphans are."""
+    proc, clock, engine = setup
+    clock.now = datetime.now(UTC) - timedelta(hours=1)
+    await proc.process([delivery(entry(n), n) for n in range(3)])
+    relay = OutboxRelay(Settings(database_url="sqlite://", outbox_orphan_age_s=0.5), engine)
+    assert await asyncio.to_thread(relay._fetch_ids) == []
+    await asyncio.sleep(0.6)
+    assert len(await asyncio.to_thread(relay._fetch_ids)) == 3
