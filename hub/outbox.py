@@ -38,6 +38,10 @@ __all__ = ["OutboxRelay", "PendingRecord", "dump_headers", "enqueue", "enqueue_r
            "insert_records", "load_headers", "record_row"]
 
 log = logging.getLogger(__name__)
+_PARSED = "headers_parsed"
+"""A row of :func:`record_row` also keeps its headers as a list, not written: handed to the
+relay with the committed record, they need no parsing back from their JSON text."""
+_COLUMNS = ("topic", "key", "value", "headers")
 RELAY_LOCK_KEY = 0x68_75_62_5F_6F_62  # "hub_ob": one relay leader per database
 
 
@@ -54,7 +58,8 @@ def record_row(topic: TopicSpec | str, envelope: Envelope[Any], now: datetime) -
     """The outbox row of ``envelope`` (for :func:`insert_records`)."""
     key, value, headers = encode(envelope)
     return {"topic": topic if isinstance(topic, str) else topic.name, "key": key,
-            "value": value, "headers": dump_headers(headers), "created_at": now}
+            "value": value, "headers": dump_headers(headers), "created_at": now,
+            _PARSED: headers}
 
 
 def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
@@ -73,13 +78,14 @@ def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[Pending
     if is_postgres_session(session):
         # Ids from the sequence, ascending in row order, then one COPY (pipelines.bulk).
         ids = next_ids(session, table, len(rows))
-        insert_rows(session, table, [{**r, "id": i, "created_at": written}
-                                     for i, r in zip(ids, rows, strict=True)])
+        insert_rows(session, table, [
+            {"id": i, **{c: r[c] for c in _COLUMNS}, "created_at": written}
+            for i, r in zip(ids, rows, strict=True)])
     else:
         ids = list(session.execute(sa.insert(table).returning(
             table.c.id, sort_by_parameter_order=True),
-            [{**r, "created_at": written} for r in rows]).scalars())
-    return [PendingRecord(i, r["topic"], r["key"], r["value"], r["headers"])
+            [{**{c: r[c] for c in _COLUMNS}, "created_at": written} for r in rows]).scalars())
+    return [PendingRecord(i, r["topic"], r["key"], r["value"], r.get(_PARSED) or r["headers"])
             for i, r in zip(ids, rows, strict=True)]
 
 
@@ -104,7 +110,11 @@ class PendingRecord:
     topic: str
     key: bytes | None
     value: bytes
-    headers: str
+    headers: Headers | str
+    """As written (a list), or as stored (JSON text, :func:`dump_headers`)."""
+
+    def header_list(self) -> Headers:
+        return self.headers if isinstance(self.headers, list) else load_headers(self.headers)
 
 
 class OutboxRelay:
@@ -212,7 +222,7 @@ class OutboxRelay:
                 if r.key is not None:
                     chosen[(r.topic, r.key)] = part
             builder = open_batches.get((r.topic, part))
-            headers = load_headers(r.headers)
+            headers = r.header_list()
             if builder is not None and builder.append(
                     key=r.key, value=r.value, timestamp=None, headers=headers) is not None:
                 continue

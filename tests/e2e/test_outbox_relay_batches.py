@@ -22,9 +22,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 
 
 def row(topic: str, key: bytes | None, value: bytes, n: int) -> dict[str, Any]:
-    headers = f'[["n","{n}"]]'
-    return {"topic": topic, "key": key, "value": value, "headers": headers,
+    """An outbox row; every other one also with its headers as a list, as ``record_row``
+    makes them (handed to the relay as they are, not parsed back from the JSON text)."""
+    made = {"topic": topic, "key": key, "value": value, "headers": f'[["n","{n}"]]',
             "created_at": datetime.now(UTC)}
+    if n % 2 == 0:
+        made["headers_parsed"] = [("n", str(n).encode())]
+    return made
 
 
 async def test_relay_batches_keep_partitions_order_and_large_records(
