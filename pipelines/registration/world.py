@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipelines.registration.grouped import Grouped
 from schemas.qualification import QualificationRecord, QualificationUpdated
 from schemas.registration import (
     CardFacts,
@@ -141,6 +142,13 @@ class World:
     confirmations: dict[uuid.UUID, PendingConfirmation] = field(default_factory=dict)
     propagations: dict[uuid.UUID, PendingPropagation] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Filed by owner and by company, so that the rules' look-ups are not scans.
+        if not isinstance(self.contractors, Grouped):
+            self.contractors = Grouped(_company_groups, self.contractors)
+        if not isinstance(self.cards, Grouped):
+            self.cards = Grouped(_owner_group, self.cards)
+
     def copy(self) -> World:
         return World(dict(self.qualifications), dict(self.contractors), dict(self.cards),
                      dict(self.confirmations), dict(self.propagations))
@@ -150,17 +158,30 @@ class World:
         return self.qualifications.get((entity, domain, user_id))
 
     def cards_of(self, network: str, user_id: str) -> Iterator[Card]:
-        return (c for c in self.cards.values() if c.network == network and c.user_id == user_id)
+        assert isinstance(self.cards, Grouped)
+        return iter(self.cards.group((network, user_id)))
 
     def contractors_like(self, network: str, company_key: str,
                          corporate_number: str | None) -> Iterator[Contractor]:
-        """Contractors of the network that look like the same company (REG-11)."""
-        for c in self.contractors.values():
-            if c.network != network:
-                continue
-            if c.company_key == company_key or (
-                    corporate_number is not None and c.corporate_number == corporate_number):
-                yield c
+        """Contractors of the network that look like the same company (REG-11): the same
+        商号 key, or the same 法人番号."""
+        assert isinstance(self.contractors, Grouped)
+        found = {(c.network, c.user_id): c
+                 for c in self.contractors.group(("k", network, company_key))}
+        if corporate_number is not None:
+            found.update(((c.network, c.user_id), c)
+                         for c in self.contractors.group(("n", network, corporate_number)))
+        return iter(found.values())
+
+
+def _owner_group(card: Card) -> tuple[tuple[str, str]]:
+    return ((card.network, card.user_id),)
+
+
+def _company_groups(c: Contractor) -> tuple[tuple[str, str, str], ...]:
+    if c.corporate_number is None:
+        return (("k", c.network, c.company_key),)
+    return ("k", c.network, c.company_key), ("n", c.network, c.corporate_number)
 
 
 def apply(world: World, event: Payload, now: datetime) -> None:
