@@ -15,6 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.ids import random_uuid
 from schemas.registry import REGISTRY, Payload
 from schemas.trusted import trusted
 
@@ -100,7 +101,7 @@ def new_envelope(
 ) -> Envelope[Any]:
     cls = envelope_class(type(payload))
     return cls(
-        message_id=message_id or uuid.uuid4(),
+        message_id=message_id or random_uuid(),
         type=payload.message_type,
         schema_version=payload.schema_version,
         correlation_id=correlation_id,
@@ -133,7 +134,7 @@ def caused_envelope(payload: Payload, cause: Envelope[Any], *, producer: str,
                             occurred_at=occurred_at)
     return trusted(
         envelope_class(type(payload)),
-        message_id=uuid.uuid4(),
+        message_id=random_uuid(),
         type=payload.message_type,
         schema_version=payload.schema_version,
         correlation_id=correlation_id or cause.correlation_id,
