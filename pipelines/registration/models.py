@@ -118,8 +118,9 @@ class CardRegistrationRow(SQLModel, table=True):
                                           name="uq_reg_card_registration"),)
 
     id: int | None = _id()
+    # Looked up by card through uq_reg_card_registration (card_id first): no index of its own.
     card_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("reg_card.id"),
-                                             nullable=False, index=True))
+                                             nullable=False))
     entity: str = Field(max_length=64)
     domain: str = Field(max_length=16)
     status: str = Field(max_length=16, description="active | revoked")
@@ -144,6 +145,10 @@ class PendingPropagationRow(SQLModel, table=True):
     """What is due at one other entity (REG-9, CHG-3, RNW-8); ``scheduled`` is the event."""
 
     __tablename__ = "reg_pending_propagation"
+    # What the nightly propagation asks for: the pending rows by due time (migration 0006).
+    __table_args__ = (sa.Index("ix_reg_pending_propagation_due", "due_at", "propagation_id",
+                               postgresql_where=sa.text("status = 'pending'"),
+                               sqlite_where=sa.text("status = 'pending'")),)
 
     propagation_id: str = Field(primary_key=True, max_length=36)
     kind: str = Field(max_length=16)
@@ -152,10 +157,10 @@ class PendingPropagationRow(SQLModel, table=True):
     domain: str = Field(max_length=16)
     user_id: str = Field(max_length=20)
     immediate: bool = False
-    status: str = Field(max_length=16, index=True, description="pending | done | skipped")
+    status: str = Field(max_length=16, description="pending | done | skipped")
     attempts: int = 0
     note: str = Field(default="", max_length=500)
-    due_at: datetime = _ts(index=True)
+    due_at: datetime = _ts()
     scheduled: dict[str, Any] = _json(nullable=False)
     created_at: datetime = _ts()
     done_at: datetime | None = _ts(nullable=True)
