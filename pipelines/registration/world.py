@@ -164,14 +164,17 @@ class World:
     def contractors_like(self, network: str, company_key: str,
                          corporate_number: str | None) -> Iterator[Contractor]:
         """Contractors of the network that look like the same company (REG-11): the same
-        商号 key, or the same 法人番号."""
+        商号 key, or the same 法人番号. Each once."""
         assert isinstance(self.contractors, Grouped)
-        found = {(c.network, c.user_id): c
-                 for c in self.contractors.group(("k", network, company_key))}
-        if corporate_number is not None:
-            found.update(((c.network, c.user_id), c)
-                         for c in self.contractors.group(("n", network, corporate_number)))
-        return iter(found.values())
+        same_name = self.contractors.group(("k", network, company_key))
+        if corporate_number is None:
+            return iter(same_name)
+        same_number = self.contractors.group(("n", network, corporate_number))
+        if not same_name or not same_number:
+            return iter(same_name or same_number)
+        # One contractor is filed under both groups as the same object.
+        named = {id(c) for c in same_name}
+        return iter(same_name + [c for c in same_number if id(c) not in named])
 
 
 def _owner_group(card: Card) -> tuple[tuple[str, str]]:
