@@ -95,7 +95,7 @@ class ConsumerRuntime:
             *[t.name for t in self.spec.topics],
             group_id=self.group_id,
             batch=True,
-            max_records=self._kafka.batch_max_records,
+            max_records=self.spec.batch_max_records or self._kafka.batch_max_records,
             batch_timeout_ms=self._kafka.batch_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",

@@ -68,6 +68,11 @@ class ConsumerSpec:
     """Where its handlers publish, and what (for the AsyncAPI document)."""
     prepare: Prepare | None = None
     """Loads a batch's state for its transactional handlers at once (see above)."""
+    batch_max_records: int | None = None
+    """Overrides ``KafkaSettings.batch_max_records`` for this consumer: a pipeline whose
+    batch reads and writes its state in a few statements (``prepare``) pays those
+    statements, its commit and its thread hop once per batch, so larger batches pay off.
+    Batches only grow under a backlog; when idle, each holds what has arrived."""
 
     def handler_for(self, payload: Payload) -> Handler | Effect | None:
         return self.handlers.get(type(payload))
