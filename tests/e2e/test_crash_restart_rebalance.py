@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,14 @@ async def assert_exactly_once(engine: Any, bootstrap: str, out_topic: str, n: in
     doubled = {k: v for k, v in counts.items() if v != 1}
     assert not doubled, f"effects doubled: {list(doubled.items())[:10]}"
     assert set(counts) == set(range(n))
-    records = await read_all(bootstrap, out_topic, expect=n, timeout_s=120)
-    recorded = {decode(r.value, r.headers).payload.entry_no for r in records}
-    assert recorded == set(range(n)), f"{n - len(recorded)} events missing"
+    # The outbox is drained, so the broker has acknowledged every event: read the topic to
+    # its end. A process killed between a send and its delete leaves that record twice on
+    # the topic (consumers drop the repeat by message id), so "the first n records" may
+    # hold repeats and miss the last events.
+    records = await read_all(bootstrap, out_topic, timeout_s=120)
+    copies = Counter(decode(r.value, r.headers).payload.entry_no for r in records)
+    assert set(copies) == set(range(n)), f"{n - len(copies)} events missing"
+    assert max(copies.values()) <= 2, "a record sent more than twice"
 
 
 @pytest.fixture
