@@ -2,8 +2,9 @@
 
 ``uuid.uuid4()`` reads 16 bytes from ``os.urandom`` for every id, and that call lets go of
 the interpreter lock. A thread building hundreds of events then gives the lock away at
-every event: with a second busy thread in the process (a pipelined batch writing,
-hub/pipelining.py) that cost a context switch per event and a fifth more CPU. Here the
+every event: with a second busy thread in the process (the event loop beside a batch's
+worker thread, or two batches at once as tried in docs/performance.md) that cost a
+context switch per event. Here the
 same random source is read 4 KiB at a time. A forked child starts with a fresh pool, so
 parent and child never hand out the same bytes.
 """

@@ -2,8 +2,8 @@
 
 The rules ask a World for "the cards of this user ID" and "the contractors that look like
 this company" (REG-11) once per registration. As scans of every card and contractor a
-batch holds, that cost grew with the square of the batch size, and twice that when a batch
-starts from the one before's changes (hub/pipelining.py).
+batch holds, that cost grew with the square of the batch size, which kept batches small
+(the registration consumer takes 2,000 records per batch now, hub/bootstrap.py).
 """
 
 from __future__ import annotations
