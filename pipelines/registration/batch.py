@@ -43,7 +43,14 @@ from pipelines.registration.models import (
     QualificationRow,
 )
 from pipelines.registration.policy import PolicyBook
-from pipelines.registration.store import aware, card_of, contact_of, record_of, utc
+from pipelines.registration.store import (
+    RECORD_COLUMNS,
+    aware,
+    card_of,
+    contact_of,
+    record_from,
+    utc,
+)
 from pipelines.registration.world import (
     Card,
     CardKey,
@@ -76,6 +83,9 @@ KT: sa.Table = CardRow.__table__  # type: ignore[attr-defined]
 RT: sa.Table = CardRegistrationRow.__table__  # type: ignore[attr-defined]
 FT: sa.Table = PendingConfirmationRow.__table__  # type: ignore[attr-defined]
 PT: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
+
+_RECORD = [QT.c[name] for name in RECORD_COLUMNS]
+_DOMAINS = {d.value: d for d in Domain}
 
 Command = (CardRegistrationRequested | RegistrationConfirmed | ContactChangeRequested
            | CardRenewalRequested)
@@ -181,11 +191,14 @@ class Batch:
             return
         entities, users = sorted({m[1] for m in missing}), sorted({m[2] for m in missing})
         # A superset (entities x users) comes back; every row of it is current data.
-        for q in session.execute(sa.select(QT).where(_in(session, QT.c.user_id, users),
-                                                     _in(session, QT.c.entity, entities))):
-            key = (q.entity, Domain(q.domain), q.user_id)
-            if key not in self.world.qualifications:
-                self.world.qualifications[key] = self.base.qualifications[key] = record_of(q)
+        # Just the record's columns (not the verifier, key and times), positionally.
+        rows = session.execute(sa.select(QT.c.entity, QT.c.domain, *_RECORD).where(
+            _in(session, QT.c.user_id, users), _in(session, QT.c.entity, entities)))
+        known, base = self.world.qualifications, self.base.qualifications
+        for entity, domain, *values in rows:
+            key = (entity, _DOMAINS[domain], values[0])
+            if key not in known:
+                known[key] = base[key] = record_from(values)
         self._loaded.update(("q", e, u) for e in entities for u in users)
 
     def _contractors(self, session: Session, users: dict[str, set[str]],

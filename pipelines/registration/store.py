@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,12 +53,14 @@ from schemas.registration import (
 from schemas.text import trade_name_key
 
 __all__ = [
+    "RECORD_COLUMNS",
     "aware",
     "card_of",
     "check_password",
     "contact_of",
     "load_world",
     "make_password_verifier",
+    "record_from",
     "record_of",
     "save_world",
     "upsert_qualification",
@@ -102,14 +104,23 @@ def record_of(row: Any) -> QualificationRecord:
 
     Not validated again: the row was written from a validated QualificationRecord.
     """
-    return trusted(
-        QualificationRecord,
-        user_id=row.user_id, trade_name=row.trade_name, postal_code=row.postal_code,
-        head_office_address=row.head_office_address, representative_name=row.representative_name,
-        representative_title=row.representative_title, contractor_name=row.contractor_name,
-        corporate_number=row.corporate_number, invoice_number=row.invoice_number,
-        qualified_until=row.qualified_until,
-        password_changed_at=aware(row.password_changed_at) if row.password_changed_at else None)
+    return record_from(tuple(getattr(row, name) for name in RECORD_COLUMNS))
+
+
+RECORD_COLUMNS = tuple(QualificationRecord.model_fields)
+"""The ``reg_qualification`` columns a QualificationRecord is made of, in its field order."""
+
+
+def record_from(values: Sequence[Any]) -> QualificationRecord:
+    """:func:`record_of` for the values of :data:`RECORD_COLUMNS`, in that order.
+
+    For a batch's look-up that selects just those columns: half the cost of a whole row.
+    """
+    fields = dict(zip(RECORD_COLUMNS, values, strict=True))
+    changed = fields["password_changed_at"]
+    if changed is not None:
+        fields["password_changed_at"] = aware(changed)
+    return trusted(QualificationRecord, **fields)
 
 
 def upsert_qualification(session: Session, entity: str, domain: Domain,
