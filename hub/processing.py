@@ -46,6 +46,7 @@ from hub.settings import RetrySettings
 from pipelines.bulk import insert_rows
 from schemas.envelope import Envelope, caused_envelope, utc_now
 from schemas.registry import Payload
+from schemas.serialized import remembering
 from schemas.topics import TopicSpec
 from schemas.wire import WireError
 
@@ -160,7 +161,8 @@ class Processor(RetriesAndDeadLetters):
     def _process_sync(self, deliveries: list[Delivery], report: BatchReport) -> None:
         fast = BatchReport()
         try:
-            with transaction(self.engine) as session:
+            # remembering: a payload written again after its event reuses its text.
+            with transaction(self.engine) as session, remembering():
                 self._apply(session, deliveries, fast)
         except Exception as exc:
             if is_infrastructure_error(exc):
@@ -180,7 +182,7 @@ class Processor(RetriesAndDeadLetters):
         for attempt_here in range(2):
             one = BatchReport()
             try:
-                with transaction(self.engine) as session:
+                with transaction(self.engine) as session, remembering():
                     self._apply(session, [d], one)
             except sa.exc.IntegrityError:
                 # Another process handled it at the same moment (a rebalance): look again.

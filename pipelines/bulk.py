@@ -23,8 +23,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
 from sqlmodel import Session
+
+from schemas.serialized import model_json
 
 __all__ = ["any_of", "insert_rows", "is_postgres_session", "json_of", "matching", "next_ids"]
 
@@ -36,8 +38,9 @@ def is_postgres_session(session: Session) -> bool:
 def json_of(model: BaseModel | None) -> orjson.Fragment | None:
     """A JSON column's value for ``model`` as pydantic serializes it (``mode="json"``),
     without building the dict first: for engines made by ``hub.db.create_db_engine``,
-    whose JSON serializer writes the fragment as it is."""
-    return None if model is None else orjson.Fragment(model.model_dump_json())
+    whose JSON serializer writes the fragment as it is. The text is the one an event of the
+    same object was sent with, if there was one (``schemas.serialized``)."""
+    return None if model is None else orjson.Fragment(model_json(model))
 
 
 def any_of(session: Session, column: sa.ColumnElement[Any],
@@ -74,13 +77,33 @@ def matching(session: Session, table: sa.Table, column: sa.Column[Any], values: 
 
 
 def next_ids(session: Session, table: sa.Table, count: int, column: str = "id") -> list[int]:
-    """``count`` new ids from the sequence behind ``table.column`` (PostgreSQL), ascending."""
+    """``count`` new ids from the sequence behind ``table.column`` (PostgreSQL), ascending.
+
+    The sequence is named once per database: ``nextval(pg_get_serial_sequence(...))``
+    looked it up again for every id, 14 ms for a batch's 6,000 outbox ids against 3 ms.
+    """
     if count <= 0:
         return []
-    seq = sa.func.pg_get_serial_sequence(table.name, column)
-    ids = session.execute(sa.select(sa.func.nextval(seq)).select_from(
+    sequence = _sequence_of(session, table.name, column)
+    ids = session.execute(sa.select(sa.func.nextval(
+        sa.cast(sa.bindparam(None, sequence, type_=sa.String()), REGCLASS))).select_from(
         sa.func.generate_series(1, count))).scalars().all()
     return sorted(ids)
+
+
+_SEQUENCES: dict[tuple[str, str, str], str] = {}
+
+
+def _sequence_of(session: Session, table: str, column: str) -> str:
+    key = (session.get_bind().engine.url.render_as_string(hide_password=True), table, column)
+    name = _SEQUENCES.get(key)
+    if name is None:
+        name = session.execute(sa.select(sa.func.pg_get_serial_sequence(table, column))
+                               ).scalar_one()
+        if name is None:
+            raise LookupError(f"{table}.{column} has no sequence")
+        _SEQUENCES[key] = name
+    return name
 
 
 def insert_rows(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import Envelope, lookup_envelope
 from schemas.registry import UnknownMessageType
+from schemas.serialized import PAYLOAD_MARK, keep
 
 __all__ = ["MAX_MESSAGE_BYTES", "Headers", "PoisonReason", "WireError", "decode", "encode"]
 
@@ -90,7 +91,10 @@ class WireError(ValueError):
 
 def encode(envelope: Envelope[Any]) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for one envelope."""
-    value = envelope.model_dump_json().encode()
+    text = envelope.model_dump_json()
+    # The payload's text, for a pipeline that writes the same payload again (REG-9).
+    keep(envelope.payload, text[text.index(PAYLOAD_MARK) + len(PAYLOAD_MARK):-1])
+    value = text.encode()
     headers: Headers = [
         (H_TYPE, envelope.type.encode()),
         (H_VERSION, str(envelope.schema_version).encode()),

@@ -87,6 +87,33 @@ def test_copy_of_bytes_and_ids_from_the_sequence(engine: Engine) -> None:
         assert list(some.scalars()) == [values[0], values[2]]
 
 
+def test_ids_come_from_the_tables_sequence_named_once(pg_engine: Engine) -> None:
+    """next_ids (PostgreSQL only) takes the ids an INSERT without id would take, from one
+    sequence named once per database: not nextval(pg_get_serial_sequence(...)) for every
+    id (14 ms for a batch's 6,000 outbox ids against 3 ms)."""
+    engine = pg_engine
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with Session(engine) as session, session.begin():
+            first = next_ids(session, OB, 5)
+            second = next_ids(session, OB, 500)
+            session.execute(sa.insert(OB).values(topic="t", key=None, value=b"v",
+                                                 headers="[]", created_at=WHEN))
+            last = session.execute(sa.select(sa.func.max(OB.c.id))).scalar_one()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert len(set(first + second)) == 505
+    assert max(first) < min(second) < max(second) < last
+    nextvals = [s for s in statements if "nextval" in s]
+    assert len(nextvals) == 2
+    assert not any("pg_get_serial_sequence" in s for s in nextvals)
+
+
 def test_a_duplicate_key_is_sqlalchemys_integrity_error(engine: Engine) -> None:
     """The Processor tells a concurrent duplicate (IntegrityError) from a bug by this."""
     row = {"consumer": "c", "message_id": "m-1", "outcome": "done", "processed_at": WHEN}
