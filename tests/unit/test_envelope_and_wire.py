@@ -29,6 +29,8 @@ def test_round_trip_keeps_everything_and_stores_utc() -> None:
     assert key == b"R8-1"
     assert b'"occurred_at":"2026-11-24T00:30:00Z"' in value
     assert header(headers, "x-message-type") == "mail.requested"
+    assert header(headers, "x-message-id") == str(env.message_id)
+    assert header(headers, "x-correlation-id") == "R8-1"
     back = decode(value, headers)
     assert back == env
     assert back.occurred_at.tzinfo == UTC

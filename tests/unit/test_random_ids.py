@@ -7,7 +7,7 @@ import os
 import uuid
 
 from schemas.envelope import new_envelope
-from schemas.ids import random_uuid
+from schemas.ids import random_uuid, v4_from
 from tests.support.registration import card, register
 
 
@@ -25,6 +25,16 @@ def test_ids_are_version_4_and_unique() -> None:
         anded &= i.int
     assert ored == fixed
     assert anded & fixed == 0
+
+
+def test_built_as_uuid_builds_a_version_4_id_from_the_same_bytes() -> None:
+    for sixteen in (b"\x00" * 16, b"\xff" * 16, bytes(range(16)), *(os.urandom(16)
+                                                                   for _ in range(1000))):
+        made, reference = v4_from(sixteen), uuid.UUID(bytes=sixteen, version=4)
+        assert made == reference
+        assert (made.int, made.is_safe, str(made)) == (reference.int, reference.is_safe,
+                                                        str(reference))
+        assert hash(made) == hash(reference)
 
 
 def test_a_forked_child_does_not_repeat_the_parent() -> None:
