@@ -137,7 +137,17 @@ async def run_hub(db_url: str, tag: str, stop: asyncio.Event) -> None:
     hub = Hub(settings, [bench_consumer(tag)], engine=engine, serve_http=False)
     await hub.start()
     await stop.wait()
+    # Should the hub not stop, say where it waits (every task's stack) before the driver
+    # gives up on it.
+    watchdog = asyncio.get_running_loop().call_later(30, _print_tasks)
     await hub.stop()
+    watchdog.cancel()
+
+
+def _print_tasks() -> None:
+    print("the hub has not stopped 30 s after SIGTERM; its tasks:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
 
 
 def child(db_url: str, tag: str, profile_path: str) -> None:
@@ -369,7 +379,12 @@ async def measure(n: int, *, profile: bool, timeout_s: float) -> dict[str, Any]:
             stamps, kinds, hub_cpu = await collect(names["events"], n, timeout_s, proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # never leave a hub behind
+                proc.kill()
+                proc.wait()
+                raise
         span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
         out: dict[str, Any] = {"commands": n, "answers": kinds,
                                "commands_per_s": round(steady_rate(stamps)),
