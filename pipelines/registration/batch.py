@@ -108,6 +108,7 @@ class Batch:
         """The processing time of the batch's commands (set by the handler)."""
         self._card_ids: dict[CardKey, int] = {}
         self._covered: set[int] = set()
+        self._finished = False
         """The commands (by id) whose state is loaded: the handler's own call is free."""
         self._loaded: set[tuple[str, ...]] = set()
         """What was asked of the database already: ("q", entity, user), ("u", network,
@@ -269,13 +270,20 @@ class Batch:
     # -- writing ------------------------------------------------------------------------
 
     def finish(self, session: Session) -> None:
-        """Write what the batch's events changed, in bulk (inside the batch transaction)."""
+        """Write what the batch's events changed, in bulk (inside the batch transaction).
+
+        Once, at the batch's end: the batch is done with then. (It used to copy its World
+        as the new base, for a second call that nobody makes: 2 % of a registration's CPU,
+        the copy filing every contractor and card again.)
+        """
+        if self._finished:
+            raise RuntimeError("Batch.finish: the batch was written already")
+        self._finished = True
         if self.now is not None:
             self._write_contractors(session, self.now)
             self._write_cards(session, self.now)
             self._write_confirmations(session, self.now)
             self._write_propagations(session, self.now)
-        self.base = self.world.copy()
 
     def _write_contractors(self, session: Session, now: datetime) -> None:
         new, changed = _diff(self.base.contractors, self.world.contractors)

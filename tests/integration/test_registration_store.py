@@ -385,3 +385,16 @@ async def test_handlers_through_the_hub_processor_have_one_effect(engine: Engine
     assert types == ["mail.requested", "registration.card-registered", "registration.rejected"]
     with Session(engine) as session:
         assert len(session.exec(select(CardRow)).all()) == 1
+
+
+def test_a_batch_is_written_once(engine: Engine) -> None:
+    """Batch.finish writes the batch's changes at its end, once: a second call is refused
+    instead of writing against a stale base."""
+    from pipelines.registration.batch import prepare_batch
+    from pipelines.registration.handlers import current_policy_book
+
+    with Session(engine) as session, session.begin():
+        batch = prepare_batch(current_policy_book(), session, [])
+        batch.finish(session)
+        with pytest.raises(RuntimeError, match="written already"):
+            batch.finish(session)
