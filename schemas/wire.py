@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import Envelope, lookup_envelope
 from schemas.registry import UnknownMessageType
-from schemas.serialized import PAYLOAD_MARK, keep
+from schemas.serialized import PAYLOAD_MARK, envelope_json, keep
 
 __all__ = ["MAX_MESSAGE_BYTES", "Headers", "PoisonReason", "WireError", "decode", "encode"]
 
@@ -95,7 +95,7 @@ _ID_AT = len(_ID_OPENING)
 
 def encode(envelope: Envelope[Any]) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for one envelope."""
-    text = envelope.model_dump_json()
+    text = envelope_json(envelope)
     # The payload's text, for a pipeline that writes the same payload again (REG-9).
     keep(envelope.payload, text[text.index(PAYLOAD_MARK) + len(PAYLOAD_MARK):-1])
     value = text.encode()

@@ -95,3 +95,20 @@ def test_the_payload_is_cut_at_its_own_key_whatever_the_other_fields_hold() -> N
         # The decoy comes first, its quotes escaped: only the real key matches the mark.
         assert b',\\"payload\\":' in value.split(b',"payload":')[0]
         assert model_json(env.payload) == env.payload.model_dump_json()
+
+
+def test_a_propagation_carries_its_source_events_text_reg9() -> None:
+    """PropagationScheduled's last field is the CardRegistered payload sent just before:
+    its kept text goes in as it is (shown here by keeping a marker instead)."""
+    _, envelopes = _accepted_registration()
+    scheduled = next(e for e in envelopes if isinstance(e.payload, PropagationScheduled))
+    source = scheduled.payload.source
+    assert isinstance(source, CardRegistered)
+    with remembering():
+        keep(source, '{"marker":1}')
+        _, value, _ = encode(scheduled)
+    assert value.endswith(b',"source":{"marker":1}}}')
+    assert value.replace(b'{"marker":1}', source.model_dump_json().encode()) == \
+        scheduled.model_dump_json().encode()
+    _, plain, _ = encode(scheduled)  # outside the block: serialized in full
+    assert plain == scheduled.model_dump_json().encode()
