@@ -156,10 +156,19 @@ async def test_poller_announces_every_id_once_and_survives_an_outage(
         if len(seen) == len(ids):
             stop.set()
 
-    peer.faults.error_status = 500  # the first poll fails: nothing is skipped
+    # The first poll fails on every attempt: nothing is skipped. The outage ends
+    # once the peer has seen that poll's 3 attempts, not after a fixed time: a
+    # timed outage let a fast machine reach the breaker's 10 failures and open
+    # the circuit for 30 s (breaker_reset_s), past this test's wait.
+    peer.faults.error_status = 500
+    before = peer.faults.requests
     task = asyncio.create_task(poll_forever(connector, "0", sink, interval_s=0.05, stop=stop))
-    await asyncio.sleep(0.2)
+    for _ in range(200):
+        if peer.faults.requests - before >= 3:
+            break
+        await asyncio.sleep(0.01)
     peer.faults.clear()
+    assert seen == []  # nothing was announced while the peer failed
     last = await asyncio.wait_for(task, timeout=10)
     assert seen == ids
     assert cursors == ["10", "12"]
