@@ -120,9 +120,10 @@ class ConsumerRuntime:
         database transaction in a worker thread; then that batch is awaited and this one
         started, and the callback returns so that FastStream fetches the next batch
         meanwhile. So at most two batches are in the process, one being read and one being
-        handled, never two handled at once. While stopping, each batch is handled before
-        the callback returns. A batch that failed (the database down while stopping) fails
-        every later one too: nothing after it is handled or committed by this process.
+        handled, never two handled at once. While stopping, each batch is handled and its
+        offsets committed before the callback returns. A batch that failed (the database
+        down while stopping) fails every later one too: nothing after it is handled or
+        committed by this process.
         """
         if self._failed is not None:
             raise RuntimeError(f"consumer {self.spec.name}: an earlier batch failed; "
@@ -177,15 +178,41 @@ class ConsumerRuntime:
         if self._committing is not None:
             await self._committing
         self._committing = asyncio.create_task(self._commit(records))
+        if self.stopping:  # the consumer closes once this callback returns: commit first
+            await self.finish_commit()
+            return
         await self._update_lag()
+
+    async def finish_commit(self) -> None:
+        """Wait for the offset commit in flight, if any, for at most ``stop_commit_timeout_s``.
+
+        Stopping calls this while the consumer is still open. aiokafka (0.14) never ends a
+        commit that is in flight while its consumer stops: the closed connection marks the
+        group coordinator dead, a closing coordinator is not looked up again, and the commit
+        retries "coordinator not available" every 100 ms for ever (the hub then ignored
+        SIGTERM). A commit given up is only a redelivery to the next owner: the records'
+        effects are committed and deduplicated.
+        """
+        task, self._committing = self._committing, None
+        if task is None:
+            return
+        timeout_s = self._kafka.stop_commit_timeout_s
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+            log.warning("consumer %s: the last offset commit did not end within %g s; "
+                        "given up, its records will be read again and deduplicated",
+                        self.spec.name, timeout_s)
+        elif not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("consumer %s: the last offset commit failed (%r); its records "
+                        "will be read again and deduplicated", self.spec.name, exc)
 
     async def drain(self) -> None:
         """Wait for the batch in flight and the last offset commit (at shutdown)."""
         with contextlib.suppress(Exception):
             await self.settle()
-        if self._committing is not None:
-            await self._committing
-            self._committing = None
+        await self.finish_commit()
 
     async def _commit(self, records: Sequence[Any]) -> None:
         offsets: dict[TopicPartition, int] = {}

@@ -139,6 +139,8 @@ class Hub:
                 await rt.settle()
             except Exception:
                 log.exception("consumer %s: the batch in flight failed", rt.spec.name)
+        for rt in self.runtimes:  # its last offset commit, while its consumer is open
+            await rt.finish_commit()
         await self.broker.stop()  # drains the batches in flight (graceful_timeout)
         for rt in self.runtimes:
             await rt.drain()

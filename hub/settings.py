@@ -59,6 +59,10 @@ class KafkaSettings(BaseModel):
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=5_000,
         description="How long the broker may hold a fetch for more data: latency vs requests.")
+    stop_commit_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="How long stopping waits for the last offset commit. Given up after "
+        "that, its records are read again by the next owner and deduplicated.")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):

@@ -18,7 +18,7 @@ from schemas.envelope import new_envelope
 from schemas.wire import decode
 from tests.support import ledger
 from tests.support.hubproc import ROOT, settings_for, wait_for
-from tests.support.kafka import create_topics, publish, publish_raw, read_all
+from tests.support.kafka import committed_count, create_topics, publish, publish_raw, read_all
 from tests.support.ledger import LedgerEntryRequested
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
@@ -105,6 +105,37 @@ async def test_dead_letter_replayed_after_the_fix_is_processed_once(
     await publish(kafka_bootstrap, t_in.name, [entry(4)])  # a marker behind the replays
     await wait_for(lambda: 4 in ledger.entry_counts(engine), what="the marker")
     assert ledger.entry_counts(engine) == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+async def test_stopping_while_offsets_are_on_their_way_commits_them_first(
+        kafka_bootstrap: str, db_url: str, engine: Any, unique: str) -> None:
+    """SIGTERM just after a batch: its offsets are committed before the consumer closes.
+    aiokafka never ends a commit that is in flight while its consumer stops; the hub then
+    ignored SIGTERM (the registration benchmark's hub, about one run in fifteen)."""
+    prefix = f"t{unique}.stopping"
+    t_in, t_out = ledger.topics(prefix)
+    await create_topics(kafka_bootstrap, [t_in, t_out])
+    ledger.create_tables(engine)
+    hub = Hub(settings_for(kafka_bootstrap, db_url, unique), [ledger.consumer(prefix)],
+              engine=engine, serve_http=False)
+    rt = hub.runtimes[0]
+    commit = rt._commit
+    under_way: list[int] = []
+
+    async def slow_commit(records: Any) -> None:
+        # Each commit takes a second to set off, so that stop() begins while the last one
+        # is under way (a window of milliseconds otherwise).
+        under_way.append(len(records))
+        await asyncio.sleep(1.0)
+        await commit(records)
+
+    rt._commit = slow_commit  # type: ignore[method-assign]
+    await hub.start()
+    await publish(kafka_bootstrap, t_in.name, [entry(n) for n in range(40)])
+    await wait_for(lambda: sum(under_way) == 40, what="the last batch's commit under way")
+    assert len(ledger.entry_counts(engine)) == 40
+    await asyncio.wait_for(hub.stop(), timeout=60)
+    assert await committed_count(kafka_bootstrap, rt.group_id, t_in.name) == 40
 
 
 async def test_health_readiness_and_metrics(running: Any, kafka_bootstrap: str,

@@ -53,6 +53,20 @@ async def publish_raw(bootstrap: str, topic: str, records: Sequence[tuple[bytes 
         await producer.stop()
 
 
+async def committed_count(bootstrap: str, group_id: str, topic: str) -> int:
+    """The offsets ``group_id`` has committed on ``topic``, summed over its partitions (on a
+    new topic: how many of its records the group is done with)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = await partitions_of(consumer, [topic])
+        consumer.assign(parts)
+        return sum([await consumer.committed(tp) or 0 for tp in parts])
+    finally:
+        await consumer.stop()
+
+
 async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
                    timeout_s: float = 30.0) -> list[Any]:
     """Every record of ``topic``; with ``expect``, waits until at least that many arrived."""

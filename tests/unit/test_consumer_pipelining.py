@@ -33,10 +33,17 @@ def batch(first: int, n: int = 3) -> list[Record]:
 
 
 class FakeConsumer:
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
+    def __init__(self, log: list[str], commit_hangs: bool = False) -> None:
+        self.log, self.commit_hangs = log, commit_hangs
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.commit_hangs:  # aiokafka's commit in flight while its consumer stops
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.log.append("commit cancelled")
+                raise
+        await asyncio.sleep(0.01)  # a round trip to the group coordinator
         self.log.append(f"commit {max(offsets.values())}")
 
     def assignment(self) -> set[TopicPartition]:
@@ -44,8 +51,8 @@ class FakeConsumer:
 
 
 class FakeSubscriber:
-    def __init__(self, log: list[str]) -> None:
-        self.consumer = FakeConsumer(log)
+    def __init__(self, log: list[str], commit_hangs: bool = False) -> None:
+        self.consumer = FakeConsumer(log, commit_hangs)
 
 
 class FakeProcessor:
@@ -68,10 +75,11 @@ class FakeProcessor:
         self.log.append(f"end {first}")
 
 
-def runtime(log: list[str], fail_at: int | None = None) -> ConsumerRuntime:
+def runtime(log: list[str], fail_at: int | None = None, *, commit_hangs: bool = False,
+            kafka: KafkaSettings | None = None) -> ConsumerRuntime:
     rt = ConsumerRuntime(ConsumerSpec("c", ()), FakeProcessor(log, fail_at),  # type: ignore[arg-type]
-                         KafkaSettings(), on_committed=lambda: None)
-    rt.subscriber = FakeSubscriber(log)
+                         kafka or KafkaSettings(), on_committed=lambda: None)
+    rt.subscriber = FakeSubscriber(log, commit_hangs)
     return rt
 
 
@@ -103,12 +111,45 @@ async def test_the_next_batch_is_read_while_one_is_handled_and_order_is_kept() -
     assert [e for e in log if e.startswith("commit")] == ["commit 3", "commit 6", "commit 9"]
 
 
-async def test_while_stopping_each_batch_is_handled_before_the_callback_returns() -> None:
+async def test_while_stopping_each_batch_is_handled_and_committed_before_the_callback_returns(
+        ) -> None:
+    # FastStream stops the consumer as soon as the callback returns: a commit still in
+    # flight then would never end (ConsumerRuntime.finish_commit).
     log: list[str] = []
     rt = runtime(log)
     rt.stopping = True
     await rt.accept(batch(0))
-    assert "end 0" in log
+    assert log[-2:] == ["end 0", "commit 3"]
+    await rt.accept(batch(3))
+    assert log[-2:] == ["end 3", "commit 6"]
+
+
+async def test_stopping_gives_up_a_commit_that_does_not_end(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    rt = runtime(log, commit_hangs=True, kafka=KafkaSettings(stop_commit_timeout_s=0.2))
+    await rt.accept(batch(0))
+    await rt.settle()
+    # Bounded here so that a regression fails instead of hanging the test run.
+    await asyncio.wait_for(rt.drain(), timeout=5)
+    assert log == ["start 0", "end 0", "commit cancelled"]
+    assert "the last offset commit did not end within 0.2 s" in caplog.text
+    assert "read again and deduplicated" in caplog.text
+    await asyncio.wait_for(rt.drain(), timeout=1)  # nothing left to wait for
+
+
+async def test_a_failed_last_commit_is_reported_not_raised(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    rt = runtime(log)
+
+    async def refused(offsets: dict[TopicPartition, int]) -> None:
+        raise RuntimeError("refused")
+
+    rt.subscriber.consumer.commit = refused
+    await rt.accept(batch(0))
+    await rt.drain()
+    assert "the last offset commit failed (RuntimeError('refused'))" in caplog.text
 
 
 async def test_a_failed_batch_stops_every_later_one() -> None:
