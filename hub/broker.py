@@ -140,10 +140,18 @@ class ConsumerRuntime:
             self._in_flight = task
 
     async def settle(self) -> None:
-        """Wait for the batch being handled, if any (raises what it raised)."""
-        if self._in_flight is not None:
-            task, self._in_flight = self._in_flight, None
-            await task
+        """Wait for the batch being handled, if any (raises what it raised).
+
+        The batch stays in flight until it has ended, whoever waits for it: Hub.stop may
+        wait while FastStream hands over the next batch, and that batch must wait too.
+        """
+        task = self._in_flight
+        if task is not None:
+            try:
+                await task
+            finally:
+                if task.done() and self._in_flight is task:
+                    self._in_flight = None
 
     async def _handle_or_fail(self, records: Sequence[Any], deliveries: list[Delivery]) -> None:
         try:

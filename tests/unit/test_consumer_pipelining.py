@@ -163,3 +163,20 @@ async def test_a_failed_batch_stops_every_later_one() -> None:
     await rt.drain()
     assert "start 3" not in log
     assert not any(e.startswith("commit") for e in log)
+
+
+async def test_a_batch_read_while_stopping_waits_for_the_one_in_flight() -> None:
+    # SIGTERM while a batch is handled and the next one is being read: Hub.stop waits for
+    # the batch in flight while FastStream hands over the next; they must not overlap.
+    log: list[str] = []
+    rt = runtime(log)
+    await rt.accept(batch(0))  # handled in the background
+    rt.stopping = True
+    stop_waits = asyncio.create_task(rt.settle())
+    await asyncio.sleep(0)  # Hub.stop is waiting for batch 0 now
+    await rt.accept(batch(3))  # FakeProcessor fails if two batches are handled at once
+    await stop_waits
+    await rt.drain()
+    handled = [e for e in log if e.startswith(("start", "end"))]
+    assert handled == ["start 0", "end 0", "start 3", "end 3"]
+    assert [e for e in log if e.startswith("commit")] == ["commit 3", "commit 6"]
