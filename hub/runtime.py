@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -69,6 +70,19 @@ def settle_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+STOP_REPORT_S = 30.0
+"""How long stopping may take before the hub logs where each of its tasks waits."""
+
+
+def report_tasks(why: str) -> None:
+    """Log every asyncio task of the running loop with where it waits (one WARNING)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"-- {task.get_name()}", file=out)
+        task.print_stack(limit=12, file=out)
+    log.warning("%s; the hub's tasks and where they wait:\n%s", why, out.getvalue())
 
 
 class _QuietServer(uvicorn.Server):
@@ -172,7 +186,16 @@ class Hub:
         await self.start()
         await stop.wait()
         log.info("signal received: draining")
-        await self.stop()
+        # A stop that takes long says what it waits for: after STOP_REPORT_S, and on every
+        # further signal (an operator pressing Ctrl-C again).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, report_tasks, "another signal while stopping")
+        report = loop.call_later(STOP_REPORT_S, report_tasks,
+                                 f"still stopping after {STOP_REPORT_S:g} s")
+        try:
+            await self.stop()
+        finally:
+            report.cancel()
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
         checks: dict[str, dict[str, Any]] = {}

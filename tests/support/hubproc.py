@@ -80,10 +80,17 @@ class HubProcess:
         self.proc.wait(timeout=30)
 
     def terminate(self, timeout_s: float = 60) -> int:
+        """SIGTERM, and the exit code; a hub that does not stop fails with its log's end
+        (after 30 s a stopping hub logs where each of its tasks waits)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout_s)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            tail = self.log_path.read_text(errors="replace")[-12_000:]
+            raise AssertionError(f"the hub has not stopped {timeout_s:g} s after SIGTERM; "
+                                 f"the end of its log:\n{tail}") from None
 
     def ensure_stopped(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,0 +1,83 @@
+"""A hub that takes long to stop says where it waits (hub.runtime.report_tasks): after
+STOP_REPORT_S and on every further SIGTERM or SIGINT. The real `hub run` meets it in
+tests/support/hubproc.py, whose terminate() fails with the end of the hub's log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from hub.runtime import report_tasks
+
+
+async def _waits_for_the_broker(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+async def test_every_task_is_named_with_where_it_waits(
+        caplog: pytest.LogCaptureFixture) -> None:
+    event = asyncio.Event()
+    task = asyncio.create_task(_waits_for_the_broker(event), name="consumer-ledger")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="hub.runtime"):
+        report_tasks("still stopping after 30 s")
+    event.set()
+    await task
+    [record] = [r for r in caplog.records if r.name == "hub.runtime"]
+    assert record.levelno == logging.WARNING
+    text = record.getMessage()
+    assert text.startswith("still stopping after 30 s; the hub's tasks and where they wait:")
+    assert "-- consumer-ledger" in text
+    assert "in _waits_for_the_broker" in text  # the frame it waits in
+
+
+class _SlowToStop:
+    """Stands in for a Hub in Hub.run_until_signalled: starts at once, stops when told."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.may_stop = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.may_stop.wait()
+
+
+async def _reports(caplog: pytest.LogCaptureFixture, why: str) -> bool:
+    for _ in range(200):
+        if any(why in r.getMessage() for r in caplog.records):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_slow_stop_is_reported_after_a_while_and_on_another_signal(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from hub import runtime
+
+    monkeypatch.setattr(runtime, "STOP_REPORT_S", 0.3)
+    hub = _SlowToStop()
+    caplog.set_level(logging.INFO, logger="hub.runtime")
+    running = asyncio.create_task(runtime.Hub.run_until_signalled(hub))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(hub.stopping.wait(), 5)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while it drains: where does it wait?
+        assert await _reports(caplog, "another signal while stopping; the hub's tasks")
+        assert await _reports(caplog, "still stopping after 0.3 s; the hub's tasks")
+        hub.may_stop.set()
+        await asyncio.wait_for(running, 5)
+    finally:
+        hub.may_stop.set()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
