@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import io
 import logging
@@ -74,6 +75,10 @@ def settle_garbage_collector() -> None:
 
 STOP_REPORT_S = 30.0
 """How long stopping may take before the hub logs where each of its tasks waits."""
+
+STOP_DUMP_S = 35.0
+"""How long stopping may take before every thread's stack goes to stderr (faulthandler:
+also when the event loop itself is blocked and the report above cannot run)."""
 
 
 def report_tasks(why: str) -> None:
@@ -192,10 +197,13 @@ class Hub:
             loop.add_signal_handler(sig, report_tasks, "another signal while stopping")
         report = loop.call_later(STOP_REPORT_S, report_tasks,
                                  f"still stopping after {STOP_REPORT_S:g} s")
+        # Should the event loop itself be blocked, every thread's stack goes to stderr.
+        faulthandler.dump_traceback_later(STOP_DUMP_S, exit=False)
         try:
             await self.stop()
         finally:
             report.cancel()
+            faulthandler.cancel_dump_traceback_later()
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
         checks: dict[str, dict[str, Any]] = {}

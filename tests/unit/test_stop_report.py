@@ -81,3 +81,31 @@ async def test_a_slow_stop_is_reported_after_a_while_and_on_another_signal(
         hub.may_stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+_BLOCKED_LOOP = """
+import asyncio, os, signal, time
+from hub import runtime
+
+class Blocking:
+    async def start(self):
+        asyncio.get_running_loop().call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
+    async def stop(self):
+        time.sleep(1.5)  # blocks the event loop: only faulthandler can tell
+
+runtime.STOP_REPORT_S, runtime.STOP_DUMP_S = 0.2, 0.5
+asyncio.run(runtime.Hub.run_until_signalled(Blocking()))
+"""
+
+
+def test_a_stop_that_blocks_the_event_loop_dumps_every_threads_stack() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _BLOCKED_LOOP], cwd=root, timeout=60, check=False,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Timeout (0:00:00.500000)!" in done.stderr  # faulthandler's dump
+    assert 'line 9 in stop' in done.stderr  # where the loop's thread was blocked
