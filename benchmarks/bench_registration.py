@@ -128,7 +128,7 @@ def bench_consumer(tag: str) -> Any:
 
 async def run_hub(db_url: str, tag: str, stop: asyncio.Event) -> None:
     from hub.db import create_db_engine
-    from hub.runtime import Hub
+    from hub.runtime import Hub, report_tasks
     from hub.settings import KafkaSettings, Settings
 
     engine = create_db_engine(db_url)
@@ -139,15 +139,10 @@ async def run_hub(db_url: str, tag: str, stop: asyncio.Event) -> None:
     await stop.wait()
     # Should the hub not stop, say where it waits (every task's stack) before the driver
     # gives up on it.
-    watchdog = asyncio.get_running_loop().call_later(30, _print_tasks)
+    watchdog = asyncio.get_running_loop().call_later(
+        30, report_tasks, "the hub has not stopped 30 s after SIGTERM")
     await hub.stop()
     watchdog.cancel()
-
-
-def _print_tasks() -> None:
-    print("the hub has not stopped 30 s after SIGTERM; its tasks:", file=sys.stderr)
-    for task in asyncio.all_tasks():
-        task.print_stack(file=sys.stderr)
 
 
 def child(db_url: str, tag: str, profile_path: str) -> None:
