@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from hub import runtime
 from hub.runtime import report_tasks
 
 
@@ -58,11 +64,6 @@ async def _reports(caplog: pytest.LogCaptureFixture, why: str) -> bool:
 
 async def test_a_slow_stop_is_reported_after_a_while_and_on_another_signal(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-    import signal
-
-    from hub import runtime
-
     monkeypatch.setattr(runtime, "STOP_REPORT_S", 0.3)
     hub = _SlowToStop()
     caplog.set_level(logging.INFO, logger="hub.runtime")
@@ -99,10 +100,6 @@ asyncio.run(runtime.Hub.run_until_signalled(Blocking()))
 
 
 def test_a_stop_that_blocks_the_event_loop_dumps_every_threads_stack() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", _BLOCKED_LOOP], cwd=root, timeout=60, check=False,
                           capture_output=True, text=True)
