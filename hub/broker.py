@@ -197,7 +197,7 @@ class ConsumerRuntime:
         Stopping calls this while the consumer is still open. aiokafka (0.14) never ends a
         commit that is in flight while its consumer stops: the closed connection marks the
         group coordinator dead, a closing coordinator is not looked up again, and the commit
-        retries "coordinator not available" every 100 ms for ever (the hub then ignored
+        retries "coordinator not available" every 100 ms for ever (the hub would then ignore
         SIGTERM). A commit given up is only a redelivery to the next owner: the records'
         effects are committed and deduplicated.
         """
