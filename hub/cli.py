@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # pyHanko imports cryptography's DSA types for old signatures; the hub makes none.
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
     args = build_parser().parse_args(argv)
     settings = load_settings()
     code: int = args.func(args, settings)

@@ -166,6 +166,8 @@ async def run_demo(settings: Settings) -> int:  # noqa: PLR0915 -- one story, to
         valid = await _report(outcome, case, run)
         print(f"\nDone: {len(timeline.seen)} events of this case came back through Kafka in "
               f"{asyncio.get_running_loop().time() - started:.1f} s.")
+        print("Next: `hub peers` and `hub run` keep the stack up (README, 'After the demo'); "
+              "`bash deploy/stop.sh` stops Kafka, PostgreSQL and pcscd.")
         return 0 if valid else 1
     except (TimeoutError, RuntimeError) as exc:
         print(f"\nThe sample case stopped: {exc}. Logs: {run}/*.log and the lines above.")

@@ -66,9 +66,42 @@ class _TextFormatter(logging.Formatter):
         return redact_text(text)
 
 
+class _KnownNoise(logging.Filter):
+    """Drops or lowers library messages that look like failures but are expected here.
+
+    - FastStream warns on every subscriber that it does not create topics: the hub never
+      lets clients create topics; ``hub topics apply`` declares them (and ``hub demo``
+      runs it), so the warning says nothing an operator can act on.
+    - aiokafka logs a failed group-coordinator lookup as an error while the broker is
+      still electing the coordinator of a new group, and retries until it is found:
+      lowered to INFO. A coordinator that never appears still shows as the consumer's
+      lag and in ``/readyz``.
+    - pyHanko warns when a signature embeds validation info without fetching it: the
+      hub's signers validate offline by design, with the chain and revocation info they
+      were given, so no signing host needs to reach the internet.
+    """
+
+    _DROPPED = ("Auto create topics is disabled. Make sure the topics exist.",
+                "Validation/revocation info will be embedded, but fetching is not allowed.")
+    _RETRIED = ("GroupCoordinatorNotAvailable", "CoordinatorNotAvailable",
+                "CoordinatorLoadInProgress")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith(self._DROPPED):
+            return False
+        if (record.levelno >= logging.ERROR and record.name.startswith("aiokafka")
+                and text.startswith("Group Coordinator Request failed")
+                and any(word in text for word in self._RETRIED)):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler.addFilter(_KnownNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -54,3 +54,27 @@ def test_hub_demo_carries_one_case_from_registration_to_advance_payment(
     assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
     assert all(s.timestamped_at is not None for s in report.signatures)
     assert (tmp_path / "hub.db").exists()  # the embedded default: a SQLite file
+    assert_only_documented_warnings(done.stdout + done.stderr)
+
+
+# The demo's own notes on what is for testing only (README, "Two commands"); anything
+# else at WARNING or ERROR, or a Python warning, is noise a newcomer takes for a failure.
+_TEST_ONLY_NOTES = re.compile(
+    r"^WARNING hub\.(bootstrap|staff): .*(test PKI|SoftHSM2 token|staff API token is in)")
+_ALARMING = re.compile(r"^(WARNING|ERROR|CRITICAL)\b|Warning: |Traceback")
+
+
+def assert_only_documented_warnings(output: str) -> None:
+    alarming = [line for line in output.splitlines()
+                if _ALARMING.search(line) and not _TEST_ONLY_NOTES.search(line)]
+    assert not alarming, "the demo printed:\n" + "\n".join(alarming)
+
+
+def test_the_demo_output_check_catches_noise() -> None:
+    assert_only_documented_warnings(
+        "WARNING hub.staff: staff: no HUB_STAFF__TOKEN_SHA256; the staff API token is in x")
+    for noise in ("WARNING hub.kafka: Auto create topics is disabled.",
+                  "ERROR aiokafka.consumer.group_coordinator: Group Coordinator Request failed",
+                  "/x/pdf_cms.py:20: CryptographyDeprecationWarning: DSA is deprecated"):
+        with pytest.raises(AssertionError):
+            assert_only_documented_warnings(noise)
