@@ -1,6 +1,6 @@
 """The one envelope around every canonical message.
 
-Fields follow DESIGN.md: message id, type, schema version, correlation id (the
+Fields (README, "Messages and delivery"): message id, type, schema version, correlation id (the
 procurement case or the contractor), causation id, occurred-at (timezone-aware;
 stored and sent in UTC, shown in Asia/Tokyo), procuring entity, producer.
 """

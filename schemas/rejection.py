@@ -1,7 +1,7 @@
 """Rule violations: how every rejection names its rule and tells people what to do.
 
 A rejection is not an error of the hub: it is a business answer, published as an
-event, that cites rule IDs from DOMAIN.md (REG-1, RNW-5, SUR-3, ...) and says, in
+event, that cites rule IDs (docs/rule-ids.md) (REG-1, RNW-5, SUR-3, ...) and says, in
 Japanese and English, what is wrong and what the user can do next.
 """
 

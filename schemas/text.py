@@ -1,4 +1,4 @@
-"""Japanese text rules, in one place (DESIGN.md "Messages"; DOMAIN.md REG-3, REG-7).
+"""Japanese text rules, in one place (REG-3, REG-7; docs/rule-ids.md).
 
 - NFKC and the full-width / half-width distinction: 商号 and names are full-width,
   while user ID, password, phone, e-mail and postal code are half-width (REG-3, REG-7).

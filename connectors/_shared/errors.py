@@ -7,7 +7,7 @@ Three answers, and the hub's consumer acts on each differently:
   the message goes to its dead-letter topic with ``reason`` and ``history``.
 - :class:`PermanentPeerError`: the peer answered "no" for good (invalid data, a
   business rule). Never retried; dead-lettered or turned into a rejection naming
-  ``rule_ids`` (DOMAIN.md) with Japanese and English text.
+  ``rule_ids`` (docs/rule-ids.md) with Japanese and English text.
 - :class:`PeerInMaintenance`: the peer is inside an announced maintenance window
   (WIN-2, WIN-3). Not a failure: the hub holds the work and releases it no earlier
   than ``retry_at``, without counting an attempt. Any exception with a

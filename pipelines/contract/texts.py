@@ -1,6 +1,6 @@
 """The rejections of the contract process: rule ID, Japanese and English, next step.
 
-Every refusal of a contract step cites its CON rule (DOMAIN.md) and says what the
+Every refusal of a contract step cites its CON rule (docs/rule-ids.md) and says what the
 person can do next, in both languages.
 """
 

@@ -1,5 +1,5 @@
 """What the registration rules say to people: every rejection and warning, in Japanese
-and English, with the rule ID (DOMAIN.md) and what to do next."""
+and English, with the rule ID (docs/rule-ids.md) and what to do next."""
 
 from __future__ import annotations
 

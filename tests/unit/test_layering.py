@@ -1,4 +1,4 @@
-"""The dependency direction of shared/DESIGN.md: ``schemas`` <- ``pipelines``, ``connectors``,
+"""The dependency direction of the layout (README): ``schemas`` <- ``pipelines``, ``connectors``,
 ``card_agent`` <- ``hub``. Every module of the lower packages is parsed with :mod:`ast`
 (imports inside functions and ``TYPE_CHECKING`` blocks count too) and the test names the
 module that imports upwards.
