@@ -6,6 +6,8 @@ shared by every jurisdiction (``ibr-*``) and the Japanese aligned rules (``align
 Each failed assertion of the SVRL report becomes a :class:`GateFinding` with the official
 rule ID, its flag and its text; :func:`gate_violations` makes them INV-4 violations.
 A ``fatal`` finding rejects the invoice; a ``warning`` is recorded with the acceptance.
+A document the stylesheets cannot evaluate (a dynamic XPath error, e.g. an amount
+``2.8E5`` that is no xs:decimal) is one fatal finding, :data:`UNEVALUABLE`.
 
 The stylesheets are XSLT 2.0, so they run on SaxonC-HE (``saxonche``). They are compiled
 once per process, on first use, and kept; Saxon's processor serves one thread at a time
@@ -26,12 +28,15 @@ from lxml import etree
 
 from schemas.rejection import RuleViolation
 
-__all__ = ["RULES_DIR", "GateFinding", "gate_violations", "jp_pint_version", "run_gate"]
+__all__ = ["RULES_DIR", "UNEVALUABLE", "GateFinding", "gate_violations", "jp_pint_version",
+           "run_gate"]
 
 RULES_DIR = Path(__file__).with_name("jp_pint")
 _SVRL = "{http://purl.oclc.org/dsdl/svrl}"
 _LOCK = threading.Lock()
 Flag = Literal["fatal", "warning", "information"]
+UNEVALUABLE = "pint-evaluation"
+"""The finding's rule when the official rules could not evaluate the document at all."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,17 @@ def _flag(value: str | None) -> Flag:
 def run_gate(xml: str) -> tuple[GateFinding, ...]:
     """The official rules' failed assertions for one invoice (empty: it passes them)."""
     global _saxon  # noqa: PLW0603 - the compiled stylesheets live once per process
+    from saxonche import PySaxonApiError
+
     with _LOCK:
         if _saxon is None:
             _saxon = _Saxon()
-        reports = _saxon.reports(xml)
+        try:
+            reports = _saxon.reports(xml)
+        except PySaxonApiError as exc:
+            message = " ".join(str(exc).split())[:300] or type(exc).__name__
+            return (GateFinding(rule=UNEVALUABLE, flag="fatal", location="",
+                                text=f"the rules could not evaluate the document: {message}"),)
     findings: list[GateFinding] = []
     for report in reports:
         root = etree.fromstring(report.encode("utf-8"),
@@ -101,10 +113,13 @@ def run_gate(xml: str) -> tuple[GateFinding, ...]:
 
 def _violation(finding: GateFinding) -> RuleViolation:
     level_ja = {"fatal": "エラー", "warning": "警告", "information": "情報"}[finding.flag]
+    message_ja = (f"JP PINT {jp_pint_version()} の公式ルールで文書を評価できません"
+                  f"（金額・日付などの書式が不正です）：{finding.text}"
+                  if finding.rule == UNEVALUABLE else
+                  f"JP PINT {jp_pint_version()} の公式ルール {finding.rule}（{level_ja}）に"
+                  f"適合しません：{finding.text}")
     return RuleViolation(
-        rule_id="INV-4", reference=finding.rule, flag=finding.flag,
-        message_ja=(f"JP PINT {jp_pint_version()} の公式ルール {finding.rule}（{level_ja}）に"
-                    f"適合しません：{finding.text}"),
+        rule_id="INV-4", reference=finding.rule, flag=finding.flag, message_ja=message_ja,
         message_en=(f"The invoice breaks the official JP PINT {jp_pint_version()} rule "
                     f"{finding.rule} ({finding.flag}): {finding.text}"),
         next_step_ja=("請求書作成ソフトでルールの指摘箇所を直し、JP PINTとして出力し直して"

@@ -48,6 +48,10 @@ _REGISTER_EN = ("Have the qualified-invoice issuer number added to your user dat
                 "(qualification registry) first, then resend the invoice.")
 
 
+TYPE_CODE_RULES = frozenset({"ibr-cl-01", "aligned-ibrp-cl-02-jp"})
+"""The official rules on the invoice type code (UNCL1001, and 380 only in JP PINT)."""
+
+
 class InvoiceStatus:
     """The state of an accepted invoice's payment (``inv_invoice.status``)."""
 
@@ -275,6 +279,11 @@ def decide_invoice(cmd: InvoiceSubmitted, *, registered: frozenset[str] | None,
             return _rejected(cmd, None, (root,))
         fatal, warnings = gate_violations(run_gate(cmd.ubl_xml))
         read = read_root(root)
+        if read.type_code == "381":
+            # JP PINT has no credit note: its rules refuse the type code in an Invoice. The
+            # credit is real all the same, so it goes to the staff with those findings.
+            warnings = (*warnings, *(v for v in fatal if v.reference in TYPE_CODE_RULES))
+            fatal = tuple(v for v in fatal if v.reference not in TYPE_CODE_RULES)
         if fatal or read.violations:
             return _rejected(cmd, read.invoice_id, (*fatal, *read.violations))
         if read.fields is None:
