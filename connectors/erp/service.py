@@ -126,7 +126,7 @@ class ErpLedger:
             "kind TEXT NOT NULL, fingerprint TEXT NOT NULL, erp_reference TEXT NOT NULL, "
             "registered_at TEXT NOT NULL, contract_number TEXT NOT NULL, amount INTEGER NOT NULL)")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(registration)")}
-        for column in ("replaced_by TEXT", "paid_on TEXT"):  # added with corrections (INV-6)
+        for column in ("replaced_by TEXT", "paid_on TEXT", "due_date TEXT"):  # added for INV-6
             if column.split()[0] not in columns:
                 self._db.execute(f"ALTER TABLE registration ADD COLUMN {column}")
 
@@ -136,12 +136,16 @@ class ErpLedger:
             self._db.execute("UPDATE registration SET paid_on = ? WHERE business_key = ?",
                              (paid_on.isoformat(), business_key))
 
-    def replaced_by(self, business_key: str) -> str | None:
-        """The payment request that replaced this one (a correction), if any."""
+    def payment(self, business_key: str) -> dict[str, Any] | None:
+        """A payment request as the ERP holds it: amount, due date, replaced by, paid on."""
         with self._lock:
-            row = self._db.execute("SELECT replaced_by FROM registration WHERE "
-                                   "business_key = ?", (business_key,)).fetchone()
-        return None if row is None else row[0]
+            row = self._db.execute("SELECT amount, due_date, replaced_by, paid_on FROM "
+                                   "registration WHERE business_key = ? AND kind = 'P'",
+                                   (business_key,)).fetchone()
+        if row is None:
+            return None
+        return {"amount": row[0], "due_date": row[1] and date.fromisoformat(row[1]),
+                "replaced_by": row[2], "paid_on": row[3] and date.fromisoformat(row[3])}
 
     def count(self, kind: str | None = None) -> int:
         with self._lock:
@@ -185,11 +189,13 @@ class ErpLedger:
             if replaces:
                 self._db.execute("UPDATE registration SET replaced_by = ? WHERE business_key = ?",
                                  (record.business_key, replaces))
+            due = getattr(record, "due_date", None)
             self._db.execute("INSERT INTO registration (business_key, kind, fingerprint, "
-                             "erp_reference, registered_at, contract_number, amount) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             "erp_reference, registered_at, contract_number, amount, due_date) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (record.business_key, kind, fingerprint, reference, now.isoformat(),
-                              record.contract_number, record.amount_jpy))
+                              record.contract_number, record.amount_jpy,
+                              due.isoformat() if due else None))
         return RegistrationReceipt(business_key=record.business_key, erp_reference=reference,
                                    registered_at=now, duplicate=False)
 
