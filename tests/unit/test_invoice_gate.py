@@ -174,3 +174,30 @@ def test_foreign_currency_example_is_refused_with_the_currency() -> None:
     fields = [v.field for v in decision.emits[0][1].violations]
     assert "cbc:DocumentCurrencyCode" in fields
     assert "cac:TaxTotal" in fields  # two tax totals (EUR and JPY): one only for a JPY invoice
+
+
+def test_every_assertion_of_1_1_3_is_fatal() -> None:
+    """JP PINT 1.1.3 flags every assertion fatal: nothing it finds is only a warning."""
+    from pipelines.invoices.gate import RULES_DIR
+
+    for sheet in RULES_DIR.glob("*.xslt"):
+        text = sheet.read_text("utf-8")
+        assert text.count('name="flag">fatal<') > 0
+        assert 'name="flag">warning<' not in text
+
+
+def test_a_warning_of_the_official_rules_is_recorded_not_a_rejection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """For rule sets that have warnings: the invoice is paid and the warning kept on it."""
+    from pipelines.invoices import rules
+    from pipelines.invoices.gate import GateFinding
+
+    finding = GateFinding(rule="ibr-999", flag="warning", text="[ibr-999]-Should be better.",
+                          location="/*:Invoice[1]")
+    monkeypatch.setattr(rules, "run_gate", lambda xml: (finding,))
+    decision = decide(with_valid_number(example("Example1-minimum")), frozenset({VALID_T}))
+    assert decision.accepted is not None
+    (warning,) = decision.accepted.warnings
+    assert (warning.rule_id, warning.reference, warning.flag) == ("INV-4", "ibr-999", "warning")
+    assert "警告" in warning.message_ja
+    assert "Should be better" in warning.message_en
