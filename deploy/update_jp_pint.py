@@ -22,8 +22,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "pipelines" / "invoices" / "jp_pint"
-EXAMPLES = ROOT / "tests" / "data" / "jp_pint"
 STYLESHEETS = ("PINT-UBL-validation-preprocessed.xslt", "PINT-jurisdiction-aligned-rules.xslt")
 
 
@@ -34,11 +32,11 @@ def _version(name: str) -> str:
     return match.group(1)
 
 
-def _examples(package: zipfile.ZipFile, out: dict[str, str]) -> None:
+def _examples(package: zipfile.ZipFile, examples: Path, out: dict[str, str]) -> None:
     for member in package.namelist():
         if member.startswith("trn-invoice/example/") and member.endswith(".xml"):
             name = Path(member).name
-            (EXAMPLES / name).write_bytes(package.read(member))
+            (examples / name).write_bytes(package.read(member))
             out[name] = hashlib.sha256(package.read(member)).hexdigest()
 
 
@@ -46,28 +44,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package", type=Path)
     parser.add_argument("--self-billing", type=Path)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: this)")
     args = parser.parse_args()
     version = _version(args.package.name)
-    RULES.mkdir(parents=True, exist_ok=True)
-    EXAMPLES.mkdir(parents=True, exist_ok=True)
-    for old in EXAMPLES.glob("*.xml"):
+    rules = args.root / "pipelines" / "invoices" / "jp_pint"
+    examples_dir = args.root / "tests" / "data" / "jp_pint"
+    rules.mkdir(parents=True, exist_ok=True)
+    examples_dir.mkdir(parents=True, exist_ok=True)
+    for old in examples_dir.glob("*.xml"):
         old.unlink()
     manifest: dict[str, object] = {"package": args.package.name, "version": version}
     with zipfile.ZipFile(args.package) as package:
         sheets = {}
         for name in STYLESHEETS:
             data = package.read(f"trn-invoice/schematron/{name}")
-            (RULES / name).write_bytes(data)
+            (rules / name).write_bytes(data)
             sheets[name] = hashlib.sha256(data).hexdigest()
         manifest["stylesheets"] = sheets
         examples: dict[str, str] = {}
-        _examples(package, examples)
+        _examples(package, examples_dir, examples)
     if args.self_billing is not None:
         with zipfile.ZipFile(args.self_billing) as package:
-            _examples(package, examples)
+            _examples(package, examples_dir, examples)
         manifest["self_billing_package"] = args.self_billing.name
     manifest["examples"] = dict(sorted(examples.items()))
-    (RULES / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False)
+    (rules / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False)
                                          + "\n", "utf-8")
     print(f"JP PINT {version}: {len(sheets)} stylesheets, {len(examples)} examples vendored")
 

@@ -14,7 +14,13 @@ Saxon) and then the hub's rules, twice:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +207,32 @@ def test_a_warning_of_the_official_rules_is_recorded_not_a_rejection(
     assert (warning.rule_id, warning.reference, warning.flag) == ("INV-4", "ibr-999", "warning")
     assert "警告" in warning.message_ja
     assert "Should be better" in warning.message_en
+
+
+def test_the_one_step_update_reproduces_the_vendored_package(tmp_path: Path) -> None:
+    """deploy/update_jp_pint.py on packages laid out as OpenPeppol publishes them gives
+    back exactly the vendored stylesheets, examples and manifest."""
+    from pipelines.invoices.gate import RULES_DIR
+
+    manifest = json.loads((RULES_DIR / "MANIFEST.json").read_text("utf-8"))
+    package = tmp_path / manifest["package"]
+    self_billing = tmp_path / manifest["self_billing_package"]
+    with zipfile.ZipFile(package, "w") as z, zipfile.ZipFile(self_billing, "w") as sb:
+        for name in manifest["stylesheets"]:
+            z.write(RULES_DIR / name, f"trn-invoice/schematron/{name}")
+        for name in manifest["examples"]:
+            (sb if "Self Billing" in name else z).write(EXAMPLES / name,
+                                                        f"trn-invoice/example/{name}")
+    root = tmp_path / "repo"
+    subprocess.run([sys.executable, str(Path(__file__).parents[2] / "deploy" /
+                                        "update_jp_pint.py"), str(package), "--self-billing",
+                    str(self_billing), "--root", str(root)], check=True, capture_output=True)
+    written = root / "pipelines" / "invoices" / "jp_pint"
+    assert json.loads((written / "MANIFEST.json").read_text("utf-8")) == manifest
+    for name, digest in manifest["stylesheets"].items():
+        assert hashlib.sha256((written / name).read_bytes()).hexdigest() == digest
+        assert (written / name).read_bytes() == (RULES_DIR / name).read_bytes()
+    for name, digest in manifest["examples"].items():
+        data = (root / "tests" / "data" / "jp_pint" / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest == hashlib.sha256(
+            (EXAMPLES / name).read_bytes()).hexdigest()
