@@ -147,14 +147,15 @@ def tax_violations(fields: InvoiceFields) -> tuple[RuleViolation, ...]:
     for n, sub in enumerate(fields.tax_subtotals):
         rate = sub.rate_percent or 0
         allowed = {"S": (10,), "AA": (8,)}.get(sub.category, (0, None))
-        if sub.rate_percent not in allowed or (sub.category in {"E", "Z", "G", "O"}
-                                               and sub.tax_amount):
+        stated = "なし" if sub.rate_percent is None else f"{sub.rate_percent}%"
+        if sub.rate_percent not in allowed:
             found.append(RuleViolation(
                 rule_id="INV-5",
-                message_ja=(f"税区分{sub.category}の税率{sub.rate_percent}%は使えません（Sは10%、"
-                            "AAは8%、E・Z・G・Oは0%か記載なしで税額0円）。"),
-                message_en=(f"Category {sub.category} cannot be at {sub.rate_percent} % (S is 10 %,"
-                            " AA 8 %, E, Z, G and O 0 % or none, with no tax)."),
+                message_ja=(f"税区分{sub.category}に税率{stated}は使えません（Sは10%、AAは8%、"
+                            "E・Z・G・Oは0%か記載なし）。"),
+                message_en=(f"Category {sub.category} cannot have the rate "
+                            f"{stated.replace('なし', 'none')} (S is 10 %, AA 8 %, E, Z, G "
+                            "and O 0 % or none)."),
                 next_step_ja="日本の税率（標準10%・軽減8%）で記載し直してください。",
                 next_step_en="State Japan's rates (10 % standard, 8 % reduced) and resend.",
                 field=f"tax_subtotals[{n}]"))

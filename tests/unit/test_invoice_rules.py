@@ -178,3 +178,33 @@ def test_inv1_rounding_once_per_rate_is_fine() -> None:
         sub = (TaxSubtotal(rate_percent=8, category="AA", taxable_amount=10_005,
                            tax_amount=tax),)
         assert decide(submitted(fields=fields(tax_subtotals=sub))).accepted is not None
+
+
+def test_inv5_structured_breakdown_is_keyed_by_category_and_rate() -> None:
+    """Exempt 0 %, export 0 % and not taxable (no rate) beside 10 %: four breakdowns."""
+    subs = (TaxSubtotal(rate_percent=10, taxable_amount=1_000_000, tax_amount=100_000),
+            TaxSubtotal(rate_percent=0, category="E", taxable_amount=5_000, tax_amount=0),
+            TaxSubtotal(rate_percent=0, category="G", taxable_amount=7_000, tax_amount=0),
+            TaxSubtotal(rate_percent=None, category="O", taxable_amount=9_000, tax_amount=0))
+    assert decide(submitted(fields=fields(tax_subtotals=subs,
+                                          payable_amount=1_121_000))).accepted is not None
+
+
+@pytest.mark.parametrize(("sub", "says"), [
+    (TaxSubtotal(rate_percent=5, taxable_amount=1_000_000, tax_amount=50_000), "5%"),
+    (TaxSubtotal(rate_percent=10, category="AA", taxable_amount=1_000, tax_amount=100), "AA"),
+    (TaxSubtotal(rate_percent=8, category="E", taxable_amount=1_000, tax_amount=80), "E"),
+    (TaxSubtotal(rate_percent=None, taxable_amount=1_000, tax_amount=0), "なし"),
+    (TaxSubtotal(rate_percent=0, category="E", taxable_amount=1_000, tax_amount=100), "0%"),
+])
+def test_inv5_structured_rates_outside_japans(sub: TaxSubtotal, says: str) -> None:
+    (violation,) = rejected(decide(submitted(fields=fields(tax_subtotals=(sub,))))).violations
+    assert (violation.rule_id, violation.field) == ("INV-5", "tax_subtotals[0]")
+    assert says in violation.message_ja
+
+
+def test_inv1_structured_invoice_needs_transaction_date_and_description() -> None:
+    bare = fields(transaction_date=None, description=" ")
+    violations = rejected(decide(submitted(fields=bare))).violations
+    assert [(v.rule_id, v.field) for v in violations] == [("INV-1", "transaction_date"),
+                                                           ("INV-1", "description")]
