@@ -9,7 +9,8 @@ one registration, so a redelivered command has no second effect.
 - contract: a concluded contract (契約登録), after CON-2.
 - advance payment: a 前払金請求, completed by an accepted surety (SUR-6).
 - payment: a 支払請求 from an accepted invoice (INV-3), with the qualified
-  invoice issuer number (INV-1).
+  invoice issuer number (INV-1), its due date, and for a correction the payment request
+  it replaces (INV-6).
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ class ErpRegistrationRequested(Payload):
     invoice_number: str | None = Field(
         default=None, pattern=r"^T[0-9]{13}$",
         description="適格請求書発行事業者登録番号 (payment only, INV-1).")
+    due_date: date | None = Field(default=None, description="支払期日 (payment only, if stated).")
+    replaces_business_key: BusinessKey | None = Field(
+        default=None, description="The unpaid payment request this one replaces: the invoice "
+                                  "it corrects (payment only, INV-6).")
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Self:
@@ -90,6 +95,9 @@ class ErpRegistrationRequested(Payload):
         missing = [name for name in need[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"{self.kind.value} registration needs {', '.join(missing)}")
+        if self.kind is not ErpRegistrationKind.PAYMENT and (
+                self.due_date is not None or self.replaces_business_key is not None):
+            raise ValueError("due_date and replaces_business_key are for payments only")
         if (self.period_start and self.period_end and self.period_end < self.period_start):
             raise ValueError("period_end is before period_start")
         return self

@@ -1,14 +1,16 @@
-"""Invoices (請求書) for a case: received, accepted or rejected (INV-1 … INV-3).
+"""Invoices (請求書) for a case: received, accepted, rejected or sent to staff (INV-1 … INV-6).
 
 An invoice arrives either as structured fields (what a web form or the online
 application system sends) or as a digital invoice (デジタルインボイス, INV-2): a JP PINT
 UBL 2.1 ``Invoice`` document (Peppol, ``urn:peppol:pint:billing-1@jp-1``). A qualified
 invoice (適格請求書, INV-1) carries the issuer number ``T`` + 13-digit 法人番号, which must be
 registered in the contractor's user data first. Accepted invoices become payment
-requests in the ERP (INV-3).
+requests in the ERP (INV-3). Only an invoice (type 380) is paid: a credit note or a
+negative invoice becomes a staff task (INV-6), and a correction replaces the payment
+request of the invoice it corrects while that one is unpaid (INV-6).
 
-Topics: ``Topics.INVOICE_COMMANDS`` (submitted), ``Topics.INVOICE_EVENTS`` (accepted,
-rejected); key: the case.
+Topics: ``Topics.INVOICE_COMMANDS`` (submitted, payment recorded), ``Topics.INVOICE_EVENTS``
+(accepted, rejected, needs staff review); key: the case.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = [
     "InvoiceAccepted",
     "InvoiceFields",
     "InvoiceFormat",
+    "InvoiceNeedsStaffReview",
+    "InvoicePaymentRecorded",
     "InvoiceRejected",
     "InvoiceSubmitted",
     "IssuerNumber",
@@ -52,13 +56,19 @@ class InvoiceFormat(enum.StrEnum):
 
 
 class TaxSubtotal(BaseModel):
-    """税率ごとに区分した合計 (a qualified invoice states the tax per rate)."""
+    """税率ごとに区分した合計 (a qualified invoice states the tax per rate), per tax category."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    rate_percent: int = Field(ge=0, le=100, description="10 (標準税率) or 8 (軽減税率), or 0.")
+    rate_percent: int | None = Field(
+        ge=0, le=100, description="10 (標準税率, S) or 8 (軽減税率, AA); 0 or none for the "
+                                  "categories without tax (E, Z, G, O).")
     taxable_amount: Yen
     tax_amount: Yen
+    category: str = Field(default="S", pattern=r"^(S|AA|E|Z|G|O)$",
+                          description="Tax category (UNCL5305 as JP PINT uses it): S standard, "
+                                      "AA reduced, E exempt, Z zero-rated, G export, O not "
+                                      "subject to tax.")
 
 
 class InvoiceFields(BaseModel):
@@ -73,6 +83,18 @@ class InvoiceFields(BaseModel):
     buyer_name: str = Field(min_length=1, max_length=200, description="宛先 (the city).")
     tax_subtotals: tuple[TaxSubtotal, ...] = Field(min_length=1)
     payable_amount: Yen = Field(description="請求金額 (税込).")
+    transaction_date: date | None = Field(
+        default=None, description="取引年月日 (a qualified invoice needs it, INV-1): the "
+                                  "delivery date, or the end of the invoice period or of the "
+                                  "lines' periods.")
+    transaction_start: date | None = Field(
+        default=None, description="The start of the period, when the transactions span one.")
+    due_date: date | None = Field(default=None, description="支払期日, carried to the ERP.")
+    description: str | None = Field(default=None, max_length=200,
+                                    description="取引内容: what was delivered (the items).")
+    preceding_invoice_id: str | None = Field(
+        default=None, max_length=100,
+        description="The invoice this one corrects (JP PINT BillingReference, INV-6).")
 
 
 @message("invoice.submitted", 1)
@@ -109,6 +131,20 @@ class InvoiceAccepted(Payload):
     payable_amount: Yen
     source_format: InvoiceFormat
     erp_business_key: str = Field(min_length=1, max_length=80)
+    seller_name: str | None = Field(default=None, max_length=200, description="請求者.")
+    buyer_name: str | None = Field(default=None, max_length=200, description="宛先.")
+    issue_date: date | None = None
+    transaction_date: date | None = Field(default=None, description="取引年月日.")
+    transaction_start: date | None = None
+    description: str | None = Field(default=None, max_length=200, description="取引内容.")
+    tax_subtotals: tuple[TaxSubtotal, ...] = Field(
+        default=(), description="税率ごとの対価の額と消費税額.")
+    due_date: date | None = Field(default=None, description="支払期日.")
+    replaces_invoice_id: str | None = Field(
+        default=None, max_length=100,
+        description="The unpaid invoice this correction replaces (its payment request too).")
+    warnings: tuple[RuleViolation, ...] = Field(
+        default=(), description="Warnings of the official JP PINT rules (INV-4), recorded.")
 
 
 @message("invoice.rejected", 1)
@@ -119,3 +155,30 @@ class InvoiceRejected(Payload):
     contractor_id: str = Field(pattern=r"^[0-9]{16}$")
     invoice_id: str | None = Field(default=None, max_length=100)
     violations: tuple[RuleViolation, ...] = Field(min_length=1)
+
+
+@message("invoice.needs-staff-review", 1)
+class InvoiceNeedsStaffReview(Payload):
+    """Not paid: a credit note, another type than 380 or a negative invoice (a return) is a
+    task for the city's staff (INV-6), who settle it against the contractor's payments."""
+
+    case_id: str = Field(min_length=1, max_length=100)
+    contractor_id: str = Field(pattern=r"^[0-9]{16}$")
+    invoice_id: str = Field(min_length=1, max_length=100)
+    type_code: str = Field(min_length=1, max_length=10, description="UNCL1001: 380, 381, ...")
+    payable_amount: int = Field(ge=-(10**13), le=10**13,
+                                description="請求金額, negative for a return or credit.")
+    preceding_invoice_id: str | None = Field(default=None, max_length=100)
+    reasons: tuple[RuleViolation, ...] = Field(min_length=1)
+    warnings: tuple[RuleViolation, ...] = ()
+
+
+@message("invoice.payment-recorded", 1)
+class InvoicePaymentRecorded(Payload):
+    """The city paid an accepted invoice (from the ERP's payment run or the staff): from now on
+    a correction can no longer replace it (INV-6)."""
+
+    case_id: str = Field(min_length=1, max_length=100)
+    contractor_id: str = Field(pattern=r"^[0-9]{16}$")
+    invoice_id: str = Field(min_length=1, max_length=100)
+    paid_on: date

@@ -7,7 +7,7 @@ Japanese and English, what is wrong and what the user can do next.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,3 +27,9 @@ class RuleViolation(BaseModel):
     next_step_ja: str = Field(default="", description="What the user can do next (Japanese).")
     next_step_en: str = Field(default="", description="What the user can do next (English).")
     field: str | None = Field(default=None, description="The input field concerned, if any.")
+    reference: str | None = Field(
+        default=None, max_length=60,
+        description="The rule of a published specification this violation reports, e.g. "
+                    "JP PINT's 'ibr-co-13' (INV-4).")
+    flag: Literal["fatal", "warning", "information"] | None = Field(
+        default=None, description="That rule's flag: fatal rejects, a warning is recorded.")

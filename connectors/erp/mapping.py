@@ -78,6 +78,16 @@ _CLIENT_FAULTS: dict[str, tuple[str | None, str, str, str, str]] = {
         "The qualified invoice issuer number (T + 13 digits) is not valid.",
         "利用者情報に正しい登録番号を登録してから、請求をやり直してください。",
         "Register the correct issuer number in the user data, then invoice again."),
+    "UnknownPaymentRequest": (
+        "INV-6", "訂正元の支払請求が財務会計にありません。",
+        "The ERP holds no payment request for the invoice corrected.",
+        "訂正元の請求書の支払請求が登録済みか確認してから、もう一度依頼してください。",
+        "Check that the corrected invoice's payment request is registered, then request again."),
+    "PaymentAlreadyMade": (
+        "INV-6", "訂正元の請求は財務会計で既に支払済みのため、置き換えられません。",
+        "The ERP has already paid the invoice corrected, so it cannot be replaced.",
+        "差額の精算は市の担当課と調整してください。",
+        "Settle the difference with the city's office."),
     "BusinessKeyConflict": (
         None, "同じ業務キーで内容の異なる登録が既にあります。",
         "The business key is already registered with other content.",
@@ -102,6 +112,10 @@ def to_soap(request: ErpRegistrationRequested) -> tuple[str, str, dict[str, Any]
         "amount_jpy": request.amount_jpy,
     }
     body.update({name: getattr(request, name) for name in _FIELDS[request.kind]})
+    if request.kind is ErpRegistrationKind.PAYMENT:
+        # Optional in the WSDL: left out when absent, so an older ERP sees the same request.
+        body.update({name: value for name in ("due_date", "replaces_business_key")
+                     if (value := getattr(request, name)) is not None})
     return operation, argument, body
 
 

@@ -14,6 +14,9 @@ faults the connector maps to rule IDs:
 - ``Client.AmountExceeded``: an advance payment over 40 % of the contract amount,
   or payments over the contract amount (INV-3)
 - ``Client.InvalidInvoiceNumber``: not T + a valid 法人番号 (INV-1)
+- ``Client.UnknownPaymentRequest``: a correction replacing a payment request it does not
+  hold (or one already replaced) for that contract (INV-6)
+- ``Client.PaymentAlreadyMade``: a correction replacing a payment request already paid (INV-6)
 - ``Client.InvalidData``: anything else wrong with the data
 - ``Server.Maintenance``: inside a maintenance window, with the time it ends (WIN-2)
 """
@@ -91,6 +94,9 @@ class PaymentRequest(ComplexModel):
     amount_jpy = _AMOUNT
     request_date = _DATE
     invoice_number = Unicode(min_occurs=1, nillable=False, max_len=14)
+    due_date = Date(min_occurs=0, nillable=False)
+    replaces_business_key = Unicode(min_occurs=0, nillable=False, min_len=1, max_len=80,
+                                    pattern=r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 
 
 class RegistrationReceipt(ComplexModel):
@@ -119,6 +125,27 @@ class ErpLedger:
             "CREATE TABLE IF NOT EXISTS registration (business_key TEXT PRIMARY KEY, "
             "kind TEXT NOT NULL, fingerprint TEXT NOT NULL, erp_reference TEXT NOT NULL, "
             "registered_at TEXT NOT NULL, contract_number TEXT NOT NULL, amount INTEGER NOT NULL)")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(registration)")}
+        for column in ("replaced_by TEXT", "paid_on TEXT", "due_date TEXT"):  # added for INV-6
+            if column.split()[0] not in columns:
+                self._db.execute(f"ALTER TABLE registration ADD COLUMN {column}")
+
+    def mark_paid(self, business_key: str, paid_on: date) -> None:
+        """The ERP's payment run paid this payment request."""
+        with self._lock:
+            self._db.execute("UPDATE registration SET paid_on = ? WHERE business_key = ?",
+                             (paid_on.isoformat(), business_key))
+
+    def payment(self, business_key: str) -> dict[str, Any] | None:
+        """A payment request as the ERP holds it: amount, due date, replaced by, paid on."""
+        with self._lock:
+            row = self._db.execute("SELECT amount, due_date, replaced_by, paid_on FROM "
+                                   "registration WHERE business_key = ? AND kind = 'P'",
+                                   (business_key,)).fetchone()
+        if row is None:
+            return None
+        return {"amount": row[0], "due_date": row[1] and date.fromisoformat(row[1]),
+                "replaced_by": row[2], "paid_on": row[3] and date.fromisoformat(row[3])}
 
     def count(self, kind: str | None = None) -> int:
         with self._lock:
@@ -134,12 +161,14 @@ class ErpLedger:
 
     def _paid(self, contract_number: str, kind: str) -> int:
         row = self._db.execute("SELECT coalesce(sum(amount), 0) FROM registration WHERE "
-                               "kind = ? AND contract_number = ?", (kind, contract_number))
+                               "kind = ? AND contract_number = ? AND replaced_by IS NULL",
+                               (kind, contract_number))
         return int(row.fetchone()[0])
 
     def register(self, kind: str, record: Any, fields: tuple[str, ...]) -> RegistrationReceipt:
         fingerprint = hashlib.sha256(
-            "\x1f".join(f"{f}={getattr(record, f)}" for f in fields).encode()).hexdigest()
+            "\x1f".join(f"{f}={getattr(record, f)}" for f in fields
+                        if getattr(record, f, None) is not None).encode()).hexdigest()
         with self._lock:
             row = self._db.execute(
                 "SELECT fingerprint, erp_reference, registered_at FROM registration "
@@ -156,9 +185,17 @@ class ErpLedger:
             serial = int(self._db.execute("SELECT count(*) FROM registration").fetchone()[0])
             reference = f"{kind}-{serial + 1:08d}"
             now = datetime.now(UTC)
-            self._db.execute("INSERT INTO registration VALUES (?, ?, ?, ?, ?, ?, ?)",
+            replaces = getattr(record, "replaces_business_key", None)
+            if replaces:
+                self._db.execute("UPDATE registration SET replaced_by = ? WHERE business_key = ?",
+                                 (record.business_key, replaces))
+            due = getattr(record, "due_date", None)
+            self._db.execute("INSERT INTO registration (business_key, kind, fingerprint, "
+                             "erp_reference, registered_at, contract_number, amount, due_date) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (record.business_key, kind, fingerprint, reference, now.isoformat(),
-                              record.contract_number, record.amount_jpy))
+                              record.contract_number, record.amount_jpy,
+                              due.isoformat() if due else None))
         return RegistrationReceipt(business_key=record.business_key, erp_reference=reference,
                                    registered_at=now, duplicate=False)
 
@@ -177,8 +214,25 @@ class ErpLedger:
             number = str(record.invoice_number)
             if not (number.startswith("T") and cn.is_valid(number[1:])):
                 raise Fault("Client.InvalidInvoiceNumber", f"not a valid T number: {number}")
-            if self._paid(record.contract_number, "P") + record.amount_jpy > contract:
+            replaced = self._replaced_amount(record)
+            if self._paid(record.contract_number, "P") - replaced + record.amount_jpy > contract:
                 raise Fault("Client.AmountExceeded", "payments over the contract amount")
+
+    def _replaced_amount(self, record: Any) -> int:
+        """The amount of the payment request a correction replaces (INV-6), checked."""
+        replaces = record.replaces_business_key
+        if not replaces:
+            return 0
+        row = self._db.execute(
+            "SELECT amount, paid_on FROM registration WHERE business_key = ? AND kind = 'P' "
+            "AND contract_number = ? AND replaced_by IS NULL",
+            (replaces, record.contract_number)).fetchone()
+        if row is None:
+            raise Fault("Client.UnknownPaymentRequest",
+                        f"no open payment request {replaces} for {record.contract_number}")
+        if row[1] is not None:
+            raise Fault("Client.PaymentAlreadyMade", f"payment request {replaces} was paid")
+        return int(row[0])
 
 
 def _register(ctx: Any, kind: str, record: Any, fields: tuple[str, ...]) -> RegistrationReceipt:
@@ -211,7 +265,8 @@ class ErpService(ServiceBase):
     @rpc(PaymentRequest, _returns=RegistrationReceipt)
     def RegisterPaymentRequest(ctx: Any, request: Any) -> RegistrationReceipt:  # noqa: N802, N805
         return _register(ctx, "P", request, (
-            "contract_number", "contractor_id", "amount_jpy", "request_date", "invoice_number"))
+            "contract_number", "contractor_id", "amount_jpy", "request_date", "invoice_number",
+            "due_date", "replaces_business_key"))
 
     @rpc(_returns=Unicode)
     def Ping(ctx: Any) -> str:  # noqa: N802, N805

@@ -1,12 +1,14 @@
-"""The invoice pipeline's table (SQLModel; created by migration 0004_surety_invoices).
+"""The invoice pipeline's table (SQLModel; created by migration 0004_surety_invoices,
+extended by 0007_invoice_payments).
 
 ``inv_invoice``: every accepted invoice, one per contractor and invoice number, so a
-second submission of the same invoice never becomes a second payment (INV-3).
+second submission of the same invoice never becomes a second payment (INV-3); with the
+state of its payment: requested, paid, or replaced by a correction (INV-6).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -33,3 +35,10 @@ class InvoiceRow(SQLModel, table=True):
     business_key: str = Field(max_length=80)
     accepted_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True),
                                                       nullable=False))
+    status: str = Field(default="requested", sa_column=sa.Column(
+        sa.String(16), nullable=False, server_default="requested"))
+    transaction_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date))
+    due_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date))
+    replaces_invoice_id: str | None = Field(default=None, max_length=100)
+    replaced_by: str | None = Field(default=None, max_length=100)
+    paid_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date))

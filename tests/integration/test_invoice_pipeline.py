@@ -6,7 +6,7 @@ issuer number come from the registration pipeline itself: a qualification row wi
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,17 @@ from pipelines.registration.handlers import HANDLERS as REGISTRATION
 from pipelines.registration.models import ContractorRow
 from schemas.envelope import new_envelope
 from schemas.erp import ErpRegistrationRequested
-from schemas.invoice import InvoiceAccepted, InvoiceRejected, InvoiceSubmitted
+from schemas.invoice import (
+    InvoiceAccepted,
+    InvoiceNeedsStaffReview,
+    InvoicePaymentRecorded,
+    InvoiceRejected,
+    InvoiceSubmitted,
+)
 from schemas.registry import Payload
 from schemas.topics import Topics
 from schemas.wire import decode, encode
+from tests.unit.invoice_docs import VALID_T, Doc, example, with_valid_number
 from tests.unit.test_registration_rules import NOW, command_of, qual, qualification_update, register
 
 pytestmark = pytest.mark.postgres
@@ -136,3 +143,53 @@ async def test_unknown_contractor_and_hostile_xml_are_rejections(engine: Engine)
     rejected = [p for _, p in outbox(engine) if isinstance(p, InvoiceRejected)]
     assert [[v.rule_id for v in r.violations] for r in rejected] == [["INV-1"], ["INV-2"]]
     assert "root:" not in str(rejected[1].model_dump())
+
+
+async def test_correction_replaces_the_unpaid_invoice_and_is_refused_once_paid(
+        engine: Engine) -> None:
+    """INV-6 through the pipeline's table: OpenPeppol's 6-CorrInv (invoice 156 correcting 123)
+    replaces invoice 123's payment request while it is unpaid; once the city records 156 as
+    paid, a correction of 156 is refused; a return (7-Return) becomes a staff task; a payment
+    recorded for an unknown invoice is dead-lettered with its reason."""
+    company_id = await registered_contractor(engine, VALID_T)
+    run = Run(engine, invoice_consumer())
+    original = Doc(with_valid_number(example("Example1-minimum"))).set("cbc:ID", "123").xml()
+    correction = with_valid_number(example("Example6-CorrInv"))
+    again = Doc(correction).set("cbc:ID", "157").set(
+        "cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID", "156").xml()
+    first = await run.send(invoice(company_id, ubl_xml=original),
+                           invoice(company_id, ubl_xml=correction))
+    assert first.done == 2
+    with Session(engine) as session:
+        rows = {r.invoice_id: r for r in session.exec(select(InvoiceRow)).all()}
+    assert (rows["123"].status, rows["123"].replaced_by) == ("replaced", "156")
+    assert (rows["156"].status, rows["156"].replaces_invoice_id) == ("requested", "123")
+    assert (rows["156"].transaction_date, rows["156"].due_date) == (date(2023, 10, 18),
+                                                                    date(2023, 11, 20))
+    payments = [p for t, p in outbox(engine) if isinstance(p, ErpRegistrationRequested)]
+    assert [p.amount_jpy for p in payments] == [281_240, 289_490]
+    assert payments[1].replaces_business_key == rows["123"].business_key
+    assert payments[1].due_date == date(2023, 11, 20)
+
+    paid = InvoicePaymentRecorded(case_id="R4-KOJI-0042", contractor_id=company_id,
+                                  invoice_id="156", paid_on=date(2023, 11, 20))
+    unknown = paid.model_copy(update={"invoice_id": "999"})
+    second = await run.send(paid, invoice(company_id, ubl_xml=again), unknown,
+                            invoice(company_id, ubl_xml=with_valid_number(
+                                example("Example7-Return.Quan.ItPr"))))
+    assert (second.done, second.dead_reasons) == (3, ["permanent-failure"])
+    with engine.connect() as conn:
+        (dead,) = conn.execute(sa.select(OB.c.headers).where(OB.c.topic.like("%.dlq")))
+    assert "invoice 999" in dead.headers
+    with Session(engine) as session:
+        row = session.exec(select(InvoiceRow).where(InvoiceRow.invoice_id == "156")).one()
+        assert (row.status, row.paid_on) == ("paid", date(2023, 11, 20))
+        assert len(session.exec(select(InvoiceRow)).all()) == 2
+    events = [p for t, p in outbox(engine) if t == Topics.INVOICE_EVENTS.name]
+    refused, review = events[-2], events[-1]
+    assert isinstance(refused, InvoiceRejected)
+    assert [v.rule_id for v in refused.violations] == ["INV-6"]
+    assert "支払済み" in refused.violations[0].message_ja
+    assert isinstance(review, InvoiceNeedsStaffReview)
+    assert review.payable_amount == -110_000
+    assert len([p for _, p in outbox(engine) if isinstance(p, ErpRegistrationRequested)]) == 2
