@@ -53,7 +53,8 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     upgrade(engine)
     from alembic.script import ScriptDirectory
 
-    assert current_revision(engine) == ScriptDirectory.from_config(_config(engine)).get_current_head()
+    head = ScriptDirectory.from_config(_config(engine)).get_current_head()
+    assert current_revision(engine) == head
     assert differences(engine) == []
 
 
