@@ -22,7 +22,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,8 +169,10 @@ class OutboxRelay:
     """
 
     def __init__(self, settings: Settings, engine: Engine, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 producer_factory: Callable[..., Any] = AIOKafkaProducer) -> None:
         self._settings = settings
+        self._producer_factory = producer_factory
         self._engine = engine
         self._wake = asyncio.Event()
         self._deletable = asyncio.Event()
@@ -233,7 +235,7 @@ class OutboxRelay:
                     continue
                 batch = self._take_ready()
                 if not batch:
-                    batch = await self._poll()
+                    batch = self._admit(await self._poll())
                 if not batch:
                     await self._sleep(self._idle_wait())
                     continue
@@ -270,11 +272,20 @@ class OutboxRelay:
         (records of a held topic join the held ones, behind them)."""
         ready: list[PendingRecord] = []
         if self._held and time.monotonic() >= self._held_until:
-            ready, self._held, self._held_topics = self._held, [], set()
+            ready = sorted(self._held, key=lambda r: r.id)  # as written
+            self._held, self._held_topics = [], set()
         if self._queue:
             queued, self._queue = self._queue, []
-            for r in queued:
-                (self._held if r.topic in self._held_topics else ready).append(r)
+            ready.extend(self._admit(queued))
+        return ready
+
+    def _admit(self, records: list[PendingRecord]) -> list[PendingRecord]:
+        """``records`` less those of a topic that waits: they wait behind it."""
+        if not self._held_topics:
+            return records
+        ready = []
+        for r in records:
+            (self._held if r.topic in self._held_topics else ready).append(r)
         return ready
 
     def _idle_wait(self) -> float:
@@ -285,7 +296,7 @@ class OutboxRelay:
 
     async def _connect(self, *, wait: bool = True) -> bool:
         settings = self._settings
-        producer = AIOKafkaProducer(
+        producer = self._producer_factory(
             **settings.kafka.aiokafka_kwargs(),
             acks="all",
             enable_idempotence=True,
