@@ -283,7 +283,7 @@ class OutboxRelay:
         """``records`` less those of a topic that waits: they wait behind it."""
         if not self._held_topics:
             return records
-        ready = []
+        ready: list[PendingRecord] = []
         for r in records:
             (self._held if r.topic in self._held_topics else ready).append(r)
         return ready
