@@ -180,7 +180,7 @@ class ConsumerRuntime:
                 if self.stopping:
                     raise
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, 5.0)  # tried soon after the database is back
         self.healthy = True
         self._on_committed()
         # The effects are committed; the offsets follow in the background, in order, while

@@ -298,15 +298,25 @@ class Hub:
 
     async def _retry_loop(self) -> None:
         interval = self.settings.retry.poll_interval_s
+        failures = 0
         while True:
+            failed = False
             for rt in self.runtimes:
                 try:
                     taken = await rt.processor.run_due_retries()
                     if taken:
                         self.relay.wake()
-                except Exception:
-                    log.exception("retry scheduler: %s failed; trying again", rt.spec.name)
-            await asyncio.sleep(interval)
+                except Exception as exc:
+                    failed = True
+                    if failures == 0:
+                        log.exception("retry scheduler: %s failed; trying again", rt.spec.name)
+                    else:
+                        log.warning("retry scheduler: %s failed again (%s)", rt.spec.name,
+                                    type(exc).__name__)
+            failures = failures + 1 if failed else 0
+            # While the database is down, its tries back off instead of every poll interval.
+            await asyncio.sleep(max(interval, backoff_delay(failures, self._rng))
+                                if failures else interval)
 
     async def _job_loop(self, job: ScheduledJob) -> None:
         while True:
