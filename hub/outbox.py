@@ -255,6 +255,14 @@ class OutboxRelay:
         self._stopping.set()
         self._wake.set()
 
+    async def finish_deletes(self) -> None:
+        """After run() has ended for good (or never ran again after a crash): delete what
+        was sent, then end the deleter."""
+        self._sending_over = True
+        self._deletable.set()
+        if self._deleter is not None:
+            await self._deleter
+
     async def _send_last(self) -> None:
         """While stopping: one more try for what was handed over. What fails stays in the
         outbox table, for the poll of the next start (or of another process)."""

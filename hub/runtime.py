@@ -240,6 +240,7 @@ class Hub:
             if task.get_name() not in ("outbox-relay", "http"):
                 task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.relay.finish_deletes()  # the relay may have been down when the stop came
         for close in self._closers:
             try:
                 result = close()
