@@ -326,3 +326,29 @@ async def test_a_task_that_crashes_is_restarted_and_healthz_says_so_meanwhile(
         assert metrics.TASK_UP.labels("outbox-relay")._value.get() == 1
     finally:
         await asyncio.wait_for(hub.stop(), 30)
+
+
+def test_consumers_resolve_pointers_and_dead_letter_a_pointer_whose_value_is_gone(
+        engine: Engine) -> None:
+    from hub.delivery import Delivery
+    from schemas.envelope import new_envelope
+    from schemas.wire import PoisonReason, WireError, encode
+    from tests.support.ledger import LedgerEntryRequested
+
+    env = new_envelope(LedgerEntryRequested(entry_no=1, amount=1), correlation_id="c",
+                       procuring_entity="saitama-pref", producer="test")
+    key, value, headers = encode(env)
+    with Session(engine) as session, session.begin():
+        pointer, pointer_headers = claimcheck.check_in(session, "t", key=key, value=value,
+                                                       headers=headers, now=utc_now())
+    present = Delivery("t", 0, 0, key, pointer, pointer_headers)
+    gone = Delivery("t", 0, 1, key, pointer,
+                    [(k, b"0" * 32 if k == claimcheck.H_CLAIM else v)
+                     for k, v in pointer_headers])
+    claimcheck.resolve(engine, [present, gone])
+    assert present.value == value
+    assert not claimcheck.is_pointer(present.headers)
+    assert present.decoded == env
+    assert isinstance(gone.decoded, WireError)
+    assert gone.decoded.reason is PoisonReason.OVERSIZE
+    assert "no longer in the hub's database" in gone.decoded.detail
