@@ -95,7 +95,7 @@ def resolve(engine: Engine, deliveries: Sequence[Any]) -> None:
     refs = sorted({r for r in wanted.values() if r})
     with engine.connect() as conn:
         query = sa.select(CC.c.ref, CC.c.value).where(CC.c.ref.in_(refs))
-        values: dict[str, bytes] = dict(conn.execute(query).tuples().all())
+        values: dict[str, bytes] = {row.ref: row.value for row in conn.execute(query)}
     for d, ref in wanted.items():
         value = values.get(ref or "")
         if value is None:
