@@ -39,6 +39,7 @@ from hub.broker import ConsumerRuntime, build_broker
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
 from hub.http import build_http_app
+from hub.logs import redact_text
 from hub.migrations import upgrade
 from hub.outbox import OutboxRelay, backoff_delay
 from hub.processing import Processor
@@ -192,7 +193,7 @@ class Hub:
                 up.set(0)
                 raise
             except Exception as exc:
-                why = f"{type(exc).__name__}: {exc}"
+                why = f"{type(exc).__name__}: {redact_text(str(exc))[:300]}"
                 if self._stopping:
                     up.set(0)
                     raise
