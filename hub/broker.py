@@ -25,6 +25,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from faststream.specification import AsyncAPI
 
 from hub import metrics
+from hub.claimcheck import is_pointer
 from hub.consumers import ConsumerSpec
 from hub.delivery import Delivery
 from hub.processing import Processor
@@ -131,7 +132,8 @@ class ConsumerRuntime:
                                ) from self._failed
         deliveries = [Delivery.from_record(r) for r in records]
         for d in deliveries:
-            _ = d.decoded
+            if not is_pointer(d.headers):  # resolved first, in the processor's retry loop
+                _ = d.decoded
         await self.settle()
         task = asyncio.create_task(self._handle_or_fail(records, deliveries))
         if self.stopping:
@@ -178,7 +180,7 @@ class ConsumerRuntime:
                 if self.stopping:
                     raise
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, 5.0)  # tried soon after the database is back
         self.healthy = True
         self._on_committed()
         # The effects are committed; the offsets follow in the background, in order, while

@@ -111,6 +111,27 @@ def _dlq_topics(args: argparse.Namespace) -> list[str]:
     return [t.dlq for t in ALL_TOPICS]
 
 
+def _with_stored_values(settings: Settings, letters: Sequence[Any]) -> list[dict[str, Any]]:
+    """Details of dead letters; a value stored by reference is read from the database."""
+    out = [d.details() for d in letters]
+    if not any("stored_by_reference" in d for d in out):
+        return out
+    from hub.claimcheck import stored_value
+    from hub.db import create_db_engine
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    try:
+        for details in out:
+            if (ref := details.get("stored_by_reference")) is not None:
+                value = stored_value(engine, ref["ref"])
+                details["value"] = ("(no longer stored: pruned after its retention)"
+                                    if value is None
+                                    else value.decode("utf-8", "replace")[:4000])
+    finally:
+        engine.dispose()
+    return out
+
+
 def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     from hub.dlq import read_dead_letters, replay
 
@@ -125,7 +146,7 @@ def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
               "(refs look like proc.mail.requests.dlq/0/12; see `hub dlq list`)", file=sys.stderr)
         return 2
     if args.action == "show":
-        _print([d.details() for d in chosen])
+        _print(_with_stored_values(settings, chosen))
         return 0
     count = asyncio.run(replay(settings, chosen))
     _print({"replayed": count, "refs": [d.ref for d in chosen]})

@@ -9,7 +9,10 @@ Tables:
 - ``hub_outbox``: records to publish, written in that transaction too and relayed
   to Kafka afterwards (transactional outbox);
 - ``hub_scheduled_retry``: messages whose handler failed transiently, redelivered
-  when due without blocking their partition.
+  when due without blocking their partition;
+- ``hub_claim_check``: record values too large for a Kafka record, kept here while a
+  small pointer record travels instead (hub/claimcheck.py), pruned after the retention
+  of the topic the pointer is on (hub/retention.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
 __all__ = [
+    "ClaimCheckRecord",
     "OutboxRecord",
     "ProcessedMessage",
     "ScheduledRetry",
@@ -80,6 +84,19 @@ class ScheduledRetry(SQLModel, table=True):
     attempt: int
     due_at: datetime = Field(sa_type=UtcTimestamp, index=True)
     history: str = Field(sa_type=sa.Text, description="JSON list of earlier failures")
+
+
+class ClaimCheckRecord(SQLModel, table=True):
+    """A record value stored by reference: the record on ``topic`` carries only ``ref``."""
+
+    __tablename__ = "hub_claim_check"
+
+    ref: str = Field(primary_key=True, max_length=64)
+    topic: str = Field(max_length=250, description="The topic of the pointer record.")
+    value: bytes = Field(sa_type=sa.LargeBinary)
+    size: int = Field(sa_type=sa.BigInteger)
+    sha256: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UtcTimestamp, index=True)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from schemas.envelope import Envelope
-from schemas.wire import Headers, WireError, decode, header
+from schemas.wire import Headers, PoisonReason, WireError, decode, header
 
 __all__ = ["H_REPLAY", "Delivery"]
 
@@ -33,9 +33,14 @@ class Delivery:
     history: list[dict[str, Any]] = field(default_factory=list)
     retry_id: int | None = None
     """The ``hub_scheduled_retry`` row this delivery comes from, if any."""
+    unresolved_claim: str | None = None
+    """A claim-check pointer whose value is no longer stored (hub/claimcheck.py)."""
 
     @cached_property
     def decoded(self) -> Envelope[Any] | WireError:
+        if self.unresolved_claim is not None:
+            return WireError(PoisonReason.OVERSIZE, f"the value stored by reference "
+                             f"({self.unresolved_claim}) is no longer in the hub's database")
         try:
             return decode(self.value, self.headers)
         except WireError as exc:

@@ -6,7 +6,9 @@ topic, partition and offset, the consumer, the reason, the error class and
 message, the attempts with their history, the rule IDs, and what a person can do
 (Japanese and English). ``hub dlq list|show|replay`` read and replay them; a
 replayed record carries ``x-hub-replay-of`` so that a consumer that dead-lettered
-it processes it again, once.
+it processes it again, once. A dead letter too large for a Kafka record is stored by
+reference (hub/claimcheck.py): its record is a pointer, listed with
+``stored_by_reference``, and replayed as it is (the consumer resolves it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from hub.claimcheck import H_CLAIM, H_CLAIM_BYTES
 from hub.delivery import H_REPLAY, Delivery
 from hub.logs import redact_text
 from hub.settings import Settings
@@ -99,7 +102,17 @@ class DeadLetter:
             "message_type": header(self.headers, "x-message-type"),
             "message_id": header(self.headers, "x-message-id"),
             "at": self.context("at"),
+            **self._claim_check(),
         }
+
+    def _claim_check(self) -> dict[str, Any]:
+        """A dead letter too large for Kafka is a pointer to its value (hub/claimcheck.py)."""
+        ref = header(self.headers, H_CLAIM)
+        if ref is None:
+            return {}
+        size = header(self.headers, H_CLAIM_BYTES) or "0"
+        return {"stored_by_reference": {"ref": ref, "bytes": int(size) if size.isdigit() else 0,
+                                        "table": "hub_claim_check"}}
 
     def details(self) -> dict[str, Any]:
         out = self.summary()

@@ -1,6 +1,7 @@
 """The hub's HTTP side: liveness, readiness, Prometheus metrics, and the gateway.
 
-``/healthz`` answers while the process runs; ``/readyz`` answers 200 only when
+``/healthz`` answers 200 while the process and all its supervised background tasks run,
+503 with the tasks that are down (they are being restarted); ``/readyz`` answers 200 only when
 the database answers, every consumer is running and healthy and the outbox relay
 runs, else 503 with the failing checks; ``/metrics`` is Prometheus' text format.
 """
@@ -17,15 +18,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 __all__ = ["build_http_app"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
+LivenessCheck = Callable[[], dict[str, str]]
+"""The background tasks that are down, with why (empty: all run)."""
 
 
-def build_http_app(readiness: ReadinessCheck, *, title: str = "Procurement hub") -> FastAPI:
+def build_http_app(readiness: ReadinessCheck, *, liveness: LivenessCheck | None = None,
+                   title: str = "Procurement hub") -> FastAPI:
     app = FastAPI(title=title, version="0.1.0",
                   description="Health, metrics and the card-agent gateway of the hub.")
 
     @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        down = liveness() if liveness is not None else {}
+        if down:
+            return JSONResponse({"status": "down", "down": down}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CLAIM_CHECKED",
     "CONSUMED",
     "CONSUMER_LAG",
     "DEAD_LETTERED",
@@ -12,8 +13,13 @@ __all__ = [
     "MESSAGE_AGE",
     "OUTBOX_PENDING",
     "OUTBOX_PUBLISHED",
+    "OUTBOX_SEND_FAILURES",
     "PROCESSED",
+    "PRUNED",
     "RETRIED",
+    "TABLE_ROWS",
+    "TASK_RESTARTS",
+    "TASK_UP",
 ]
 
 CONSUMED = Counter("hub_messages_consumed", "Records read from Kafka", ["consumer", "topic"])
@@ -42,3 +48,15 @@ MESSAGE_AGE = Histogram(
 )
 OUTBOX_PUBLISHED = Counter("hub_outbox_published", "Outbox records acknowledged by Kafka")
 OUTBOX_PENDING = Gauge("hub_outbox_pending", "Outbox records waiting (0 when drained)")
+OUTBOX_SEND_FAILURES = Counter(
+    "hub_outbox_send_failures", "Relay sends that failed and wait to be tried again",
+    ["topic", "error"])
+CLAIM_CHECKED = Counter("hub_claim_checked",
+                        "Records too large for Kafka, stored by reference (hub_claim_check)",
+                        ["topic"])
+TASK_UP = Gauge("hub_task_up", "1 while a background task of the hub runs, 0 while it is down",
+                ["task"])
+TASK_RESTARTS = Counter("hub_task_restarts", "Background tasks restarted after they stopped",
+                        ["task"])
+TABLE_ROWS = Gauge("hub_table_rows", "Rows of the tables that retention prunes", ["table"])
+PRUNED = Counter("hub_retention_pruned", "Rows deleted by retention", ["table"])

@@ -35,7 +35,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub import metrics
+from hub import claimcheck, metrics
+from hub.claimcheck import is_pointer
 from hub.consumers import BatchState, ConsumerSpec
 from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
 from hub.delivery import Delivery
@@ -125,6 +126,8 @@ class Processor(RetriesAndDeadLetters):
         """
         report = BatchReport()
         started = time.perf_counter()
+        if any(is_pointer(d.headers) for d in deliveries):  # values stored by reference
+            await asyncio.to_thread(claimcheck.resolve, self.engine, deliveries)
         pending: list[Delivery] = []
         for d in deliveries:
             env = d.decoded

@@ -6,6 +6,11 @@ server (health, readiness, metrics, gateway). Stops in reverse on SIGTERM or
 SIGINT: subscribers drain the batch in flight and commit, the relay sends what
 was committed, then the process exits. Several such processes share the work
 through Kafka consumer groups; nothing here assumes a single process.
+
+Every background task (the relay, the retry scheduler, each job) is supervised: should
+one end by surprise, it is logged at once, ``hub_task_up{task=...}`` drops to 0,
+``/healthz`` answers 503 until it runs again, and it is restarted after a backoff
+(``hub_task_restarts_total``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import functools
 import gc
 import io
 import logging
+import random
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +34,17 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from hub import claimcheck, metrics
 from hub.broker import ConsumerRuntime, build_broker
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
 from hub.http import build_http_app
+from hub.logs import redact_text
 from hub.migrations import upgrade
-from hub.outbox import OutboxRelay
+from hub.outbox import OutboxRelay, backoff_delay
 from hub.processing import Processor
 from hub.publisher import OutboxPublisher
+from hub.retention import Retention
 from hub.settings import Settings
 
 __all__ = ["Hub", "ScheduledJob", "settle_garbage_collector"]
@@ -90,6 +101,10 @@ def report_tasks(why: str) -> None:
     log.warning("%s; the hub's tasks and where they wait:\n%s", why, out.getvalue())
 
 
+SUPERVISED_STABLE_S = 60.0
+"""A task that ran this long before it stopped is restarted after the shortest backoff."""
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the hub decides when to stop."""
 
@@ -105,6 +120,7 @@ class Hub:
                  publisher: OutboxPublisher | None = None,
                  closers: Sequence[Callable[[], Any]] = ()) -> None:
         self.settings = settings
+        claimcheck.configure(settings.kafka.max_record_bytes)
         self.engine = engine or create_db_engine(settings.database_url.get_secret_value())
         self.relay = OutboxRelay(settings, self.engine)
         if publisher is not None:
@@ -123,23 +139,32 @@ class Hub:
         ]
         for rt in self.runtimes:
             rt.subscribe(self.broker)
-        self.jobs = jobs
-        self.http: FastAPI = build_http_app(self.readiness)
+        self.jobs = list(jobs)
+        if settings.retention.enabled:
+            retention = Retention(settings.retention, [rt.spec for rt in self.runtimes])
+            self.jobs.append(ScheduledJob("retention", settings.retention.interval_s,
+                                          retention.run))
+        self.http: FastAPI = build_http_app(self.readiness, liveness=self.liveness)
         for router in http_routers:
             self.http.include_router(router)
         self._serve_http = serve_http
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: uvicorn.Server | None = None
         self._stopped = asyncio.Event()
+        self._stopping = False
+        self._stop_asked = asyncio.Event()
+        self._down: dict[str, str] = {}
+        """Supervised tasks not running now, with why they stopped."""
+        self._rng = random.Random()
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
             await asyncio.to_thread(upgrade, self.engine)
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._supervise("outbox-relay", self.relay.run)
         await self.broker.start()
-        self._tasks.append(asyncio.create_task(self._retry_loop(), name="retry-scheduler"))
+        self._supervise("retry-scheduler", self._retry_loop)
         for job in self.jobs:
-            self._tasks.append(asyncio.create_task(self._job_loop(job), name=f"job-{job.name}"))
+            self._supervise(f"job-{job.name}", functools.partial(self._job_loop, job))
         if self._serve_http:
             config = uvicorn.Config(self.http, host=self.settings.http_host,
                                     port=self.settings.http_port, log_level="warning",
@@ -150,7 +175,53 @@ class Hub:
         log.info("hub started: %d consumers, kafka %s", len(self.runtimes),
                  self.settings.kafka.bootstrap_servers)
 
+    def _supervise(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        self._tasks.append(asyncio.create_task(self._supervised(name, run), name=name))
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``run()`` until the hub stops; restart it, after a backoff, whenever it ends
+        otherwise (an exception, or a return before the stop)."""
+        up = metrics.TASK_UP.labels(name)
+        failures = 0
+        while True:
+            self._down.pop(name, None)
+            up.set(1)
+            started = time.monotonic()
+            try:
+                await run()
+            except asyncio.CancelledError:
+                up.set(0)
+                raise
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {redact_text(str(exc))[:300]}"
+                if self._stopping:
+                    up.set(0)
+                    raise
+                self._down[name] = why
+                up.set(0)
+                log.exception("task %s stopped (%s); restarting it", name, why)
+            else:
+                up.set(0)
+                if self._stopping:
+                    return
+                self._down[name] = "returned before the hub stopped"
+                log.error("task %s ended before the hub stopped; restarting it", name)
+            metrics.TASK_RESTARTS.labels(name).inc()
+            failures = 1 if time.monotonic() - started > SUPERVISED_STABLE_S else failures + 1
+            delay = backoff_delay(failures, self._rng)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), delay)
+            if self._stopping:
+                return
+            log.warning("task %s: restarting (restart %d)", name, failures)
+
+    def liveness(self) -> dict[str, str]:
+        """The supervised tasks that are down now, with why (empty when all run)."""
+        return dict(self._down)
+
     async def stop(self) -> None:
+        self._stopping = True
+        self._stop_asked.set()
         for rt in self.runtimes:
             rt.stopping = True
         for rt in self.runtimes:  # the batch each is handling, while its consumer is open
@@ -170,6 +241,7 @@ class Hub:
             if task.get_name() not in ("outbox-relay", "http"):
                 task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.relay.finish_deletes()  # the relay may have been down when the stop came
         for close in self._closers:
             try:
                 result = close()
@@ -213,7 +285,10 @@ class Hub:
         except Exception as exc:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         relay = next((t for t in self._tasks if t.get_name() == "outbox-relay"), None)
-        checks["outbox_relay"] = {"ok": relay is not None and not relay.done()}
+        relay_up = relay is not None and not relay.done() and "outbox-relay" not in self._down
+        checks["outbox_relay"] = {"ok": relay_up and self.relay.healthy}
+        for name, why in self._down.items():
+            checks[f"task:{name}"] = {"ok": False, "error": why}
         for rt in self.runtimes:
             running = rt.subscriber is not None and rt.subscriber.running
             checks[f"consumer:{rt.spec.name}"] = {"ok": bool(running and rt.healthy)}
@@ -225,15 +300,25 @@ class Hub:
 
     async def _retry_loop(self) -> None:
         interval = self.settings.retry.poll_interval_s
+        failures = 0
         while True:
+            failed = False
             for rt in self.runtimes:
                 try:
                     taken = await rt.processor.run_due_retries()
                     if taken:
                         self.relay.wake()
-                except Exception:
-                    log.exception("retry scheduler: %s failed; trying again", rt.spec.name)
-            await asyncio.sleep(interval)
+                except Exception as exc:
+                    failed = True
+                    if failures == 0:
+                        log.exception("retry scheduler: %s failed; trying again", rt.spec.name)
+                    else:
+                        log.warning("retry scheduler: %s failed again (%s)", rt.spec.name,
+                                    type(exc).__name__)
+            failures = failures + 1 if failed else 0
+            # While the database is down, its tries back off instead of every poll interval.
+            await asyncio.sleep(max(interval, backoff_delay(failures, self._rng))
+                                if failures else interval)
 
     async def _job_loop(self, job: ScheduledJob) -> None:
         while True:

@@ -26,6 +26,7 @@ from connectors._shared.settings import run_dir
 __all__ = [
     "ContractSettings",
     "KafkaSettings",
+    "RetentionSettings",
     "RetrySettings",
     "Settings",
     "StaffSettings",
@@ -59,6 +60,11 @@ class KafkaSettings(BaseModel):
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=5_000,
         description="How long the broker may hold a fetch for more data: latency vs requests.")
+    max_record_bytes: int = Field(
+        default=1_000_000, ge=10_000, le=2_000_000,
+        description="Largest record the relay sends inline (key, value and headers): "
+        "larger ones are stored by reference (hub/claimcheck.py). Keep it below the "
+        "brokers' message.max.bytes (Kafka's default 1,048,588).")
     stop_commit_timeout_s: float = Field(
         default=10.0, gt=0, le=300,
         description="How long stopping waits for the last offset commit. Given up after "
@@ -98,6 +104,37 @@ class RetrySettings(BaseModel):
     max_delay_s: float = Field(default=300.0, gt=0)
     jitter: float = Field(default=0.2, ge=0, le=1)
     poll_interval_s: float = Field(default=0.5, gt=0)
+
+
+class RetentionSettings(BaseModel):
+    """What the hub prunes, and when (hub/retention.py): ``HUB_RETENTION__*``.
+
+    Processed markers (``hub_processed_message``) are kept for the retention of their
+    consumer's topics plus ``margin_s`` (a redelivery can come as long as the record is on
+    its topic), those of dead letters for the dead-letter topics' retention plus the margin
+    (a replay can come as long as the dead letter exists); markers of scheduled retries are
+    never pruned. The other tables keep rows for the time given here.
+    """
+
+    enabled: bool = True
+    interval_s: float = Field(default=600.0, gt=0, le=86_400,
+                              description="How often the pruning job runs.")
+    batch_rows: int = Field(default=5_000, ge=1, le=100_000,
+                            description="Rows deleted per statement (one short transaction).")
+    margin_s: float = Field(default=86_400.0, ge=0,
+                            description="Kept beyond the topics' retention.")
+    claim_check_s: float = Field(
+        default=8 * 86_400.0, gt=0,
+        description="Values stored by reference for records of ordinary topics: their "
+        "retention (7 days) plus a day.")
+    dead_letter_s: float = Field(
+        default=31 * 86_400.0, gt=0,
+        description="Values stored by reference for dead letters (.dlq topics, 30 days) "
+        "plus a day: `hub dlq show` and replays read them.")
+    challenge_s: float = Field(default=3_600.0, ge=0,
+                               description="Gateway login challenges, after they expired.")
+    session_s: float = Field(default=86_400.0, ge=0,
+                             description="Gateway card sessions, after they expired.")
 
 
 class ContractSettings(BaseModel):
@@ -150,6 +187,11 @@ class Settings(BaseSettings):
         description="The polling relay takes rows older than this; younger ones are being "
         "sent by the process that wrote them.")
     outbox_batch: int = 2000
+    outbox_send_timeout_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="How long the relay waits for the brokers to acknowledge a send before "
+        "it is tried again (later, with backoff; the records stay in the outbox meanwhile).")
+    retention: RetentionSettings = RetentionSettings()
     migrate_on_start: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -51,7 +52,8 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     names = {i["name"] for i in sa.inspect(engine).get_indexes("reg_pending_propagation")}
     assert "ix_reg_pending_propagation_status" in names
     upgrade(engine)
-    assert current_revision(engine) == "0007_invoice_payments"
+    head = ScriptDirectory.from_config(_config(engine)).get_current_head()
+    assert current_revision(engine) == head
     assert differences(engine) == []
 
 

@@ -73,8 +73,14 @@ _failures_lock = threading.Lock()
 
 def topics(prefix: str | None = None) -> tuple[TopicSpec, TopicSpec]:
     prefix = prefix or os.environ.get("LEDGER_TOPIC_PREFIX", "test.ledger")
-    return (TopicSpec(f"{prefix}.in", "ledger entries requested", KeyKind.CASE, partitions=6),
-            TopicSpec(f"{prefix}.out", "ledger entries recorded", KeyKind.CASE, partitions=6))
+    # LEDGER_RETENTION_MS: the topics' retention as the hub sees it (what its processed
+    # markers are kept for, hub/retention.py); the soak tests make it seconds.
+    retention = {"retention_ms": int(os.environ["LEDGER_RETENTION_MS"])} \
+        if os.environ.get("LEDGER_RETENTION_MS") else {}
+    return (TopicSpec(f"{prefix}.in", "ledger entries requested", KeyKind.CASE, partitions=6,
+                      **retention),
+            TopicSpec(f"{prefix}.out", "ledger entries recorded", KeyKind.CASE, partitions=6,
+                      **retention))
 
 
 def make_handler(out: TopicSpec):  # type: ignore[no-untyped-def]
