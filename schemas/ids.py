@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from typing import Annotated
 
-__all__ = ["random_uuid", "v4_from"]
+from pydantic import Field
+
+__all__ = ["CASE_ID_PATTERN", "CaseId", "random_uuid", "v4_from"]
 
 _IDS_PER_READ = 256
 
@@ -63,3 +66,18 @@ def v4_from(sixteen: bytes) -> uuid.UUID:
 def random_uuid() -> uuid.UUID:
     """A version-4 UUID from ``os.urandom``, as ``uuid.uuid4()`` makes it."""
     return v4_from(_pool.take())
+
+
+# Case ids (案件番号) become file names (the signed PDF, its mail copy) and URL path
+# segments, and they arrive from outside (Kafka, the online application system). So they
+# are drawn from a safe alphabet only: ASCII letters and digits, '-', '_', kana, kanji and
+# '々', with single dots between them (no leading, trailing or double dot: never '..').
+# No separator, no control character, no space: a path built from one stays one name.
+_CASE_CHAR = "0-9A-Za-z_\\-ぁ-ゖァ-ヺー一-鿿々"
+CASE_ID_PATTERN = f"^[{_CASE_CHAR}]+(?:\\.[{_CASE_CHAR}]+)*$"
+"""The safe alphabet of a case id (docs/security.md, SEC-2)."""
+
+CaseId = Annotated[str, Field(
+    min_length=1, max_length=100, pattern=CASE_ID_PATTERN,
+    description="案件番号: ASCII letters and digits, '-', '_', kana, kanji, '々', and single "
+    "dots between them (never '..', '/', '\\\\', spaces or control characters).")]

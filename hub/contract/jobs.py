@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors._shared.errors import PeerInMaintenance
+from connectors._shared.files import contained, write_private
 from hub.gateway.models import SigningJobRow
 from hub.outbox import enqueue
 from pipelines.contract.mails import mail_document_ref
@@ -144,8 +145,10 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
         name = f"{state.case_id}.pdf"
         with Session(engine) as session, session.begin():
             ref = put_document(session, name, result.pdf, clock())
-            target = mail_dir / mail_document_ref(ref)
-            await asyncio.to_thread(_write_once, target, result.pdf)
+            # The case id is a safe name already (schemas.ids.CaseId); contained() is the
+            # second line: the PDF goes inside the mail directory or nowhere.
+            target = contained(mail_dir, mail_document_ref(ref))
+            await asyncio.to_thread(write_private, target, result.pdf)
             _command(session, state, CitySignatureApplied(
                 case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
                 signed_at=result.signed_at), "city-signed", clock())
@@ -158,10 +161,3 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
 def _aware(at: datetime) -> datetime:
     # SQLite hands back naive datetimes; the hub stores UTC.
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _write_once(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(content)
-    partial.replace(path)  # atomic: the mail connector never reads half a file
