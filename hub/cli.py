@@ -266,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import os
 
     from hub.production import EXIT_CONFIG, SecretFileError, load_secret_files
+    from schemas.ids import use_id_key
     from schemas.sealed import use_field_keys
 
     args = build_parser().parse_args(argv)
@@ -277,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_secret_files()
         settings = load_settings()
         use_field_keys(settings.field_keys.get_secret_value() if settings.field_keys else None)
+        use_id_key(settings.id_key.get_secret_value() if settings.id_key else None)
     except ValidationError as exc:  # its text would echo the values given: names only
         where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"hub: 設定が正しくありません / invalid settings: {where}", file=sys.stderr)

@@ -49,6 +49,7 @@ MIN_SECRET_CHARS = 32
 KNOWN_DEFAULT_SECRETS = frozenset({
     "local-application-token", "local-application-webhook", "local-dsure-token",
     "local-cloudsign-client", "local-surety-issuer", "change-me-local-default-only",
+    "procurement-hub embedded demo id key: public, never for production",
     "change-me", "changeme", "secret", "password", "test", "demo",
 })
 """The embedded defaults and the usual placeholders: refused whatever their length."""
@@ -57,7 +58,7 @@ SECRET_SETTINGS = (
     "HUB_APPLICATION_WEBHOOK_SECRET", "HUB_APPLICATION_API_TOKEN", "HUB_DSURE_API_TOKEN",
     "HUB_CLOUDSIGN_CLIENT_ID", "HUB_CLOUDSIGN_WEBHOOK_TOKEN", "HUB_MAIL_LINK_KEY",
     "HUB_MAIL_PASSWORD", "HUB_ERP_PASSWORD", "HUB_CITYSIGNER_PIN", "HUB_FIELD_KEYS",
-    "HUB_KAFKA__SASL_PASSWORD", "HUB_DATABASE_URL", "HUB_STAFF__TOKEN_SHA256",
+    "HUB_KAFKA__SASL_PASSWORD", "HUB_DATABASE_URL", "HUB_STAFF__TOKEN_SHA256", "HUB_ID_KEY",
 )
 """Settings that may be given as ``<NAME>_FILE`` (a path) instead of the value."""
 
@@ -205,6 +206,7 @@ def _secrets_problems(settings: Settings) -> list[Problem]:
     chosen = [  # the city makes these up: long and random
         ("HUB_APPLICATION_WEBHOOK_SECRET", _secret(application, "webhook_secret")),
         ("HUB_MAIL_LINK_KEY", _secret(mail, "link_key")),
+        ("HUB_ID_KEY", _secret(settings, "id_key")),
     ]
     if hasattr(cloudsign, "webhook_token"):
         chosen.append(("HUB_CLOUDSIGN_WEBHOOK_TOKEN", _secret(cloudsign, "webhook_token")))

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         description="Keys of the fields sealed on Kafka (認証キー): 'kid=base64url(32 bytes)', "
         "several separated by spaces, the first seals, all open (rotation). Unset: the "
         "embedded demo key (refused in production).")
+    id_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the message ids derived from outside events (HMAC-SHA256; the "
+        "same in every hub process of a deployment, at least 32 characters). Unset: the "
+        "embedded demo key (refused in production).")
     kafka: KafkaSettings = KafkaSettings()
     database_url: SecretStr = SecretStr(f"sqlite:///{RUN_DIR / 'hub.db'}")
     producer_name: str = "procurement-hub"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ from schemas.contract import (
     ReviewLinkExpiryReached,
 )
 from schemas.envelope import new_envelope, utc_now
+from schemas.ids import keyed_uuid
 from schemas.registry import Payload
 from schemas.topics import Topics
 
@@ -56,7 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRODUCER = "hub.contract.jobs"
-_NS = uuid.UUID("0b6c7f55-2a0e-4f7c-bb2f-3f4a6f1d9e08")
 
 
 class CitySigning(Protocol):
@@ -75,7 +74,7 @@ def _command(session: Session, state: CaseState, payload: Payload, step: str,
     enqueue(session, Topics.CONTRACT_COMMANDS, new_envelope(
         payload, correlation_id=state.case_id, procuring_entity=state.procuring_entity,
         producer=PRODUCER, occurred_at=now,
-        message_id=uuid.uuid5(_NS, f"{state.case_id}:{step}")))
+        message_id=keyed_uuid("contract-job", f"{state.case_id}:{step}")))
 
 
 def expire_review_links(session: Session, now: datetime) -> int:

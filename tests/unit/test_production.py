@@ -65,6 +65,7 @@ def ready(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         "HUB_CLOUDSIGN_WEBHOOK_TOKEN": _strong(), "HUB_APPLICATION_API_TOKEN": _strong(),
         "HUB_DSURE_API_TOKEN": _strong(), "HUB_CLOUDSIGN_CLIENT_ID": _strong(),
         "HUB_CITYSIGNER_PIN": "73915026", "HUB_KAFKA__SASL_PASSWORD": _strong(),
+        "HUB_ID_KEY": _strong(),
         "HUB_FIELD_KEYS": "k1=" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
     }
     env = {
@@ -126,7 +127,8 @@ def test_signing_with_the_test_token_is_refused(
                                   SOFTHSM2_CONF=str(conf))] == ["PRD-2"]
 
 
-@pytest.mark.parametrize("name", ["HUB_APPLICATION_WEBHOOK_SECRET", "HUB_MAIL_LINK_KEY"])
+@pytest.mark.parametrize("name", ["HUB_APPLICATION_WEBHOOK_SECRET", "HUB_MAIL_LINK_KEY",
+                                  "HUB_ID_KEY"])
 @pytest.mark.parametrize("value", [None, "local-application-webhook",
                                    "change-me-local-default-only", "short-but-random-9f3k"])
 def test_default_or_short_city_secrets_are_refused(
@@ -218,6 +220,7 @@ def test_hub_run_without_settings_refuses_to_start(tmp_path: Path) -> None:
     for check, setting in [("PRD-1", "HUB_GATEWAY_CARD_ROOTS"), ("PRD-2", "HUB_CITYSIGNER_PIN"),
                            ("PRD-3", "HUB_APPLICATION_WEBHOOK_SECRET"),
                            ("PRD-3", "HUB_MAIL_LINK_KEY"), ("PRD-3", "HUB_FIELD_KEYS"),
+                           ("PRD-3", "HUB_ID_KEY"),
                            ("PRD-4", "HUB_DSURE_BASE_URL"), ("PRD-4", "HUB_MAIL_SECURITY"),
                            ("PRD-5", "HUB_KAFKA__SECURITY_PROTOCOL")]:
         assert f"{check} [{setting}" in out, (check, setting)
