@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from schemas.sealed import use_field_keys
 
     args = build_parser().parse_args(argv)
-    # Every file the hub makes is its user's only: 0600 files, 0700 directories (SEC-3).
+    # Every file the hub makes is its user's only: 0600 files, 0700 directories (DAT-2).
     os.umask(0o077)
     if args.command == "demo":
         os.environ["HUB_PROFILE"] = "demo"  # the embedded default, for testing only

@@ -125,7 +125,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _private_sqlite_file(database: str | None) -> None:
-    """The database file 0600 in a directory made 0700 if missing (SEC-3); SQLite gives
+    """The database file 0600 in a directory made 0700 if missing (DAT-2); SQLite gives
     its -wal and -shm files the database file's mode."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return

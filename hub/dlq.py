@@ -53,7 +53,7 @@ def _redact(obj: Any) -> Any:
 
 def redact_value(text: str) -> str:
     """A record value as ``hub dlq show`` prints it: credentials (the 認証キー, passwords,
-    tokens, PINs; sealed or in clear) replaced by ``[redacted]`` (SEC-4). Text that is
+    tokens, PINs; sealed or in clear) replaced by ``[redacted]`` (DAT-3). Text that is
     not JSON is redacted pair by pair."""
     try:
         parsed = json.loads(text)

@@ -86,7 +86,7 @@ def random_uuid() -> uuid.UUID:
 # No separator, no control character, no space: a path built from one stays one name.
 _CASE_CHAR = "0-9A-Za-z_\\-ぁ-ゖァ-ヺー一-鿿々"
 CASE_ID_PATTERN = f"^[{_CASE_CHAR}]+(?:\\.[{_CASE_CHAR}]+)*$"
-"""The safe alphabet of a case id (docs/security.md, SEC-2)."""
+"""The safe alphabet of a case id (docs/security.md, DAT-1)."""
 
 CaseId = Annotated[str, Field(
     min_length=1, max_length=100, pattern=CASE_ID_PATTERN,
@@ -97,7 +97,7 @@ CaseId = Annotated[str, Field(
 # Message ids that must repeat for the same outside event (so the idempotent consumer drops
 # the webhook's and the poller's second copy) are an HMAC of that event under the hub's own
 # key (HUB_ID_KEY), never a uuid5 of public values: whoever could compute the id could
-# publish it first and have the real message dropped as a duplicate (SEC-6).
+# publish it first and have the real message dropped as a duplicate (DAT-5).
 DEMO_ID_KEY = "procurement-hub embedded demo id key: public, never for production"
 """The embedded default (the production check refuses it)."""
 

@@ -1,4 +1,4 @@
-"""Sealed fields: a credential inside a message travels and rests encrypted (SEC-4).
+"""Sealed fields: a credential inside a message travels and rests encrypted (DAT-3).
 
 The 認証キー (SUR-1) must reach the D・Sure connector, so it rides in the message; on
 Kafka (7 days, 30 in a dead-letter topic), in the outbox table and in ``hub dlq show``

@@ -1,9 +1,9 @@
 """Files the hub keeps: only its own user reads them, and a name never leaves its directory.
 
 Contracts, signed PDFs, the SQLite database and the run directory hold personal data and
-keys, so every file is written 0600 in directories made 0700 (SEC-3, docs/security.md),
+keys, so every file is written 0600 in directories made 0700 (DAT-2, docs/security.md),
 whatever the process umask. A path built from a value that came from outside (a case id,
-a file name in a message) is resolved and must stay inside its directory (SEC-2): the
+a file name in a message) is resolved and must stay inside its directory (DAT-1): the
 schemas refuse such values already, this is the second line.
 """
 

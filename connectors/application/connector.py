@@ -125,7 +125,7 @@ class ApplicationConnector:
             if att.form is not FormKind.SURETY_KEY_NOTICE:
                 continue
             content = await self._download(first.application_id, att)
-            try:  # in a child process under limits, never on the event loop (SEC-5)
+            try:  # in a child process under limits, never on the event loop (DAT-4)
                 notice = await read_key_notice_isolated(content, self.settings.notice_limits())
             except KeyNoticeUnreadable as exc:
                 problems.append(exc.violation)

@@ -58,7 +58,7 @@ class PeerFormatError(ValueError):
 
 def message_id_for(application_id: str) -> uuid.UUID:
     """One message id per application, so webhook and polling deliver it once (dedupe):
-    keyed with HUB_ID_KEY, so nobody without the key can take it in advance (SEC-6)."""
+    keyed with HUB_ID_KEY, so nobody without the key can take it in advance (DAT-5)."""
     return keyed_uuid("application", application_id)
 
 

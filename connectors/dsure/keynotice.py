@@ -21,7 +21,7 @@ hub therefore parses with :func:`read_key_notice_isolated`: in a child process o
 own (``python -m connectors.dsure.keynotice``) with a CPU-time limit (RLIMIT_CPU), an
 address-space limit (RLIMIT_AS) and a wall-clock timeout, never on the event loop, at most
 :data:`MAX_PARALLEL_PARSES` at once. Every pypdf error, limit hit or timeout is a SUR-1
-correction for the contractor, never a dead letter (SEC-5, docs/security.md).
+correction for the contractor, never a dead letter (DAT-4, docs/security.md).
 """
 
 from __future__ import annotations

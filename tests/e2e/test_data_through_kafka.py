@@ -2,9 +2,9 @@
 
 - The 認証キー of a surety check is not in the raw Kafka record, nor in its dead letter,
   nor in what ``hub dlq show`` prints; the replayed check still fetches the certificate
-  from the reference D・Sure with the right key (SEC-4).
+  from the reference D・Sure with the right key (DAT-3).
 - A ``ContractCaseOpened`` whose case id is ``../..`` is dead-lettered by the contract
-  consumer, naming the field (SEC-2).
+  consumer, naming the field (DAT-1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Crafted 認証キーのお知らせ PDFs (SEC-5): parsed in a child process under CPU, memory and
+"""Crafted 認証キーのお知らせ PDFs (DAT-4): parsed in a child process under CPU, memory and
 time limits, off the event loop; every failure is a SUR-1 correction, never a dead letter.
 
 The crafted files are built here: a page whose content stream inflates to ~50 MB of

@@ -1,4 +1,4 @@
-"""Data at rest and in transit (SEC-2, SEC-3, SEC-4): safe case ids, paths that stay in
+"""Data at rest and in transit (DAT-1, DAT-2, DAT-3): safe case ids, paths that stay in
 their directory, private file modes, the 認証キー sealed in every JSON form and redacted
 wherever a dead letter is shown."""
 

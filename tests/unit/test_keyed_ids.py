@@ -1,5 +1,5 @@
 """Message ids of commands that arrive from outside are keyed, not derived from public
-values (SEC-6): the same event still gets the same id (the idempotent consumer's dedupe),
+values (DAT-5): the same event still gets the same id (the idempotent consumer's dedupe),
 but without HUB_ID_KEY nobody can compute it and publish it first."""
 
 from __future__ import annotations
