@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,19 +36,19 @@ def _print(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors._shared.files import DIR_MODE
     from hub.bootstrap import load_wiring
     from hub.logs import setup_logging
     from hub.production import EXIT_CONFIG, demo_banner, production_problems, refusal_text
     from hub.runtime import Hub
+    from hub.settings import RUN_DIR
 
     problems = production_problems(settings)
     if settings.profile == "production" and problems:
         print(refusal_text(problems), file=sys.stderr, flush=True)
         return EXIT_CONFIG
-    from connectors._shared.files import private_dir
-    from hub.settings import RUN_DIR
-
-    private_dir(RUN_DIR)
+    if RUN_DIR.is_dir():  # the embedded default's PKI, token and database live there
+        os.chmod(RUN_DIR, DIR_MODE)
     setup_logging(settings.log_level, settings.log_format)
     if problems:
         logging.getLogger("hub.production").warning(
@@ -263,15 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
     from hub.production import EXIT_CONFIG, SecretFileError, load_secret_files
     from schemas.ids import use_id_key
     from schemas.sealed import use_field_keys
 
     args = build_parser().parse_args(argv)
-    # Every file the hub makes is its user's only: 0600 files, 0700 directories (DAT-2).
-    os.umask(0o077)
+    if args.command != "docs":  # the generated documentation is public
+        # Every file the hub makes is its user's only: 0600 files, 0700 directories (DAT-2).
+        os.umask(0o077)
     if args.command == "demo":
         os.environ["HUB_PROFILE"] = "demo"  # the embedded default, for testing only
     try:
