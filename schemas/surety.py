@@ -66,7 +66,8 @@ AuthKey = Annotated[
         pattern=r"^[0-9A-Za-z]+$",
         repr=False,
         description="認証キー, half-width alphanumerics, e.g. Z28YUE4J3Bux (SUR-1). A credential: "
-        "sealed in JSON (schemas/sealed.py), so never in clear on Kafka or in a dead letter.",
+        "in JSON always sealed as 'sealed:v1:<key id>:<base64url>' (AES-256-GCM, "
+        "schemas/sealed.py), never in clear on Kafka or in a dead letter.",
     ),
     PlainSerializer(seal, return_type=str, when_used="json"),
 ]
