@@ -160,6 +160,11 @@ def _card_roots_problems() -> list[Problem]:
                         "HUB_GATEWAY_CARD_ROOTS is not set: the hub would trust the project's "
                         "test PKI for contractor cards. Name your card CAs' root certificates "
                         "(PEM files).")]
+    missing = [str(p) for p in gateway.card_roots + gateway.signature_roots if not p.is_file()]
+    if missing:
+        return [Problem("PRD-1", ("HUB_GATEWAY_CARD_ROOTS", "HUB_GATEWAY_SIGNATURE_ROOTS"),
+                        f"ルート証明書のファイルが見つかりません: {', '.join(missing)}",
+                        f"Root certificate files not found: {', '.join(missing)}.")]
     if _is_test_pki(gateway.card_roots + gateway.signature_roots):
         return [Problem("PRD-1", ("HUB_GATEWAY_CARD_ROOTS", "HUB_GATEWAY_SIGNATURE_ROOTS"),
                         "カードのルート証明書にテスト用認証基盤の証明書が含まれています。"

@@ -112,6 +112,8 @@ def test_card_roots_unset_or_test_pki_are_refused(
                           "Procurement Hub Test PKI")
     assert [c for c, _ in _checks(monkeypatch, HUB_GATEWAY_CARD_ROOTS=f'["{test_root}"]')] == [
         "PRD-1"]
+    assert _checks(monkeypatch, HUB_GATEWAY_CARD_ROOTS=f'["{tmp_path / "gone.pem"}"]') == [
+        ("PRD-1", ("HUB_GATEWAY_CARD_ROOTS", "HUB_GATEWAY_SIGNATURE_ROOTS"))]
     in_run_pki = tmp_path / "run" / "pki"
     in_run_pki.mkdir(parents=True)
     copied = _root_pem(in_run_pki / "root.pem", "Anything")
