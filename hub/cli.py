@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from hub.settings import Settings, load_settings
 
@@ -33,11 +37,23 @@ def _print(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors._shared.files import DIR_MODE
     from hub.bootstrap import load_wiring
     from hub.logs import setup_logging
+    from hub.production import EXIT_CONFIG, demo_banner, production_problems, refusal_text
     from hub.runtime import Hub
+    from hub.settings import RUN_DIR
 
+    problems = production_problems(settings)
+    if settings.profile == "production" and problems:
+        print(refusal_text(problems), file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    if RUN_DIR.is_dir():  # the embedded default's PKI, token and database live there
+        os.chmod(RUN_DIR, DIR_MODE)
     setup_logging(settings.log_level, settings.log_format)
+    if problems:
+        logging.getLogger("hub.production").warning(
+            "%s", demo_banner(settings.profile, problems))
     wiring = load_wiring(args.bootstrap, settings)
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
               http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers)
@@ -48,8 +64,10 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from hub.demo import run_demo
     from hub.logs import setup_logging
+    from hub.production import demo_banner, production_problems
 
     setup_logging("WARNING", "text")
+    print(demo_banner(settings.profile, production_problems(settings)), flush=True)
     return asyncio.run(run_demo(settings))
 
 
@@ -268,10 +286,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hub.production import EXIT_CONFIG, SecretFileError, load_secret_files
+    from schemas.ids import use_id_key
+    from schemas.sealed import use_field_keys
+
     # pyHanko imports cryptography's DSA types for old signatures; the hub makes none.
     warnings.filterwarnings("ignore", message="DSA is deprecated")
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    if args.command != "docs":  # the generated documentation is public
+        # Every file the hub makes is its user's only: 0600 files, 0700 directories (DAT-2).
+        os.umask(0o077)
+    if args.command == "demo":
+        os.environ["HUB_PROFILE"] = "demo"  # the embedded default, for testing only
+    try:
+        load_secret_files()
+        settings = load_settings()
+        use_field_keys(settings.field_keys.get_secret_value() if settings.field_keys else None)
+        use_id_key(settings.id_key.get_secret_value() if settings.id_key else None)
+    except ValidationError as exc:  # its text would echo the values given: names only
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"hub: 設定が正しくありません / invalid settings: {where}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (SecretFileError, ValueError) as exc:
+        print(f"hub: 設定を読めません / unusable settings: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     code: int = args.func(args, settings)
     return code
 

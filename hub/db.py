@@ -17,9 +17,11 @@ Tables:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -116,6 +118,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", json_text)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
+        _private_sqlite_file(sa.make_url(url).database)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -136,6 +139,20 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.driver == "psycopg":
         event.listen(engine, "connect", _binary_arrays)
     return engine
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """The database file 0600 in a directory made 0700 if missing (DAT-2); SQLite gives
+    its -wal and -shm files the database file's mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    from connectors._shared.files import FILE_MODE, private_dir
+
+    path = Path(database)
+    if not path.parent.exists():
+        private_dir(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+    os.chmod(path, FILE_MODE)
 
 
 def _binary_arrays(dbapi_conn: Any, _record: Any) -> None:

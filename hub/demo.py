@@ -71,12 +71,12 @@ def _card_stack_problem() -> str | None:
 
 
 async def _report(outcome: CaseOutcome, case: SampleCase, run: Path) -> bool:
+    from connectors._shared.files import contained, write_private
     from connectors.citysigner import async_validate_contract_pdf
     from connectors.devpki import ensure_pki
 
-    target = RUN_DIR / "cases" / f"{case.case_id}.pdf"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(outcome.signed_pdf)
+    target = contained(RUN_DIR / "cases", f"{case.case_id}.pdf")
+    write_private(target, outcome.signed_pdf)
     print(f"\nSigned contract: {target} ({len(outcome.signed_pdf):,} bytes)")
     report = await async_validate_contract_pdf(outcome.signed_pdf,
                                                ensure_pki(RUN_DIR / "pki").trust_roots)

@@ -14,6 +14,7 @@ reference (hub/claimcheck.py): its record is a pointer, listed with
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +25,44 @@ from hub.claimcheck import H_CLAIM, H_CLAIM_BYTES
 from hub.delivery import H_REPLAY, Delivery
 from hub.logs import redact_text
 from hub.settings import Settings
+from schemas.sealed import SEALED_PREFIX
 from schemas.topics import DLQ_SUFFIX
 from schemas.wire import Headers, header
 
-__all__ = ["DeadLetter", "dead_letter_headers", "partitions_of", "read_dead_letters", "replay"]
+__all__ = ["DeadLetter", "dead_letter_headers", "partitions_of", "read_dead_letters",
+           "redact_value", "replay"]
 
 H = "x-dlq-"
 MAX_ERROR_TEXT = 1000
+REDACTED = "[redacted]"
+
+_SENSITIVE_KEY = re.compile(r"(?:^|_)(?:auth_key|password|passwd|secret|token|pin)$",
+                            re.IGNORECASE)
+_SENSITIVE_PAIR = re.compile(
+    r'("(?:[^"\\]*_)?(?:auth_key|password|passwd|secret|token|pin)"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.IGNORECASE)
+
+
+def _redact(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: REDACTED if (_SENSITIVE_KEY.search(str(k)) and v not in (None, ""))
+                else _redact(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redact(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith(SEALED_PREFIX):
+        return REDACTED
+    return obj
+
+
+def redact_value(text: str) -> str:
+    """A record value as ``hub dlq show`` prints it: credentials (the 認証キー, passwords,
+    tokens, PINs; sealed or in clear) replaced by ``[redacted]`` (DAT-3). Text that is
+    not JSON is redacted pair by pair."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return _SENSITIVE_PAIR.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    return json.dumps(_redact(parsed), ensure_ascii=False)
 
 
 def dead_letter_headers(
@@ -119,7 +151,7 @@ class DeadLetter:
         out["text_ja"] = self.context("text-ja")
         out["text_en"] = self.context("text-en")
         out["history"] = json.loads(self.context("history") or "[]")
-        out["value"] = (self.value or b"").decode("utf-8", "replace")[:4000]
+        out["value"] = redact_value((self.value or b"").decode("utf-8", "replace"))[:4000]
         out["headers"] = {k: v.decode("utf-8", "replace") for k, v in self.headers
                           if not k.startswith(H)}
         return out

@@ -22,7 +22,8 @@ correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _SECRET_WORDS = (
-    r"(?:pin|password|passwd|pwd|secret|token|private[_ -]?key|api[_-]?key|暗証番号|パスワード)"  # noqa: S105
+    r"(?:pin|password|passwd|pwd|secret|token|private[_ -]?key|api[_-]?key|auth[_-]?key"  # noqa: S105
+    r"|暗証番号|パスワード|認証キー)"
 )
 _PATTERNS = (
     (re.compile(rf"(?i)(\b{_SECRET_WORDS}\b\s*[\"']?\s*[:=]\s*[\"']?)([^\s\"',;}}]+)"), r"\1***"),

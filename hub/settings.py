@@ -168,11 +168,33 @@ class StaffSettings(BaseModel):
     token_file: Path | None = None
 
 
+Profile = Literal["production", "demo", "test"]
+"""``HUB_PROFILE``: ``production`` unless set. ``hub run`` in production refuses to start
+while any check of hub/production.py fails; ``demo`` (``hub demo``) and ``test`` (the test
+suite, the benchmarks) run on the embedded defaults and say loudly what is for testing."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
+    profile: Profile = "production"
+    insecure_plain_http_peers: tuple[str, ...] = Field(
+        default=(),
+        description="Peers the operator accepts to reach without TLS in production, by name "
+        "(application, dsure, cloudsign, erp, tsa, mail-links, review-links, smtp): a "
+        "risk taken knowingly, one peer at a time (docs/security.md).")
+    field_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys of the fields sealed on Kafka (認証キー): 'kid=base64url(32 bytes)', "
+        "several separated by spaces, the first seals, all open (rotation). Unset: the "
+        "embedded demo key (refused in production).")
+    id_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the message ids derived from outside events (HMAC-SHA256; the "
+        "same in every hub process of a deployment, at least 32 characters). Unset: the "
+        "embedded demo key (refused in production).")
     kafka: KafkaSettings = KafkaSettings()
     database_url: SecretStr = SecretStr(f"sqlite:///{RUN_DIR / 'hub.db'}")
     producer_name: str = "procurement-hub"

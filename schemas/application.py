@@ -18,6 +18,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.ids import CaseId
 from schemas.mail import MailAddress
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
@@ -158,7 +159,7 @@ class ApplicationReceived(Payload):
     """
 
     application_id: ApplicationId
-    case_id: str = Field(min_length=1, max_length=100, description="案件番号.")
+    case_id: CaseId
     form: FormKind
     domain: WorkDomain
     company_name: str = Field(min_length=1, max_length=200, description="商号又は名称.")

@@ -17,13 +17,13 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.ids import CaseId
 from schemas.mail import MailAddress
 from schemas.registry import Payload, message
 from schemas.surety import CertificateForm, SuretyProduct
 
 __all__ = ["CaseFacts", "CaseId", "CaseRegistered", "CaseUpdated", "ExpectedSurety"]
 
-CaseId = Annotated[str, Field(min_length=1, max_length=100, description="案件番号.")]
 Yen = Annotated[int, Field(ge=1, le=10**13, description="Japanese yen, whole.")]
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.ids import CaseId
 from schemas.mail import MailAddress
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
@@ -87,7 +88,7 @@ class ContractSendRequested(Payload):
     """
 
     request_id: uuid.UUID
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(default="", max_length=2000)
     files: tuple[DocumentRef, ...] = Field(min_length=1, max_length=10)
@@ -123,7 +124,7 @@ class ContractConcluded(Payload):
     """
 
     document_id: DocumentId
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     title: str = Field(min_length=1, max_length=200)
     concluded_at: AwareDatetime
     signed_files: tuple[DocumentRef, ...] = Field(min_length=1)
@@ -135,7 +136,7 @@ class ContractDeclined(Payload):
     """The document was rejected by a party or withdrawn (CON-2). Topic: CONTRACT_EVENTS."""
 
     document_id: DocumentId
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     title: str = Field(min_length=1, max_length=200)
     declined_at: AwareDatetime
     violations: tuple[RuleViolation, ...] = Field(min_length=1)

@@ -22,6 +22,7 @@ from typing import Annotated, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.cloudsign import DocumentRef
+from schemas.ids import CaseId
 from schemas.mail import MailAddress
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
@@ -54,7 +55,6 @@ __all__ = [
 MAX_CONTRACT_OFFICERS = 3
 """CON-1: at most three 契約担当者 besides the 契約締結権限者."""
 
-CaseId = Annotated[str, Field(min_length=1, max_length=100, description="案件番号 (the case).")]
 Yen = Annotated[int, Field(ge=0, le=10**13, description="Japanese yen, whole.")]
 
 

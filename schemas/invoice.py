@@ -21,6 +21,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.ids import CaseId
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
 
@@ -101,7 +102,7 @@ class InvoiceFields(BaseModel):
 class InvoiceSubmitted(Payload):
     """An invoice for a case: ``fields`` or a JP PINT ``ubl_xml`` document, never both."""
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     contract_number: str = Field(min_length=1, max_length=30, pattern=r"^[A-Za-z0-9-]+$",
                                  description="契約番号 the invoice is for.")
     contractor_id: str = Field(pattern=r"^[0-9]{16}$", description="請求者の企業ID.")
@@ -124,7 +125,7 @@ class InvoiceSubmitted(Payload):
 class InvoiceAccepted(Payload):
     """The invoice is qualified (INV-1, INV-2) and goes to the ERP for payment (INV-3)."""
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     contractor_id: str = Field(pattern=r"^[0-9]{16}$")
     invoice_id: str = Field(min_length=1, max_length=100)
     issuer_number: str = Field(pattern=r"^T[0-9]{13}$")
@@ -151,7 +152,7 @@ class InvoiceAccepted(Payload):
 class InvoiceRejected(Payload):
     """The invoice was refused; each violation names its INV rule (and the UBL element)."""
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     contractor_id: str = Field(pattern=r"^[0-9]{16}$")
     invoice_id: str | None = Field(default=None, max_length=100)
     violations: tuple[RuleViolation, ...] = Field(min_length=1)

@@ -14,10 +14,20 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
+from schemas.ids import CaseId
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
+from schemas.sealed import seal, unseal
 
 __all__ = [
     "AuthKey",
@@ -49,13 +59,17 @@ ContractNumber = Annotated[
 ]
 AuthKey = Annotated[
     str,
+    BeforeValidator(unseal),
     Field(
         min_length=8,
         max_length=32,
         pattern=r"^[0-9A-Za-z]+$",
         repr=False,
-        description="認証キー, half-width alphanumerics, e.g. Z28YUE4J3Bux (SUR-1). A credential.",
+        description="認証キー, half-width alphanumerics, e.g. Z28YUE4J3Bux (SUR-1). A credential: "
+        "in JSON always sealed as 'sealed:v1:<key id>:<base64url>' (AES-256-GCM, "
+        "schemas/sealed.py), never in clear on Kafka or in a dead letter.",
     ),
+    PlainSerializer(seal, return_type=str, when_used="json"),
 ]
 Yen = Annotated[int, Field(ge=0, le=10**13, description="Japanese yen, whole.")]
 
@@ -183,7 +197,7 @@ class SuretyAccepted(Payload):
     Topic: ``Topics.SURETY_EVENTS``. What it completes follows it (SUR-6).
     """
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     contract_number: ContractNumber
     product: SuretyProduct
     issue_kind: SuretyIssueKind
@@ -198,7 +212,7 @@ class SuretyRejected(Payload):
     ``guarantee_amount``) and say expected vs found in Japanese and English.
     """
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     contract_number: ContractNumber
     product: SuretyProduct | None = None
     violations: tuple[RuleViolation, ...] = Field(min_length=1)
@@ -212,7 +226,7 @@ class PaperGuaranteeTaskOpened(Payload):
     """
 
     task_id: str = Field(min_length=1, max_length=120)
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     product: SuretyProduct
     due_date: date = Field(description="請負契約日: the original is due by then.")
 
@@ -221,7 +235,7 @@ class PaperGuaranteeTaskOpened(Payload):
 class PaperGuaranteeRecorded(Payload):
     """The contract office records that a paper original arrived (SUR-5). SURETY_COMMANDS."""
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     product: SuretyProduct
     guarantee_number: GuaranteeNumber
     issue_kind: SuretyIssueKind = SuretyIssueKind.NEW
@@ -244,7 +258,7 @@ class PaperGuaranteeTaskClosed(Payload):
     """The paper original arrived; ``late`` when after its due date (SUR-5). SURETY_EVENTS."""
 
     task_id: str = Field(min_length=1, max_length=120)
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     product: SuretyProduct
     guarantee_number: GuaranteeNumber
     received_on: date
@@ -258,7 +272,7 @@ class ContractSuretyCompleted(Payload):
     Topic: ``Topics.SURETY_EVENTS``; key: the case. The contract process consumes it.
     """
 
-    case_id: str = Field(min_length=1, max_length=100)
+    case_id: CaseId
     guarantee_number: GuaranteeNumber
     form: CertificateForm
     guarantee_amount: Yen

@@ -16,6 +16,10 @@ from sqlalchemy.engine import Engine
 from hub.db import create_db_engine
 from hub.migrations import upgrade
 
+# The tests run the hub on its embedded defaults (test PKI, SoftHSM2, loopback peers),
+# which production refuses (hub/production.py); every hub process they start inherits it.
+os.environ.setdefault("HUB_PROFILE", "test")
+
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
 POSTGRES = os.environ.get("HUB_TEST_POSTGRES_URL",
                           "postgresql+psycopg://hub@127.0.0.1:55432/hub_test")

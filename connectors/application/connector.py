@@ -11,9 +11,10 @@ Entry points:
 - ``await connector.send_correction(command)`` for ``Topics.APPLICATION_COMMANDS``
   (:class:`CorrectionRequested`) → :class:`CorrectionSent` for APPLICATION_EVENTS.
 
-Key notice PDFs attached to an application are read on receipt (SUR-1): their
-number and key ride along as ``surety_notices``; an unreadable one becomes a
-SUR-1 ``problem`` so the city can ask for a correction.
+Key notice PDFs attached to an application are read on receipt (SUR-1), each in a child
+process with CPU, memory and time limits: their number and key ride along as
+``surety_notices``; an unreadable one (damaged, crafted, over a limit) becomes a SUR-1
+``problem`` so the city can ask for a correction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from connectors.application.mapping import (
 )
 from connectors.application.settings import ApplicationSettings
 from connectors.dsure.httpkit import classify_httpx
-from connectors.dsure.keynotice import KeyNoticeUnreadable, read_key_notice
+from connectors.dsure.keynotice import KeyNoticeUnreadable, read_key_notice_isolated
 from schemas.application import (
     ApplicationReceived,
     AttachmentRef,
@@ -124,8 +125,8 @@ class ApplicationConnector:
             if att.form is not FormKind.SURETY_KEY_NOTICE:
                 continue
             content = await self._download(first.application_id, att)
-            try:
-                notice = read_key_notice(content)
+            try:  # in a child process under limits, never on the event loop (DAT-4)
+                notice = await read_key_notice_isolated(content, self.settings.notice_limits())
             except KeyNoticeUnreadable as exc:
                 problems.append(exc.violation)
                 continue

@@ -27,11 +27,11 @@ from schemas.application import (
     SuretyKeyNotice,
     WorkDomain,
 )
+from schemas.ids import keyed_uuid
 from schemas.rejection import RuleViolation
 from schemas.surety import SuretyCheckRequested, SuretyKeySource
 
 __all__ = [
-    "APPLICATION_NAMESPACE",
     "PeerFormatError",
     "application_from_peer",
     "attachment_path",
@@ -42,7 +42,6 @@ __all__ = [
     "surety_checks",
 ]
 
-APPLICATION_NAMESPACE = uuid.UUID("6f1c3f0e-2b6a-5d1e-9a0c-5e7d1b2a4c10")
 _DOMAINS = {"建設工事": WorkDomain.CONSTRUCTION,
             "建設工事関連業務": WorkDomain.CONSTRUCTION_SERVICES}
 _FORMS = {kind.label_ja: kind for kind in FormKind}
@@ -58,8 +57,9 @@ class PeerFormatError(ValueError):
 
 
 def message_id_for(application_id: str) -> uuid.UUID:
-    """One message id per application, so webhook and polling deliver it once (dedupe)."""
-    return uuid.uuid5(APPLICATION_NAMESPACE, application_id)
+    """One message id per application, so webhook and polling deliver it once (dedupe):
+    keyed with HUB_ID_KEY, so nobody without the key can take it in advance (DAT-5)."""
+    return keyed_uuid("application", application_id)
 
 
 def form_from_label(label: str) -> FormKind:

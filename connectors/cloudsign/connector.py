@@ -17,7 +17,6 @@ upload, not the whole document.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +42,12 @@ from schemas.cloudsign import (
     SignedDocumentStatus,
 )
 from schemas.envelope import Envelope, new_envelope
+from schemas.ids import keyed_uuid
 from schemas.rejection import RuleViolation
 
-__all__ = ["EVENT_NAMESPACE", "PRODUCER", "CloudSignConnector"]
+__all__ = ["PRODUCER", "CloudSignConnector"]
 
 PRODUCER = "connector.cloudsign"
-EVENT_NAMESPACE = uuid.UUID("0c6b2f7e-9d3a-5b8e-a1f4-3e2d7c9b6a51")
 
 
 class CloudSignConnector:
@@ -102,11 +101,12 @@ class CloudSignConnector:
     @staticmethod
     def envelope(event: ContractConcluded | ContractDeclined | ContractSent, *,
                  case_id: str, procuring_entity: str) -> Envelope[Any]:
-        """The envelope to publish. Conclusion and decline get one id per document, so a
-        webhook CloudSign repeats is dropped by the idempotent consumer."""
+        """The envelope to publish. Conclusion and decline get one id per document (keyed
+        with HUB_ID_KEY: not computable from the public document id), so a webhook
+        CloudSign repeats is dropped by the idempotent consumer."""
         message_id = None
         if isinstance(event, ContractConcluded | ContractDeclined):
-            message_id = uuid.uuid5(EVENT_NAMESPACE, f"{event.message_type}:{event.document_id}")
+            message_id = keyed_uuid("cloudsign", f"{event.message_type}:{event.document_id}")
         return new_envelope(event, correlation_id=case_id, procuring_entity=procuring_entity,
                             producer=PRODUCER, message_id=message_id)
 

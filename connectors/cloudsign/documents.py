@@ -11,11 +11,11 @@ signed one).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from connectors._shared.files import write_private
 from schemas.cloudsign import DocumentRef
 
 __all__ = ["DocumentStore", "DocumentTampered", "FileDocumentStore"]
@@ -43,10 +43,7 @@ class FileDocumentStore:
         digest = hashlib.sha256(content).hexdigest()
         path = self.root / digest[:2] / digest
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.part")
-            partial.write_bytes(content)
-            partial.replace(path)  # atomic: a reader never sees half a file
+            write_private(path, content)  # 0600 under 0700, atomic
         return DocumentRef(uri=path.as_uri(), filename=filename, size_bytes=len(content),
                            sha256=digest)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors._shared.errors import PeerInMaintenance
+from connectors._shared.files import contained, write_private
 from hub.gateway.models import SigningJobRow
 from hub.outbox import enqueue
 from pipelines.contract.mails import mail_document_ref
@@ -41,6 +41,7 @@ from schemas.contract import (
     ReviewLinkExpiryReached,
 )
 from schemas.envelope import new_envelope, utc_now
+from schemas.ids import keyed_uuid
 from schemas.registry import Payload
 from schemas.topics import Topics
 
@@ -55,7 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRODUCER = "hub.contract.jobs"
-_NS = uuid.UUID("0b6c7f55-2a0e-4f7c-bb2f-3f4a6f1d9e08")
 
 
 class CitySigning(Protocol):
@@ -74,7 +74,7 @@ def _command(session: Session, state: CaseState, payload: Payload, step: str,
     enqueue(session, Topics.CONTRACT_COMMANDS, new_envelope(
         payload, correlation_id=state.case_id, procuring_entity=state.procuring_entity,
         producer=PRODUCER, occurred_at=now,
-        message_id=uuid.uuid5(_NS, f"{state.case_id}:{step}")))
+        message_id=keyed_uuid("contract-job", f"{state.case_id}:{step}")))
 
 
 def expire_review_links(session: Session, now: datetime) -> int:
@@ -144,8 +144,10 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
         name = f"{state.case_id}.pdf"
         with Session(engine) as session, session.begin():
             ref = put_document(session, name, result.pdf, clock())
-            target = mail_dir / mail_document_ref(ref)
-            await asyncio.to_thread(_write_once, target, result.pdf)
+            # The case id is a safe name already (schemas.ids.CaseId); contained() is the
+            # second line: the PDF goes inside the mail directory or nowhere.
+            target = contained(mail_dir, mail_document_ref(ref))
+            await asyncio.to_thread(write_private, target, result.pdf)
             _command(session, state, CitySignatureApplied(
                 case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
                 signed_at=result.signed_at), "city-signed", clock())
@@ -158,10 +160,3 @@ async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
 def _aware(at: datetime) -> datetime:
     # SQLite hands back naive datetimes; the hub stores UTC.
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _write_once(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(content)
-    partial.replace(path)  # atomic: the mail connector never reads half a file

@@ -56,6 +56,7 @@ class HubProcess:
         self.port = free_port()
         self.log_path = log_path
         self.env = {
+            "HUB_PROFILE": "test",  # the embedded defaults: refused by the production check
             **os.environ,
             "HUB_KAFKA__BOOTSTRAP_SERVERS": kafka,
             "HUB_KAFKA__GROUP_PREFIX": group_prefix,
