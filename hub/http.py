@@ -3,6 +3,7 @@
 ``/healthz`` answers while the process runs; ``/readyz`` answers 200 only when
 the database answers, every consumer is running and healthy and the outbox relay
 runs, else 503 with the failing checks; ``/metrics`` is Prometheus' text format.
+Every route sits behind the edge's limits and clean errors (:mod:`hub.http_edge`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.http_edge import EdgeLimits, install_edge
+
 __all__ = ["build_http_app"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def build_http_app(readiness: ReadinessCheck, *, title: str = "Procurement hub") -> FastAPI:
+def build_http_app(readiness: ReadinessCheck, *, title: str = "Procurement hub",
+                   limits: EdgeLimits | None = None) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0",
                   description="Health, metrics and the card-agent gateway of the hub.")
+    install_edge(app, limits)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
