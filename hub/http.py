@@ -8,6 +8,7 @@ Every route sits behind the edge's limits and clean errors (:mod:`hub.http_edge`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,10 +24,11 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def build_http_app(readiness: ReadinessCheck, *, title: str = "Procurement hub",
-                   limits: EdgeLimits | None = None) -> FastAPI:
+                   limits: EdgeLimits | None = None,
+                   rate_clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0",
                   description="Health, metrics and the card-agent gateway of the hub.")
-    install_edge(app, limits)
+    install_edge(app, limits, rate_clock)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

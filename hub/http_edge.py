@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.rejection import RuleViolation
@@ -240,6 +242,27 @@ def _internal() -> dict[str, Any]:
         "Try again later; if it persists, tell the hub's administrator."))
 
 
+_JA_BY_STATUS = {
+    400: "送信されたデータを読み取れません。",
+    401: "認証が必要です。",
+    403: "この操作は許可されていません。",
+    404: "指定された URL はありません。",
+    405: "この URL ではその操作はできません。",
+    406: "応答の形式が受け付けられません。",
+    415: "送信されたデータの形式には対応していません。",
+    422: "送信された内容が正しくありません。",
+}
+
+
+def _plain(status: int, text: str) -> dict[str, Any]:
+    """A framework's plain-text refusal (``"Not Found"``, ``"There was an error parsing the
+    body"``: its own words, never the input) as a bilingual violation."""
+    return _body(_violation(
+        "EDGE-3", _JA_BY_STATUS.get(status, f"要求を処理できません（HTTP {status}）。"),
+        text[:200] or f"HTTP {status}",
+        "URL と送信内容を確認してください。", "Check the URL and what was sent."))
+
+
 def install_edge(app: FastAPI, limits: EdgeLimits | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
     """EDGE-1, EDGE-2 (middleware) and EDGE-3 (exception handlers) on ``app``."""
@@ -256,6 +279,14 @@ def install_edge(app: FastAPI, limits: EdgeLimits | None = None,
         log.error("request to %s failed", request.url.path, exc_info=exc)
         return JSONResponse(_internal(), status_code=500)
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.detail, str):
+            return JSONResponse(_plain(exc.status_code, exc.detail), status_code=exc.status_code,
+                                headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, refused)
     app.add_exception_handler(RequestValidationError, invalid)
     for kind in (RecursionError, UnicodeError):
         app.add_exception_handler(kind, malformed)
