@@ -263,9 +263,34 @@ def _plain(status: int, text: str) -> dict[str, Any]:
         "URL と送信内容を確認してください。", "Check the URL and what was sent."))
 
 
+REFUSAL_SCHEMA: dict[str, Any] = {
+    "title": "Refusal", "type": "object", "required": ["detail"],
+    "properties": {"detail": {"type": "object", "required": ["violations"], "properties": {
+        "violations": {"type": "array", "items": RuleViolation.model_json_schema()}}}},
+}
+"""What every refusal of the hub looks like: ``{"detail": {"violations": [...]}}``."""
+
+
+def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with FastAPI's 422 body replaced by the hub's refusal (EDGE-3)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = REFUSAL_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def install_edge(app: FastAPI, limits: EdgeLimits | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
     """EDGE-1, EDGE-2 (middleware) and EDGE-3 (exception handlers) on ``app``."""
+    app.openapi = _documented(app)  # type: ignore[method-assign]
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
