@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from connectors.application.inbound import verify_signature
 from connectors.application.inbound import webhook_router as application_hook
 from connectors.application.settings import ApplicationSettings
 from connectors.cloudsign.inbound import webhook_router as cloudsign_hook
@@ -267,3 +268,13 @@ def test_an_unexpected_error_is_a_short_500_without_the_trace(engine: Engine) ->
     assert "Traceback" not in answer.text
     assert answer.json()["detail"]["violations"][0]["rule_id"] == "EDGE-3"
 
+
+
+def test_webhook_timestamps_are_ascii_digits_and_few() -> None:
+    # "²" passes str.isdigit() but not int(); 5,000 digits pass neither int() nor sense
+    for timestamp in ("²", "9" * 5000, "١٢٣", "", " 1", "1e9"):
+        assert verify_signature(SECRET, timestamp, "sha256=00", b"{}", now=time.time(),
+                                tolerance_s=300) is False
+    now = str(int(time.time()))
+    assert verify_signature(SECRET, now, _signed(b"{}", now)["x-signature"], b"{}",
+                            now=time.time(), tolerance_s=300) is True
