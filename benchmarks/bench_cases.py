@@ -241,7 +241,8 @@ class Bench:
         stage = Stage(hub_url=f"http://127.0.0.1:{self.port}", engine=engine,
                       publisher=publisher, staff_token=self.staff_token,
                       dsure_url=DSureSettings().base_url, dsure_issuer_token=LOCAL_ISSUER_TOKEN,
-                      tsa_url=TsaSettings().url, pki=pki)
+                      tsa_url=TsaSettings().url, pki=pki,
+                      mail_spool=self.run_dir / "peers" / "mail")  # links, codes (CON-3)
         gate = asyncio.Semaphore(args.concurrency)
 
         async def bounded(creds: Any) -> None:
