@@ -452,17 +452,24 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
             case_id=opened.state.case_id, link_id=uuid.UUID(opened.row.link_id), by=body.by,
             to=body.to))
 
-    @router.post("/{token}/resend", status_code=202, responses=refusals, openapi_extra={
+    @router.post("/{token}/resend", status_code=202, responses=refusals,
+                 response_model=AcceptedOut, openapi_extra={
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": WhoIn.model_json_schema()},
             "application/x-www-form-urlencoded": {"schema": WhoIn.model_json_schema()}}}})
     def resend(token: Token, request: Request,
-               body: Annotated[WhoIn, Depends(_who)]) -> AcceptedOut:
+               body: Annotated[WhoIn, Depends(_who)]) -> Response:
         """再配信の依頼 (CON-3): a new link to a declared address, from an expired or
-        replaced link's page too."""
+        replaced link's page too (its form gets a page back)."""
         opened = open_link(request, token, "resend", live=False, actor=body.by.lower())
-        return simple(request, opened, "resend", body.by.lower(), ReviewLinkResendRequested(
-            case_id=opened.state.case_id, requested_by=body.by))
+        accepted = simple(request, opened, "resend", body.by.lower(),
+                          ReviewLinkResendRequested(case_id=opened.state.case_id,
+                                                    requested_by=body.by))
+        if _wants_html(request):
+            return _page("電子契約の確認 / Contract review",
+                         "<p>新しい確認用リンクをメールで送ります。<br>"
+                         "A new review link is being mailed to you.</p>", 202)
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
     return router
 

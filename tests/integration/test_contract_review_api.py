@@ -288,8 +288,10 @@ async def test_refusals_are_bilingual_pages_with_their_status(site: Site) -> Non
     assert "有効期限" in expired.text
     assert "expired" in expired.text
     assert f'action="/contract/review/{token}/resend"' in expired.text  # the way out
-    resent = site.http.post(f"/contract/review/{token}/resend", data={"by": CLERK.email})
+    resent = site.http.post(f"/contract/review/{token}/resend", data={"by": CLERK.email},
+                            headers=HTML)  # the page's form
     assert resent.status_code == 202, resent.text
+    assert "A new review link is being mailed" in resent.text
     fresh = await site.link()
     assert fresh != token
     assert site.http.get(f"/contract/review/{fresh}").status_code == 200
