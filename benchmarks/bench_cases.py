@@ -151,7 +151,9 @@ class Bench:
                 "HUB_CONTRACT__JOB_INTERVAL_S": str(self.args.job_interval),
                 "HUB_STAFF__TOKEN_SHA256": json.dumps([digest]),
                 "HUB_MAIL_DOCUMENTS_DIR": str(self.run_dir / "documents"),
-                "HUB_LOG_LEVEL": "WARNING", "HUB_LOG_FORMAT": "text"}
+                "HUB_LOG_LEVEL": "WARNING", "HUB_LOG_FORMAT": "text",
+                # every simulated contractor calls from 127.0.0.1: one client to EDGE-2
+                "HUB_HTTP__RATE_PER_MINUTE": "1000000", "HUB_HTTP__RATE_BURST": "100000"}
 
     def broker(self, action: str) -> None:
         """This run's own Kafka broker (deploy/kafka.sh in the run directory): other hubs on
@@ -241,7 +243,8 @@ class Bench:
         stage = Stage(hub_url=f"http://127.0.0.1:{self.port}", engine=engine,
                       publisher=publisher, staff_token=self.staff_token,
                       dsure_url=DSureSettings().base_url, dsure_issuer_token=LOCAL_ISSUER_TOKEN,
-                      tsa_url=TsaSettings().url, pki=pki)
+                      tsa_url=TsaSettings().url, pki=pki,
+                      mail_spool=self.run_dir / "peers" / "mail")  # links, codes (CON-3)
         gate = asyncio.Semaphore(args.concurrency)
 
         async def bounded(creds: Any) -> None:

@@ -30,7 +30,13 @@ import httpx
 from cryptography import x509
 
 from card_agent.card import CardBackend
-from card_agent.client import GatewayClient, GatewayRefusedError
+from card_agent.client import (
+    DEFAULT_HUB_URL,
+    GatewayClient,
+    GatewayRefusedError,
+    InsecureHubUrlError,
+    hub_http_client,
+)
 from card_agent.errors import CardError, CardLockedError, WrongPinError
 from card_agent.flows import Agent, Console, printable_summary
 from connectors._shared.errors import ConnectorError, PeerInMaintenance
@@ -67,7 +73,12 @@ def _pems(paths: str) -> list[x509.Certificate]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="card-agent", description="IC-card agent of the hub")
-    p.add_argument("--hub", default=os.environ.get("CARD_AGENT_HUB", "http://127.0.0.1:8080"))
+    p.add_argument("--hub", default=os.environ.get("CARD_AGENT_HUB", DEFAULT_HUB_URL),
+                   help="the hub's URL: https://..., or http:// to this PC only")
+    p.add_argument("--ca-bundle", type=Path,
+                   default=os.environ.get("CARD_AGENT_CA_BUNDLE") or None,
+                   help="PEM CA bundle the hub's certificate must chain to (default: the "
+                   "system's CA store)")
     p.add_argument("--backend", choices=("pcsc", "pkcs11"), default="pcsc")
     p.add_argument("--module", help="PKCS#11 module of the card vendor (--backend pkcs11)")
     p.add_argument("--reader", help="PC/SC reader name or PKCS#11 token label")
@@ -172,7 +183,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     if args.tsa_url:
         roots = _pems(args.trust_roots)
         tsa = TsaConnector(TsaSettings(url=args.tsa_url), roots)
-    with httpx.Client(base_url=args.hub, timeout=60) as http:
+    try:
+        http_client = hub_http_client(args.hub, ca_bundle=args.ca_bundle)
+    except (InsecureHubUrlError, OSError) as exc:
+        console.say(f"ハブの URL または CA バンドルを使えません / cannot use the hub's URL or "
+                    f"CA bundle: {exc}")
+        return 2
+    with http_client as http:
         agent = Agent(backend=_backend(args), gateway=GatewayClient(http, chain),
                       console=console, reader=args.reader, tsa=tsa)
         try:

@@ -1,4 +1,9 @@
-"""The agent's side of the hub gateway (hub/gateway/routes.py), over HTTP with httpx.
+"""The agent's side of the hub gateway (hub/gateway/routes.py), over HTTPS with httpx.
+
+:func:`hub_http_client` is how the agent reaches the hub: ``https://`` with the hub's
+certificate verified against the system's CA store or a configured CA bundle
+(``--ca-bundle`` / ``CARD_AGENT_CA_BUNDLE``, e.g. the city's own CA); plain ``http://``
+is refused except to this PC itself (loopback), where nothing crosses a network.
 
 The card proves itself by signing a fresh challenge (``CARD_PROOF_CONTEXT + nonce``,
 SHA-256, RSA PKCS#1 v1.5) after its PIN was verified; only the signature and the
@@ -10,8 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
+import ssl
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +29,41 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from card_agent.card import CardSession
 from schemas.rejection import RuleViolation
 
-__all__ = ["CARD_PROOF_CONTEXT", "GatewayClient", "GatewayRefusedError"]
+__all__ = ["CARD_PROOF_CONTEXT", "DEFAULT_HUB_URL", "GatewayClient", "GatewayRefusedError",
+           "InsecureHubUrlError", "hub_http_client"]
 
 CARD_PROOF_CONTEXT = b"procurement-hub/gateway/card-proof/v1\n"
+
+DEFAULT_HUB_URL = "http://127.0.0.1:8480"
+"""A hub on this PC (``hub run``'s default port); any other hub is reached over https."""
+
+
+class InsecureHubUrlError(ValueError):
+    """The hub's URL would send card proofs and passwords over a network in clear."""
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def hub_http_client(url: str, *, ca_bundle: Path | None = None,
+                    timeout: float = 60) -> httpx.Client:
+    """An httpx client for the hub at ``url`` (see the module docstring)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme == "http" and not _loopback(parsed.host):
+        raise InsecureHubUrlError(
+            f"refusing http:// to {parsed.host}: use https:// (plain http only to this PC) / "
+            "このPC以外のハブには https:// で接続してください")
+    if parsed.scheme not in ("http", "https"):
+        raise InsecureHubUrlError(f"unsupported scheme {parsed.scheme!r}: use https://")
+    # The system's CA store (OpenSSL's default paths), or only the configured bundle.
+    context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    return httpx.Client(base_url=url, timeout=timeout, verify=context)
 
 
 class GatewayRefusedError(Exception):

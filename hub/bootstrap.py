@@ -282,7 +282,16 @@ def default_wiring(settings: Settings) -> Wiring:
     case_pipelines(wiring, connectors["connector.cloudsign"], settings)
     webhook_routers(wiring)
     staff_routers(wiring, settings, gateway(wiring).signature_roots)
+    wiring.jobs.append(edge_purge(settings))
     return wiring
+
+
+def edge_purge(settings: Settings) -> ScheduledJob:
+    """Expired gateway challenges, card sessions and review links (hub/gateway/purge.py)."""
+    from hub.gateway.purge import purge_job
+
+    return purge_job(settings.http.purge_interval_s,
+                     timedelta(days=settings.http.keep_expired_links_days))
 
 
 def load_wiring(ref: str | None, settings: Settings) -> Wiring:

@@ -103,7 +103,7 @@ def _stage(wiring: Wiring, hub_url: str) -> Stage:
     return Stage(hub_url=hub_url, engine=wiring.engine, publisher=wiring.publisher,
                  staff_token=local_token(RUN_DIR), dsure_url=DSureSettings().base_url,
                  dsure_issuer_token=LOCAL_ISSUER_TOKEN, tsa_url=TsaSettings().url,
-                 pki=ensure_pki(RUN_DIR / "pki"))
+                 pki=ensure_pki(RUN_DIR / "pki"), mail_spool=RUN_DIR / "peers" / "mail")
 
 
 async def run_demo(settings: Settings) -> int:  # noqa: PLR0915 -- one story, told in order

@@ -4,16 +4,20 @@
 503 with the tasks that are down (they are being restarted); ``/readyz`` answers 200 only when
 the database answers, every consumer is running and healthy and the outbox relay
 runs, else 503 with the failing checks; ``/metrics`` is Prometheus' text format.
+Every route sits behind the edge's limits and clean errors (:mod:`hub.http_edge`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.http_edge import EdgeLimits, install_edge
 
 __all__ = ["build_http_app"]
 
@@ -23,9 +27,11 @@ LivenessCheck = Callable[[], dict[str, str]]
 
 
 def build_http_app(readiness: ReadinessCheck, *, liveness: LivenessCheck | None = None,
-                   title: str = "Procurement hub") -> FastAPI:
+                   title: str = "Procurement hub", limits: EdgeLimits | None = None,
+                   rate_clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0",
                   description="Health, metrics and the card-agent gateway of the hub.")
+    install_edge(app, limits, rate_clock)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

@@ -39,13 +39,14 @@ from hub.broker import ConsumerRuntime, build_broker
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
 from hub.http import build_http_app
+from hub.http_edge import EdgeLimits
 from hub.logs import redact_text
 from hub.migrations import upgrade
 from hub.outbox import OutboxRelay, backoff_delay
 from hub.processing import Processor
 from hub.publisher import OutboxPublisher
 from hub.retention import Retention
-from hub.settings import Settings
+from hub.settings import HttpSettings, Settings
 
 __all__ = ["Hub", "ScheduledJob", "settle_garbage_collector"]
 
@@ -105,6 +106,27 @@ SUPERVISED_STABLE_S = 60.0
 """A task that ran this long before it stopped is restarted after the shortest backoff."""
 
 
+def edge_limits(http: HttpSettings) -> EdgeLimits:
+    """The edge's limits from ``HUB_HTTP__*`` (hub/http_edge.py)."""
+    return EdgeLimits(default_body=http.max_body_bytes, document_body=http.max_document_bytes,
+                      webhook_body=http.max_webhook_bytes, rate_per_minute=http.rate_per_minute,
+                      rate_burst=http.rate_burst)
+
+
+def server_tls(http: HttpSettings) -> dict[str, Any]:
+    """uvicorn's TLS and proxy arguments: TLS with the configured certificate and key
+    (HTTP/1.1: uvicorn speaks no HTTP/2); client addresses from X-Forwarded-For only
+    from the configured proxies."""
+    found: dict[str, Any] = {
+        "proxy_headers": http.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": http.forwarded_allow_ips or "",
+    }
+    if http.tls_cert_file is not None:
+        found["ssl_certfile"] = str(http.tls_cert_file)
+        found["ssl_keyfile"] = str(http.tls_key_file or http.tls_cert_file)
+    return found
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the hub decides when to stop."""
 
@@ -144,7 +166,8 @@ class Hub:
             retention = Retention(settings.retention, [rt.spec for rt in self.runtimes])
             self.jobs.append(ScheduledJob("retention", settings.retention.interval_s,
                                           retention.run))
-        self.http: FastAPI = build_http_app(self.readiness, liveness=self.liveness)
+        self.http: FastAPI = build_http_app(self.readiness, liveness=self.liveness,
+                                            limits=edge_limits(settings.http))
         for router in http_routers:
             self.http.include_router(router)
         self._serve_http = serve_http
@@ -168,7 +191,8 @@ class Hub:
         if self._serve_http:
             config = uvicorn.Config(self.http, host=self.settings.http_host,
                                     port=self.settings.http_port, log_level="warning",
-                                    lifespan="off", timeout_keep_alive=HTTP_KEEP_ALIVE_S)
+                                    lifespan="off", timeout_keep_alive=HTTP_KEEP_ALIVE_S,
+                                    **server_tls(self.settings.http))
             self._server = _QuietServer(config)
             self._tasks.append(asyncio.create_task(self._server.serve(), name="http"))
         settle_garbage_collector()

@@ -25,6 +25,7 @@ from connectors._shared.settings import run_dir
 
 __all__ = [
     "ContractSettings",
+    "HttpSettings",
     "KafkaSettings",
     "RetentionSettings",
     "RetrySettings",
@@ -172,6 +173,33 @@ Profile = Literal["production", "demo", "test"]
 """``HUB_PROFILE``: ``production`` unless set. ``hub run`` in production refuses to start
 while any check of hub/production.py fails; ``demo`` (``hub demo``) and ``test`` (the test
 suite, the benchmarks) run on the embedded defaults and say loudly what is for testing."""
+class HttpSettings(BaseModel):
+    """The hub's own HTTP server (gateway, staff API, webhooks, review pages):
+    ``HUB_HTTP__TLS_CERT_FILE`` and ``HUB_HTTP__TLS_KEY_FILE`` (PEM; the certificate file
+    may hold its chain) serve it over TLS, HTTP/1.1 (docs/security.md); the limits of
+    hub/http_edge.py; the purge of expired challenges, sessions and review links."""
+
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    forwarded_allow_ips: str | None = Field(
+        default=None, max_length=500,
+        description="Proxies (comma-separated addresses) whose X-Forwarded-For names the "
+        "client; none by default, so rate limits and the review audit see the peer.")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_document_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_webhook_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_per_minute: float = Field(
+        default=120, gt=0, description="Requests per minute per client address on the "
+        "unauthenticated routes (challenges, review links, webhooks), per hub process.")
+    rate_burst: int = Field(default=30, ge=1)
+    purge_interval_s: float = Field(default=300, gt=0, le=86_400)
+    keep_expired_links_days: float = Field(
+        default=30, ge=0, le=3650, description="How long an expired review link still "
+        "offers a re-send (410) before it is deleted and opens nothing (404).")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 class Settings(BaseSettings):
@@ -200,6 +228,7 @@ class Settings(BaseSettings):
     producer_name: str = "procurement-hub"
     http_host: str = "127.0.0.1"
     http_port: int = 8480
+    http: HttpSettings = HttpSettings()
     retry: RetrySettings = RetrySettings()
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["RuleId", "RuleViolation"]
 
-RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}$")]
+RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE)-\d{1,2}$")]
+"""A rule of docs/rules.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md)."""
 
 
 class RuleViolation(BaseModel):

@@ -50,13 +50,18 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
+MAX_AMOUNT = 2**63 - 1
+"""The largest amount the archive's BIGINT column holds: a larger bound is a 422, not a
+database error."""
+
+
 class ContractQuery(BaseModel):
     """Search filters (CON-7): conclusion date range, amount range, counterparty, status."""
 
     concluded_from: datetime | None = None
     concluded_to: datetime | None = None
-    amount_min: int | None = Field(default=None, ge=0)
-    amount_max: int | None = Field(default=None, ge=0)
+    amount_min: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
+    amount_max: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
     counterparty: str | None = Field(default=None, max_length=200)
     status: ContractStatus | None = None
     limit: int = Field(default=100, ge=1, le=1000)

@@ -51,7 +51,8 @@ __all__ = ["GatewaySigningJobs", "consumers", "jobs", "policy_from_settings"]
 
 def policy_from_settings(settings: Settings) -> ContractPolicy:
     """The city's contract policy from ``HUB_CONTRACT__*`` (review-link TTL and base URL;
-    the base URL defaults to the hub's own HTTP host and port + /contract/review)."""
+    the base URL defaults to the hub's own HTTP host and port + /contract/review, https
+    when the hub serves TLS)."""
     c = settings.contract
     host = settings.http_host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- listening everywhere: use loopback
@@ -60,7 +61,8 @@ def policy_from_settings(settings: Settings) -> ContractPolicy:
         host = f"[{host}]"  # an IPv6 literal in a URL
     return ContractPolicy(
         review_link_ttl=timedelta(hours=c.review_link_ttl_hours),
-        review_base_url=c.review_base_url or f"http://{host}:{settings.http_port}/contract/review")
+        review_base_url=c.review_base_url or
+        f"{'https' if settings.http.tls else 'http'}://{host}:{settings.http_port}/contract/review")
 
 
 class GatewaySigningJobs:

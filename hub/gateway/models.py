@@ -23,8 +23,9 @@ __all__ = ["ChallengeRow", "OutcomeRow", "SessionRow", "SigningJobRow"]
 Ts = sa.DateTime(timezone=True)
 
 
-def _ts(*, nullable: bool = False) -> Any:
-    return Field(default=None if nullable else ..., sa_column=sa.Column(Ts, nullable=nullable))
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None if nullable else ...,
+                 sa_column=sa.Column(Ts, nullable=nullable, index=index))
 
 
 class ChallengeRow(SQLModel, table=True):
@@ -33,7 +34,7 @@ class ChallengeRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     nonce: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = _ts()
-    expires_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
     used_at: datetime | None = _ts(nullable=True)
 
 
@@ -47,7 +48,7 @@ class SessionRow(SQLModel, table=True):
     issuer: str = Field(max_length=200)
     serial: str = Field(max_length=50)
     created_at: datetime = _ts()
-    expires_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
 
 
 class OutcomeRow(SQLModel, table=True):

@@ -5,7 +5,8 @@ The hub is reached only where a real party would reach it:
 - the city's 資格審査情報 CSV import (REG-3), on the hub's database, as ``hub
   qualifications import`` does;
 - the contractor through the card agent (:mod:`card_agent.flows`) and its IC card:
-  利用者登録 at the gateway (REG-1 … REG-10), agreement through the review link (CON-3),
+  利用者登録 at the gateway (REG-1 … REG-10), agreement through the review link with the
+  one-time code, both read from the mails the SMTP peer received (CON-3),
   the PAdES B-T signature of the signing job with the card and the TSA (CON-2, PIN-2);
 - the city's staff through the staff API (``/contracts``, CON-2, CON-6, CON-7): 案件情報,
   開札 and 申出書 as messages of the city's systems on Kafka, the contract set, the
@@ -20,11 +21,15 @@ does not come back names itself in a ``TimeoutError``.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import random
+import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -71,6 +76,13 @@ class Stage:
     pki: DevPki
     tsa_maintenance: tuple[str, ...] = ()
     """The TSA's announced windows (WIN-3) as the contractor's agent knows them."""
+    mail_spool: Path | None = None
+    """Where the SMTP peer writes what it receives: the contractor's mailbox, where the
+    review links and one-time codes arrive (CON-3)."""
+
+
+_REVIEW_URL = re.compile(r"/contract/review/([A-Za-z0-9_-]{20,})")
+_CODE = re.compile(r"確認コード : ([0-9]{6})")
 
 
 @dataclass
@@ -114,8 +126,9 @@ class CaseRun:
         self.stage, self.case, self.timeline = stage, case, timeline
         self.card, self.say, self.timeout_s = card, say, timeout_s
         self.outcome = CaseOutcome()
-        self.links_used: list[uuid.UUID] = []
-        """Review links the contractor acted on, oldest first (CON-3)."""
+        self.links_used: list[str] = []
+        """Review links (their tokens) the contractor acted on, oldest first (CON-3)."""
+        self._codes_used: set[str] = set()
         # the process's TLS context: httpx loads its CA bundle for each client otherwise
         self._http = httpx.Client(base_url=stage.hub_url, timeout=60,
                                   verify=default_tls_context())
@@ -222,23 +235,62 @@ class CaseRun:
                                 params={"title": title}, content=self.case.contract_pdf(),
                                 headers={"Content-Type": "application/pdf"})
 
-    async def review_link(self) -> uuid.UUID:
-        """The newest review link the contractor has not acted on yet (CON-3)."""
-        sent = await self._wait("econtract.review-link-sent",
-                                lambda e: e.payload.link_id not in self.links_used)
-        link_id: uuid.UUID = sent.payload.link_id
-        return link_id
+    def _mailbox(self, to: str) -> list[str]:
+        """The plain-text bodies of the mails the SMTP peer received for ``to``, oldest
+        first."""
+        spool = self.stage.mail_spool
+        if spool is None:
+            raise RuntimeError("the stage names no mail spool: the contractor reads no mail")
+        bodies = []
+        for path in sorted(spool.glob("*.eml")):
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            if to.lower() in {a.addr_spec.lower() for a in msg["To"].addresses}:
+                part = msg.get_body(("plain",))
+                bodies.append(str(part.get_content()) if part is not None else "")
+        return bodies
 
-    def review(self, link_id: uuid.UUID, action: str, **body: Any) -> httpx.Response:
+    async def _from_mail(self, to: str, pattern: re.Pattern[str], used: Callable[[str], bool],
+                         what: str) -> str:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            found = [m.group(1) for body in await asyncio.to_thread(self._mailbox, to)
+                     if (m := pattern.search(body)) and not used(m.group(1))]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} arrived for {to}")
+            await asyncio.sleep(0.2)
+
+    async def review_link(self) -> str:
+        """The newest review link the contractor has not acted on yet, as mailed (CON-3)."""
+        return await self._from_mail(self.case.authorized.email, _REVIEW_URL,
+                                     lambda token: token in self.links_used, "review mail")
+
+    def review(self, token: str, action: str, **body: Any) -> httpx.Response:
         """One POST on the review page (agree, reject, forward, resend); the raw answer."""
-        self.links_used.append(link_id)
-        return self._http.post(f"/contract/review/{link_id}/{action}",
+        self.links_used.append(token)
+        return self._http.post(f"/contract/review/{token}/{action}",
                                json={"by": self.case.authorized.email, **body})
 
-    async def contractor_agrees(self, link_id: uuid.UUID | None = None) -> None:
-        link = link_id or await self.review_link()
-        self._tell(f"5. the contractor opens the link and agrees ({self.case.authorized.email})")
-        reply = await asyncio.to_thread(self.review, link, "agree")
+    async def _code(self, token: str) -> str:
+        """The one-time code for agreeing or rejecting, asked for and read from the mail."""
+        asked = await asyncio.to_thread(
+            self._http.post, f"/contract/review/{token}/code",
+            json={"by": self.case.authorized.email})
+        if asked.status_code != 202:
+            raise RuntimeError(f"review code: {asked.status_code} {asked.text}")
+        code = await self._from_mail(self.case.authorized.email, _CODE,
+                                     lambda c: c in self._codes_used, "confirmation code")
+        self._codes_used.add(code)
+        return code
+
+    async def contractor_agrees(self, token: str | None = None) -> None:
+        link = token or await self.review_link()
+        self._tell(f"5. the contractor opens the link, asks for the one-time code and agrees "
+                   f"({self.case.authorized.email})")
+        code = await self._code(link)
+        reply = await asyncio.to_thread(self.review, link, "agree", code=code)
         if reply.status_code != 202:
             raise RuntimeError(f"review agree: {reply.status_code} {reply.text}")
 
@@ -246,16 +298,17 @@ class CaseRun:
         """同意せず却下 with a reason (CON-2): the case goes back to the city."""
         link = await self.review_link()
         self._tell(f"5. the contractor rejects the contract set: {reason}")
-        reply = await asyncio.to_thread(self.review, link, "reject", reason=reason)
+        code = await self._code(link)
+        reply = await asyncio.to_thread(self.review, link, "reject", reason=reason, code=code)
         if reply.status_code != 202:
             raise RuntimeError(f"review reject: {reply.status_code} {reply.text}")
         return await self._wait("econtract.step-recorded",
                                 lambda e: e.payload.status.value == "rejected")
 
-    async def ask_resend(self, link_id: uuid.UUID) -> uuid.UUID:
-        """再配信の依頼 from an old link's page (CON-3); the new link's id."""
+    async def ask_resend(self, token: str) -> str:
+        """再配信の依頼 from an old link's page (CON-3); the new link's token."""
         self._tell("   the contractor asks for the review link again (CON-3)")
-        reply = await asyncio.to_thread(self.review, link_id, "resend")
+        reply = await asyncio.to_thread(self.review, token, "resend")
         if reply.status_code != 202:
             raise RuntimeError(f"review resend: {reply.status_code} {reply.text}")
         return await self.review_link()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlmodel import select
 
 from pipelines.contract.erp import why_not_registered
+from pipelines.contract.links import record_link
 from pipelines.contract.rules import Decision, case_of, decide
 from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import (
@@ -207,6 +208,9 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
             isinstance(e, ElectronicContractConcluded) for e in decision.events):
         log.warning("case %s concluded but not registered in the ERP: %s; register it "
                     "there by hand", case_id, why_not_registered(new))
+    if decision.new_link is not None and new.link is not None:
+        record_link(ctx.session, case_id, decision.new_link, number=new.link.number,
+                    created_at=ctx.now, expires_at=new.link.expires_at)
     save_case(ctx.session, new)
     _publish(ctx, envelope, case_id, decision)
 

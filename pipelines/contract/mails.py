@@ -32,14 +32,15 @@ def mail_document_ref(document: DocumentRef) -> str:
     return f"contracts/{document.sha256[:32]}/{document.filename}"
 
 
-def review_mail(state: CaseState, link: ReviewLink, policy: ContractPolicy) -> MailRequested:
-    """電子契約の確認依頼 with the review link and its expiry (CON-3)."""
+def review_mail(state: CaseState, link: ReviewLink, policy: ContractPolicy,
+                token: str) -> MailRequested:
+    """電子契約の確認依頼 with the review link (its secret ``token``) and expiry (CON-3)."""
     return MailRequested(
         mail_id=uuid.uuid5(MAIL_NAMESPACE, f"{state.case_id}:review:{link.link_id}"),
         kind=MailKind.CONTRACT_REVIEW, to=link.to,
         values={"system_name": policy.system_name, "company_name": state.contractor_name,
                 "procuring_entity_name": state.city_name, "case_name": state.subject,
-                "review_url": policy.review_url(link.link_id),
+                "review_url": policy.review_url(token),
                 "review_expires_at": _jst(link.expires_at)})
 
 

@@ -6,6 +6,10 @@
 - ``con_document``: contract PDFs by SHA-256 (content-addressed, never changed): the
   prepared set, the contractor-signed and the concluded, signed PDF that both parties
   keep (電子帳簿保存法, CON-7).
+- ``con_review_link`` (migration 0010): review links by the SHA-256 of their token (the
+  token is never stored), with the link's one-time code as an HMAC (CON-3, :mod:`.links`).
+- ``con_review_audit``: every view of and action through a review link, refused ones
+  too: when, what, the answer's status, who said they were, and the client address.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-__all__ = ["CaseRow", "DocumentRow"]
+__all__ = ["CaseRow", "DocumentRow", "ReviewAuditRow", "ReviewLinkRow"]
 
 Ts = sa.DateTime(timezone=True)
 
@@ -62,3 +66,38 @@ class DocumentRow(SQLModel, table=True):
     size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     content: bytes = Field(sa_type=sa.LargeBinary, repr=False)
     created_at: datetime = _ts()
+
+
+class ReviewLinkRow(SQLModel, table=True):
+    """One review link (CON-3), current or not, until purged after its expiry."""
+
+    __tablename__ = "con_review_link"
+
+    token_sha256: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(max_length=100, index=True)
+    link_id: str = Field(max_length=36, index=True)
+    number: int
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    spent_at: datetime | None = _ts(nullable=True)
+    code_sha256: str | None = Field(default=None, max_length=64)
+    code_for: str | None = Field(default=None, max_length=254)
+    code_expires_at: datetime | None = _ts(nullable=True)
+    code_attempts: int = 0
+    codes_sent: int = 0
+
+
+class ReviewAuditRow(SQLModel, table=True):
+    """One view of or action through a review link (who, when, from where)."""
+
+    __tablename__ = "con_review_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    action: str = Field(max_length=16)
+    status: int
+    client: str = Field(max_length=64)
+    case_id: str | None = Field(default=None, max_length=100, index=True)
+    link_id: str | None = Field(default=None, max_length=36)
+    actor: str | None = Field(default=None, max_length=254)
+    detail: str | None = Field(default=None, max_length=200)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipelines.contract import texts
 from pipelines.contract.erp import contract_registration
+from pipelines.contract.links import FreshLink
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import PARTIES, CaseState, ContractPolicy, ReviewLink
 from schemas.cloudsign import (
@@ -58,8 +59,9 @@ from schemas.surety import ContractSuretyCompleted
 __all__ = ["LINK_NAMESPACE", "Decision", "case_of", "decide"]
 
 LINK_NAMESPACE = uuid.UUID("6f1d2b1e-7c43-4f7e-9a55-0c0f3e3a6b21")
-"""Review link and CloudSign request ids are derived from the case, so a redelivered
-command decides the same ids."""
+"""CloudSign request ids are derived from the case and the document, so a redelivered
+command decides the same id. Review links never are: their id and token are drawn at
+random (:class:`~.links.FreshLink`, CON-3)."""
 
 S = ContractStatus
 
@@ -78,6 +80,8 @@ class Decision:
     """On ``Topics.ERP_COMMANDS``: the 契約登録 of a concluded case."""
     sign_request: bool = False
     """Create the contractor's signing job for the state's document (gateway)."""
+    new_link: FreshLink | None = None
+    """A review link made by this decision: the handler keeps its token's hash (CON-3)."""
     violations: tuple[RuleViolation, ...] = ()
 
     @property
@@ -103,20 +107,22 @@ def _moved(state: CaseState, cmd: Payload, now: datetime, **changes: Any) -> Dec
 
 
 def _new_link(state: CaseState, to: tuple[str, ...], now: datetime,
-              policy: ContractPolicy) -> ReviewLink:
+              policy: ContractPolicy, fresh: FreshLink) -> ReviewLink:
     number = state.link.number + 1 if state.link else 1
-    return ReviewLink(link_id=uuid.uuid5(LINK_NAMESPACE, f"{state.case_id}:link:{number}"),
-                      to=to, expires_at=now + policy.review_link_ttl, number=number)
+    return ReviewLink(link_id=fresh.link_id, to=to, expires_at=now + policy.review_link_ttl,
+                      number=number)
 
 
-def _send_link(decision: Decision, policy: ContractPolicy) -> Decision:
+def _send_link(decision: Decision, policy: ContractPolicy, fresh: FreshLink) -> Decision:
     state = decision.state
     assert state is not None
     assert state.link is not None
+    assert state.link.link_id == fresh.link_id
     link = state.link
     decision.events.append(ContractReviewLinkSent(case_id=state.case_id, link_id=link.link_id,
                                                   to=link.to, expires_at=link.expires_at))
-    decision.mails.append(review_mail(state, link, policy))
+    decision.mails.append(review_mail(state, link, policy, fresh.token))
+    decision.new_link = fresh
     return decision
 
 
@@ -146,7 +152,7 @@ def _opened(cmd: ContractCaseOpened, entity: str) -> Decision:
 
 
 def _application(state: CaseState, cmd: ElectronicContractApplication, now: datetime,
-                 policy: ContractPolicy) -> Decision:
+                 policy: ContractPolicy, fresh: FreshLink) -> Decision:
     problems = []
     if cmd.authorized is None:
         problems.append(texts.authorized_missing())
@@ -165,13 +171,13 @@ def _application(state: CaseState, cmd: ElectronicContractApplication, now: date
         new = decision.state
         assert new is not None
         decision.state = new.model_copy(
-            update={"link": _new_link(new, new.declared_addresses, now, policy)})
-        _send_link(decision, policy)
+            update={"link": _new_link(new, new.declared_addresses, now, policy, fresh)})
+        _send_link(decision, policy, fresh)
     return decision
 
 
 def _prepared(state: CaseState, cmd: ContractSetPrepared, now: datetime,
-              policy: ContractPolicy) -> Decision:
+              policy: ContractPolicy, fresh: FreshLink) -> Decision:
     if state.status is S.OPENED:
         return _reject(texts.application_needed())
     if state.status not in (S.APPLIED, S.REJECTED):
@@ -197,12 +203,13 @@ def _prepared(state: CaseState, cmd: ContractSetPrepared, now: datetime,
     new = decision.state
     assert new is not None
     decision.state = new.model_copy(
-        update={"link": _new_link(new, new.declared_addresses, now, policy)})
-    return _send_link(decision, policy)
+        update={"link": _new_link(new, new.declared_addresses, now, policy, fresh)})
+    return _send_link(decision, policy, fresh)
 
 
 def _review_step(state: CaseState, cmd: ContractorAgreed | ContractorRejected | ContractForwarded,
-                 now: datetime, acted_at: datetime, policy: ContractPolicy) -> Decision:
+                 now: datetime, acted_at: datetime, policy: ContractPolicy, *,
+                 fresh: FreshLink) -> Decision:
     if state.status is not S.REVIEW:
         return _reject(texts.set_needed_first())
     problem = _link_problem(state, cmd.link_id, acted_at)
@@ -221,20 +228,21 @@ def _review_step(state: CaseState, cmd: ContractorAgreed | ContractorRejected | 
                       link=state.link.model_copy(update={"expired": True}))
     if cmd.to.lower() not in state.declared_addresses:
         return _reject(texts.not_declared(cmd.to, "to"))
-    decision = _moved(state, cmd, now, link=_new_link(state, (cmd.to.lower(),), now, policy))
-    return _send_link(decision, policy)
+    decision = _moved(state, cmd, now,
+                      link=_new_link(state, (cmd.to.lower(),), now, policy, fresh))
+    return _send_link(decision, policy, fresh)
 
 
 def _resend(state: CaseState, cmd: ReviewLinkResendRequested, now: datetime,
-            policy: ContractPolicy) -> Decision:
+            policy: ContractPolicy, fresh: FreshLink) -> Decision:
     if state.status is not S.REVIEW or state.link is None:
         return _reject(texts.set_needed_first())
     who = cmd.requested_by.lower()
     if who not in state.declared_addresses:
         return _reject(texts.not_declared(cmd.requested_by, "requested_by"))
     to = state.link.to if who in state.link.to else (who,)
-    decision = _moved(state, cmd, now, link=_new_link(state, to, now, policy))
-    return _send_link(decision, policy)
+    decision = _moved(state, cmd, now, link=_new_link(state, to, now, policy, fresh))
+    return _send_link(decision, policy, fresh)
 
 
 def _expiry(state: CaseState, cmd: ReviewLinkExpiryReached, now: datetime) -> Decision:
@@ -304,8 +312,13 @@ def _cloudsign_step(state: CaseState, cmd: Payload, now: datetime) -> Decision:
 
 
 def decide(state: CaseState | None, cmd: Payload, *, entity: str, now: datetime,
-           acted_at: datetime, policy: ContractPolicy) -> Decision:
-    """The transition of ``state`` under ``cmd`` (``acted_at``: when the person acted)."""
+           acted_at: datetime, policy: ContractPolicy,
+           fresh: FreshLink | None = None) -> Decision:
+    """The transition of ``state`` under ``cmd`` (``acted_at``: when the person acted).
+
+    ``fresh``: the id and token of a review link this step may make (drawn at random when
+    not given; CON-3: never derived from the case)."""
+    fresh = fresh or FreshLink.draw()
     if isinstance(cmd, ContractCaseOpened):
         return _opened(cmd, entity) if state is None else _reject(
             texts.already_opened(cmd.case_id))
@@ -313,13 +326,13 @@ def decide(state: CaseState | None, cmd: Payload, *, entity: str, now: datetime,
         case = case_of(cmd)
         return _reject(texts.no_case(case or "?")) if case else Decision()
     if isinstance(cmd, ElectronicContractApplication):
-        return _application(state, cmd, now, policy)
+        return _application(state, cmd, now, policy, fresh)
     if isinstance(cmd, ContractSetPrepared):
-        return _prepared(state, cmd, now, policy)
+        return _prepared(state, cmd, now, policy, fresh)
     if isinstance(cmd, ContractorAgreed | ContractorRejected | ContractForwarded):
-        return _review_step(state, cmd, now, acted_at, policy)
+        return _review_step(state, cmd, now, acted_at, policy, fresh=fresh)
     if isinstance(cmd, ReviewLinkResendRequested):
-        return _resend(state, cmd, now, policy)
+        return _resend(state, cmd, now, policy, fresh)
     if isinstance(cmd, ReviewLinkExpiryReached):
         return _expiry(state, cmd, now)
     if isinstance(cmd, ContractorSignatureAccepted | CityAgreed | CitySignatureApplied):

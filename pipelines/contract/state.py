@@ -23,7 +23,9 @@ PARTIES = 2
 
 
 class ReviewLink(BaseModel):
-    """The one live review link of a case (CON-3); a new one supersedes it."""
+    """The one live review link of a case (CON-3); a new one supersedes it. ``link_id``
+    names it in events and commands and opens nothing: the page is reached by the link's
+    secret token, of which only the hash is kept (:mod:`.links`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -109,5 +111,6 @@ class ContractPolicy:
     review_base_url: str = "http://127.0.0.1:8480/contract/review"
     system_name: str = "電子契約システム"
 
-    def review_url(self, link_id: uuid.UUID) -> str:
-        return f"{self.review_base_url.rstrip('/')}/{link_id}"
+    def review_url(self, token: str) -> str:
+        """The review page of the link whose secret token is ``token`` (CON-3)."""
+        return f"{self.review_base_url.rstrip('/')}/{token}"

@@ -14,8 +14,12 @@ __all__ = [
     "application_needed",
     "authorized_missing",
     "city_officer_only",
+    "code_refused",
+    "codes_used_up",
     "link_expired",
+    "link_spent",
     "link_superseded",
+    "link_unknown",
     "no_case",
     "not_declared",
     "set_needed_first",
@@ -122,3 +126,47 @@ def city_officer_only() -> RuleViolation:
               "Only the city's officer of this case can agree on the city's behalf.",
               "案件の契約担当職員が同意してください。", "Have the case's officer agree.",
               field="by")
+
+
+def link_unknown() -> RuleViolation:
+    return _v("CON-3", "この確認用リンクは無効です（存在しないか、保存期間を過ぎています）。",
+              "This review link is not valid (it does not exist, or was deleted after "
+              "expiring).",
+              "確認依頼メールのリンクをそのまま開いてください。解決しない場合は発注者の契約担当に"
+              "連絡してください。",
+              "Open the link exactly as in the review mail; if that fails, contact the "
+              "city's contract officer.", field="link")
+
+
+def link_spent() -> RuleViolation:
+    return _v("CON-3", "この確認用リンクは使用済みです（同意または差戻しが済んでいます）。",
+              "This review link has been used: the contract set was already agreed to or "
+              "rejected through it.",
+              "手続きの状況は発注者の契約担当に確認してください。",
+              "Ask the city's contract officer where the case stands.", field="link")
+
+
+_CODE_PROBLEMS = {
+    "none": ("確認コードが発行されていません。", "No confirmation code was asked for."),
+    "wrong": ("確認コードが正しくありません。", "The confirmation code is not right."),
+    "expired": ("確認コードの有効期限が切れています。", "The confirmation code has expired."),
+    "exhausted": ("確認コードの入力回数の上限を超えました。",
+                  "Too many wrong confirmation codes were entered."),
+}
+
+
+def code_refused(problem: str) -> RuleViolation:
+    """A missing, wrong, expired or used-up one-time code (``problem``: links.CodeCheck)."""
+    ja, en = _CODE_PROBLEMS.get(problem, _CODE_PROBLEMS["wrong"])
+    return _v("CON-3", ja, en,
+              "確認コードを依頼し、ご自身のアドレスに届いたコードを10分以内に入力してください。",
+              "Ask for a confirmation code and enter the one mailed to your address "
+              "within 10 minutes.", field="code")
+
+
+def codes_used_up() -> RuleViolation:
+    return _v("CON-3", "このリンクで依頼できる確認コードの回数を超えました。",
+              "This review link cannot ask for more confirmation codes.",
+              "リンクの再送を依頼し、新しいリンクから手続きしてください。",
+              "Ask for the link to be sent again and continue from the new link.",
+              field="code")

@@ -250,7 +250,8 @@ class CaseStack:
                      staff_token=local_token(self.home),
                      dsure_url=self.hub_env["HUB_DSURE_BASE_URL"],
                      dsure_issuer_token=LOCAL_ISSUER_TOKEN, tsa_url=self.hub_env["HUB_TSA_URL"],
-                     pki=ensure_pki(self.home / "pki"), tsa_maintenance=tsa_maintenance)
+                     pki=ensure_pki(self.home / "pki"), tsa_maintenance=tsa_maintenance,
+                     mail_spool=self.spool)
 
     def erp_rows(self, case_id: str) -> list[tuple[str, str]]:
         """(kind, business key) of every registration of the case in the ERP's own ledger."""

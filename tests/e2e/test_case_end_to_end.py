@@ -67,7 +67,11 @@ async def test_whole_case_through_every_real_part(case_stack: CaseStack,
     assert link is not None
     body = reviews[0].get_body(("plain",))
     assert body is not None
-    assert str(link.payload.link_id) in body.get_content()
+    # CON-3: the mail carries the random token the contractor used, never the link's id
+    assert f"/contract/review/{run.links_used[0]}" in body.get_content()
+    assert str(link.payload.link_id) not in body.get_content()
+    codes = with_subject(stack.mails_to({case.authorized.email.lower()}), "確認コード")
+    assert len(codes) == 1  # the one-time code of the agreement, mailed to the 権限者
 
 
 async def test_surety_fields_that_differ_are_refused_and_the_case_does_not_conclude(

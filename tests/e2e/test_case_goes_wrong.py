@@ -61,12 +61,11 @@ async def test_an_expired_link_is_refused_and_a_resent_one_completes_the_case(
     case = fresh_case()
     with case_run(stack, case, timeline) as run:
         await up_to_the_contract_set(run)
-        first = await run.review_link()
-        sent = timeline.find("econtract.review-link-sent", lambda e: e.payload.link_id == first)
-        assert sent is not None
+        first = await run.review_link()  # the token, as mailed
+        sent = await timeline.wait_for("econtract.review-link-sent", 30)
         assert sent.payload.expires_at - sent.occurred_at <= timedelta(seconds=LINK_TTL_S + 1)
         await sleep_until(sent.payload.expires_at + timedelta(seconds=0.3))
-        refused = await asyncio.to_thread(run.review, first, "agree")
+        refused = await asyncio.to_thread(run.review, first, "agree", code="000000")
         assert refused.status_code == 410, refused.text
         (violation,) = refused.json()["detail"]["violations"]
         assert violation["rule_id"] == "CON-3"
@@ -74,7 +73,7 @@ async def test_an_expired_link_is_refused_and_a_resent_one_completes_the_case(
         assert "expired" in violation["message_en"]
         assert violation["next_step_en"]
         await timeline.wait_for("econtract.review-link-expired", 30,
-                                lambda e: e.payload.link_id == first)
+                                lambda e: e.payload.link_id == sent.payload.link_id)
         second = await run.ask_resend(first)
         assert second != first
         await run.contractor_agrees(second)
@@ -109,7 +108,7 @@ async def test_a_contractor_who_rejects_gets_a_new_set_and_the_case_completes(
         listed = await asyncio.to_thread(run.staff, "GET", "/contracts",
                                          params={"status": "rejected"})
         assert case.case_id in listed.text, listed.text
-        stale = await asyncio.to_thread(run.review, first, "agree")
+        stale = await asyncio.to_thread(run.review, first, "agree", code="000000")
         assert stale.status_code == 410, stale.text
         assert [v["rule_id"] for v in stale.json()["detail"]["violations"]] == ["CON-3"]
         await run.contract_set()  # the city prepares a new set
@@ -136,7 +135,8 @@ async def test_a_tsa_window_in_the_middle_of_signing_holds_it_and_the_case_compl
     stack, timeline = case_stack, case_timeline
     # Two announced windows (WIN-3), both known to the hub and the contractor's agent: the
     # first after the contractor agreed, the second after the city agreed.
-    first_opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=35)
+    # (55 s: registration, the case, the set, and the agreement with its mailed code)
+    first_opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=55)
     first = (first_opens, first_opens + timedelta(seconds=8))
     second = (first[1] + timedelta(seconds=10), first[1] + timedelta(seconds=22))
     windows = (fixed(*first), fixed(*second))

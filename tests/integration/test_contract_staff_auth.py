@@ -125,7 +125,7 @@ async def test_staff_token_lists_and_uploads_the_contract_set(
     assert TOKEN not in caplog.text
     # the review page is the contractor's, not the staff's: it stays outside the check
     assert (await http.get("/contract/review/00000000-0000-0000-0000-000000000000")
-            ).status_code == 410
+            ).status_code == 404
     engine = create_db_engine(db_url)
     with engine.connect() as conn:
         rows = list(conn.execute(sa.select(OB).where(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from pipelines.contract.erp import default_period, why_not_registered
+from pipelines.contract.links import FreshLink
 from pipelines.contract.rules import Decision, decide
 from pipelines.contract.state import CaseState, ContractPolicy
 from schemas.cloudsign import ContractConcluded, ContractSendRequested
@@ -134,7 +136,8 @@ def test_con1_new_application_during_review_sends_a_new_link_to_the_new_addresse
 
 
 def test_con1_addresses_cannot_change_after_agreement() -> None:
-    agreed = ok(step(in_review(), link_of(in_review())))
+    review = in_review()
+    agreed = ok(step(review, link_of(review)))
     assert rules_of(step(agreed, application())) == ["CON-1"]
 
 
@@ -174,7 +177,27 @@ def test_con2_prepared_set_goes_for_review_with_a_link_to_every_declared_address
     assert sent.to == ("boss@demo.co.jp", "tanaka@demo.co.jp")
     assert sent.expires_at == T0 + timedelta(days=7)
     (mail,) = decision.mails
-    assert mail.values["review_url"].endswith(str(sent.link_id))
+    # CON-3: the mail carries the link's random token, which opens the page; its id, on
+    # the events topic for everyone to read, does not appear in it
+    assert decision.new_link is not None
+    assert decision.new_link.link_id == sent.link_id
+    assert mail.values["review_url"].endswith("/" + decision.new_link.token)
+    assert str(sent.link_id) not in mail.values["review_url"]
+    assert len(decision.new_link.token) >= 43
+
+
+def test_con3_links_are_drawn_at_random_never_derived_from_the_case() -> None:
+    applied = ok(step(opened(), application()))
+    command = ContractSetPrepared(case_id="R8-001", title="請負契約書", document=doc())
+    first, second = step(applied, command), step(applied, command)
+    assert first.new_link is not None
+    assert second.new_link is not None
+    assert first.new_link.token != second.new_link.token
+    assert first.new_link.link_id != second.new_link.link_id
+    fixed = FreshLink(uuid.UUID(int=7), "t" * 43)
+    decided = decide(applied, command, entity="ashikaga-city", now=T0, acted_at=T0,
+                     policy=POLICY, fresh=fixed)
+    assert decided.new_link == fixed  # the caller's draw, for a repeatable decision
 
 
 def test_con2_full_card_route_to_conclusion() -> None:

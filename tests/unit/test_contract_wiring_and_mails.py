@@ -4,7 +4,6 @@ connector's own templates (CON-3, CON-4, NTF-2)."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,11 +63,13 @@ def test_jobs_without_and_with_a_city_signer() -> None:
 def test_review_mail_renders_with_the_link_and_its_expiry_in_jst() -> None:
     link = ReviewLink(link_id="6f1d2b1e-7c43-4f7e-9a55-0c0f3e3a6b21",  # type: ignore[arg-type]
                       to=("boss@demo.co.jp",), expires_at=T0 + timedelta(days=7))
-    mail = review_mail(concluded(), link, ContractPolicy(review_base_url="https://hub/r"))
+    mail = review_mail(concluded(), link, ContractPolicy(review_base_url="https://hub/r"),
+                       "Zq3xT0k3n-of-43-characters-drawn-at-random_")
     assert required_values(mail.kind) <= mail.values.keys()
     subject, body, _ = render(mail.kind, mail.values, "電子契約システム")
     assert subject == "電子契約の確認依頼（市道改良工事）"
-    assert "https://hub/r/6f1d2b1e-7c43-4f7e-9a55-0c0f3e3a6b21" in body
+    assert "https://hub/r/Zq3xT0k3n-of-43-characters-drawn-at-random_" in body
+    assert "6f1d2b1e" not in body  # the link's id opens nothing and is not mailed
     assert "2026/04/08 10:00" in body  # 01:00 UTC is 10:00 JST
 
 
@@ -106,8 +107,7 @@ def test_contract_settings_default_and_from_the_environment(
     assert configured.contract.job_interval_s == 0.5
     policy = policy_from_settings(configured)
     assert policy.review_link_ttl == timedelta(hours=2)
-    assert policy.review_url(uuid.UUID(int=1)) == (
-        "https://keiyaku.city.example/review/00000000-0000-0000-0000-000000000001")
+    assert policy.review_url("a-token") == "https://keiyaku.city.example/review/a-token"
     assert {j.interval_s for j in jobs(interval_s=configured.contract.job_interval_s)} == {0.5}
     monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0")
     with pytest.raises(ValidationError):
