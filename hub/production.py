@@ -323,6 +323,22 @@ def _kafka_problems(settings: Settings) -> list[Problem]:
                     "(HUB_KAFKA__SSL_CERTFILE).")]
 
 
+def _own_http_problems(settings: Settings) -> list[Problem]:
+    """PRD-6: passwords, card proofs and review links reach the hub over its own HTTP; it
+    serves TLS itself, or sits behind a TLS-terminating proxy the operator names."""
+    http = settings.http
+    if http.tls or http.forwarded_allow_ips:
+        return []
+    return [Problem("PRD-6", ("HUB_HTTP__TLS_CERT_FILE", "HUB_HTTP__TLS_KEY_FILE",
+                              "HUB_HTTP__FORWARDED_ALLOW_IPS"),
+                    "ハブの HTTP（ゲートウェイ、職員 API、確認ページ、Webhook）が TLS なしです。"
+                    "証明書と鍵を設定するか、TLS を終端するプロキシのアドレスを "
+                    "HUB_HTTP__FORWARDED_ALLOW_IPS に設定してください。",
+                    "The hub's own HTTP (gateway, staff API, review pages, webhooks) has no "
+                    "TLS: set the certificate and key, or name the TLS-terminating proxy in "
+                    "HUB_HTTP__FORWARDED_ALLOW_IPS.")]
+
+
 def _insecure_names_problems(settings: Settings) -> list[Problem]:
     known = {"application", "dsure", "cloudsign", "erp", "tsa", "mail-links",
              "review-links", "smtp"}
@@ -340,11 +356,12 @@ def production_problems(settings: Settings,
     """Every reason the settings are not fit for production (empty: fit).
 
     PRD-1 contractor cards' trust, PRD-2 the city's signer, PRD-3 secrets, PRD-4 plain
-    HTTP and SMTP to peers, PRD-5 Kafka without TLS and authentication."""
+    HTTP and SMTP to peers, PRD-5 Kafka without TLS and authentication, PRD-6 the hub's
+    own HTTP without TLS."""
     env = os.environ if environ is None else environ
     return [*_card_roots_problems(), *_city_signer_problems(env), *_secrets_problems(settings),
             *_peer_problems(settings), *_insecure_names_problems(settings),
-            *_kafka_problems(settings)]
+            *_kafka_problems(settings), *_own_http_problems(settings)]
 
 
 def refusal_text(problems: list[Problem]) -> str:

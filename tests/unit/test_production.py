@@ -1,7 +1,7 @@
 """The production check (hub/production.py): one problem per unsafe default, all at once.
 
 A settings set fit for production passes; taking away one thing at a time brings exactly
-its check back (PRD-1 … PRD-5), named by setting, in Japanese and English, without the
+its check back (PRD-1 … PRD-6), named by setting, in Japanese and English, without the
 secret's value. ``hub run`` with nothing configured refuses to start (a real process).
 """
 
@@ -84,6 +84,8 @@ def ready(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         "HUB_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
         "HUB_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
         "HUB_KAFKA__SASL_USERNAME": "hub",
+        "HUB_HTTP__TLS_CERT_FILE": str(tmp_path / "hub.pem"),
+        "HUB_HTTP__TLS_KEY_FILE": str(tmp_path / "hub.key"),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -189,6 +191,14 @@ def test_kafka_needs_tls_and_authentication(
                                   HUB_KAFKA__SASL_PASSWORD=None)] == ["PRD-5"]
 
 
+def test_the_hubs_own_http_needs_tls_or_a_named_proxy(
+        ready: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _checks(monkeypatch, HUB_HTTP__TLS_CERT_FILE=None, HUB_HTTP__TLS_KEY_FILE=None) == [
+        ("PRD-6", ("HUB_HTTP__TLS_CERT_FILE", "HUB_HTTP__TLS_KEY_FILE",
+                   "HUB_HTTP__FORWARDED_ALLOW_IPS"))]
+    assert _checks(monkeypatch, HUB_HTTP__FORWARDED_ALLOW_IPS="10.0.0.5") == []
+
+
 def test_secrets_from_files(tmp_path: Path) -> None:
     secret = _strong()
     (tmp_path / "webhook").write_text(secret + "\n")
@@ -224,7 +234,8 @@ def test_hub_run_without_settings_refuses_to_start(tmp_path: Path) -> None:
                            ("PRD-3", "HUB_MAIL_LINK_KEY"), ("PRD-3", "HUB_FIELD_KEYS"),
                            ("PRD-3", "HUB_ID_KEY"),
                            ("PRD-4", "HUB_DSURE_BASE_URL"), ("PRD-4", "HUB_MAIL_SECURITY"),
-                           ("PRD-5", "HUB_KAFKA__SECURITY_PROTOCOL")]:
+                           ("PRD-5", "HUB_KAFKA__SECURITY_PROTOCOL"),
+                           ("PRD-6", "HUB_HTTP__TLS_CERT_FILE")]:
         assert f"{check} [{setting}" in out, (check, setting)
     for default in ("local-application-webhook", "change-me-local-default-only",
                     "local-dsure-token", "local-cloudsign-client"):
