@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -51,8 +52,31 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     names = {i["name"] for i in sa.inspect(engine).get_indexes("reg_pending_propagation")}
     assert "ix_reg_pending_propagation_status" in names
     upgrade(engine)
-    assert current_revision(engine) == "0006_registration_indexes"
+    head = ScriptDirectory.from_config(_config(engine)).get_current_head()
+    assert current_revision(engine) == head
     assert differences(engine) == []
+
+
+def test_0008_keeps_finding_cases_already_sent_to_cloudsign(engine: Engine) -> None:
+    """A case sent before the column existed is found by its CloudSign document after it."""
+    from alembic import command
+
+    from hub.migrations import _config
+
+    command.downgrade(_config(engine), "0006_registration_indexes")
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO con_case (case_id, procuring_entity, route, status, subject, "
+            "amount_yen, contractor_user_id, contractor_name, city_name, agreed, parties, "
+            "opened_at, updated_at, state) VALUES ('R8-0001', 'city', 'cloudsign', "
+            "'sent-to-cloudsign', 's', 1, 'U1', 'c', 'city', 0, 2, :now, :now, :state)"),
+            {"now": now, "state": '{"cloudsign_document_id": "doc-1"}'})
+    upgrade(engine)
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT case_id FROM con_case "
+                                     "WHERE cloudsign_document_id = 'doc-1'")).scalar_one()
+    assert found == "R8-0001"
 
 
 def test_the_propagation_query_reads_the_pending_rows_by_their_index(pg_engine: Engine) -> None:
