@@ -12,11 +12,6 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import tempfile
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
