@@ -5,7 +5,8 @@ vendored in tests/data/ where a contract test checks every request and answer ag
 it) in methods, paths, statuses, error shapes, optional fields and upload limits:
 
 - ``POST /token`` (form ``client_id``) → accessTokenModel; the same token again while it
-  is valid; 400 ``invalid_request`` (empty) or ``invalid_client`` (unknown).
+  is valid; 400 ``invalid_request`` (empty) or ``invalid_client`` (unknown), 403
+  ``forbidden`` for a disabled user (:meth:`CloudSignPeer.disable_client`).
 - ``POST /documents`` (form ``title``, ``note``, ``message``, all optional) → documentModel
 - ``GET /documents/{id}``; ``PUT`` updates its data (never sends); ``POST`` sends a draft
   (status 0 → 1; 400 without a recipient or a file) or reminds (status 1);
@@ -100,6 +101,8 @@ class _State:
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[tuple[str, str], bytes] = field(default_factory=dict, repr=False)
     certificates: dict[str, bytes] = field(default_factory=dict, repr=False)
+    client_disabled: bool = False
+    """The client's user is disabled (or calls from an address CloudSign restricts)."""
 
     def refusal(self, authorization: str | None) -> JSONResponse | None:
         """400 without a well-formed ``Authorization: Bearer``, 401 for a token that is
@@ -178,6 +181,8 @@ def create_app(state: _State, faults: PeerFaults) -> FastAPI:  # noqa: PLR0915 -
             return error(400, "client_id is empty", "invalid_request")
         if not hmac.compare_digest(client_id.encode(), state.client_id.encode()):
             return error(400, "client_id is not valid", "invalid_client")
+        if state.client_disabled:
+            return error(403, "the client's user is disabled", "forbidden")
         live = state.live_token()  # the spec: no new token while one is valid
         if live is None:
             value = str(uuid.uuid4())
@@ -381,6 +386,10 @@ class CloudSignPeer:
 
     def document_ids(self) -> list[str]:
         return list(self._state.documents)
+
+    def disable_client(self, disabled: bool = True) -> None:
+        """The client's user is disabled: ``/token`` answers 403 ``forbidden``."""
+        self._state.client_disabled = disabled
 
     def expire_tokens(self) -> None:
         """Every access token issued so far stops working (as after an hour)."""

@@ -189,6 +189,14 @@ async def test_a_wrong_client_id_is_permanent(peer: CloudSignPeer, tmp_path: Pat
         await conn.aclose()
 
 
+async def test_a_disabled_client_is_permanent(peer: CloudSignPeer,
+                                              connector: CloudSignConnector) -> None:
+    peer.disable_client()
+    with pytest.raises(PermanentPeerError, match="HUB_CLOUDSIGN_CLIENT_ID"):
+        await connector.send(send_command(connector))
+    assert peer.faults.requests == 1  # 403 forbidden: not retried
+
+
 async def test_an_edited_source_file_is_refused_before_anything_is_sent(
         peer: CloudSignPeer, connector: CloudSignConnector) -> None:
     command = send_command(connector)

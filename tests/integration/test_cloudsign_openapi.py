@@ -200,6 +200,10 @@ async def test_refusals_are_the_specs_statuses_with_its_error_model(
                                         files={"uploadfile": ("big.pdf", big,
                                                               "application/pdf")}),
                       413, "too_large_request"))
+        peer.disable_client()
+        cases.append((await client.post("/token", data={"client_id": CLIENT_ID}),
+                      403, "forbidden"))
+        peer.disable_client(False)
         for response, status, code in cases:
             assert (response.status_code, response.json()["error"]) == (status, code), \
                 response.request.url
