@@ -6,13 +6,15 @@ connector and the reference peer, so that they cannot share a mistake unnoticed.
 - The peer's refusals (missing or bad token, unknown document, non-PDF, no ``%%EOF``,
   too large, not a draft, bad client_id) are the spec's statuses with its errorModel.
 - No valid request is refused: each variant the spec allows (optional fields left out,
-  its boolean spellings, an upload without a name) is answered 2xx.
+  its boolean spellings, an upload without a name) is answered 2xx, and so are the
+  create, update and add-recipient forms hypothesis draws from what the spec allows.
 - A connector that sends with ``PUT`` or adds a field the spec does not have is
   caught by the same check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from reportlab.pdfgen import canvas
 
 from connectors._shared import PermanentPeerError
@@ -288,3 +293,41 @@ def test_the_judge_refuses_what_the_old_peer_answered() -> None:
             (get, httpx.Response(422, json={"detail": [{"loc": ["body"]}]})),
             (get, httpx.Response(200, json=doc))]:
         assert check(request, response, answer_only=True), response.status_code
+
+
+_BOOLEANS = st.sampled_from(["true", "false", "1", "0", "t", "f", "T", "F", "TRUE", "FALSE",
+                             "True", "False"])
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=200)
+
+
+@hypothesis_settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(create=st.fixed_dictionaries({}, optional={
+           "title": _TEXT, "note": _TEXT, "message": _TEXT,
+           "can_transfer": _BOOLEANS, "private": _BOOLEANS}),
+       person=st.fixed_dictionaries(
+           {"name": st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                            min_size=1, max_size=64).filter(str.strip)},
+           optional={"organization": st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                                             max_size=64),
+                     "language_code": st.sampled_from(["ja", "en", "zh-CHS", "zh-CHT"])}),
+       local=st.from_regex(r"\A[a-z0-9][a-z0-9._+-]{0,20}\Z"))
+def test_generated_valid_requests_are_answered_2xx_within_the_spec(
+        peer: CloudSignPeer, create: dict[str, str], person: dict[str, str],
+        local: str) -> None:
+    """Hypothesis draws what the spec allows for creating a document, updating it and
+    adding a recipient; the peer must accept each, and answer within the spec."""
+    async def go() -> None:
+        async for client, auth in raw(peer):
+            made = judged(await client.post("/documents", data=create, headers=auth))
+            assert made.status_code == 200, made.text
+            doc_id = made.json()["id"]
+            updated = judged(await client.put(f"/documents/{doc_id}", data=create,
+                                              headers=auth))
+            assert updated.status_code == 200, updated.text
+            added = judged(await client.post(
+                f"/documents/{doc_id}/participants", headers=auth,
+                data={**person, "email": f"{local}@example.co.jp"}))
+            assert added.status_code == 200, added.text
+
+    asyncio.run(go())
