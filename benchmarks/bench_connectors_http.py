@@ -182,7 +182,8 @@ async def bench_cloudsign(count: int, tmp: Path) -> dict[str, Any]:
             async def bare(_: int) -> object:
                 return (await client.get(f"/documents/{sent.document_id}", headers=auth)).json()
 
-            result = await compare(count, bare, lambda _: connector.conclude(sent.document_id))
+            result = await compare(count, bare,
+                                   lambda _: connector.conclude(sent.document_id, "B-1"))
             send_stats = await run(max(20, count // 3), lambda i: connector.send(request(i)))
         await connector.aclose()
         return {**result, "connector_full_send": send_stats,

@@ -214,9 +214,8 @@ def webhook_routers(wiring: Wiring) -> None:
     from connectors.application.inbound import webhook_router as application_hook
     from connectors.application.mapping import message_id_for
     from connectors.application.settings import ApplicationSettings
-    from connectors.cloudsign.inbound import webhook_router as cloudsign_hook
+    from hub.contract.cloudsign_hook import cloudsign_webhook
     from schemas.application import ApplicationSubmitted
-    from schemas.cloudsign import ContractCompletionNotified
 
     publisher = wiring.publisher
     assert publisher is not None
@@ -227,13 +226,8 @@ def webhook_routers(wiring: Wiring) -> None:
             procuring_entity="online-application", producer="hub.webhook",
             message_id=message_id_for(application_id)))
 
-    async def on_document(document_id: str) -> None:
-        await publisher.publish(Topics.CONTRACT_COMMANDS, new_envelope(
-            ContractCompletionNotified(document_id=document_id), correlation_id=document_id,
-            procuring_entity="cloudsign", producer="hub.webhook"))
-
     wiring.routers.append(application_hook(ApplicationSettings(), on_submitted))
-    wiring.routers.append(cloudsign_hook(on_document))
+    wiring.routers.append(cloudsign_webhook(wiring.engine, publisher.publish))
 
 
 def gateway(wiring: Wiring) -> Any:

@@ -48,7 +48,8 @@ MIN_SECRET_CHARS = 32
 
 KNOWN_DEFAULT_SECRETS = frozenset({
     "local-application-token", "local-application-webhook", "local-dsure-token",
-    "local-cloudsign-client", "local-surety-issuer", "change-me-local-default-only",
+    "local-cloudsign-client", "local-cloudsign-webhook-token", "local-surety-issuer",
+    "change-me-local-default-only",
     "procurement-hub embedded demo id key: public, never for production",
     "change-me", "changeme", "secret", "password", "test", "demo",
 })

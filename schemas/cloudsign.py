@@ -56,6 +56,8 @@ class SignedDocumentStatus(enum.IntEnum):
     """取消、または却下 (withdrawn by the sender or rejected by a party)."""
     TEMPLATE = 4
     """テンプレート."""
+    IMPORTED = 13
+    """インポート書類 (a document concluded elsewhere and imported; never sent by the hub)."""
 
 
 class DocumentRef(_Strict):
@@ -104,15 +106,20 @@ class ContractSent(Payload):
     sent_at: AwareDatetime
 
 
-@message("contract.completion-notified", 1)
+@message("contract.completion-notified", 2)
 class ContractCompletionNotified(Payload):
     """CloudSign's webhook named this document (concluded, rejected or bounced).
 
-    Topic: ``Topics.CONTRACT_COMMANDS``. The webhook is unsigned: only the id is
-    taken from it; the CloudSign connector re-reads the document through the API.
+    Topic: ``Topics.CONTRACT_COMMANDS``, keyed by the case. The hub publishes it only for
+    a document its own case state holds (``case_id`` is that case, found by the
+    document id); ``status`` is what the webhook claimed, never believed: the CloudSign
+    connector re-reads the document through the API. Version 2 added ``case_id`` and
+    ``status``.
     """
 
     document_id: DocumentId
+    case_id: str = Field(min_length=1, max_length=100)
+    status: int = Field(ge=0, le=99)
 
 
 @message("contract.concluded", 1)

@@ -1,13 +1,17 @@
 """The outbound adapter to CloudSign's Web API (the subset in ``peer``'s docstring).
 
-One attempt per call; the Guard retries. The access token from ``POST /token``
-is kept until shortly before it expires; a 401 on any call drops it and is
-transient, so the retry buys a fresh one. A wrong ``client_id`` is permanent
-(an operator fixes the setting). Refusals of a request (400, 404) are permanent.
+Methods and paths as the published OpenAPI document has them (0.31.0, vendored in
+tests/data/ and checked there): ``POST /documents/{id}`` sends a document (``PUT``
+only updates its data). One attempt per call; the Guard retries. The access token
+from ``POST /token`` is kept until shortly before it expires; a 401 on any call
+drops it and is transient, so the retry buys a fresh one. A refused ``client_id``
+(400 ``invalid_client``, 403 ``forbidden``) is permanent: an operator fixes the
+setting. Refusals of a request (400, 403, 404, 413, 415) are permanent.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -21,6 +25,17 @@ from connectors.dsure.httpkit import json_body, raise_for_peer
 __all__ = ["NAME", "CloudSignAdapter"]
 
 NAME = "cloudsign"
+_ERROR_CODE = re.compile(r"^[a-z_]{1,40}$")
+
+
+def _error_code(response: httpx.Response) -> str:
+    """`` (error)`` from CloudSign's errorModel ``{error, message}``, if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    return f" ({code})" if isinstance(code, str) and _ERROR_CODE.match(code) else ""
 
 
 class CloudSignAdapter:
@@ -56,7 +71,8 @@ class CloudSignAdapter:
             self._token = None  # expired or revoked: the retry fetches a new one
             raise TransientPeerError(NAME, f"{what}: access token refused")
         if response.status_code != 200:
-            raise PermanentPeerError(NAME, f"{what}: HTTP {response.status_code}")
+            raise PermanentPeerError(NAME, f"{what}: HTTP {response.status_code}"
+                                     f"{_error_code(response)}")
         return response
 
     async def _document(self, method: str, path: str, what: str,
@@ -80,7 +96,9 @@ class CloudSignAdapter:
             files={"uploadfile": (name, content, "application/pdf")})
 
     async def send(self, document_id: str) -> PeerDocument:
-        return await self._document("PUT", f"/documents/{document_id}", "send")
+        """``POST /documents/{id}``: sends a draft (先方確認中 after it); on a document
+        already sent it is a reminder, so a retried send changes nothing."""
+        return await self._document("POST", f"/documents/{document_id}", "send")
 
     async def get_document(self, document_id: str) -> PeerDocument:
         return await self._document("GET", f"/documents/{document_id}", "get")

@@ -5,11 +5,15 @@ Entry points:
 - ``await connector.send(command)`` for ``Topics.CONTRACT_COMMANDS``
   (:class:`ContractSendRequested`) → :class:`ContractSent` for CONTRACT_EVENTS:
   create the document, upload the set, add the parties in order, send it;
-- ``await connector.conclude(document_id)`` after CloudSign's webhook (see
-  ``inbound``) → :class:`ContractConcluded` (signed PDFs and 合意締結証明書 stored),
+- ``await connector.conclude(document_id, case_id, claimed)`` after CloudSign's
+  webhook (see ``inbound``; the hub found ``case_id`` by the document id it keeps)
+  → :class:`ContractConcluded` (signed PDFs and 合意締結証明書 stored),
   :class:`ContractDeclined`, or ``None`` while the document is still in progress.
   The webhook carries no signature, so its ``status`` is never believed: the
-  document is re-read through the API and only what the API says counts.
+  document is re-read through the API and only what the API says counts. A webhook
+  that claimed an end (2 or 3) the API does not show yet is retried (transient):
+  webhooks are deduplicated per (document, status), so dropping it would lose the
+  conclusion for good.
 
 Every HTTP call goes through the Guard on its own, so a failed upload retries the
 upload, not the whole document.
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors._shared import Guard, Health, PermanentPeerError
+from connectors._shared import Guard, Health, PermanentPeerError, TransientPeerError
 from connectors.cloudsign.adapter import NAME, CloudSignAdapter
 from connectors.cloudsign.documents import DocumentStore, DocumentTampered, FileDocumentStore
 from connectors.cloudsign.mapping import (
@@ -48,6 +52,7 @@ from schemas.rejection import RuleViolation
 __all__ = ["PRODUCER", "CloudSignConnector"]
 
 PRODUCER = "connector.cloudsign"
+_ENDS = (SignedDocumentStatus.CONCLUDED.value, SignedDocumentStatus.CANCELLED.value)
 
 
 class CloudSignConnector:
@@ -72,21 +77,27 @@ class CloudSignConnector:
             await self._upload(doc.id, filename, content)
         for participant in command.participants:
             await self._add(doc.id, participant)
-        await self.guard.call(lambda: self.adapter.send(doc.id), what="send")
+        sent = await self.guard.call(lambda: self.adapter.send(doc.id), what="send")
+        if sent.status is not SignedDocumentStatus.IN_PROGRESS:
+            raise PermanentPeerError(NAME, f"send: document {doc.id} is in status "
+                                     f"{sent.status.value} ({sent.status.name}), not 1 "
+                                     "(先方確認中): CloudSign did not send it")
         return ContractSent(request_id=command.request_id, document_id=doc.id,
                             sent_at=self._clock())
 
-    async def conclude(self, document_id: str) -> ContractConcluded | ContractDeclined | None:
-        """Re-read the document a webhook named; store the signed set if concluded."""
+    async def conclude(self, document_id: str, case_id: str, claimed: int | None = None,
+                       ) -> ContractConcluded | ContractDeclined | None:
+        """Re-read the document a webhook named (``claimed``: the status it said) for the
+        hub's case ``case_id``; store the signed set if concluded."""
         doc = await self.guard.call(lambda: self.adapter.get_document(document_id),
                                     what="get")
-        case_id = doc.case_id
-        if case_id is None:
-            raise PermanentPeerError(NAME, f"document {doc.id} was not sent by the hub")
         at = doc.last_processed_at or doc.updated_at or self._clock()
         if doc.status is SignedDocumentStatus.CANCELLED:
             return declined(doc, case_id, at)
         if doc.status is not SignedDocumentStatus.CONCLUDED:
+            if claimed in _ENDS and doc.status is SignedDocumentStatus.IN_PROGRESS:
+                raise TransientPeerError(NAME, f"webhook said status {claimed} for document "
+                                         f"{doc.id}; CloudSign still shows 1 (先方確認中)")
             return None
         signed = [await self._keep_file(doc, file_id, name)
                   for file_id, name in sorted((f.id, f.name) for f in doc.files)]

@@ -5,8 +5,8 @@ Reading ``Topics.CONTRACT_COMMANDS``:
 - ``ContractSendRequested`` → CloudSign → ``ContractSent`` on CONTRACT_EVENTS;
 - ``ContractCompletionNotified`` (published by the webhook router's callback) →
   re-read through the API → ``ContractConcluded`` or ``ContractDeclined`` on
-  CONTRACT_EVENTS, keyed by the case the document's note names; nothing while
-  the document is still in progress (a bounce notice or a forged webhook).
+  CONTRACT_EVENTS, keyed by the case the hub found by the document id; nothing
+  while the document is still in progress (a bounce notice).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def effects(connector: CloudSignConnector) -> dict[type[Payload], Effect]:
 
     async def notified(ctx: Emitter, envelope: Envelope[Any]) -> None:
         command: ContractCompletionNotified = envelope.payload
-        outcome = await connector.conclude(command.document_id)
+        outcome = await connector.conclude(command.document_id, command.case_id,
+                                           command.status)
         if outcome is not None:
             ctx.emit(Topics.CONTRACT_EVENTS, outcome, cause=envelope,
                      correlation_id=outcome.case_id)

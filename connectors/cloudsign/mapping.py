@@ -1,14 +1,16 @@
 """CloudSign Web API's documentModel ↔ canonical contract messages (CON-2, CON-6). Pure.
 
-The subset of CloudSign's Web API (its OpenAPI "クラウドサイン Web API 仕様書") the
-hub uses: a document has ``id``, ``title``, ``status`` (0 下書き, 1 先方確認中,
-2 締結完了, 3 取消・却下), ``participants`` (``order`` 0 is the sender) and ``files``.
-Requests are form-encoded, as the API takes them.
+The subset of CloudSign's Web API (its OpenAPI "クラウドサイン Web API 仕様書" 0.31.0,
+vendored in tests/data/) the hub uses: a document has ``id``, ``title``, ``status``
+(0 下書き, 1 先方確認中, 2 締結済, 3 取消・却下, 4 テンプレート, 13 インポート書類),
+``participants`` (``order`` 0 is the sender) and ``files``. Requests are form-encoded,
+as the API takes them. The document's ``note`` is a memo people can edit in CloudSign's
+screens: the hub writes the case number there for them and never reads it back (the
+case is found by the document id the hub keeps, ``pipelines.contract``).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -32,9 +34,6 @@ __all__ = [
     "document_from_peer",
     "participant_form",
 ]
-
-
-_NOTE = re.compile(r"hub-case:(\S+)")
 
 
 class PeerFormatError(ValueError):
@@ -71,12 +70,6 @@ class PeerDocument(_Lenient):
     updated_at: datetime | None = None
     last_processed_at: datetime | None = None
 
-    @property
-    def case_id(self) -> str | None:
-        """The hub's case, from the note :func:`document_form` wrote; None if not ours."""
-        match = _NOTE.search(self.note)
-        return match.group(1) if match else None
-
 
 def document_from_peer(body: Any) -> PeerDocument:
     try:
@@ -88,16 +81,20 @@ def document_from_peer(body: Any) -> PeerDocument:
 
 
 def document_form(command: ContractSendRequested) -> dict[str, str]:
-    """``POST /documents``: the note keeps the hub's case and request id, so a webhook
-    (which carries only the document id) leads back to the case."""
+    """``POST /documents``. The note is a memo for the city's staff in CloudSign's
+    screens (the case number); the hub never reads it back."""
     return {"title": command.title, "message": command.message,
-            "note": f"hub-case:{command.case_id} hub-request:{command.request_id}"}
+            "note": f"案件番号 {command.case_id}"}
 
 
 def participant_form(participant: ContractParticipant) -> dict[str, str]:
-    """``POST /documents/{id}/participants``, one per party in agreement order."""
-    return {"email": participant.email, "name": participant.name,
-            "organization": participant.organization}
+    """``POST /documents/{id}/participants``, one per party in agreement order. The
+    organization is optional and at most 64 characters in CloudSign (participantModel):
+    left out when empty, cut to 64 otherwise (a display label)."""
+    form = {"email": participant.email, "name": participant.name}
+    if participant.organization:
+        form["organization"] = participant.organization[:64]
+    return form
 
 
 def declined(document: PeerDocument, case_id: str, at: datetime) -> ContractDeclined:

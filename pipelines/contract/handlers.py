@@ -25,6 +25,7 @@ from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import (
     DOC_SCHEME,
     DocumentMissingError,
+    case_by_cloudsign_document,
     case_by_cloudsign_request,
     get_document,
     load_case,
@@ -122,6 +123,10 @@ def current_policy() -> ContractPolicy:
 def _case_id(ctx: HandlerContext, cmd: Payload) -> str | None:
     if isinstance(cmd, ContractSent):
         return case_by_cloudsign_request(ctx.session, str(cmd.request_id))
+    if isinstance(cmd, ContractConcluded | ContractDeclined):
+        # by the document id the case keeps, never by anything CloudSign's side could edit
+        found = case_by_cloudsign_document(ctx.session, cmd.document_id)
+        return None if found is None else found.case_id
     return case_of(cmd)
 
 

@@ -1,8 +1,10 @@
-"""The contract process's tables (SQLModel; created by migration 0005_contract).
+"""The contract process's tables (SQLModel; created by migration 0005_contract,
+``cloudsign_document_id`` added by 0008_cloudsign_document).
 
 - ``con_case``: one row per case (案件): the full :class:`~.state.CaseState` as JSON and
   beside it the columns the archive searches and lists (CON-6, CON-7: date, amount,
-  counterparty, status, agreed n/m, last update) and the live review link (CON-3).
+  counterparty, status, agreed n/m, last update), the live review link (CON-3) and the
+  CloudSign document of the current send (CloudSign's webhook finds the case by it).
 - ``con_document``: contract PDFs by SHA-256 (content-addressed, never changed): the
   prepared set, the contractor-signed and the concluded, signed PDF that both parties
   keep (電子帳簿保存法, CON-7).
@@ -52,6 +54,7 @@ class CaseRow(SQLModel, table=True):
     signing_job_id: str | None = Field(default=None, max_length=64, index=True)
     review_link_id: str | None = Field(default=None, max_length=36, index=True)
     cloudsign_request_id: str | None = Field(default=None, max_length=36, index=True)
+    cloudsign_document_id: str | None = Field(default=None, max_length=64, index=True)
     document_sha256: str | None = Field(default=None, max_length=64)
     state: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
 

@@ -188,7 +188,7 @@ def _prepared(state: CaseState, cmd: ContractSetPrepared, now: datetime,
     if state.route is ContractRoute.CLOUDSIGN:
         request_id = uuid.uuid5(LINK_NAMESPACE, f"{state.case_id}:cloudsign:{cmd.document.sha256}")
         decision = _moved(state, cmd, now, status=S.SENT_TO_CLOUDSIGN,
-                          cloudsign_request_id=request_id, **reset)
+                          cloudsign_request_id=request_id, cloudsign_document_id=None, **reset)
         people = ((state.authorized,) if state.authorized else ()) + state.officers
         participants = tuple(ContractParticipant(name=p.name, email=p.email,
                                                  organization=state.contractor_name[:100])

@@ -20,6 +20,7 @@ from schemas.contract import DocumentRef
 __all__ = [
     "DOC_SCHEME",
     "DocumentMissingError",
+    "case_by_cloudsign_document",
     "case_by_cloudsign_request",
     "case_by_review_link",
     "get_document",
@@ -79,6 +80,14 @@ def case_by_cloudsign_request(session: Session, request_id: str) -> str | None:
         CaseRow.cloudsign_request_id == request_id)).first()
 
 
+def case_by_cloudsign_document(session: Session, document_id: str) -> CaseState | None:
+    """The case whose current CloudSign send is ``document_id`` (as ContractSent named it);
+    ``None`` for a document the hub did not send, or one a later send superseded."""
+    row = session.exec(select(CaseRow).where(
+        CaseRow.cloudsign_document_id == document_id)).first()
+    return None if row is None else CaseState.model_validate_json(json.dumps(row.state))
+
+
 def save_case(session: Session, state: CaseState) -> None:
     row = session.get(CaseRow, state.case_id) or CaseRow(
         case_id=state.case_id, procuring_entity=state.procuring_entity, route=state.route.value,
@@ -95,6 +104,7 @@ def save_case(session: Session, state: CaseState) -> None:
     row.review_link_id = str(state.link.link_id) if state.link else None
     row.cloudsign_request_id = (str(state.cloudsign_request_id)
                                 if state.cloudsign_request_id else None)
+    row.cloudsign_document_id = state.cloudsign_document_id
     current = state.signed or state.contractor_signed or state.document
     row.document_sha256 = current.sha256 if current else None
     row.state = state.model_dump(mode="json")

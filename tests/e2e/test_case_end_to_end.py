@@ -4,7 +4,8 @@ Real Kafka, PostgreSQL, the six reference peers and ``hub run`` as a child proce
 default wiring: every pipeline, connector and contract job, SoftHSM2 city signer); the
 contractor signs with the card agent and the virtual IC card over PC/SC (pcscd + vpcd).
 The outcome is checked where the outside world keeps it: the ERP peer's own ledger and
-the SMTP peer's spool.
+the SMTP peer's spool; the signed contract PDF also by poppler's pdfsig (NSS database of
+the test roots) and its timestamps by openssl ts -verify, which must agree with the hub.
 
 - the whole case: registration → 申出書 → 契約保証 → set → agreed → both signatures →
   concluded → ERP 契約登録 → mails (CON-4) → 前払金保証 → ERP advance payment;
@@ -24,6 +25,7 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.devpki import ensure_pki
 from hub.sample.timeline import CaseTimeline
 from schemas.surety import SuretyProduct
 from tests.e2e.casestack import (
@@ -37,6 +39,7 @@ from tests.e2e.casestack import (
     steps,
     with_subject,
 )
+from tests.support.outside_validators import assert_outside_agrees
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.pcsc, pytest.mark.softhsm, pytest.mark.tsa, pytest.mark.smtp,
@@ -56,6 +59,8 @@ async def test_whole_case_through_every_real_part(case_stack: CaseStack,
     assert [s["field_name"] for s in outcome.validation["signatures"]] == [
         "ContractorSignature", "CitySignature"]
     assert all(s["timestamped_at"] for s in outcome.validation["signatures"])
+    roots = ensure_pki(stack.home / "pki").trust_roots
+    assert_outside_agrees(outcome.signed_pdf, roots, hub_accepts=True, signatures=2)
     assert steps(timeline) == ["opened", "applied", "surety-completed", "review",
                                "contractor-agreed", "contractor-signed", "city-agreed",
                                "concluded"], steps(timeline)
@@ -140,4 +145,6 @@ async def test_hub_killed_while_the_city_signs_completes_the_case_once(
         await run.registered_in_erp("advance-payment")
         await run.signed_document()
         assert run.outcome.validation["valid"] is True
+        assert_outside_agrees(run.outcome.signed_pdf, ensure_pki(stack.home / "pki").trust_roots,
+                              hub_accepts=True, signatures=2)
         await assert_completed_once(stack, run)

@@ -52,6 +52,7 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
                      home / "hub.log", bootstrap="tests.support.edgewiring:wiring", env={
                          "EDGE_CARD_ROOT": str(ca.ca_file), "EDGE_STAFF_TOKEN": STAFF_TOKEN,
                          "EDGE_WEBHOOK_SECRET": secrets.token_urlsafe(24),
+                         "EDGE_CLOUDSIGN_TOKEN": secrets.token_urlsafe(32),
                          "EDGE_TOPIC_PREFIX": prefix, "HUB_RUN_DIR": str(home / "run"),
                          "HUB_HTTP__RATE_PER_MINUTE": "1000000",
                          "HUB_HTTP__RATE_BURST": "100000", "HUB_LOG_LEVEL": "WARNING"})
@@ -109,5 +110,5 @@ def test_no_edge_answers_5xx_or_breaks_its_schema(fuzz_hub: str, tmp_path: Path)
 def test_the_fuzzed_document_names_every_edge(fuzz_hub: str) -> None:
     paths = httpx.get(f"{fuzz_hub}/openapi.json", timeout=10).json()["paths"]
     for edge in ("/gateway/challenges", "/contracts", "/contract/review/{token}/agree",
-                 "/webhooks/online-application", "/webhooks/cloudsign"):
+                 "/webhooks/online-application", "/webhooks/cloudsign/{token}"):
         assert edge in paths, edge

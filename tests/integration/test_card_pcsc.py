@@ -3,6 +3,8 @@
 PIN-1: a wrong PIN decrements the retries, the third locks the card, which is then
 refused. A card pulled out mid-signature gives a clean error and no half-signed document.
 PAdES B-T signatures through the card validate at the hub; one altered byte fails (CON-5).
+Poppler's pdfsig (with an NSS database of the test roots) and openssl ts -verify judge the
+same PDFs and must agree with the hub.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from tests.card.fixtures import PIN, READER, open_card, require_vpcd, seat, wait_reader
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
+from tests.support.outside_validators import (
+    assert_outside_agrees,
+    outside_verdict,
+    pdfsig_verdicts,
+    signature_timestamps,
+)
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa]
 
@@ -100,6 +108,10 @@ def test_pades_bt_signature_validates_and_one_altered_byte_is_rejected(
     result = validate_signed_pdf(signed, pki.trust_roots, card_creds.issuer_dn, card_creds.serial)
     assert result.signer_serial == card_creds.serial
     assert result.timestamped_at is not None
+    # poppler's pdfsig and openssl ts agree: valid, trusted, timestamp verified
+    assert_outside_agrees(signed, pki.trust_roots, hub_accepts=True, signatures=1)
+    assert len(signature_timestamps(signed)) == 1  # the B-T timestamp, checked by openssl
+    assert not outside_verdict(signed, [pki.other_root.certificate])[0]  # the roots matter
     # Flip one byte inside the signed content (not in the signature container itself).
     altered = bytearray(signed)
     at = altered.index(b"Contract 2026-001")
@@ -108,6 +120,9 @@ def test_pades_bt_signature_validates_and_one_altered_byte_is_rejected(
         validate_signed_pdf(bytes(altered), pki.trust_roots, card_creds.issuer_dn,
                             card_creds.serial)
     assert rejected.value.violation.rule_id == "CON-5"
+    assert_outside_agrees(bytes(altered), pki.trust_roots, hub_accepts=False)
+    (verdict,) = pdfsig_verdicts(bytes(altered), pki.trust_roots)
+    assert verdict.signature == "Digest Mismatch."
 
 
 def test_signature_by_another_card_is_refused(

@@ -25,6 +25,7 @@ from hub.gateway.validation import validate_signed_pdf
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token, softhsm_module
+from tests.support.outside_validators import assert_outside_agrees
 
 pytestmark = pytest.mark.softhsm
 
@@ -93,3 +94,5 @@ def test_pades_bt_through_pkcs11_validates(
         signed = sign_pdf(make_pdf(), card, tsa.timestamper(), chain=creds.chain)
     result = validate_signed_pdf(signed, pki.trust_roots, creds.issuer_dn, creds.serial)
     assert result.signer_serial == 8001
+    # poppler's pdfsig and openssl ts agree: valid, trusted, timestamp verified
+    assert_outside_agrees(signed, pki.trust_roots, hub_accepts=True, signatures=1)

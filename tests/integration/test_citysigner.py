@@ -40,6 +40,7 @@ from pipelines.contract.handlers import use_policy
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token
+from tests.support.outside_validators import assert_outside_agrees, signature_timestamps
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.tsa]
 
@@ -88,6 +89,7 @@ async def test_city_signature_is_pades_b_lt_and_validates(module: str, tsa: Refe
     assert only.timestamped_at is not None
     assert only.modification == "LTA_UPDATES"  # the DSS revision after the signature
     assert sig.field_name == "CitySignature"
+    assert_outside_agrees(result.pdf, pki.trust_roots, hub_accepts=True, signatures=1)
 
 
 async def test_one_byte_edit_fails_revalidation(module: str, tsa: ReferenceTsa,
@@ -98,6 +100,7 @@ async def test_one_byte_edit_fails_revalidation(module: str, tsa: ReferenceTsa,
     report = await async_validate_contract_pdf(edited, pki.trust_roots)
     assert not report.valid
     assert any("CON-5" in p for s in report.signatures for p in s.problems)
+    assert_outside_agrees(edited, pki.trust_roots, hub_accepts=False)
 
 
 async def test_contractor_signature_stays_valid_under_the_city_signature(
@@ -118,6 +121,8 @@ async def test_contractor_signature_stays_valid_under_the_city_signature(
     report = await async_validate_contract_pdf(both, pki.trust_roots)
     assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
     assert report.valid, report
+    assert_outside_agrees(both, pki.trust_roots, hub_accepts=True, signatures=2)
+    assert len(signature_timestamps(both)) == 2
 
 
 async def test_signature_space_is_fixed_and_estimated_only_when_the_cms_does_not_fit(

@@ -1,8 +1,10 @@
 """The CloudSign connector against the reference CloudSign server on loopback.
 
-Send a contract set, conclude it through the (unsigned) webhook re-read through
-the API, keep the signed PDF and the 合意締結証明書 (CON-2, CON-4, CON-5, CON-6).
-Faults: peer down, slow past the timeout, garbage, maintenance, expired token.
+Send a contract set (``POST /documents/{id}``, status 1 checked), conclude it through
+the (unsigned) webhook re-read through the API, keep the signed PDF and the
+合意締結証明書 (CON-2, CON-4, CON-5, CON-6). Faults: peer down, slow past the timeout,
+garbage, maintenance, expired token. A connector that sends with ``PUT`` (which only
+updates a document's data) is refused by its own status check.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from reportlab.pdfgen import canvas
 from connectors._shared import PeerInMaintenance, PermanentPeerError, TransientPeerError
 from connectors._shared.health import HealthState
 from connectors.cloudsign import CloudSignConnector, CloudSignSettings, FileDocumentStore
+from connectors.cloudsign.adapter import CloudSignAdapter
 from connectors.cloudsign.inbound import WEBHOOK_PATH, webhook_router
+from connectors.cloudsign.mapping import PeerDocument
 from connectors.cloudsign.peer import CloudSignPeer
 from connectors.dsure.loopback import LoopbackServer
 from schemas.cloudsign import (
@@ -35,6 +39,7 @@ from schemas.cloudsign import (
 )
 
 CLIENT_ID = "test-cloudsign-client"
+HOOK_TOKEN = "t" * 40
 
 
 def contract_pdf(text: str = "請負契約書") -> bytes:
@@ -54,17 +59,19 @@ def peer() -> Iterator[CloudSignPeer]:
 
 
 @pytest.fixture
-def hooks(peer: CloudSignPeer) -> Iterator[list[str]]:
+def hooks(peer: CloudSignPeer) -> Iterator[list[tuple[str, int]]]:
     """The gateway's webhook router, really served on loopback and set as the hook URL."""
-    received: list[str] = []
+    received: list[tuple[str, int]] = []
 
-    async def on_document(document_id: str) -> None:
-        received.append(document_id)
+    async def on_document(document_id: str, status: int) -> bool:
+        received.append((document_id, status))
+        return True
 
     app = FastAPI()
-    app.include_router(webhook_router(on_document))
+    app.include_router(webhook_router(CloudSignSettings(webhook_token=HOOK_TOKEN),  # type: ignore[arg-type]
+                                      on_document))
     with LoopbackServer(app) as receiver:
-        peer.hook_url = receiver.url + WEBHOOK_PATH
+        peer.hook_url = f"{receiver.url}{WEBHOOK_PATH}/{HOOK_TOKEN}"
         yield received
 
 
@@ -106,11 +113,11 @@ async def test_send_then_conclude_keeps_the_signed_set(
     assert [p["email"] for p in doc["participants"][1:]] == ["ichiro@example.co.jp",
                                                              "hanako@example.co.jp"]
     assert [f["name"] for f in doc["files"]] == ["請負契約書.pdf", "請書.pdf"]
-    assert await connector.conclude(sent.document_id) is None  # still in progress
+    assert await connector.conclude(sent.document_id, "R5-0001") is None  # in progress
 
     peer.agree_all(sent.document_id)
-    assert hooks == [sent.document_id]
-    event = await connector.conclude(hooks[0])
+    assert hooks == [(sent.document_id, 2)]
+    event = await connector.conclude(sent.document_id, "R5-0001", 2)
     assert isinstance(event, ContractConcluded)
     assert event.case_id == "R5-0001"
     assert len(event.signed_files) == 2
@@ -127,11 +134,12 @@ async def test_send_then_conclude_keeps_the_signed_set(
 
 
 async def test_a_repeated_webhook_gives_the_same_message(
-        peer: CloudSignPeer, connector: CloudSignConnector, hooks: list[str]) -> None:
+        peer: CloudSignPeer, connector: CloudSignConnector,
+        hooks: list[tuple[str, int]]) -> None:
     sent = await connector.send(send_command(connector))
     peer.agree_all(sent.document_id)
     peer.notify(sent.document_id)
-    first, second = [await connector.conclude(d) for d in hooks]
+    first, second = [await connector.conclude(d, "R5-0001", s) for d, s in hooks]
     assert first == second
     assert first is not None
     envelopes = [CloudSignConnector.envelope(e, case_id="R5-0001", procuring_entity="ashikaga")
@@ -139,21 +147,26 @@ async def test_a_repeated_webhook_gives_the_same_message(
     assert envelopes[0].message_id == envelopes[1].message_id
 
 
-async def test_a_forged_webhook_is_not_believed(
-        peer: CloudSignPeer, connector: CloudSignConnector, hooks: list[str]) -> None:
+async def test_a_webhook_claiming_more_than_the_api_shows_is_not_believed(
+        peer: CloudSignPeer, connector: CloudSignConnector,
+        hooks: list[tuple[str, int]]) -> None:
     sent = await connector.send(send_command(connector))
     assert peer.notify(sent.document_id, status=2) == 200  # lies: it is still status 1
-    assert await connector.conclude(hooks[0]) is None
-    peer.notify("not-a-hub-document", status=2)
-    with pytest.raises(PermanentPeerError, match="HTTP 404"):
-        await connector.conclude(hooks[1])
+    # retried (webhooks are deduplicated per status: dropping it could lose the real one)
+    with pytest.raises(TransientPeerError, match="still shows 1"):
+        await connector.conclude(hooks[0][0], "R5-0001", hooks[0][1])
+    assert await connector.conclude(sent.document_id, "R5-0001", 1) is None  # a bounce
+    with pytest.raises(PermanentPeerError, match=r"HTTP 404 \(not_found\)"):
+        await connector.conclude("not-a-hub-document", "R5-0001", 2)
 
 
 async def test_rejection_is_declined_with_con2(
-        peer: CloudSignPeer, connector: CloudSignConnector, hooks: list[str]) -> None:
+        peer: CloudSignPeer, connector: CloudSignConnector,
+        hooks: list[tuple[str, int]]) -> None:
     sent = await connector.send(send_command(connector))
     peer.reject(sent.document_id)
-    event = await connector.conclude(hooks[0])
+    assert hooks == [(sent.document_id, 3)]
+    event = await connector.conclude(sent.document_id, "R5-0001", 3)
     assert isinstance(event, ContractDeclined)
     assert event.violations[0].rule_id == "CON-2"
 
@@ -162,7 +175,7 @@ async def test_an_expired_token_is_renewed_by_the_retry(
         peer: CloudSignPeer, connector: CloudSignConnector) -> None:
     sent = await connector.send(send_command(connector))
     peer.expire_tokens()
-    assert await connector.conclude(sent.document_id) is None
+    assert await connector.conclude(sent.document_id, "R5-0001") is None
     assert connector.guard.stats.retries == 1
 
 
@@ -174,6 +187,14 @@ async def test_a_wrong_client_id_is_permanent(peer: CloudSignPeer, tmp_path: Pat
         assert "nope" not in str(caught.value)
     finally:
         await conn.aclose()
+
+
+async def test_a_disabled_client_is_permanent(peer: CloudSignPeer,
+                                              connector: CloudSignConnector) -> None:
+    peer.disable_client()
+    with pytest.raises(PermanentPeerError, match="HUB_CLOUDSIGN_CLIENT_ID"):
+        await connector.send(send_command(connector))
+    assert peer.faults.requests == 1  # 403 forbidden: not retried
 
 
 async def test_an_edited_source_file_is_refused_before_anything_is_sent(
@@ -212,11 +233,12 @@ async def test_peer_misbehaving_is_retried_then_reported(
     else:
         peer.faults.error_status = 500
     with pytest.raises(TransientPeerError) as caught:
-        await connector.conclude(sent.document_id)
+        await connector.conclude(sent.document_id, "R5-0001")
     assert peer.faults.requests - before == 3
     assert len(caught.value.history) == 3
     peer.faults.clear()
-    assert isinstance(await connector.conclude(sent.document_id), ContractConcluded)
+    assert isinstance(await connector.conclude(sent.document_id, "R5-0001"),
+                      ContractConcluded)
 
 
 async def test_maintenance_holds_the_send(peer: CloudSignPeer,
@@ -241,3 +263,30 @@ def test_store_default_lives_under_the_configured_directory(peer: CloudSignPeer,
     conn = CloudSignConnector(settings_for(peer, tmp_path))
     assert isinstance(conn.store, FileDocumentStore)
     assert conn.store.root == (tmp_path / "docs").resolve()
+
+
+class PutSendingAdapter(CloudSignAdapter):
+    """The old mistake: ``PUT /documents/{id}``, which only updates a document's data."""
+
+    async def send(self, document_id: str) -> PeerDocument:
+        return await self._document("PUT", f"/documents/{document_id}", "send")
+
+
+async def test_a_connector_sending_with_put_fails_against_the_spec_following_peer(
+        peer: CloudSignPeer, tmp_path: Path) -> None:
+    settings = settings_for(peer, tmp_path)
+    conn = CloudSignConnector(settings, adapter=PutSendingAdapter(settings))
+    try:
+        with pytest.raises(PermanentPeerError, match=r"status 0 \(DRAFT\).*not 1"):
+            await conn.send(send_command(conn))
+        (doc,) = [peer.document(d) for d in peer.document_ids()]
+        assert doc["status"] == 0  # still 下書き: nobody was asked to agree
+    finally:
+        await conn.aclose()
+
+
+async def test_sending_twice_is_a_reminder_not_an_error(
+        peer: CloudSignPeer, connector: CloudSignConnector) -> None:
+    sent = await connector.send(send_command(connector))
+    again = await connector.adapter.send(sent.document_id)
+    assert again.status.value == 1

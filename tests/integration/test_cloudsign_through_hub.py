@@ -98,12 +98,12 @@ async def test_send_then_completion_publishes_sent_and_concluded(
     await proc.process([record(send_request(conn), 0)])
     (sent,) = events(engine)
     document_id = sent.payload.document_id
-    await proc.process([record(ContractCompletionNotified(document_id=document_id), 1,
-                               correlation_id=document_id)])
-    assert len(events(engine)) == 1  # forged or early: nothing is concluded yet
+    await proc.process([record(ContractCompletionNotified(
+        document_id=document_id, case_id="R5-0001", status=1), 1)])
+    assert len(events(engine)) == 1  # a bounce notice: nothing is concluded yet
     peer.agree_all(document_id, notify=False)
-    await proc.process([record(ContractCompletionNotified(document_id=document_id), 2,
-                               correlation_id=document_id)])
+    await proc.process([record(ContractCompletionNotified(
+        document_id=document_id, case_id="R5-0001", status=2), 2)])
     concluded = events(engine)[-1]
     assert concluded.type == "contract.concluded"
     assert concluded.correlation_id == "R5-0001"

@@ -18,15 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connectors.cloudsign import CloudSignConnector, CloudSignSettings
 from connectors.cloudsign.effects import effects
+from connectors.cloudsign.inbound import WEBHOOK_PATH
 from connectors.cloudsign.peer import CloudSignPeer
+from connectors.dsure.loopback import LoopbackServer
 from hub.consumers import ConsumerSpec
+from hub.contract.cloudsign_hook import cloudsign_webhook
 from hub.contract.wiring import consumers
 from hub.db import OutboxRecord
 from hub.delivery import Delivery
@@ -46,7 +51,7 @@ from schemas.contract import (
 )
 from schemas.envelope import Envelope, new_envelope
 from schemas.registry import Payload
-from schemas.topics import Topics
+from schemas.topics import Topics, TopicSpec
 from schemas.wire import decode, encode
 from tests.card.pdfs import make_pdf
 
@@ -145,7 +150,8 @@ async def test_cloudsign_route_concludes_and_archives_the_sealed_pdf(
     assert [p["email"] for p in peer.document(document_id)["participants"]][-2:] == [
         "tanaka@demo.co.jp", "keiyaku@city.ashikaga.jp"]
     peer.agree_all(document_id, notify=False)
-    await route.command(ContractCompletionNotified(document_id=document_id), route.cloudsign)
+    await route.command(ContractCompletionNotified(document_id=document_id, case_id=CASE,
+                                                   status=2), route.cloudsign)
     await route.relay()  # ContractConcluded → the process
     state = route.state()
     assert (state.status, state.agreed) == (ContractStatus.CONCLUDED, 2)
@@ -158,6 +164,62 @@ async def test_rejection_at_cloudsign_leaves_the_case_rejected(
         route: Route, peer: CloudSignPeer) -> None:
     document_id = await sent_for_signature(route)
     peer.reject(document_id, notify=False)
-    await route.command(ContractCompletionNotified(document_id=document_id), route.cloudsign)
+    await route.command(ContractCompletionNotified(document_id=document_id, case_id=CASE,
+                                                   status=3), route.cloudsign)
     await route.relay()
     assert route.state().status is ContractStatus.REJECTED
+
+
+async def test_a_note_edited_in_cloudsign_changes_nothing(
+        route: Route, peer: CloudSignPeer) -> None:
+    document_id = await sent_for_signature(route)
+    peer.document(document_id)["note"] = "担当者がメモを書き換えた"  # CloudSign's screens allow it
+    peer.agree_all(document_id, notify=False)
+    await route.command(ContractCompletionNotified(document_id=document_id, case_id=CASE,
+                                                   status=2), route.cloudsign)
+    await route.relay()
+    assert route.state().status is ContractStatus.CONCLUDED
+
+
+HOOK_TOKEN = "h" * 43
+
+
+async def test_the_webhook_finds_the_case_by_document_id_and_repeats_cost_nothing(
+        route: Route, peer: CloudSignPeer) -> None:
+    """100 posts of the same webhook: one message, one re-read; a document the hub did not
+    send, a wrong token, a huge or deeply nested body publish nothing (CSW-1 … CSW-3)."""
+    document_id = await sent_for_signature(route)
+    published: list[Envelope[Any]] = []
+
+    async def publish(topic: TopicSpec, envelope: Envelope[Any]) -> None:
+        assert topic is Topics.CONTRACT_COMMANDS
+        published.append(envelope)
+
+    app = FastAPI()
+    app.include_router(cloudsign_webhook(route.engine, publish, CloudSignSettings(
+        webhook_token=HOOK_TOKEN)))  # type: ignore[arg-type]
+    peer.agree_all(document_id, notify=False)
+    with LoopbackServer(app) as hub:
+        peer.hook_url = f"{hub.url}{WEBHOOK_PATH}/{HOOK_TOKEN}"
+        assert {peer.notify(document_id) for _ in range(100)} == {200}
+        hook = f"{hub.url}{WEBHOOK_PATH}/{HOOK_TOKEN}"
+        async with httpx.AsyncClient() as client:
+            other = await client.post(hook, json={"documentID": "not-ours", "status": 2})
+            wrong = await client.post(f"{hub.url}{WEBHOOK_PATH}/{'x' * 43}",
+                                      json={"documentID": document_id, "status": 2})
+            huge = await client.post(hook, content=b'{"documentID": "' + b"a" * 40_000 + b'"}')
+            deep = await client.post(hook, content=b"[" * 5_000 + b"]" * 5_000)
+    assert other.json() == {"ignored": "not-ours"}
+    assert (wrong.status_code, wrong.json()["violations"][0]["rule_id"]) == (404, "CSW-1")
+    assert (huge.status_code, huge.json()["violations"][0]["rule_id"]) == (413, "CSW-2")
+    assert (deep.status_code, deep.json()["violations"][0]["rule_id"]) == (400, "CSW-3")
+    assert len({e.message_id for e in published}) == 1
+    (first, *_) = published
+    assert (first.correlation_id, first.payload.case_id) == (CASE, CASE)
+    before = peer.faults.requests
+    for envelope in published * 3:  # Kafka redelivers: the consumer drops the repeats
+        await route.deliver(route.cloudsign, envelope, Topics.CONTRACT_COMMANDS.name)
+    await route.relay()
+    assert route.state().status is ContractStatus.CONCLUDED
+    reads = peer.faults.requests - before
+    assert reads == 3  # one GET of the document, one of its file, one of the certificate

@@ -32,6 +32,7 @@ from connectors.application.inbound import verify_signature
 from connectors.application.inbound import webhook_router as application_hook
 from connectors.application.settings import ApplicationSettings
 from connectors.cloudsign.inbound import webhook_router as cloudsign_hook
+from connectors.cloudsign.settings import CloudSignSettings
 from hub.contract.review_api import review_router
 from hub.db import create_db_engine
 from hub.gateway import GatewayConfig, build_router
@@ -43,6 +44,8 @@ from hub.settings import HttpSettings
 from tests.support.httpserve import Served
 
 SECRET = "edge-test-webhook-secret-0123456789"
+CLOUDSIGN_TOKEN = "edge-test-cloudsign-webhook-token-0123456789"
+CLOUDSIGN_HOOK = f"/webhooks/cloudsign/{CLOUDSIGN_TOKEN}"
 MARKER = "ATTACKER-MARKER-7f3a"
 
 
@@ -74,10 +77,15 @@ def hub_app(engine: Engine, limits: EdgeLimits | None = None,
     async def on_id(found: str) -> None:
         handed.append(found)
 
+    async def on_document(found: str, status: int) -> bool:
+        handed.append(found)
+        return True
+
     app = build_http_app(ready, limits=limits, rate_clock=clock or time.monotonic)
     app.include_router(application_hook(ApplicationSettings(
         webhook_secret=SecretStr(SECRET)), on_id, clock=time.time))
-    app.include_router(cloudsign_hook(on_id))
+    app.include_router(cloudsign_hook(CloudSignSettings(
+        webhook_token=SecretStr(CLOUDSIGN_TOKEN)), on_document))
     app.include_router(build_router(GatewayConfig(engine=engine, card_roots=(),
                                                   signature_roots=())))
     app.include_router(review_router(engine))
@@ -153,7 +161,7 @@ async def test_a_chunked_body_is_read_no_further_than_the_route_limit(engine: En
     limits = EdgeLimits()
     size = 40 * 1024 * 1024
     for path, limit in (("/webhooks/online-application", limits.webhook_body),
-                        ("/webhooks/cloudsign", limits.webhook_body),
+                        (CLOUDSIGN_HOOK, limits.webhook_body),
                         ("/gateway/sessions", limits.default_body),
                         ("/contract/review/x/code", limits.default_body)):
         status, pulled = await _pulled_by(app, path, size)
@@ -170,7 +178,7 @@ def test_body_limits_come_from_the_settings() -> None:
     limits = edge_limits(HttpSettings(max_body_bytes=2048, max_document_bytes=4096,
                                       max_webhook_bytes=1024, rate_per_minute=6,
                                       rate_burst=2))
-    assert limits.body_limit("POST", "/webhooks/cloudsign") == 1024
+    assert limits.body_limit("POST", CLOUDSIGN_HOOK) == 1024
     assert limits.body_limit("PUT", "/gateway/jobs/abc/signed") == 4096
     assert limits.body_limit("POST", "/contracts/R8-1/contract-set") == 4096
     assert limits.body_limit("POST", "/gateway/registrations") == 2048
@@ -184,7 +192,7 @@ def test_unauthenticated_routes_answer_429_with_retry_after_per_client(engine: E
     app, _ = hub_app(engine, EdgeLimits(rate_per_minute=60, rate_burst=3), clock)
     with TestClient(app, client=("192.0.2.1", 4000)) as one, \
             TestClient(app, client=("192.0.2.2", 4000)) as other:
-        for path in ("/gateway/challenges", "/webhooks/cloudsign", "/contract/review/x"):
+        for path in ("/gateway/challenges", CLOUDSIGN_HOOK, "/contract/review/x"):
             answers = [one.post(path) if "review" not in path else one.get(path)
                        for _ in range(4)]
             assert [a.status_code == 429 for a in answers] == [False, False, False, True]
@@ -230,11 +238,11 @@ def test_malformed_inputs_get_a_4xx_that_echoes_nothing(engine: Engine) -> None:
         signed = _signed(deep[:60_000], now)
         _clean(http.post("/webhooks/online-application", content=deep[:60_000],
                          headers=signed))
-        _clean(http.post("/webhooks/cloudsign", content=deep[:60_000],
+        _clean(http.post(CLOUDSIGN_HOOK, content=deep[:60_000],
                          headers={"content-type": "application/json"}))
-        _clean(http.post("/webhooks/cloudsign", content=b'{"documentID": ' + b"9" * 5000
+        _clean(http.post(CLOUDSIGN_HOOK, content=b'{"documentID": ' + b"9" * 5000
                          + b"}", headers={"content-type": "application/json"}))
-        _clean(http.post("/webhooks/cloudsign", content=b"\xff\xfe" + MARKER.encode()))
+        _clean(http.post(CLOUDSIGN_HOOK, content=b"\xff\xfe" + MARKER.encode()))
         for content, kind in ((deep[:60_000], "application/json"),
                               (b'{"challenge_id": ' + b"9" * 5000 + b"}", "application/json"),
                               (MARKER.encode(), "text/plain"),

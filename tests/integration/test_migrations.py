@@ -57,6 +57,28 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     assert differences(engine) == []
 
 
+def test_0008_keeps_finding_cases_already_sent_to_cloudsign(engine: Engine) -> None:
+    """A case sent before the column existed is found by its CloudSign document after it."""
+    from alembic import command
+
+    from hub.migrations import _config
+
+    command.downgrade(_config(engine), "0006_registration_indexes")
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO con_case (case_id, procuring_entity, route, status, subject, "
+            "amount_yen, contractor_user_id, contractor_name, city_name, agreed, parties, "
+            "opened_at, updated_at, state) VALUES ('R8-0001', 'city', 'cloudsign', "
+            "'sent-to-cloudsign', 's', 1, 'U1', 'c', 'city', 0, 2, :now, :now, :state)"),
+            {"now": now, "state": '{"cloudsign_document_id": "doc-1"}'})
+    upgrade(engine)
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT case_id FROM con_case "
+                                     "WHERE cloudsign_document_id = 'doc-1'")).scalar_one()
+    assert found == "R8-0001"
+
+
 def test_the_propagation_query_reads_the_pending_rows_by_their_index(pg_engine: Engine) -> None:
     table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
     now = datetime(2026, 12, 5, tzinfo=UTC)

@@ -1,5 +1,9 @@
 """TSA connector against a real RFC 3161 server (OpenSSL ts behind HTTP): tokens are
-checked (imprint, nonce, TSA chain), transient failures retried, WIN-3 windows hold work."""
+checked (imprint, nonce, TSA chain), transient failures retried, WIN-3 windows hold work.
+
+Every token the connector verifies is also verified by ``openssl ts -verify`` against
+the same roots (tests/support/outside_validators.py): a token one accepts and the other
+refuses fails the test."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from connectors.tsa.adapter import TsaAdapter
 from connectors.tsa.peer import ReferenceTsa
 from connectors.tsa.verify import TokenRejectedError
 from tests.card.pki import shared_pki
+from tests.support.outside_validators import openssl_ts_verify
 
 pytestmark = pytest.mark.tsa
 
@@ -26,6 +31,30 @@ pytestmark = pytest.mark.tsa
 @pytest.fixture(scope="module")
 def pki() -> DevPki:
     return shared_pki()
+
+
+@pytest.fixture(autouse=True)
+def outside_verdicts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The connector's token check, judged again by openssl each time it runs."""
+    import connectors.tsa.connector as tsa_connector
+
+    verdicts: list[bool] = []
+
+    async def judged(token: Any, digest: bytes, algorithm: str, roots: Any) -> dt.datetime:
+        try:
+            when = await verify_token(token, digest, algorithm, roots)
+        except Exception:
+            ok, output = openssl_ts_verify(token.dump(), digest, roots)
+            assert not ok, f"the connector refused a token openssl accepts: {output}"
+            verdicts.append(False)
+            raise
+        ok, output = openssl_ts_verify(token.dump(), digest, roots)
+        assert ok, f"the connector accepted a token openssl refuses: {output}"
+        verdicts.append(True)
+        return when
+
+    monkeypatch.setattr(tsa_connector, "verify_token", judged)
+    return verdicts
 
 
 @pytest.fixture
@@ -39,9 +68,14 @@ def _connector(tsa: ReferenceTsa, pki: DevPki, **extra: object) -> TsaConnector:
     return TsaConnector(settings, pki.trust_roots)
 
 
-async def test_token_is_issued_and_verified(tsa: ReferenceTsa, pki: DevPki) -> None:
+async def test_token_is_issued_and_verified(tsa: ReferenceTsa, pki: DevPki,
+                                           outside_verdicts: list[bool]) -> None:
     digest = hashlib.sha256(b"contract.pdf").digest()
     token = await _connector(tsa, pki).timestamp(digest, "sha256")
+    assert outside_verdicts == [True]  # openssl ts -verify agreed
+    ok, output = openssl_ts_verify(token.dump(), hashlib.sha256(b"edited").digest(),
+                                   pki.trust_roots)
+    assert not ok, output  # and refuses it for another document
     info = token["content"]["encap_content_info"]["content"].parsed
     assert isinstance(info, tsp.TSTInfo)
     assert info["message_imprint"]["hashed_message"].native == digest
@@ -112,11 +146,13 @@ async def test_token_with_another_nonce_is_refused(tsa: ReferenceTsa, pki: DevPk
     assert tsa.requests_served == 1  # a token was issued, and refused by the client
 
 
-async def test_tsa_outside_the_trust_roots_is_refused(tsa: ReferenceTsa, pki: DevPki) -> None:
+async def test_tsa_outside_the_trust_roots_is_refused(tsa: ReferenceTsa, pki: DevPki,
+                                                      outside_verdicts: list[bool]) -> None:
     settings = TsaSettings(url=tsa.url)
     connector = TsaConnector(settings, [pki.other_root.certificate])
     with pytest.raises(PermanentPeerError, match="trusted root"):
         await connector.timestamp(hashlib.sha256(b"x").digest(), "sha256")
+    assert outside_verdicts == [False]  # openssl refused it too
 
 
 async def test_transient_failure_is_retried(tsa: ReferenceTsa, pki: DevPki) -> None:

@@ -3,8 +3,9 @@
 consumers, for probing the edges alone (the schemathesis pass).
 
 From the environment: ``EDGE_CARD_ROOT`` (a PEM CA the gateway trusts),
-``EDGE_STAFF_TOKEN``, ``EDGE_WEBHOOK_SECRET``, and ``EDGE_TOPIC_PREFIX``: what the
-webhooks announce goes to topics of that prefix, never to the hub's own.
+``EDGE_STAFF_TOKEN``, ``EDGE_WEBHOOK_SECRET``, ``EDGE_CLOUDSIGN_TOKEN``, and
+``EDGE_TOPIC_PREFIX``: what the webhooks announce goes to topics of that prefix, never to
+the hub's own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from connectors.application.inbound import webhook_router as application_hook
 from connectors.application.settings import ApplicationSettings
 from connectors.cloudsign.inbound import webhook_router as cloudsign_hook
+from connectors.cloudsign.settings import CloudSignSettings
 from hub.bootstrap import Wiring
 from hub.contract.archive_api import archive_router
 from hub.contract.review_api import review_router
@@ -44,10 +46,12 @@ def wiring(settings: Settings) -> Wiring:
             ApplicationSubmitted(application_id=application_id), correlation_id=application_id,
             procuring_entity="online-application", producer="hub.webhook"))
 
-    async def on_document(document_id: str) -> None:
+    async def on_document(document_id: str, status: int) -> bool:
         await publisher.publish(announced, new_envelope(
-            ContractCompletionNotified(document_id=document_id), correlation_id=document_id,
-            procuring_entity="cloudsign", producer="hub.webhook"))
+            ContractCompletionNotified(document_id=document_id, case_id=document_id,
+                                       status=status),
+            correlation_id=document_id, procuring_entity="cloudsign", producer="hub.webhook"))
+        return True
 
     root = Path(os.environ["EDGE_CARD_ROOT"])
     config = gateway_config(engine, GatewaySettings(card_roots=(root,),
@@ -58,5 +62,6 @@ def wiring(settings: Settings) -> Wiring:
     found.routers.append(review_router(engine))
     found.routers.append(application_hook(ApplicationSettings(
         webhook_secret=SecretStr(os.environ["EDGE_WEBHOOK_SECRET"])), on_submitted))
-    found.routers.append(cloudsign_hook(on_document))
+    found.routers.append(cloudsign_hook(CloudSignSettings(webhook_token=SecretStr(
+        os.environ["EDGE_CLOUDSIGN_TOKEN"])), on_document))
     return found

@@ -31,12 +31,15 @@ DOC = {"id": "0591aeea-e2d4-417b-97f9-3b1a3751bc19", "title": "市道1号線舗�
        "files": [{"id": "f1", "name": "契約書.pdf", "order": 0, "total_pages": 3}]}
 
 
-def test_document_model_is_read_leniently_and_leads_back_to_the_case() -> None:
+def test_document_model_is_read_leniently() -> None:
     doc = document_from_peer(DOC)
     assert doc.status is SignedDocumentStatus.CONCLUDED
-    assert doc.case_id == "R5-0001"
     assert doc.files[0].name == "契約書.pdf"
-    assert document_from_peer({**DOC, "note": "made by hand"}).case_id is None
+    assert not hasattr(doc, "case_id")  # the case is found by the document id, not the note
+
+
+def test_status_13_imported_documents_are_understood() -> None:
+    assert document_from_peer({**DOC, "status": 13}).status is SignedDocumentStatus.IMPORTED
 
 
 @pytest.mark.parametrize("body", [None, "x", {**DOC, "status": 9}, {**DOC, "id": "../etc"},
@@ -53,9 +56,14 @@ def test_request_forms_carry_the_case_and_the_parties_in_order() -> None:
         participants=(ContractParticipant(name="足利 一郎", email="ichiro@example.co.jp",
                                           organization="〇〇建設株式会社"),))
     form = document_form(command)
-    assert form["note"] == f"hub-case:R5-0001 hub-request:{command.request_id}"
+    assert form["note"] == "案件番号 R5-0001"  # a memo for people; never read back
     assert participant_form(command.participants[0]) == {
         "email": "ichiro@example.co.jp", "name": "足利 一郎", "organization": "〇〇建設株式会社"}
+    # optional and at most 64 characters in CloudSign's participantModel
+    long = ContractParticipant(name="担当", email="a@example.co.jp", organization="株" * 100)
+    assert participant_form(long)["organization"] == "株" * 64
+    assert "organization" not in participant_form(
+        ContractParticipant(name="担当", email="a@example.co.jp"))
 
 
 def test_declined_names_con2_with_a_next_step() -> None:
