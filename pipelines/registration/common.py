@@ -13,7 +13,6 @@ from functools import lru_cache
 
 from pipelines.registration.policy import EntityPolicy, is_service_time
 from pipelines.registration.texts import violation
-from schemas.envelope import JST
 from schemas.mail import MailKind, MailRequested
 from schemas.registration import (
     CardFacts,
@@ -26,7 +25,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
-from schemas.text import wareki
+from schemas.text import show_date, show_date_en
 
 __all__ = [
     "Decision",
@@ -167,9 +166,11 @@ def authentication_violation(card: CardFacts, policy: EntityPolicy,
 def validity_violation(card: CardFacts, now: datetime) -> RuleViolation | None:
     """REG-6: the card must be inside its validity period."""
     if now < card.not_before:
-        return violation("card-not-yet-valid", start=_show(card.not_before), field="card")
+        return violation("card-not-yet-valid", start=show_date(card.not_before),
+                         start_en=show_date_en(card.not_before), field="card")
     if now > card.not_after:
-        return violation("card-expired", end=_show(card.not_after), field="card")
+        return violation("card-expired", end=show_date(card.not_after),
+                         end_en=show_date_en(card.not_after), field="card")
     return None
 
 
@@ -178,12 +179,9 @@ def low_validity_warning(card: CardFacts, policy: EntityPolicy,
     """REG-6: little validity left → warn and advise asking about paper bidding."""
     left = card.not_after - now
     if left < policy.low_validity:
-        return violation("low-validity", end=_show(card.not_after), days=max(left.days, 0))
+        return violation("low-validity", end=show_date(card.not_after),
+                         end_en=show_date_en(card.not_after), days=max(left.days, 0))
     return None
-
-
-def _show(at: datetime) -> str:
-    return wareki(at.astimezone(JST).date())
 
 
 def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, company_id: str,

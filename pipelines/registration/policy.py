@@ -147,6 +147,8 @@ class PolicyBook:
     entries: Mapping[tuple[str, SystemKind], EntityPolicy]
     _networks: dict[str, str] = field(init=False, repr=False, compare=False)
     _members: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _by_member: dict[tuple[str, str], EntityPolicy] = field(init=False, repr=False,
+                                                           compare=False)
 
     def __post_init__(self) -> None:
         # Indexed once: the rules ask these for every command.
@@ -155,9 +157,16 @@ class PolicyBook:
                    for n in set(networks.values())}
         object.__setattr__(self, "_networks", networks)
         object.__setattr__(self, "_members", members)
+        object.__setattr__(self, "_by_member", {
+            (p.code, p.network): p for p in sorted(self.entries.values(),
+                                                   key=lambda p: p.system.value, reverse=True)})
 
     def get(self, code: str, system: SystemKind) -> EntityPolicy | None:
         return self.entries.get((code, system))
+
+    def member(self, code: str, network: str) -> EntityPolicy | None:
+        """The policy of entity ``code`` in ``network`` (a propagation's target)."""
+        return self._by_member.get((code, network))
 
     def network_of(self, code: str) -> str | None:
         return self._networks.get(code)

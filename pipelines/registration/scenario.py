@@ -151,7 +151,7 @@ def evaluate(scenario: Mapping[str, Any], *, base: Path | None = None) -> dict[s
             earlier = decide(world, _command(step), book, at)
         except ValidationError as exc:
             raise ScenarioError(f"history[{i}]: {exc}") from None
-        apply_decision(world, earlier, at)
+        apply_decision(world, earlier, at, book)
     acted_at = _time(scenario["acted_at"], "acted_at") if "acted_at" in scenario else None
     spec = scenario.get("command")
     try:

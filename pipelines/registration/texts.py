@@ -1,5 +1,6 @@
 """What the registration rules say to people: every rejection and warning, in Japanese
-and English, with the rule ID (DOMAIN.md) and what to do next."""
+and English, with the rule ID and what to do next. Dates come in filled by
+``schemas.text.show_date`` (和暦 with the Western year) and ``show_date_en``."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "", ""),
     "lapsed": (
         "REG-3", "資格審査情報の有効期間が終了しています（{until}まで）。",
-        "The qualification ended on {until}.",
+        "The qualification ended on {until_en}.",
         "競争入札参加資格を更新してから、新しいユーザIDで利用者登録してください。",
         "Renew the qualification, then register with the new user ID."),
     "password-today": (
@@ -63,16 +64,16 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "更新後の新しいICカードを使用してください。", "Use the new card from the renewal."),
     "card-not-yet-valid": (
         "REG-6", "ICカードの有効期間が始まっていません（{start}から）。",
-        "The card is not valid yet (from {start}).",
+        "The card is not valid yet (from {start_en}).",
         "有効期間の開始後に登録してください。", "Register once the card is valid."),
     "card-expired": (
         "REG-6", "ICカードの有効期限が切れています（{end}）。",
-        "The card expired on {end}.",
+        "The card expired on {end_en}.",
         "認証局で新しいICカードを取得し、利用者登録してください。",
         "Obtain a new card from the certification authority and register it."),
     "low-validity": (
         "REG-6", "ICカードの有効期限（{end}）まで残り{days}日です。",
-        "The card expires on {end}: {days} days left.",
+        "The card expires on {end_en}: {days} days left.",
         "新しいICカードの取得を準備し、期限までに間に合わない場合は紙入札について調達機関にご相談ください。",
         "Prepare a new card; if it will not arrive in time, ask the entity about paper bidding."),
     "holder": (
@@ -130,7 +131,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "Authenticate with the card it was renewed to and change the contacts with it."),
     "change-card-invalid": (
         "CHG-1", "有効期間内のICカードで本人確認してください（{end}）。",
-        "Authenticate with a card inside its validity ({end}).",
+        "Authenticate with a card inside its validity ({end_en}).",
         "有効なICカードを使用してください。", "Use a valid card."),
     "change-email-twice": (
         "CHG-4", "確認メールの送信先（ICカード利用部署）のメールアドレスと再入力が一致しません。",
@@ -138,7 +139,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "同じメールアドレスを2回正しく入力してください。", "Type the same address twice."),
     "old-card-expired": (
         "RNW-1", "旧ICカードの有効期限が切れています（{end}）。ICカード更新はできません。",
-        "The old card expired on {end}: it cannot be renewed.",
+        "The old card expired on {end_en}: it cannot be renewed.",
         "新しいICカードを「登録」で登録してください。", "Register the new card instead."),
     "old-card-unknown": (
         "RNW-1", "旧ICカードが{entity}の{domain}に登録されていません。",

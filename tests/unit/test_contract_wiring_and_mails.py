@@ -69,7 +69,7 @@ def test_review_mail_renders_with_the_link_and_its_expiry_in_jst() -> None:
     subject, body, _ = render(mail.kind, mail.values, "電子契約システム")
     assert subject == "電子契約の確認依頼（市道改良工事）"
     assert "https://hub/r/6f1d2b1e-7c43-4f7e-9a55-0c0f3e3a6b21" in body
-    assert "2026/04/08 10:00" in body  # 01:00 UTC is 10:00 JST
+    assert "令和8年（2026年）4月8日 10:00" in body  # 01:00 UTC is 10:00 JST
 
 
 def test_conclusion_mails_render_one_per_party_with_the_signed_pdf() -> None:
