@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from pipelines.registration.policy import EntityPolicy, is_service_time
+from pipelines.registration.policy import EntityPolicy, WindowStop, is_service_time
 from pipelines.registration.texts import violation
 from schemas.mail import MailKind, MailRequested
 from schemas.registration import (
@@ -25,7 +25,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
-from schemas.text import show_date, show_date_en
+from schemas.text import show_date, show_date_en, show_datetime
 
 __all__ = [
     "Decision",
@@ -34,6 +34,7 @@ __all__ = [
     "company_id_for",
     "deterministic_id",
     "low_validity_warning",
+    "maintenance_violation",
     "notice_mail",
     "rejected",
     "seed_text",
@@ -139,13 +140,26 @@ def rejected(command_type: str, entity: str, violations: list[RuleViolation] |
 
 
 def window_violation(policy: EntityPolicy, acted_at: datetime) -> RuleViolation | None:
-    """WIN-1: outside the e-bid service window nothing is registered."""
+    """WIN-1: outside the e-bid service window nothing is registered; WIN-2: nor inside
+    an announced maintenance window that stops registration."""
     if is_service_time(policy, acted_at):
-        return None
+        return maintenance_violation(policy, acted_at)
     hours = ("24時間" if policy.service_hours is None else
              f"{policy.service_hours[0]:%H:%M}～{policy.service_hours[1]:%H:%M}")
     return violation("closed", entity=policy.name, system=policy.system.label_ja,
                      system_en=f"{policy.system.value} system", hours=hours)
+
+
+def maintenance_violation(policy: EntityPolicy, at: datetime,
+                          what: WindowStop = WindowStop.REGISTRATION) -> RuleViolation | None:
+    """WIN-2: inside an announced maintenance window that stops ``what``; says its end."""
+    window = policy.maintenance_at(at, what)
+    if window is None:
+        return None
+    return violation("maintenance", entity=policy.name, system=policy.system.label_ja,
+                     system_en=f"{policy.system.value} system",
+                     start=show_datetime(window.start), until=show_datetime(window.end),
+                     until_en=window.end.isoformat(timespec="minutes"))
 
 
 _MAX_SKEW = -timedelta(minutes=5)

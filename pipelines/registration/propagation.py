@@ -3,9 +3,10 @@
 A registration, change or renewal at one entity schedules one pending item per other
 entity of the network (``reg_pending_propagation``). :func:`propagate` applies the due
 items, each in its own transaction with its own state (pending → done | skipped), so
-a crash loses nothing and a second run does nothing twice. Items the person chose to
-apply at once are applied by the handler in the command's own transaction
-(:func:`run_pending`); the batch picks up any left.
+a crash loses nothing and a second run does nothing twice. An item whose target is
+inside an announced maintenance window (WIN-2) is held: due again at the window's end.
+Items the person chose to apply at once are applied by the handler in the command's
+own transaction (:func:`run_pending`); the batch picks up any left.
 
 ``hub propagate`` and the schedule in ``hub run`` call :func:`propagate`.
 """
@@ -22,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.models import PendingPropagationRow
-from pipelines.registration.policy import PolicyBook
+from pipelines.registration.policy import PolicyBook, WindowStop
 from pipelines.registration.rules import run_pending
 from pipelines.registration.store import load_world, save_world, utc
 from pipelines.registration.world import PendingPropagation, PropagationStatus
@@ -49,6 +50,9 @@ class PropagationReport:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    held: int = 0
+    """Items whose target is inside an announced maintenance window (WIN-2): still
+    pending, due again at the window's end; not counted as attempts."""
     events: list[Payload] = field(default_factory=list)
     skipped_notes: list[str] = field(default_factory=list)
 
@@ -101,6 +105,14 @@ def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
             row = session.get(PendingPropagationRow, propagation_id)
             if row is None or row.status != PropagationStatus.PENDING.value:
                 session.commit()
+                continue
+            target = book.member(row.target_entity, row.network)
+            window = target.maintenance_at(now, WindowStop.REGISTRATION) if target else None
+            if window is not None:  # WIN-2: held until the window ends, as connectors do
+                row.due_at = utc(window.end)
+                session.add(row)
+                session.commit()
+                report.held += 1
                 continue
             updated, events = _one(session, row, now, emit, book)
             session.commit()

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pipelines.registration.change import decide_change
 from pipelines.registration.common import Decision, Outcome, rejected
-from pipelines.registration.policy import PolicyBook, default_policy_book
+from pipelines.registration.policy import PolicyBook, WindowStop, default_policy_book
 from pipelines.registration.register import decide_registration
 from pipelines.registration.renew import decide_renewal
 from pipelines.registration.targets import refusal, target_violations
@@ -188,11 +188,15 @@ def apply_decision(world: World, decision: Decision, now: datetime,
     here too, in the same step as the command, not left to the nightly batch; a target
     that refuses then adds its rejection and mail (a ``MailRequested``) to the list.
     """
+    book = book or default_policy_book()
     events = list(decision.events)
     for event in decision.events:
         apply(world, event, now)
     for event in decision.events:
         if isinstance(event, PropagationScheduled) and event.immediate:
+            target = book.member(event.target_entity, event.source.network)
+            if target is not None and target.maintenance_at(now, WindowStop.REGISTRATION):
+                continue  # WIN-2: stays pending; the batch applies it after the window
             _, done = run_pending(world, world.propagations[event.propagation_id], now, book)
             events.extend(done)
     return events

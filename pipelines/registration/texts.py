@@ -20,6 +20,11 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "The {system_en} of {entity} is closed now ({hours}, not on weekends, national "
         "holidays or 12/29-1/5).",
         "利用時間内に再度操作してください。", "Try again during service hours."),
+    "maintenance": (
+        "WIN-2", "{entity}の{system}はメンテナンス中です（{start}～{until}）。",
+        "The {system_en} of {entity} is in an announced maintenance window until {until_en} "
+        "(JST).",
+        "{until}以降に再度操作してください。", "Try again after {until_en} (JST)."),
     "unknown-entity": (
         "REG-3", "調達機関「{entity}」の{system}はハブに設定されていません。",
         "The procuring entity {entity!r} has no {system_en} configured in the hub.",
