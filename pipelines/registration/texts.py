@@ -67,6 +67,29 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "REG-1", "このICカードはICカード更新により使用できなくなっています。",
         "This card was replaced by a renewal and can no longer be used.",
         "更新後の新しいICカードを使用してください。", "Use the new card from the renewal."),
+    "login-unknown": (
+        "REG-1", "このICカードは登録されていません。",
+        "This IC card is not registered.",
+        "利用者登録を行ってから、このICカードでログインしてください。",
+        "Register the card first, then log in with it."),
+    "login-not-here": (
+        "REG-1", "このICカードは{entity}の{domain}に登録されていません。",
+        "This IC card is not registered for {domain_en} at {entity}.",
+        "{entity}で利用者登録を行うか、他の調達機関での登録が反映される翌日以降にログインしてください。",
+        "Register the card at {entity}, or log in after another entity's registration "
+        "has reached it (the next day)."),
+    "login-other-domain": (
+        "CHG-2",
+        "このICカードは{entity}の{domain}には登録されていません（工事と物品はそれぞれ登録します）。",
+        "This IC card is not registered for {domain_en} at {entity}: works and goods are "
+        "registered separately.",
+        "{domain}で利用者登録を行うか、登録済みの区分を選んでログインしてください。",
+        "Register the card for {domain_en}, or log in for the domain it is registered in."),
+    "login-renewed": (
+        "RNW-7", "このICカードはICカード更新により使用できなくなっています。",
+        "This IC card was replaced by a renewal and can no longer be used.",
+        "更新後の新しいICカードでログインしてください。",
+        "Log in with the new card from the renewal."),
     "card-not-yet-valid": (
         "REG-6", "ICカードの有効期間が始まっていません（{start}から）。",
         "The card is not valid yet (from {start_en}).",

@@ -120,7 +120,8 @@ def tsa_url(pki: DevPki) -> Iterator[str]:
 
 def _args(hub_url: str, pki: DevPki, creds: CardCredentials, tsa_url: str) -> list[str]:
     return ["--hub", hub_url, "--reader", READER, "--tsa-url", tsa_url,
-            "--trust-roots", str(pki.root.cert_path), "--chain", str(pki.card_ca.cert_path)]
+            "--trust-roots", str(pki.root.cert_path), "--chain", str(pki.card_ca.cert_path),
+            "--entity", ENTITY, "--system", "e-contract", "--domain", "works"]
 
 
 def _register(base: list[str], tmp_path: Path) -> ScriptedConsole:

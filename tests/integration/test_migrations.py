@@ -51,7 +51,7 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     names = {i["name"] for i in sa.inspect(engine).get_indexes("reg_pending_propagation")}
     assert "ix_reg_pending_propagation_status" in names
     upgrade(engine)
-    assert current_revision(engine) == "0009_contract_counterparty_key"
+    assert current_revision(engine) == "0009_rules_gaps"
     assert differences(engine) == []
 
 
