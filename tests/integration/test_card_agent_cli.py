@@ -236,7 +236,7 @@ def test_renewal_old_card_then_new_card_and_the_old_one_is_refused(
         swap(creds)
         refused = ScriptedConsole([PIN])
         assert main([*base, "login"], refused) == 1
-        assert "[REG-1]" in refused.text
+        assert "[RNW-7]" in refused.text  # replaced by renewal
     finally:
         if cards["current"] is not vcard:
             cards["current"].stop()
