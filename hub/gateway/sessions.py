@@ -45,9 +45,9 @@ class CardSession:
     company_id: str
     issuer: str
     serial: str
-    procuring_entity: str = ""
-    system: SystemKind = SystemKind.E_CONTRACT
-    domain: Domain = Domain.WORKS
+    procuring_entity: str
+    system: SystemKind
+    domain: Domain
 
 
 def _hash(token: str) -> str:

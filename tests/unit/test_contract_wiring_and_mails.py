@@ -16,6 +16,7 @@ from hub.settings import Settings
 from pipelines.contract.handlers import COMMANDS, HANDLERS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
+from schemas.application import ApplicationReceived, CorrectionRequested
 from schemas.cloudsign import ContractConcluded, ContractDeclined, ContractSent
 from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
 from schemas.erp import ErpRegistrationRequested
@@ -43,9 +44,10 @@ def test_consumer_reads_commands_cloudsign_and_surety_events() -> None:
     (spec,) = consumers()
     assert spec.name == "contract"
     assert spec.topics == (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS,
-                           Topics.SURETY_EVENTS)
+                           Topics.SURETY_EVENTS, Topics.APPLICATION_EVENTS)
     assert set(HANDLERS) == {*COMMANDS, ContractSent, ContractConcluded, ContractDeclined,
-                             ContractSuretyCompleted}
+                             ContractSuretyCompleted, ApplicationReceived}
+    assert dict(spec.emits)[Topics.APPLICATION_COMMANDS] == (CorrectionRequested,)
     assert all(not spec.is_effect(h) for h in HANDLERS.values())  # transactional
     emitted = dict(spec.emits)
     assert emitted[Topics.ERP_COMMANDS] == (ErpRegistrationRequested,)  # 契約登録 on conclusion
