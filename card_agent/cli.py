@@ -9,7 +9,10 @@
 
 The hub, TSA and card CA chain come from options or ``CARD_AGENT_HUB``,
 ``CARD_AGENT_TSA_URL``, ``CARD_AGENT_TRUST_ROOTS`` (PEM files, ``:``-separated) and
-``CARD_AGENT_CHAIN`` (PEM of the card CA). The PIN is typed at a prompt (PIN-1).
+``CARD_AGENT_CHAIN`` (PEM of the card CA); the entity, system and domain a session is
+for from ``--entity``/``--system``/``--domain`` or ``CARD_AGENT_ENTITY``,
+``CARD_AGENT_SYSTEM`` (e-contract) and ``CARD_AGENT_DOMAIN`` (works). The PIN is typed
+at a prompt (PIN-1).
 Exit codes: 0 done, 1 refused by the hub or the card, 2 usage, 3 wrong PIN, 4 card locked,
 5 held for a TSA maintenance window (WIN-3: run ``sign`` again after it).
 """
@@ -85,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tsa-url", default=os.environ.get("CARD_AGENT_TSA_URL"))
     p.add_argument("--trust-roots", default=os.environ.get("CARD_AGENT_TRUST_ROOTS", ""))
     p.add_argument("--chain", default=os.environ.get("CARD_AGENT_CHAIN", ""))
+    p.add_argument("--entity", default=os.environ.get("CARD_AGENT_ENTITY", ""),
+                   help="procuring entity the session is for (login, jobs, sign)")
+    p.add_argument("--system", default=os.environ.get("CARD_AGENT_SYSTEM", "e-contract"),
+                   choices=("e-bid", "e-contract"))
+    p.add_argument("--domain", default=os.environ.get("CARD_AGENT_DOMAIN", "works"),
+                   choices=("works", "goods"))
     sub = p.add_subparsers(dest="command", required=True)
     for name in ("readers", "cert", "pin-status", "verify-pin", "login", "jobs"):
         sub.add_parser(name)
@@ -190,7 +199,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
                     f"CA bundle: {exc}")
         return 2
     with http_client as http:
-        agent = Agent(backend=_backend(args), gateway=GatewayClient(http, chain),
+        where = {"procuring_entity": args.entity, "system": args.system, "domain": args.domain}
+        agent = Agent(backend=_backend(args), gateway=GatewayClient(http, chain, where),
                       console=console, reader=args.reader, tsa=tsa)
         try:
             return _run(args, agent, console)

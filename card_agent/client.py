@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +87,12 @@ def _der(cert: x509.Certificate) -> str:
 class GatewayClient:
     """Talks to one hub. ``http`` is any httpx.Client (its base_url is the hub's)."""
 
-    def __init__(self, http: httpx.Client, chain: Sequence[x509.Certificate] = ()) -> None:
+    def __init__(self, http: httpx.Client, chain: Sequence[x509.Certificate] = (),
+                 where: Mapping[str, str] | None = None) -> None:
         self.http = http
         self.chain = tuple(chain)
+        self.where = dict(where or {})
+        """``procuring_entity``, ``system`` and ``domain`` sessions are opened for."""
         self.token: str | None = None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -115,10 +118,12 @@ class GatewayClient:
         return {"challenge_id": challenge["challenge_id"], "certificate": _der(card.certificate()),
                 "chain": [_der(c) for c in self.chain], "signature": _b64(signature)}
 
-    def login(self, card: CardSession) -> dict[str, Any]:
-        """Log in with the card; keeps the session token for the next calls."""
+    def login(self, card: CardSession, where: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Log in with the card for one entity, system and domain (``where``, else the
+        client's); keeps the session token for the next calls."""
         self.token = None
-        session: dict[str, Any] = self._call("POST", "/gateway/sessions", json=self.prove(card))
+        body = {**self.prove(card), **(where if where is not None else self.where)}
+        session: dict[str, Any] = self._call("POST", "/gateway/sessions", json=body)
         self.token = session["token"]
         return session
 

@@ -103,7 +103,10 @@ def propagation_job(interval_s: float) -> ScheduledJob:
     def emit(session: Session, event: Payload, pending: Any) -> None:
         scheduled = pending.scheduled
         user_id = getattr(event, "user_id", None) or getattr(scheduled.source, "user_id", None)
-        enqueue(session, Topics.REGISTRATION_EVENTS, new_envelope(
+        # A target's refusal comes with its mail to the ICカード利用部署 address (REG-9).
+        topic = (Topics.MAIL_REQUESTS if event.message_type == "mail.requested"
+                 else Topics.REGISTRATION_EVENTS)
+        enqueue(session, topic, new_envelope(
             event, correlation_id=str(user_id or scheduled.propagation_id),
             procuring_entity=scheduled.target_entity, producer="hub.propagation"))
 

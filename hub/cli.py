@@ -203,6 +203,7 @@ def _cmd_propagate(args: argparse.Namespace, settings: Settings) -> int:
 
     report = asyncio.run(once())
     _print({"done": report.done, "skipped": report.skipped, "failed": report.failed,
+            "held": report.held,
             "events": [type(e).message_type for e in report.events],
             "skipped_notes": report.skipped_notes})
     return 0 if report.failed == 0 else 1

@@ -1,7 +1,8 @@
 """Procurement case facts (案件情報): the contract the city holds, to check sureties against.
 
 After award the city's contract office registers what it agreed with the contractor:
-工事名, 受注者 (the JV's representative for a JV), 請負金額, 工期, 請負契約日, and per
+発注者名 (the procuring entity's official name as certificates print it), 工事名,
+受注者 (the JV's representative for a JV), 請負金額, 工期, 請負契約日, and per
 guarantee product (前払金保証 / 契約保証) the 保証金額, 保証期限, 預託金融機関 and the
 certificate form the contractor chose (電子 or 紙). The surety pipeline compares every
 fetched certificate with these facts field by field (SUR-2), opens the manual task for
@@ -56,6 +57,9 @@ class CaseFacts(Payload):
     case_id: CaseId
     contract_number: str = Field(min_length=1, max_length=30, pattern=r"^[A-Za-z0-9-]+$",
                                  description="契約番号 in the city's numbering (the ERP's key).")
+    procuring_entity_name: str = Field(
+        min_length=1, max_length=100,
+        description="発注者名 as the certificates print it (e.g. 足利市長), compared by SUR-2.")
     work_name: str = Field(min_length=1, max_length=200, description="工事名.")
     contractor_id: str = Field(pattern=r"^[0-9]{16}$", description="受注者の企業ID (16 digits).")
     contractor_name: str = Field(min_length=1, max_length=200,

@@ -17,12 +17,11 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.ids import CaseId
-from schemas.mail import MailAddress
+from schemas.mail import MailAddress, attachable
 from schemas.registry import Payload, message
 from schemas.rejection import RuleViolation
 
 __all__ = [
-    "MAIL_ATTACH_LIMIT_BYTES",
     "ContractCompletionNotified",
     "ContractConcluded",
     "ContractDeclined",
@@ -33,8 +32,6 @@ __all__ = [
     "SignedDocumentStatus",
 ]
 
-MAIL_ATTACH_LIMIT_BYTES = 6 * 1024 * 1024
-"""CON-4: a signed PDF under 6 MB is attached to the mail; a larger one is linked (10 days)."""
 
 DocumentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -71,7 +68,7 @@ class DocumentRef(_Strict):
     @property
     def attachable(self) -> bool:
         """CON-4: may be attached to a mail (else sent as a download link)."""
-        return self.size_bytes < MAIL_ATTACH_LIMIT_BYTES
+        return attachable(self.size_bytes)
 
 
 class ContractParticipant(_Strict):

@@ -16,13 +16,25 @@ from pydantic import Field
 from schemas.registry import Payload, message
 
 __all__ = [
+    "ATTACHMENT_LIMIT_BYTES",
     "CARD_NOTICE_VALUE_KEYS",
     "MailAddress",
     "MailFailed",
     "MailKind",
     "MailRequested",
     "MailSent",
+    "attachable",
 ]
+
+ATTACHMENT_LIMIT_BYTES = 6_000_000
+"""CON-4: a signed PDF under 6 MB (6,000,000 bytes) is attached to the conclusion mail;
+one of that size or more is sent as a download link valid 10 days. The one limit: the
+mail connector and the contract documents (``DocumentRef.attachable``) both use it."""
+
+
+def attachable(size_bytes: int) -> bool:
+    """CON-4: whether a document of ``size_bytes`` is attached (else linked)."""
+    return size_bytes < ATTACHMENT_LIMIT_BYTES
 
 CARD_NOTICE_VALUE_KEYS = (
     "system_name",  # 電子入札システム / 電子契約システム
@@ -36,7 +48,8 @@ CARD_NOTICE_VALUE_KEYS = (
     "card_issuer",  # the card's issuing CA
 )
 """The ``values`` of REGISTRATION, CHANGE and RENEWAL mails (REG-10, CHG-4, RNW-9):
-the pipelines fill them, the mail connector's templates use them."""
+the pipelines fill them, the mail connector's templates use them. PROPAGATION_REFUSED
+mails carry them too, with ``usable_at``, ``not_usable_at`` and ``reasons``."""
 
 MailAddress = Annotated[
     str,
@@ -58,6 +71,9 @@ class MailKind(enum.StrEnum):
     """利用者変更のお知らせ (CHG-4), to the ICカード利用部署 address."""
     RENEWAL = "renewal"
     """ICカード更新のお知らせ (RNW-9), to the ICカード利用部署 address."""
+    PROPAGATION_REFUSED = "propagation-refused"
+    """ICカードを利用できない調達機関のお知らせ (REG-9, CHG-3, RNW-8): another entity's own
+    policy refused the card; where it is and is not usable, to the ICカード利用部署."""
     NOMINATION = "nomination"
     """指名通知 (NTF-1), to the 代表窓口 address."""
     AWARD = "award"

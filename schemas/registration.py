@@ -306,6 +306,9 @@ class RegistrationRejected(Payload):
     user_id: str | None = Field(default=None, max_length=100)
     card: CardRef | None = None
     violations: tuple[RuleViolation, ...] = Field(min_length=1)
+    propagated_from: EntityCode | None = Field(
+        default=None, description="Set when another entity's own policy refused a "
+        "propagation from this one (REG-9, CHG-3, RNW-8); the source step stands.")
 
 
 @message("registration.needs-confirmation", 1)

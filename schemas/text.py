@@ -5,7 +5,9 @@
 - 商号 normalisation (REG-3): (株)→株式会社, (有)→有限会社 (and the other legal forms),
   no space between the legal form and the name, a branch (委任先) appended without a
   space, full-width.
-- 和暦 display (令和/平成/昭和 dates) for what people read.
+- 和暦 display (令和/平成/昭和 dates) for what people read: :func:`show_date` and
+  :func:`show_datetime` are the one formatter of every date in a rule text or a mail
+  (「令和8年（2026年）6月9日」, in Asia/Tokyo), :func:`show_date_en` its English twin.
 - The REG-3 hints shown when 資格審査情報 is not found.
 
 Everything here is pure and fast: the registration rules call it per command.
@@ -16,8 +18,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
+
+from schemas.envelope import JST
 
 __all__ = [
     "LEGAL_FORMS",
@@ -29,6 +33,9 @@ __all__ = [
     "nfkc",
     "normalize_trade_name",
     "not_found_hints",
+    "show_date",
+    "show_date_en",
+    "show_datetime",
     "to_fullwidth",
     "trade_name_key",
     "wareki",
@@ -127,6 +134,35 @@ def wareki(day: date) -> str:
             shown = "元" if year == 1 else str(year)
             return f"{era}{shown}年{day.month}月{day.day}日"
     raise ValueError(f"{day.isoformat()} is before 昭和; no 和暦 display is defined for it")
+
+
+def _local_day(value: date | datetime) -> date:
+    if isinstance(value, datetime):
+        return (value.astimezone(JST) if value.tzinfo is not None else value).date()
+    return value
+
+
+def show_date(value: date | datetime) -> str:
+    """A date as people read it: 和暦 with the Western year in brackets, in JST.
+
+    ``date(2026, 6, 9)`` → ``"令和8年（2026年）6月9日"``. The one formatter of the dates in
+    rule texts and mails, so that no message shows 2026-06-09 beside 令和8年6月9日.
+    """
+    day = _local_day(value)
+    era = wareki(day)
+    cut = era.index("年") + 1
+    return f"{era[:cut]}（{day.year}年）{era[cut:]}"
+
+
+def show_datetime(at: datetime) -> str:
+    """:func:`show_date` with the time of day in JST: ``"令和8年（2026年）6月9日 18:30"``."""
+    local = at.astimezone(JST) if at.tzinfo is not None else at
+    return f"{show_date(local.date())} {local:%H:%M}"
+
+
+def show_date_en(value: date | datetime) -> str:
+    """The English side of :func:`show_date`: ISO 8601, in JST (``"2026-06-09"``)."""
+    return _local_day(value).isoformat()
 
 
 # 0/O and 1/l/I are the confusions REG-3 names (数字の0と大文字のO、数字の1と小文字のlと大文字のI).

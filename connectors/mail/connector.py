@@ -25,7 +25,7 @@ from connectors.mail.documents import DirectoryDocumentStore, DocumentNotFoundEr
 from connectors.mail.mapping import Attachment, DownloadLink, Sender, build_message, violation_for
 from connectors.mail.settings import MailSettings
 from connectors.mail.templates import MailValueError
-from schemas.mail import MailRequested, MailSent
+from schemas.mail import MailRequested, MailSent, attachable
 from schemas.rejection import RuleViolation
 
 __all__ = ["MailConnector"]
@@ -63,7 +63,7 @@ class MailConnector:
                         ) -> tuple[Attachment | None, DownloadLink | None]:
         try:
             doc = await self.documents.describe(ref)
-            if doc.size < self.settings.attachment_limit_bytes:
+            if attachable(doc.size):
                 return Attachment(doc.filename, doc.content_type,
                                   await self.documents.read(ref)), None
             expires = now + timedelta(days=self.settings.link_valid_days)

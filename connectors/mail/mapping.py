@@ -22,6 +22,7 @@ from connectors.mail.templates import RULE_OF_KIND, MailValueError, render
 from schemas.envelope import JST
 from schemas.mail import MailRequested
 from schemas.rejection import RuleViolation
+from schemas.text import show_datetime
 
 __all__ = [
     "Attachment",
@@ -78,8 +79,7 @@ def violation_for(error: MailValueError) -> RuleViolation:
 
 
 def _jst_text(at: datetime) -> str:
-    local = at.astimezone(JST)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return show_datetime(at)
 
 
 def _document_paragraph(attachment: Attachment | None, link: DownloadLink | None) -> str:

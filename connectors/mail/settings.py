@@ -14,10 +14,6 @@ from schemas.mail import MailAddress
 
 __all__ = ["MailSettings"]
 
-CON4_ATTACHMENT_LIMIT = 6_000_000
-"""CON-4: a signed PDF under 6 MB is attached; larger ones are linked."""
-
-
 class MailSettings(ConnectorSettings):
     """The SMTP relay, the sender, and how documents are attached or linked (CON-4)."""
 
@@ -33,7 +29,6 @@ class MailSettings(ConnectorSettings):
     system_name: str = Field(
         default="電子調達ハブ", max_length=60,
         description="Footer name when a request carries no system_name value.")
-    attachment_limit_bytes: int = Field(default=CON4_ATTACHMENT_LIMIT, ge=1)
     link_valid_days: int = Field(default=10, ge=1, description="CON-4: download links, 10 days.")
     documents_dir: Path = Field(default_factory=lambda: run_dir() / "documents",
                                 description="Signed PDFs to attach or link (CON-4).")

@@ -41,6 +41,7 @@ RULE_OF_KIND: dict[MailKind, str] = {
     MailKind.REGISTRATION: "REG-10",
     MailKind.CHANGE: "CHG-4",
     MailKind.RENEWAL: "RNW-9",
+    MailKind.PROPAGATION_REFUSED: "REG-9",
     MailKind.NOMINATION: "NTF-1",
     MailKind.AWARD: "NTF-1",
     MailKind.CONTRACT_REVIEW: "CON-3",

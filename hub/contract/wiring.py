@@ -40,6 +40,7 @@ from pipelines.contract.handlers import (
     use_signing_jobs,
 )
 from pipelines.contract.state import ContractPolicy
+from schemas.application import CorrectionRequested
 from schemas.cloudsign import ContractSendRequested
 from schemas.envelope import utc_now
 from schemas.erp import ErpRegistrationRequested
@@ -77,8 +78,9 @@ class GatewaySigningJobs:
 
 
 def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
-    """The process manager: its commands, CloudSign's events (CON-1 … CON-4) and the
-    surety pipeline's 契約保証 completion (SUR-6); on conclusion the ERP's 契約登録.
+    """The process manager: its commands, CloudSign's events (CON-1 … CON-4), the
+    surety pipeline's 契約保証 completion (SUR-6) and the online 電子契約利用申出書 (CON-1,
+    corrections back to the online system); on conclusion the ERP's 契約登録.
     ``cloudsign_store``: the CloudSign connector's document store
     (``CloudSignConnector().store``), for the CloudSign route.
     The contractor's signing jobs go to the card gateway (:class:`GatewaySigningJobs`)."""
@@ -86,11 +88,14 @@ def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[Consumer
     if cloudsign_store is not None:
         use_cloudsign_store(cloudsign_store)
     return [ConsumerSpec(
-        "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS, Topics.SURETY_EVENTS),
+        "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS, Topics.SURETY_EVENTS,
+                     Topics.APPLICATION_EVENTS),
         handlers=HANDLERS,
-        description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route",
+        description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route; the "
+        "online 電子契約利用申出書 and its corrections",
         emits=((Topics.CONTRACT_EVENTS, EVENTS),
                (Topics.CONTRACT_COMMANDS, (ContractSendRequested,)),
+               (Topics.APPLICATION_COMMANDS, (CorrectionRequested,)),
                (Topics.MAIL_REQUESTS, (MailRequested,)),
                (Topics.ERP_COMMANDS, (ErpRegistrationRequested,))))]
 

@@ -20,6 +20,7 @@ __all__ = [
     "ChangeIn",
     "JobDetailOut",
     "JobOut",
+    "LoginIn",
     "OutcomeOut",
     "RegistrationIn",
     "RenewalIn",
@@ -48,16 +49,29 @@ class CardProofIn(_In):
     signature: str = Field(max_length=2_000, description="Base64 RSA PKCS#1 v1.5, SHA-256.")
 
 
+class _Where(_In):
+    procuring_entity: str = Field(max_length=64)
+    system: SystemKind
+    domain: Domain
+
+
+class LoginIn(CardProofIn):
+    """Log in for one procuring entity, system and domain: the session holds only there
+    (REG-1, RNW-7, CHG-2)."""
+
+    procuring_entity: str = Field(max_length=64)
+    system: SystemKind
+    domain: Domain
+
+
 class SessionOut(BaseModel):
-    token: str = Field(description="Bearer token; short-lived, bound to this card.")
+    token: str = Field(description="Bearer token; short-lived, bound to this card, "
+                       "entity, system and domain.")
     expires_at: dt.datetime
     network: str
     user_id: str
     company_id: str
-
-
-class _Where(_In):
-    procuring_entity: str = Field(max_length=64)
+    procuring_entity: str
     system: SystemKind
     domain: Domain
 

@@ -1,10 +1,13 @@
 """Signing jobs (署名依頼): documents a contractor signs at the edge with its IC card.
 
 The hub creates a job for a user ID (:func:`create_job`); the contractor's agent lists
-and fetches only its own jobs (another user's job is "not found", not "forbidden", so
-nothing leaks). A returned PDF is accepted only when pyHanko validates it against the
-trust roots (PAdES B-T, whole file, CON-5), it was made by a registered, active card of
-the same user ID (PIN-2), and the signed revision is the very document of the job.
+and fetches only its own jobs of the entity its session was opened for (another user's
+job is "not found", not "forbidden", so nothing leaks). Inside an announced maintenance
+window that stops signing (WIN-2) a signed PDF is refused with the window's end, and
+the job stays pending. A returned PDF is accepted only when pyHanko validates it against
+the trust roots (PAdES B-T, whole file, CON-5), it was made by a card of the same user ID
+registered and active at the session's entity and domain (PIN-2), and the signed
+revision is the very document of the job.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from hub.gateway.errors import GatewayRefusalError, refusal
 from hub.gateway.models import SigningJobRow
 from hub.gateway.sessions import CardSession
 from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
+from pipelines.registration.common import maintenance_violation
+from pipelines.registration.handlers import current_policy_book
+from pipelines.registration.policy import WindowStop
 from pipelines.registration.queries import find_active_card
 
 __all__ = ["accept_signed", "create_job", "get_job", "list_jobs"]
@@ -43,16 +49,19 @@ def create_job(session: Session, *, network: str, user_id: str, procuring_entity
 
 
 def list_jobs(session: Session, who: CardSession) -> list[SigningJobRow]:
+    """The caller's jobs of the entity its session was opened for."""
     return list(session.exec(
         select(SigningJobRow)
-        .where(SigningJobRow.network == who.network, SigningJobRow.user_id == who.user_id)
+        .where(SigningJobRow.network == who.network, SigningJobRow.user_id == who.user_id,
+               SigningJobRow.procuring_entity == who.procuring_entity)
         .order_by(SigningJobRow.created_at)  # type: ignore[arg-type]
     ))
 
 
 def get_job(session: Session, who: CardSession, job_id: str) -> SigningJobRow:
     row = session.get(SigningJobRow, job_id)
-    if row is None or (row.network, row.user_id) != (who.network, who.user_id):
+    if row is None or (row.network, row.user_id, row.procuring_entity) != (
+            who.network, who.user_id, who.procuring_entity):
         raise refusal(404, "PIN-2", ("署名依頼が見つかりません。", "No such signing job."),
                       ("一覧を更新してください。", "Refresh the job list."))
     return row
@@ -71,6 +80,10 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
     if len(signed) > MAX_PDF:
         raise refusal(413, "CON-5", ("PDFが大きすぎます。", "The PDF is too large."),
                       ("発注者にお問い合わせください。", "Contact the entity."))
+    policy = current_policy_book().get(who.procuring_entity, who.system)
+    if policy is not None and (closed := maintenance_violation(
+            policy, cfg.now(), WindowStop.SIGNING)) is not None:
+        raise GatewayRefusalError(503, [closed])  # WIN-2: the job stays pending until then
     with cfg.transaction() as session:
         job = get_job(session, who, job_id)
         if job.status != "pending":
@@ -81,7 +94,8 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
         except SignatureRejectedError as exc:
             raise GatewayRefusalError(422, [exc.violation]) from exc
         result = (checked.signer_issuer, str(checked.signer_serial))
-        signer = find_active_card(session, result[0], result[1], cfg.now())
+        signer = find_active_card(session, result[0], result[1], cfg.now(),
+                                  entity=who.procuring_entity, domain=who.domain)
         if signer is None or (signer.network, signer.user_id) != (who.network, who.user_id):
             raise refusal(422, "PIN-2",
                           ("署名したICカードがこの利用者の登録済みカードではありません。",

@@ -3,7 +3,8 @@
 - ``gw_challenge``: login challenges, single use and short-lived, so a replayed or
   stale answer is refused in every hub process alike.
 - ``gw_session``: card sessions, by the SHA-256 of their bearer token (the token itself
-  is never stored), bound to the card (issuer + serial) and its user ID (PIN-2).
+  is never stored), bound to the card (issuer + serial) and its user ID (PIN-2), and to
+  the procuring entity, system and domain they were opened for (REG-1, CHG-2).
 - ``gw_outcome``: what the registration pipeline answered to a request submitted here
   (企業ID and summary, or the rejection with rule IDs), keyed by the request's id.
 - ``gw_signing_job``: documents a contractor has to sign at the edge, per user ID, and
@@ -47,6 +48,9 @@ class SessionRow(SQLModel, table=True):
     company_id: str = Field(max_length=16)
     issuer: str = Field(max_length=200)
     serial: str = Field(max_length=50)
+    procuring_entity: str = Field(default="", max_length=64)
+    system: str = Field(default="", max_length=16)
+    domain: str = Field(default="", max_length=16)
     created_at: datetime = _ts()
     expires_at: datetime = _ts(index=True)
 

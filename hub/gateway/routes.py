@@ -3,7 +3,8 @@
 Mount it into the hub's app: ``app.include_router(build_router(config))``.
 
 - ``POST /gateway/challenges``: a fresh challenge (single use, short-lived).
-- ``POST /gateway/sessions``: log in with a card proof (REG-1, RNW-7).
+- ``POST /gateway/sessions``: log in with a card proof for one entity, system and
+  domain (REG-1, RNW-7, CHG-2); the session holds only there.
 - ``POST /gateway/registrations``, ``/changes``, ``/renewals``: submit 利用者登録 /
   変更 / ICカード更新 (REG-7, CHG-1, RNW-6) to the registration pipeline through the
   transactional outbox; ``GET /gateway/requests/{id}``: the outcome (REG-10).
@@ -27,11 +28,11 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from hub.gateway.api import (
-    CardProofIn,
     ChallengeOut,
     ChangeIn,
     JobDetailOut,
     JobOut,
+    LoginIn,
     OutcomeOut,
     RegistrationIn,
     RenewalIn,
@@ -72,9 +73,11 @@ def build_router(cfg: GatewayConfig) -> APIRouter:
                             expires_at=row.expires_at)
 
     @router.post("/sessions", response_model=SessionOut)
-    def new_session(proof: CardProofIn) -> SessionOut:
-        """Log in: the answer of a registered, active, unexpired card (REG-1, RNW-7)."""
-        return login(cfg, proof)
+    def new_session(body: LoginIn) -> SessionOut:
+        """Log in for one entity, system and domain: the card must be registered and active
+        there (REG-1 unknown or not registered there, RNW-7 renewed away, CHG-2 another
+        domain, REG-6 expired, WIN-2 maintenance)."""
+        return login(cfg, body)
 
     @router.post("/registrations", response_model=RequestAcceptedOut, status_code=202)
     def register(body: RegistrationIn) -> RequestAcceptedOut:

@@ -123,7 +123,8 @@ class SampleCase:
             depository=self.depository if product is SuretyProduct.ADVANCE_PAYMENT else None)
             for product, amount in self.guarantees.items())
         return CaseRegistered(
-            case_id=self.case_id, contract_number=self.case_id, work_name=self.subject,
+            case_id=self.case_id, contract_number=self.case_id,
+            procuring_entity_name=self.city_name, work_name=self.subject,
             contractor_id=company_id, contractor_name=self.trade_name,
             contract_amount=self.amount_yen, contract_date=start, work_period_start=start,
             work_period_end=end, sureties=sureties, notice_email=self.officer.email)

@@ -134,7 +134,9 @@ class CaseRun:
                                   verify=default_tls_context())
         tsa = TsaConnector(TsaSettings(url=stage.tsa_url, maintenance=stage.tsa_maintenance),
                            stage.pki.trust_roots)
-        self.agent = Agent(backend=backend, gateway=GatewayClient(self._http, card.chain),
+        where = {"procuring_entity": case.entity, "system": "e-contract", "domain": "works"}
+        self.agent = Agent(backend=backend,
+                           gateway=GatewayClient(self._http, card.chain, where),
                            console=_ContractorConsole(pin, case.password, None),
                            reader=reader, tsa=tsa)
         timeline.keys |= {case.user_id, case.case_id}

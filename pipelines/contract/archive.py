@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from io import BytesIO
@@ -28,6 +27,7 @@ from pipelines.contract.state import CaseState
 from pipelines.contract.store import get_document, load_case, stored_bytes
 from schemas.contract import ContractStatus, DocumentRef
 from schemas.envelope import JST
+from schemas.text import show_datetime, trade_name_key
 
 __all__ = [
     "CertificateParty",
@@ -114,10 +114,10 @@ def search_contracts(session: Session, *, concluded_from: datetime | None = None
         query = query.where(col(CaseRow.amount_yen) >= amount_min)
     if amount_max is not None:
         query = query.where(col(CaseRow.amount_yen) <= amount_max)
-    if counterparty:
-        # Full- and half-width forms of a 商号 are the same counterparty.
-        query = query.where(col(CaseRow.contractor_name).contains(
-            unicodedata.normalize("NFKC", counterparty).strip()))
+    if counterparty and (key := trade_name_key(counterparty)):
+        # Both sides compared as 商号 keys (stored once per case, indexed): full-width,
+        # half-width, (株) or 株式会社, with or without spaces, all find the same company.
+        query = query.where(col(CaseRow.contractor_key).contains(key, autoescape=True))
     if status is not None:
         query = query.where(CaseRow.status == status.value)
     query = query.order_by(col(CaseRow.updated_at).desc(), col(CaseRow.case_id)).limit(limit)
@@ -179,7 +179,7 @@ def conclusion_certificate(session: Session, case_id: str, roots: Iterable[x509.
 
 
 def _jst(at: datetime | None) -> str:
-    return at.astimezone(JST).strftime("%Y年%m月%d日 %H:%M:%S") if at else "-"
+    return f"{show_datetime(at)}:{at.astimezone(JST):%S}" if at else "-"
 
 
 def certificate_pdf(cert: ConclusionCertificate) -> bytes:

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from pipelines.contract.erp import why_not_registered
 from pipelines.contract.links import record_link
+from pipelines.contract.online import application_of, correction_for
 from pipelines.contract.rules import Decision, case_of, decide
 from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import (
@@ -34,6 +35,7 @@ from pipelines.contract.store import (
 )
 from pipelines.ports import Handler, HandlerContext, PermanentFailure, SigningJobs
 from pipelines.registration.models import ContractorRow
+from schemas.application import ApplicationReceived, FormKind
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,
@@ -62,6 +64,7 @@ from schemas.contract import (
 )
 from schemas.envelope import Envelope
 from schemas.registry import Payload
+from schemas.rejection import RuleViolation
 from schemas.surety import ContractSuretyCompleted
 from schemas.topics import Topics
 
@@ -187,9 +190,32 @@ def _publish(ctx: HandlerContext, envelope: Envelope[Any], case_id: str,
         ctx.emit(Topics.ERP_COMMANDS, registration, cause=envelope, correlation_id=case_id)
 
 
+def _online(ctx: HandlerContext, envelope: Envelope[Any], received: ApplicationReceived,
+            violations: tuple[RuleViolation, ...]) -> None:
+    """A 申出書 from the online system that cannot be taken: its rejection, and the
+    correction back through the online system (CON-1)."""
+    if violations:
+        ctx.emit(Topics.CONTRACT_EVENTS, ContractStepRejected(
+            case_id=received.case_id, step=envelope.type, violations=violations),
+            cause=envelope, correlation_id=received.case_id)
+    correction = correction_for(received, violations)
+    if correction is not None:
+        ctx.emit(Topics.APPLICATION_COMMANDS, correction, cause=envelope,
+                 correlation_id=received.case_id)
+
+
 def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
     """Every step of the contract process (CON-1 … CON-4)."""
     cmd = envelope.payload
+    received = cmd if isinstance(cmd, ApplicationReceived) else None
+    if received is not None:  # the online 申出書 (CON-1, CON-2); other forms are not ours
+        if received.form is not FormKind.E_CONTRACT_APPLICATION:
+            return
+        online = application_of(received)
+        if online is None:
+            _online(ctx, envelope, received, received.problems)
+            return
+        cmd = online
     case_id = _case_id(ctx, cmd)
     if case_id is None:
         return  # CloudSign's answer to a send this process did not ask for
@@ -199,6 +225,9 @@ def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> Non
     decision = decide(state, cmd, entity=envelope.procuring_entity, now=ctx.now,
                       acted_at=envelope.occurred_at, policy=current_policy())
     if decision.rejected:
+        if received is not None:
+            _online(ctx, envelope, received, tuple(decision.violations))
+            return
         ctx.emit(Topics.CONTRACT_EVENTS, ContractStepRejected(
             case_id=case_id, step=envelope.type, violations=decision.violations),
             cause=envelope, correlation_id=case_id)
@@ -234,9 +263,12 @@ HANDLERS: dict[type[Payload], Handler] = {
     **dict.fromkeys(COMMANDS, handle_contract_message),
     **dict.fromkeys((ContractSent, ContractConcluded, ContractDeclined), handle_contract_message),
     ContractSuretyCompleted: handle_contract_message,
+    ApplicationReceived: handle_contract_message,
 }
-"""Commands, CloudSign's events (``proc.contract.events``) on its route, and the surety
-pipeline's 契約保証 completion (``proc.surety.events``, SUR-6)."""
+"""Commands, CloudSign's events (``proc.contract.events``) on its route, the surety
+pipeline's 契約保証 completion (``proc.surety.events``, SUR-6), and the online
+電子契約利用申出書 (``proc.application.events``, CON-1; corrections go back on
+``proc.application.commands``)."""
 
 
 EVENTS: tuple[type[Payload], ...] = (

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
 from schemas.contract import DocumentRef
-from schemas.envelope import JST
 from schemas.mail import MailKind, MailRequested
+from schemas.text import show_datetime
 
 __all__ = ["MAIL_NAMESPACE", "concluded_mails", "mail_document_ref", "review_mail"]
 
@@ -24,7 +24,7 @@ MAIL_NAMESPACE = uuid.UUID("a3c0f7e2-5d0b-4c1a-8f61-2b9d54e7c910")
 
 
 def _jst(when: datetime) -> str:
-    return when.astimezone(JST).strftime("%Y/%m/%d %H:%M")
+    return show_datetime(when)
 
 
 def mail_document_ref(document: DocumentRef) -> str:

@@ -45,6 +45,8 @@ class CaseRow(SQLModel, table=True):
     amount_yen: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, index=True))
     contractor_user_id: str = Field(max_length=20)
     contractor_name: str = Field(max_length=200, index=True)
+    contractor_key: str = Field(default="", max_length=200, index=True,
+                                description="trade_name_key(contractor_name): CON-7 search.")
     city_name: str = Field(max_length=100)
     agreed: int = 0
     parties: int = 2

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from pipelines.contract.models import CaseRow, DocumentRow
 from pipelines.contract.state import PARTIES, CaseState
 from schemas.contract import DocumentRef
+from schemas.text import trade_name_key
 
 __all__ = [
     "DOC_SCHEME",
@@ -93,6 +94,7 @@ def save_case(session: Session, state: CaseState) -> None:
         case_id=state.case_id, procuring_entity=state.procuring_entity, route=state.route.value,
         status=state.status.value, subject=state.subject, amount_yen=state.amount_yen,
         contractor_user_id=state.contractor_user_id, contractor_name=state.contractor_name,
+        contractor_key=trade_name_key(state.contractor_name),
         city_name=state.city_name, opened_at=state.opened_at, updated_at=state.updated_at,
         state={})
     row.status = state.status.value

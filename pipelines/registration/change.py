@@ -35,6 +35,7 @@ from schemas.registration import (
 from schemas.registration import PropagationScheduled as Scheduled
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
+from schemas.text import show_date, show_date_en
 
 __all__ = ["decide_change"]
 
@@ -75,8 +76,8 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
         return reject([violation(key, field="domain", **_where(policy.name, cmd.domain))])
     vs: list[RuleViolation] = []
     if not cmd.card.not_before <= now <= cmd.card.not_after:
-        vs.append(violation("change-card-invalid", end=cmd.card.not_after.date().isoformat(),
-                            field="card"))
+        vs.append(violation("change-card-invalid", end=show_date(cmd.card.not_after),
+                            end_en=show_date_en(cmd.card.not_after), field="card"))
     emails = (email_violation(cmd.card_department_contact, "", "", "card_department_contact",
                               key="change-email-twice"),
               email_violation(cmd.representative_contact, "代表窓口", "main contact",

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from pipelines.registration.policy import EntityPolicy, is_service_time
+from pipelines.registration.policy import EntityPolicy, WindowStop, is_service_time
 from pipelines.registration.texts import violation
-from schemas.envelope import JST
 from schemas.mail import MailKind, MailRequested
 from schemas.registration import (
     CardFacts,
@@ -26,7 +25,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
-from schemas.text import wareki
+from schemas.text import show_date, show_date_en, show_datetime
 
 __all__ = [
     "Decision",
@@ -35,6 +34,7 @@ __all__ = [
     "company_id_for",
     "deterministic_id",
     "low_validity_warning",
+    "maintenance_violation",
     "notice_mail",
     "rejected",
     "seed_text",
@@ -140,13 +140,26 @@ def rejected(command_type: str, entity: str, violations: list[RuleViolation] |
 
 
 def window_violation(policy: EntityPolicy, acted_at: datetime) -> RuleViolation | None:
-    """WIN-1: outside the e-bid service window nothing is registered."""
+    """WIN-1: outside the e-bid service window nothing is registered; WIN-2: nor inside
+    an announced maintenance window that stops registration."""
     if is_service_time(policy, acted_at):
-        return None
+        return maintenance_violation(policy, acted_at)
     hours = ("24時間" if policy.service_hours is None else
              f"{policy.service_hours[0]:%H:%M}～{policy.service_hours[1]:%H:%M}")
     return violation("closed", entity=policy.name, system=policy.system.label_ja,
                      system_en=f"{policy.system.value} system", hours=hours)
+
+
+def maintenance_violation(policy: EntityPolicy, at: datetime,
+                          what: WindowStop = WindowStop.REGISTRATION) -> RuleViolation | None:
+    """WIN-2: inside an announced maintenance window that stops ``what``; says its end."""
+    window = policy.maintenance_at(at, what)
+    if window is None:
+        return None
+    return violation("maintenance", entity=policy.name, system=policy.system.label_ja,
+                     system_en=f"{policy.system.value} system",
+                     start=show_datetime(window.start), until=show_datetime(window.end),
+                     until_en=window.end.isoformat(timespec="minutes"))
 
 
 _MAX_SKEW = -timedelta(minutes=5)
@@ -167,9 +180,11 @@ def authentication_violation(card: CardFacts, policy: EntityPolicy,
 def validity_violation(card: CardFacts, now: datetime) -> RuleViolation | None:
     """REG-6: the card must be inside its validity period."""
     if now < card.not_before:
-        return violation("card-not-yet-valid", start=_show(card.not_before), field="card")
+        return violation("card-not-yet-valid", start=show_date(card.not_before),
+                         start_en=show_date_en(card.not_before), field="card")
     if now > card.not_after:
-        return violation("card-expired", end=_show(card.not_after), field="card")
+        return violation("card-expired", end=show_date(card.not_after),
+                         end_en=show_date_en(card.not_after), field="card")
     return None
 
 
@@ -178,12 +193,9 @@ def low_validity_warning(card: CardFacts, policy: EntityPolicy,
     """REG-6: little validity left → warn and advise asking about paper bidding."""
     left = card.not_after - now
     if left < policy.low_validity:
-        return violation("low-validity", end=_show(card.not_after), days=max(left.days, 0))
+        return violation("low-validity", end=show_date(card.not_after),
+                         end_en=show_date_en(card.not_after), days=max(left.days, 0))
     return None
-
-
-def _show(at: datetime) -> str:
-    return wareki(at.astimezone(JST).date())
 
 
 def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, company_id: str,

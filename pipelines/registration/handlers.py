@@ -29,6 +29,7 @@ from pipelines.registration.policy import PolicyBook, default_policy_book, load_
 from pipelines.registration.rules import apply_decision, decide
 from pipelines.registration.store import upsert_qualification
 from schemas.envelope import Envelope
+from schemas.mail import MailRequested
 from schemas.qualification import QualificationUpdated
 from schemas.registration import (
     CardRegistrationRequested,
@@ -100,10 +101,13 @@ def _handle_command(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
     batch.load(ctx.session, (cmd,))  # nothing to read when prepare loaded the batch
     batch.now = ctx.now
     decision = decide(batch.world, cmd, book, ctx.now, acted_at=envelope.occurred_at)
-    events = apply_decision(batch.world, decision, ctx.now)
+    events = apply_decision(batch.world, decision, ctx.now, book)
     if own:
         batch.finish(ctx.session)
     for event in events:
+        if isinstance(event, MailRequested):  # a target refused an at-once propagation
+            ctx.emit(Topics.MAIL_REQUESTS, event, cause=envelope)
+            continue
         ctx.emit(Topics.REGISTRATION_EVENTS, event, cause=envelope,
                  entity=_entity_of(event, envelope.procuring_entity))
     for mail in decision.mails:

@@ -3,7 +3,8 @@
 One entry per procuring entity and system: the ID scheme (REG-3), whether the legal
 representative may hold the card (REG-5, RNW-4), the re-issued-card policy (REG-11),
 the service window (WIN-1: weekdays 08:30–20:00, not on national holidays from the
-``holidays`` library nor 12/29–1/5), the low-validity warning threshold (REG-6), and
+``holidays`` library nor 12/29–1/5), the announced maintenance windows (WIN-2: date,
+start, end, and what they stop), the low-validity warning threshold (REG-6), and
 the network of entities that share user IDs and propagate to each other (REG-9).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -29,12 +31,15 @@ __all__ = [
     "DEFAULT_POLICY",
     "EntityPolicy",
     "IdScheme",
+    "MaintenanceWindow",
     "PolicyBook",
     "PolicyError",
     "ReissuedCardPolicy",
+    "WindowStop",
     "default_policy_book",
     "is_service_time",
     "load_policy_book",
+    "parse_announced",
 ]
 
 DEFAULT_POLICY = "default_policy.toml"
@@ -82,6 +87,58 @@ class ReissuedCardPolicy(enum.StrEnum):
     """e-contract: renew; a registration would issue a second 受注者番号, so it is held."""
 
 
+class WindowStop(enum.StrEnum):
+    """What an announced maintenance window stops (WIN-2)."""
+
+    REGISTRATION = "registration"
+    """利用者登録・変更・ICカード更新 (and the propagations that apply them there)."""
+    SIGNING = "signing"
+    """電子署名付与 (e.g. the timestamp service's maintenance, seeds 000/001)."""
+    ALL = "all"
+    """Every service of the system, login included."""
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """One announced maintenance window of an entity's system (WIN-2), JST."""
+
+    start: datetime
+    end: datetime
+    stops: WindowStop
+
+    def covers(self, at: datetime, what: WindowStop) -> bool:
+        """Whether ``at`` is inside the window and the window stops ``what``."""
+        return (self.stops is WindowStop.ALL or self.stops is what) and (
+            self.start <= at < self.end)
+
+
+# As the seeds announce them: 「2024年 10月23日(水) 18:30 ~ 2024年 10月23日(水) 23:00」.
+# Read after NFKC: full-width digits, brackets and ～ are half-width by then.
+_ANNOUNCED_AT = r"(\d{4})年\s*(\d{1,2})月\s*(\d{1,2})日\s*(?:\([^)]*\))?\s*(\d{1,2}):(\d{2})"
+_ANNOUNCED = re.compile(rf"^\s*{_ANNOUNCED_AT}\s*[~〜-]\s*{_ANNOUNCED_AT}\s*$")
+
+
+def parse_announced(text: str, stops: WindowStop) -> MaintenanceWindow:
+    """A window from one line as the e-contract portal announces it (seeds 000, 001).
+
+    ``"2024年 11月17日(日) 23:00 ~ 2024年 11月18日(月) 6:00"``: from 23:00 JST on the
+    17th to 06:00 on the 18th. Full-width digits are read as half-width.
+    """
+    m = _ANNOUNCED.match(unicodedata.normalize("NFKC", text))
+    if m is None:
+        raise PolicyError(f"announced window {text!r}: expected e.g. "
+                          "'2024年 10月23日(水) 18:30 ~ 2024年 10月23日(水) 23:00'")
+    y1, mo1, d1, h1, mi1, y2, mo2, d2, h2, mi2 = (int(g) for g in m.groups())
+    try:
+        start = datetime(y1, mo1, d1, h1, mi1, tzinfo=JST)
+        end = datetime(y2, mo2, d2, h2, mi2, tzinfo=JST)
+    except ValueError as exc:
+        raise PolicyError(f"announced window {text!r}: {exc}") from None
+    if end <= start:
+        raise PolicyError(f"announced window {text!r}: it must end after it starts")
+    return MaintenanceWindow(start, end, stops)
+
+
 @dataclass(frozen=True, slots=True)
 class EntityPolicy:
     """The policy of one procuring entity for one system."""
@@ -103,6 +160,8 @@ class EntityPolicy:
     batch_time: time
     lookup_needs_password: bool = True
     """REG-3: Saitama asks for the password; Yamaguchi looks up by 業者番号 + 商号 only."""
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    """WIN-2: the announced maintenance windows of the entity's system."""
     # Derived once from the fields above: the rules need them for every command.
     auth_max_age: timedelta = field(init=False, repr=False, compare=False)
     """PIN-2: auth_max_age_minutes as a timedelta."""
@@ -135,6 +194,10 @@ class EntityPolicy:
                 datetime.combine(day + timedelta(days=1), self.batch_time, tzinfo=JST))
         return known
 
+    def maintenance_at(self, at: datetime, what: WindowStop) -> MaintenanceWindow | None:
+        """The announced window (WIN-2) that stops ``what`` at ``at``, if any."""
+        return next((w for w in self.maintenance if w.covers(at, what)), None)
+
     def next_batch(self, now: datetime) -> datetime:
         """When the nightly batch after ``now`` runs: the next day at ``batch_time`` JST."""
         return self._day(now.astimezone(JST).date())[1]
@@ -147,6 +210,8 @@ class PolicyBook:
     entries: Mapping[tuple[str, SystemKind], EntityPolicy]
     _networks: dict[str, str] = field(init=False, repr=False, compare=False)
     _members: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _by_member: dict[tuple[str, str], EntityPolicy] = field(init=False, repr=False,
+                                                           compare=False)
 
     def __post_init__(self) -> None:
         # Indexed once: the rules ask these for every command.
@@ -155,9 +220,16 @@ class PolicyBook:
                    for n in set(networks.values())}
         object.__setattr__(self, "_networks", networks)
         object.__setattr__(self, "_members", members)
+        object.__setattr__(self, "_by_member", {
+            (p.code, p.network): p for p in sorted(self.entries.values(),
+                                                   key=lambda p: p.system.value, reverse=True)})
 
     def get(self, code: str, system: SystemKind) -> EntityPolicy | None:
         return self.entries.get((code, system))
+
+    def member(self, code: str, network: str) -> EntityPolicy | None:
+        """The policy of entity ``code`` in ``network`` (a propagation's target)."""
+        return self._by_member.get((code, network))
 
     def network_of(self, code: str) -> str | None:
         return self._networks.get(code)
@@ -184,6 +256,40 @@ def _hours(value: Any, where: str) -> tuple[time, time] | None:
     if end <= start:
         raise PolicyError(f"{where}: the window must end after it starts")
     return start, end
+
+
+def _window(raw: Any, where: str) -> MaintenanceWindow:
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{where}: expected a table")
+    try:
+        stops = WindowStop(raw.get("stops", "all"))
+    except ValueError:
+        raise PolicyError(f"{where}: stops must be one of "
+                          f"{', '.join(s.value for s in WindowStop)}") from None
+    if "announced" in raw:
+        if not isinstance(raw["announced"], str):
+            raise PolicyError(f"{where}: announced must be a string")
+        return parse_announced(raw["announced"], stops)
+    day = raw.get("date")
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            raise PolicyError(f"{where}: date must be YYYY-MM-DD, got {day!r}") from None
+    if not isinstance(day, date) or isinstance(day, datetime):
+        raise PolicyError(f"{where}: needs 'announced', or 'date' with 'start' and 'end'")
+    start = datetime.combine(day, _time(raw.get("start"), f"{where} start"), JST)
+    end = datetime.combine(day, _time(raw.get("end"), f"{where} end"), JST)
+    if end <= start:  # an end before the start runs past midnight
+        end += timedelta(days=1)
+    return MaintenanceWindow(start, end, stops)
+
+
+def _windows(raw: Any, where: str) -> tuple[MaintenanceWindow, ...]:
+    if not isinstance(raw, list):
+        raise PolicyError(f"{where}: expected a list of windows")
+    return tuple(sorted((_window(w, f"{where} #{i + 1}") for i, w in enumerate(raw)),
+                        key=lambda w: w.start))
 
 
 def _entry(raw: Mapping[str, Any], index: int) -> EntityPolicy:
@@ -216,6 +322,7 @@ def _entry(raw: Mapping[str, Any], index: int) -> EntityPolicy:
             batch_time=_time(raw.get("batch_time", "02:00"), f"{where} batch_time"),
             lookup_needs_password=(get("lookup_needs_password", bool)
                                    if "lookup_needs_password" in raw else True),
+            maintenance=_windows(raw.get("maintenance", []), f"{where} maintenance"),
         )
     except ValueError as exc:
         if isinstance(exc, PolicyError):

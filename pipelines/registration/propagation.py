@@ -3,9 +3,10 @@
 A registration, change or renewal at one entity schedules one pending item per other
 entity of the network (``reg_pending_propagation``). :func:`propagate` applies the due
 items, each in its own transaction with its own state (pending → done | skipped), so
-a crash loses nothing and a second run does nothing twice. Items the person chose to
-apply at once are applied by the handler in the command's own transaction
-(:func:`run_pending`); the batch picks up any left.
+a crash loses nothing and a second run does nothing twice. An item whose target is
+inside an announced maintenance window (WIN-2) is held: due again at the window's end.
+Items the person chose to apply at once are applied by the handler in the command's
+own transaction (:func:`run_pending`); the batch picks up any left.
 
 ``hub propagate`` and the schedule in ``hub run`` call :func:`propagate`.
 """
@@ -20,7 +21,9 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.models import PendingPropagationRow
+from pipelines.registration.policy import PolicyBook, WindowStop
 from pipelines.registration.rules import run_pending
 from pipelines.registration.store import load_world, save_world, utc
 from pipelines.registration.world import PendingPropagation, PropagationStatus
@@ -47,6 +50,9 @@ class PropagationReport:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    held: int = 0
+    """Items whose target is inside an announced maintenance window (WIN-2): still
+    pending, due again at the window's end; not counted as attempts."""
     events: list[Payload] = field(default_factory=list)
     skipped_notes: list[str] = field(default_factory=list)
 
@@ -57,14 +63,15 @@ def _card_keys(source: CardRegistered | ContactChanged | CardRenewed) -> list[tu
     return [source.card.key]
 
 
-def _one(session: Session, row: PendingPropagationRow, now: datetime,
-         emit: Emit | None) -> tuple[PendingPropagation, tuple[Payload, ...]]:
+def _one(session: Session, row: PendingPropagationRow, now: datetime, emit: Emit | None,
+         book: PolicyBook) -> tuple[PendingPropagation, tuple[Payload, ...]]:
     scheduled = PropagationScheduled.model_validate_json(json.dumps(row.scheduled))
     world = load_world(session, network=row.network, entities=[row.target_entity],
                        user_ids=[row.user_id], propagation_ids=[row.propagation_id],
                        card_keys=_card_keys(scheduled.source))
     before = world.copy()
-    updated, events = run_pending(world, world.propagations[scheduled.propagation_id], now)
+    updated, events = run_pending(world, world.propagations[scheduled.propagation_id], now,
+                                  book)
     save_world(session, before, world, now)
     if emit is not None:
         for event in events:
@@ -73,13 +80,18 @@ def _one(session: Session, row: PendingPropagationRow, now: datetime,
 
 
 def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
-              limit: int = 1000) -> PropagationReport:
+              limit: int = 1000, book: PolicyBook | None = None) -> PropagationReport:
     """Apply the propagations due at ``now`` (at most ``limit``), committing each one.
+
+    Each target's own policy (``book``, the handlers' policy if not given) is asked again
+    (REG-5, REG-6, RNW-3, RNW-4): a refusal emits the target's ``RegistrationRejected``
+    and a ``MailRequested`` (route it to the mail topic) and marks the item skipped.
 
     ``session`` must not be inside a transaction the caller still needs: every item is
     committed on its own (resumable after a crash), and a failing item is rolled back,
     counted and retried on the next run, without stopping the others.
     """
+    book = book or current_policy_book()
     report = PropagationReport()
     due = list(session.exec(
         select(PendingPropagationRow.propagation_id)
@@ -94,7 +106,15 @@ def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
             if row is None or row.status != PropagationStatus.PENDING.value:
                 session.commit()
                 continue
-            updated, events = _one(session, row, now, emit)
+            target = book.member(row.target_entity, row.network)
+            window = target.maintenance_at(now, WindowStop.REGISTRATION) if target else None
+            if window is not None:  # WIN-2: held until the window ends, as connectors do
+                row.due_at = utc(window.end)
+                session.add(row)
+                session.commit()
+                report.held += 1
+                continue
+            updated, events = _one(session, row, now, emit, book)
             session.commit()
         except Exception:
             session.rollback()

@@ -2,8 +2,10 @@
 
 :func:`find_active_card` answers "whose card is this?" when a card authenticates:
 only a registered, active, unexpired card counts (a card renewed away never
-authenticates again, RNW-7). :func:`verify_password` lets the gateway check the
-password of a 資格審査情報 lookup so that the password itself never travels (REG-3).
+authenticates again, RNW-7); :func:`login_card_of` gives the login decision
+(``login.decide_login``) what it reads of a card, to say why a session is refused.
+:func:`verify_password` lets the gateway check the password of a 資格審査情報 lookup so
+that the password itself never travels (REG-3).
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from pipelines.registration.login import LoginCard, login_card
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
     ContractorRow,
     QualificationRow,
 )
-from pipelines.registration.store import aware, check_password
+from pipelines.registration.store import aware, card_of, check_password
 from schemas.registration import Domain
 
-__all__ = ["ActiveCard", "find_active_card", "verify_password"]
+__all__ = ["ActiveCard", "find_active_card", "login_card_of", "verify_password"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,18 @@ def find_active_card(session: Session, issuer: str, serial: str, at: datetime, *
                       network=card.network, holder_name=card.holder_name, issuer=card.issuer,
                       serial=card.serial, valid_until=aware(card.not_after),
                       registered_at=active)
+
+
+def login_card_of(session: Session, issuer: str, serial: str) -> LoginCard | None:
+    """The card (issuer, serial) as the login decision reads it (``login.decide_login``),
+    whatever its state: unknown, expired, renewed away, registered elsewhere."""
+    card = session.exec(select(CardRow).where(CardRow.issuer == issuer,
+                                              CardRow.serial == serial)).first()
+    if card is None or card.id is None:
+        return None
+    regs = session.exec(select(CardRegistrationRow).where(
+        CardRegistrationRow.card_id == card.id))
+    return login_card(card_of(card, regs))
 
 
 def verify_password(session: Session, entity: str, domain: Domain, user_id: str,

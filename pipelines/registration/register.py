@@ -24,6 +24,7 @@ from pipelines.registration.common import (
     window_violation,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCardPolicy
+from pipelines.registration.targets import refusal, split_targets
 from pipelines.registration.texts import lookup_not_found, violation
 from pipelines.registration.world import Contractor, World, holder_matches
 from schemas.envelope import JST
@@ -41,7 +42,13 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
-from schemas.text import confusable_variants, not_found_hints, trade_name_key
+from schemas.text import (
+    confusable_variants,
+    not_found_hints,
+    show_date,
+    show_date_en,
+    trade_name_key,
+)
 
 __all__ = ["decide_registration", "email_violation", "lookup_violation"]
 
@@ -67,7 +74,8 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
     password_ok = cmd.password_verified or not policy.lookup_needs_password
     if q is not None and name_ok and password_ok:
         if q.qualified_until is not None and q.qualified_until < now.astimezone(JST).date():
-            return violation("lapsed", until=q.qualified_until.isoformat())
+            return violation("lapsed", until=show_date(q.qualified_until),
+                             until_en=show_date_en(q.qualified_until))
         return None
     elsewhere = any(
         world.qualification(entity, domain, cmd.user_id) is not None
@@ -158,7 +166,8 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
         held = _held_as_reissue(world, cmd, network, q.corporate_number)
         if held is not None:
             return held
-    return _accept(cmd, policy, now, targets, q=q, contractor=contractor)
+    return _accept(world, cmd, book, policy, now=now, targets=targets, q=q,
+                   contractor=contractor)
 
 
 def _targets(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
@@ -198,9 +207,9 @@ def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
     return Decision(Outcome.NEEDS_CONFIRMATION, (event,), violations=(reason,))
 
 
-def _accept(cmd: CardRegistrationRequested, policy: EntityPolicy, now: datetime,
-            targets: tuple[str, ...], *, q: QualificationRecord,
-            contractor: Contractor | None) -> Decision:
+def _accept(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
+            policy: EntityPolicy, *, now: datetime, targets: tuple[str, ...],
+            q: QualificationRecord, contractor: Contractor | None) -> Decision:
     company_id = contractor.company_id if contractor else company_id_for(policy.network,
                                                                           cmd.user_id)
     company_name = contractor.company_name if contractor else q.trade_name
@@ -216,8 +225,15 @@ def _accept(cmd: CardRegistrationRequested, policy: EntityPolicy, now: datetime,
                                 if contractor is None and cmd.representative_contact else None),
         warnings=(warning,) if warning else ())
     events: list[Payload] = [registered]
+    mails = [notice_mail(MailKind.REGISTRATION, policy=policy, company_name=company_name,
+                         company_id=company_id, user_id=cmd.user_id, contact=contact,
+                         card=cmd.card,
+                         seed=(cmd.procuring_entity, cmd.domain, *cmd.card.key))]
+    accepted, refused = split_targets(world, book, policy.network, targets,
+                                      domain=cmd.domain, user_id=cmd.user_id, card=cmd.card,
+                                      now=now)
     next_batch = policy.next_batch(now)
-    for target in targets:
+    for target in accepted:
         immediate = target in cmd.apply_now_to
         events.append(trusted(
             PropagationScheduled,
@@ -226,9 +242,20 @@ def _accept(cmd: CardRegistrationRequested, policy: EntityPolicy, now: datetime,
                                             *cmd.card.key),
             kind=PropagationKind.REGISTRATION, target_entity=target,
             due_at=now if immediate else next_batch, immediate=immediate, source=registered))
-    mail = notice_mail(MailKind.REGISTRATION, policy=policy, company_name=company_name,
-                       company_id=company_id, user_id=cmd.user_id, contact=contact,
-                       card=cmd.card,
-                       seed=(cmd.procuring_entity, cmd.domain, *cmd.card.key))
-    return Decision(Outcome.ACCEPTED, tuple(events), (mail,),
+    # REG-9 with REG-5, REG-6 ...: where the target's own policy refuses the card, that
+    # entity gets its rejection and the person a mail; the registration here stands.
+    card = world.cards.get(cmd.card.key)
+    usable = [cmd.procuring_entity, *accepted, *(
+        e for e in book.entities_in(policy.network)
+        if card is not None and e != cmd.procuring_entity and card.active_at(e, cmd.domain))]
+    for target, why in refused:
+        rejected_there, mail = refusal(
+            book, source_entity=cmd.procuring_entity, target=target, network=policy.network,
+            domain=cmd.domain, user_id=cmd.user_id, command_type=type(cmd).message_type,
+            card=cmd.card, violations=why, contact=contact, company_name=company_name,
+            company_id=company_id, usable_at=sorted(set(usable), key=usable.index),
+            seed=("refused", cmd.procuring_entity, target, cmd.domain, *cmd.card.key))
+        events.append(rejected_there)
+        mails.append(mail)
+    return Decision(Outcome.ACCEPTED, tuple(events), tuple(mails),
                     warnings=(warning,) if warning else ())

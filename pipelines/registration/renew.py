@@ -25,6 +25,7 @@ from pipelines.registration.common import (
     window_violation,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook
+from pipelines.registration.targets import refusal, split_targets
 from pipelines.registration.texts import violation
 from pipelines.registration.world import World, holder_matches
 from schemas.envelope import JST
@@ -40,7 +41,7 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
-from schemas.text import name_key
+from schemas.text import name_key, show_date, show_date_en
 
 __all__ = ["decide_renewal", "same_issuer"]
 
@@ -103,8 +104,9 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
         return reject([first])
     old = world.cards.get(cmd.old_card.key)
     if now > cmd.old_card.not_after:
-        end = cmd.old_card.not_after.astimezone(JST).date().isoformat()
-        return reject([violation("old-card-expired", end=end, field="old_card")])
+        return reject([violation("old-card-expired", end=show_date(cmd.old_card.not_after),
+                                 end_en=show_date_en(cmd.old_card.not_after),
+                                 field="old_card")])
     if old is None or old.network != policy.network:
         return reject([violation("old-card-unknown", field="old_card", entity=policy.name,
                                  domain=cmd.domain.label_ja, domain_en=cmd.domain.value)])
@@ -159,6 +161,16 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
         replaced_by=new_ref)
     events: list[Payload] = [renewed, revoked]
     targets = elsewhere if cmd.apply_to_other_entities else cmd.apply_now_to
+    company_name = contractor.company_name if contractor else q.trade_name
+    mails = [notice_mail(MailKind.RENEWAL, policy=policy, company_name=company_name,
+                         company_id=company_id, user_id=cmd.user_id, contact=reg.contact,
+                         card=new_ref,
+                         seed=(cmd.procuring_entity, cmd.domain, *cmd.new_card.key))]
+    # RNW-8 with RNW-3, RNW-4, REG-6: a target whose own policy refuses the new card gets
+    # its rejection and keeps the old card; the renewal here stands.
+    targets, refused = split_targets(world, book, policy.network, targets,
+                                     domain=cmd.domain, user_id=cmd.user_id,
+                                     card=cmd.new_card, now=now, renewed_from=cmd.old_card)
     for target in targets:
         immediate = target in cmd.apply_now_to
         events.append(trusted(
@@ -169,9 +181,15 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
             kind=PropagationKind.RENEWAL, target_entity=target,
             due_at=now if immediate else policy.next_batch(now), immediate=immediate,
             source=renewed))
-    mail = notice_mail(MailKind.RENEWAL, policy=policy,
-                       company_name=contractor.company_name if contractor else q.trade_name,
-                       company_id=company_id, user_id=cmd.user_id, contact=reg.contact,
-                       card=new_ref,
-                       seed=(cmd.procuring_entity, cmd.domain, *cmd.new_card.key))
-    return Decision(Outcome.ACCEPTED, tuple(events), (mail,))
+    usable = [cmd.procuring_entity, *targets]
+    for target, why in refused:
+        rejected_there, mail = refusal(
+            book, source_entity=cmd.procuring_entity, target=target, network=policy.network,
+            domain=cmd.domain, user_id=cmd.user_id, command_type=type(cmd).message_type,
+            card=cmd.new_card, violations=why, contact=reg.contact, company_name=company_name,
+            company_id=company_id, usable_at=usable,
+            seed=("refused", cmd.procuring_entity, target, cmd.domain, *cmd.old_card.key,
+                  *cmd.new_card.key))
+        events.append(rejected_there)
+        mails.append(mail)
+    return Decision(Outcome.ACCEPTED, tuple(events), tuple(mails))

@@ -13,24 +13,30 @@ from datetime import datetime
 
 from pipelines.registration.change import decide_change
 from pipelines.registration.common import Decision, Outcome, rejected
-from pipelines.registration.policy import PolicyBook
+from pipelines.registration.policy import PolicyBook, WindowStop, default_policy_book
 from pipelines.registration.register import decide_registration
 from pipelines.registration.renew import decide_renewal
+from pipelines.registration.targets import refusal, target_violations
 from pipelines.registration.texts import violation
 from pipelines.registration.world import PendingPropagation, PropagationStatus, World, apply
+from schemas.mail import MailRequested
 from schemas.registration import (
+    CardFacts,
     CardRegistered,
     CardRegistrationRequested,
     CardRenewalRequested,
     CardRenewed,
     CardRevoked,
+    Contact,
     ContactChanged,
     ContactChangeRequested,
     PropagationScheduled,
     RegistrationConfirmed,
+    RegistrationRejected,
     RevocationReason,
 )
 from schemas.registry import Payload
+from schemas.rejection import RuleViolation
 
 __all__ = [
     "COMMANDS",
@@ -80,19 +86,24 @@ def _decide_confirmation(world: World, cmd: RegistrationConfirmed, book: PolicyB
                                acted_at=acted_at, confirmed=True)
 
 
-def decide_propagation(world: World, pending: PendingPropagation,
-                       now: datetime) -> tuple[tuple[Payload, ...], str]:
+def decide_propagation(world: World, pending: PendingPropagation, now: datetime,
+                       book: PolicyBook | None = None) -> tuple[tuple[Payload, ...], str]:
     """What one propagation does at its target: the events, or none and why (REG-9).
 
     Checked again at the target when it runs, because the night may have changed
     things: the qualification may have lapsed, the card expired or been registered.
+    The target's own policy is asked again too (REG-5, REG-6, RNW-3, RNW-4): where it
+    refuses, the events are the target's ``RegistrationRejected`` and the mail to the
+    ICカード利用部署 address, and nothing is applied there.
     """
+    book = book or default_policy_book()
     sched = pending.scheduled
     src, target = sched.source, sched.target_entity
     here = {"procuring_entity": target, "propagated_from": src.procuring_entity}
     q = world.qualification(target, src.domain, src.user_id)
     if q is None:
         return (), "not qualified at the target"
+    target_policy = book.member(target, src.network)
     if isinstance(src, CardRegistered):
         card = world.cards.get(src.card.key)
         if now > src.card.not_after:
@@ -101,6 +112,12 @@ def decide_propagation(world: World, pending: PendingPropagation,
             return (), "card no longer usable"
         if card is not None and card.active_at(target, src.domain):
             return (), "already registered at the target"
+        if target_policy is not None and (vs := target_violations(
+                world, target_policy, domain=src.domain, user_id=src.user_id, card=src.card,
+                now=now)):
+            return _refused(world, book, sched, card=src.card, vs=vs,
+                            contact=src.card_department_contact,
+                            company_name=src.company_name, company_id=src.company_id)
         return (src.model_copy(update={**here, "first_registration": False,
                                        "representative_contact": None, "warnings": ()}),), ""
     if isinstance(src, ContactChanged):
@@ -114,6 +131,14 @@ def decide_propagation(world: World, pending: PendingPropagation,
     new = world.cards.get(src.new_card.key)
     if new is not None and new.user_id != src.user_id:
         return (), "new card belongs to another user ID"
+    if target_policy is not None and (vs := target_violations(
+            world, target_policy, domain=src.domain, user_id=src.user_id, card=src.new_card,
+            now=now, renewed_from=old.facts)):
+        contact = old.registrations[(target, src.domain)].contact
+        contractor = world.contractors.get((src.network, src.user_id))
+        return _refused(world, book, sched, card=src.new_card, vs=vs, contact=contact,
+                        company_name=contractor.company_name if contractor else q.trade_name,
+                        company_id=src.company_id)
     renewed: CardRenewed = src.model_copy(update=here)
     revoked = CardRevoked(
         procuring_entity=target, network=src.network, domain=src.domain, user_id=src.user_id,
@@ -122,29 +147,56 @@ def decide_propagation(world: World, pending: PendingPropagation,
     return (renewed, revoked), ""
 
 
-def run_pending(world: World, pending: PendingPropagation,
-                now: datetime) -> tuple[PendingPropagation, tuple[Payload, ...]]:
-    """Apply one pending propagation to ``world``: its new state and the events."""
-    events, note = decide_propagation(world, pending, now)
+def _refused(world: World, book: PolicyBook, sched: PropagationScheduled, *, card: CardFacts,
+             vs: tuple[RuleViolation, ...], contact: Contact, company_name: str,
+             company_id: str) -> tuple[tuple[Payload, ...], str]:
+    src = sched.source
+    known = world.cards.get(card.key)
+    usable = [src.procuring_entity, *(
+        e for e in book.entities_in(src.network)
+        if known is not None and e != src.procuring_entity and known.active_at(e, src.domain))]
+    rejected_there, mail = refusal(
+        book, source_entity=src.procuring_entity, target=sched.target_entity,
+        network=src.network, domain=src.domain, user_id=src.user_id,
+        command_type=PropagationScheduled.message_type, card=card, violations=vs,
+        contact=contact, company_name=company_name, company_id=company_id,
+        usable_at=usable, seed=("refused", str(sched.propagation_id)))
+    return (rejected_there, mail), "refused by the target's policy: " + ", ".join(
+        sorted({v.rule_id for v in vs}))
+
+
+def run_pending(world: World, pending: PendingPropagation, now: datetime,
+                book: PolicyBook | None = None
+                ) -> tuple[PendingPropagation, tuple[Payload, ...]]:
+    """Apply one pending propagation to ``world``: its new state and the events (with the
+    mail of a refusal, a ``MailRequested``, among them)."""
+    events, note = decide_propagation(world, pending, now, book)
     for event in events:
         apply(world, event, now)
-    status = PropagationStatus.DONE if events else PropagationStatus.SKIPPED
+    applied = any(not isinstance(e, RegistrationRejected | MailRequested) for e in events)
+    status = PropagationStatus.DONE if applied else PropagationStatus.SKIPPED
     updated = dataclasses.replace(pending, status=status, note=note)
     world.propagations[pending.scheduled.propagation_id] = updated
     return updated, events
 
 
-def apply_decision(world: World, decision: Decision, now: datetime) -> list[Payload]:
+def apply_decision(world: World, decision: Decision, now: datetime,
+                   book: PolicyBook | None = None) -> list[Payload]:
     """Evolve ``world`` by a decision; every event to publish, in order.
 
     Propagations the person chose to apply at once (REG-9, CHG-3, RNW-8) are applied
-    here too, in the same step as the command, not left to the nightly batch.
+    here too, in the same step as the command, not left to the nightly batch; a target
+    that refuses then adds its rejection and mail (a ``MailRequested``) to the list.
     """
+    book = book or default_policy_book()
     events = list(decision.events)
     for event in decision.events:
         apply(world, event, now)
     for event in decision.events:
         if isinstance(event, PropagationScheduled) and event.immediate:
-            _, done = run_pending(world, world.propagations[event.propagation_id], now)
+            target = book.member(event.target_entity, event.source.network)
+            if target is not None and target.maintenance_at(now, WindowStop.REGISTRATION):
+                continue  # WIN-2: stays pending; the batch applies it after the window
+            _, done = run_pending(world, world.propagations[event.propagation_id], now, book)
             events.extend(done)
     return events

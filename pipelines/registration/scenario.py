@@ -4,8 +4,9 @@ database (``hub rules evaluate FILE.json``; format in docs/rules.md).
 A scenario gives the policy, the time, the existing state (qualification rows,
 contractors, cards, or a history of earlier commands) and one command; the answer
 is the decision (accepted / rejected / needs-confirmation) with its rule IDs, events
-and mails, as JSON. Integrators use it to see what the hub would answer, and the
-unit tests use it as their table.
+and mails, as JSON. A login attempt (``registration.login``) is decided by the card-agent
+gateway's own decision and answered with the session it would open. Integrators use it
+to see what the hub would answer, and the unit tests use it as their table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pipelines.registration.common import Decision, Outcome
+from pipelines.registration.login import LOGIN_TYPE, LoginAttempt, decide_login, login_card
 from pipelines.registration.policy import (
     PolicyBook,
     PolicyError,
@@ -38,6 +40,7 @@ from pipelines.registration.world import (
 from schemas.qualification import QualificationRecord
 from schemas.registration import CardFacts, Contact, Domain, input_violations
 from schemas.registry import REGISTRY, Payload, UnknownMessageType
+from schemas.rejection import RuleViolation
 from schemas.text import trade_name_key
 
 __all__ = ["ScenarioError", "evaluate", "main"]
@@ -104,11 +107,12 @@ def _world(state: Mapping[str, Any]) -> World:
     return world
 
 
-def _command(spec: Any) -> Payload:
+def _command(spec: Any, *, login: bool = False) -> Payload:
     if not isinstance(spec, Mapping) or "type" not in spec or "payload" not in spec:
         raise ScenarioError("command: expected {\"type\": ..., \"payload\": {...}}")
     if spec["type"] not in _COMMAND_TYPES:
-        raise ScenarioError(f"command: type must be one of {sorted(_COMMAND_TYPES)}")
+        allowed = sorted(_COMMAND_TYPES | ({LOGIN_TYPE} if login else set()))
+        raise ScenarioError(f"command: type must be one of {allowed}")
     try:
         cls = REGISTRY.lookup(spec["type"], int(spec.get("version", 1)))
     except UnknownMessageType as exc:
@@ -132,6 +136,36 @@ def _answer(decision: Decision) -> dict[str, Any]:
     }
 
 
+def _rejected(violations: Sequence[RuleViolation]) -> dict[str, Any]:
+    return {"decision": Outcome.REJECTED.value,
+            "rule_ids": sorted({v.rule_id for v in violations}),
+            "violations": [v.model_dump(mode="json") for v in violations],
+            "warnings": [], "events": [], "mails": []}
+
+
+def _login(world: World, book: PolicyBook, spec: Mapping[str, Any],
+           at: datetime) -> dict[str, Any]:
+    """A login attempt, decided by the gateway's own decision (``login.decide_login``)."""
+    if "payload" not in spec:
+        raise ScenarioError("command: expected {\"type\": ..., \"payload\": {...}}")
+    try:
+        attempt = _json_model(LoginAttempt, spec["payload"])
+    except ValidationError as exc:
+        return _rejected(input_violations(exc))
+    card = world.cards.get(attempt.card.key)
+    violations = decide_login(book, login_card(card), attempt, at)
+    if violations:
+        return _rejected(violations)
+    assert card is not None
+    contractor = world.contractors.get((card.network, card.user_id))
+    return {"decision": Outcome.ACCEPTED.value, "rule_ids": [], "violations": [],
+            "warnings": [], "events": [], "mails": [],
+            "session": {"network": card.network, "user_id": card.user_id,
+                        "company_id": contractor.company_id if contractor else None,
+                        "procuring_entity": attempt.procuring_entity,
+                        "system": attempt.system.value, "domain": attempt.domain.value}}
+
+
 def evaluate(scenario: Mapping[str, Any], *, base: Path | None = None) -> dict[str, Any]:
     """Decide the scenario's command; the answer as a JSON-ready dict.
 
@@ -151,17 +185,15 @@ def evaluate(scenario: Mapping[str, Any], *, base: Path | None = None) -> dict[s
             earlier = decide(world, _command(step), book, at)
         except ValidationError as exc:
             raise ScenarioError(f"history[{i}]: {exc}") from None
-        apply_decision(world, earlier, at)
+        apply_decision(world, earlier, at, book)
     acted_at = _time(scenario["acted_at"], "acted_at") if "acted_at" in scenario else None
     spec = scenario.get("command")
+    if isinstance(spec, Mapping) and spec.get("type") == LOGIN_TYPE:
+        return _login(world, book, spec, acted_at or now)
     try:
-        command = _command(spec)
+        command = _command(spec, login=True)
     except ValidationError as exc:
-        violations = input_violations(exc)
-        return {"decision": Outcome.REJECTED.value,
-                "rule_ids": sorted({v.rule_id for v in violations}),
-                "violations": [v.model_dump(mode="json") for v in violations],
-                "warnings": [], "events": [], "mails": []}
+        return _rejected(input_violations(exc))
     return _answer(decide(world, command, book, now, acted_at=acted_at))
 
 

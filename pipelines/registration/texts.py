@@ -1,5 +1,6 @@
 """What the registration rules say to people: every rejection and warning, in Japanese
-and English, with the rule ID (docs/rule-ids.md) and what to do next."""
+and English, with the rule ID (docs/rule-ids.md) and what to do next. Dates come in
+filled by ``schemas.text.show_date`` (和暦 with the Western year) and ``show_date_en``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "The {system_en} of {entity} is closed now ({hours}, not on weekends, national "
         "holidays or 12/29-1/5).",
         "利用時間内に再度操作してください。", "Try again during service hours."),
+    "maintenance": (
+        "WIN-2", "{entity}の{system}はメンテナンス中です（{start}～{until}）。",
+        "The {system_en} of {entity} is in an announced maintenance window until {until_en} "
+        "(JST).",
+        "{until}以降に再度操作してください。", "Try again after {until_en} (JST)."),
     "unknown-entity": (
         "REG-3", "調達機関「{entity}」の{system}はハブに設定されていません。",
         "The procuring entity {entity!r} has no {system_en} configured in the hub.",
@@ -40,7 +46,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "", ""),
     "lapsed": (
         "REG-3", "資格審査情報の有効期間が終了しています（{until}まで）。",
-        "The qualification ended on {until}.",
+        "The qualification ended on {until_en}.",
         "競争入札参加資格を更新してから、新しいユーザIDで利用者登録してください。",
         "Renew the qualification, then register with the new user ID."),
     "password-today": (
@@ -61,18 +67,41 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "REG-1", "このICカードはICカード更新により使用できなくなっています。",
         "This card was replaced by a renewal and can no longer be used.",
         "更新後の新しいICカードを使用してください。", "Use the new card from the renewal."),
+    "login-unknown": (
+        "REG-1", "このICカードは登録されていません。",
+        "This IC card is not registered.",
+        "利用者登録を行ってから、このICカードでログインしてください。",
+        "Register the card first, then log in with it."),
+    "login-not-here": (
+        "REG-1", "このICカードは{entity}の{domain}に登録されていません。",
+        "This IC card is not registered for {domain_en} at {entity}.",
+        "{entity}で利用者登録を行うか、他の調達機関での登録が反映される翌日以降にログインしてください。",
+        "Register the card at {entity}, or log in after another entity's registration "
+        "has reached it (the next day)."),
+    "login-other-domain": (
+        "CHG-2",
+        "このICカードは{entity}の{domain}には登録されていません（工事と物品はそれぞれ登録します）。",
+        "This IC card is not registered for {domain_en} at {entity}: works and goods are "
+        "registered separately.",
+        "{domain}で利用者登録を行うか、登録済みの区分を選んでログインしてください。",
+        "Register the card for {domain_en}, or log in for the domain it is registered in."),
+    "login-renewed": (
+        "RNW-7", "このICカードはICカード更新により使用できなくなっています。",
+        "This IC card was replaced by a renewal and can no longer be used.",
+        "更新後の新しいICカードでログインしてください。",
+        "Log in with the new card from the renewal."),
     "card-not-yet-valid": (
         "REG-6", "ICカードの有効期間が始まっていません（{start}から）。",
-        "The card is not valid yet (from {start}).",
+        "The card is not valid yet (from {start_en}).",
         "有効期間の開始後に登録してください。", "Register once the card is valid."),
     "card-expired": (
         "REG-6", "ICカードの有効期限が切れています（{end}）。",
-        "The card expired on {end}.",
+        "The card expired on {end_en}.",
         "認証局で新しいICカードを取得し、利用者登録してください。",
         "Obtain a new card from the certification authority and register it."),
     "low-validity": (
         "REG-6", "ICカードの有効期限（{end}）まで残り{days}日です。",
-        "The card expires on {end}: {days} days left.",
+        "The card expires on {end_en}: {days} days left.",
         "新しいICカードの取得を準備し、期限までに間に合わない場合は紙入札について調達機関にご相談ください。",
         "Prepare a new card; if it will not arrive in time, ask the entity about paper bidding."),
     "holder": (
@@ -130,7 +159,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "Authenticate with the card it was renewed to and change the contacts with it."),
     "change-card-invalid": (
         "CHG-1", "有効期間内のICカードで本人確認してください（{end}）。",
-        "Authenticate with a card inside its validity ({end}).",
+        "Authenticate with a card inside its validity ({end_en}).",
         "有効なICカードを使用してください。", "Use a valid card."),
     "change-email-twice": (
         "CHG-4", "確認メールの送信先（ICカード利用部署）のメールアドレスと再入力が一致しません。",
@@ -138,7 +167,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "同じメールアドレスを2回正しく入力してください。", "Type the same address twice."),
     "old-card-expired": (
         "RNW-1", "旧ICカードの有効期限が切れています（{end}）。ICカード更新はできません。",
-        "The old card expired on {end}: it cannot be renewed.",
+        "The old card expired on {end_en}: it cannot be renewed.",
         "新しいICカードを「登録」で登録してください。", "Register the new card instead."),
     "old-card-unknown": (
         "RNW-1", "旧ICカードが{entity}の{domain}に登録されていません。",

@@ -2,9 +2,11 @@
 
 - SUR-1: an application's key notices (保証契約番号 + 認証キー) become D・Sure checks; an
   application that should carry one but does not gets a correction request.
-- SUR-2: a fetched certificate is compared field by field with the case facts; every
-  differing field is one violation naming the field, expected vs found.
-- SUR-3: one guarantee contract (保証契約番号) keeps the form of its first certificate.
+- SUR-2: a fetched certificate is compared field by field with the case facts (発注者,
+  工事名, 受注者 and JV名 both ways, amounts, dates, depository); every differing field is
+  one violation naming the field, expected vs found.
+- SUR-3: one guarantee contract (保証契約番号) keeps the form of its first certificate,
+  remembered from the first one seen whether it was accepted or not.
 - SUR-4: the form is judged per guarantee contract, so each product of a work may differ.
 - SUR-5: a paper guarantee is a tracked manual task due on the contract date, not an error.
 - SUR-6: the first acceptance of a guarantee completes its step: 前払金保証 → an ERP
@@ -135,13 +137,17 @@ def compare(case: CaseState, cert: SuretyCertificate) -> tuple[RuleViolation, ..
         return (texts.mismatch("product", wanted[0] if len(wanted) == 1 else None, cert.product),)
     found: list[RuleViolation] = []
     checks: list[tuple[str, object, object, Callable[[], bool]]] = [
+        ("procuring_entity_name", facts.procuring_entity_name, cert.procuring_entity_name,
+         lambda: name_key(facts.procuring_entity_name) == name_key(cert.procuring_entity_name)),
         ("work_name", facts.work_name, cert.work_name,
          lambda: name_key(facts.work_name) == name_key(cert.work_name)),
         ("contractor_name", facts.contractor_name, cert.contractor_name,
          lambda: _same_name(facts.contractor_name, cert.contractor_name)),
+        # Both ways: a JV's guarantee does not cover the company alone, nor the reverse.
         ("jv_name", facts.jv_name, cert.jv_name,
-         lambda: facts.jv_name is None or (cert.jv_name is not None
-                                           and _same_name(facts.jv_name, cert.jv_name))),
+         lambda: (facts.jv_name is None and cert.jv_name is None)
+         or (facts.jv_name is not None and cert.jv_name is not None
+             and _same_name(facts.jv_name, cert.jv_name))),
         ("contract_amount", facts.contract_amount, cert.contract_amount,
          lambda: cert.contract_amount in case.earlier_amounts | {facts.contract_amount}),
         ("guarantee_amount", expected.guarantee_amount, cert.guarantee_amount,
@@ -246,16 +252,20 @@ def decide_certificate(case: CaseState | None, prior: Guarantee | None,
         violations.insert(0, mixed)
     mail = result_mail(case, cert.contract_number, cert.procuring_entity_name,
                        tuple(violations), cert.issued_at.isoformat())
+    first = prior or Guarantee(cert.contract_number, case_id, cert.product, cert.form)
     if violations:
+        # The form it was issued in binds the guarantee even when this certificate is
+        # refused (SUR-3): a later paper certificate for it must not be accepted.
         return Decision(emits=((Topics.SURETY_EVENTS, SuretyRejected(
             case_id=case_id, contract_number=cert.contract_number, product=cert.product,
-            violations=tuple(violations))), *((mail,) if mail else ())))
+            violations=tuple(violations))), *((mail,) if mail else ())),
+            guarantee=first if prior is None else None)
     emits: list[tuple[TopicSpec, Payload]] = [(Topics.SURETY_EVENTS, SuretyAccepted(
         case_id=case_id, contract_number=cert.contract_number, product=cert.product,
         issue_kind=cert.issue_kind, form=cert.form))]
     if mail is not None:
         emits.append(mail)
-    guarantee = prior or Guarantee(cert.contract_number, case_id, cert.product, cert.form)
+    guarantee = first
     if not guarantee.completed:
         done = _completion(case, cert.contract_number, cert.product, cert.form, today)
         if done is not None:

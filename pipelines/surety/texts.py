@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import date
 
 from schemas.rejection import RuleViolation
-from schemas.text import wareki
+from schemas.text import show_date, show_date_en
 
 __all__ = ["FIELD_LABELS", "form_mixed", "mismatch", "no_notice", "show"]
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     "product": ("商品（保証区分）", "product"),
+    "procuring_entity_name": ("発注者", "procuring entity (発注者)"),
     "work_name": ("工事名", "work name"),
     "contractor_name": ("受注者（JVの場合は代表者）", "contractor (the JV's representative)"),
     "jv_name": ("JV名", "JV name"),
@@ -38,7 +39,7 @@ def show(value: object) -> tuple[str, str]:
     if isinstance(value, int):
         return f"{value:,}円", f"JPY {value:,}"
     if isinstance(value, date):
-        return wareki(value), value.isoformat()
+        return show_date(value), show_date_en(value)
     if isinstance(value, tuple) and len(value) == 2:
         (a_ja, a_en), (b_ja, b_en) = show(value[0]), show(value[1])
         return f"{a_ja}～{b_ja}", f"{a_en} to {b_en}"

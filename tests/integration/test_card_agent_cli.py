@@ -120,7 +120,8 @@ def tsa_url(pki: DevPki) -> Iterator[str]:
 
 def _args(hub_url: str, pki: DevPki, creds: CardCredentials, tsa_url: str) -> list[str]:
     return ["--hub", hub_url, "--reader", READER, "--tsa-url", tsa_url,
-            "--trust-roots", str(pki.root.cert_path), "--chain", str(pki.card_ca.cert_path)]
+            "--trust-roots", str(pki.root.cert_path), "--chain", str(pki.card_ca.cert_path),
+            "--entity", ENTITY, "--system", "e-contract", "--domain", "works"]
 
 
 def _register(base: list[str], tmp_path: Path) -> ScriptedConsole:
@@ -235,7 +236,7 @@ def test_renewal_old_card_then_new_card_and_the_old_one_is_refused(
         swap(creds)
         refused = ScriptedConsole([PIN])
         assert main([*base, "login"], refused) == 1
-        assert "[REG-1]" in refused.text
+        assert "[RNW-7]" in refused.text  # replaced by renewal
     finally:
         if cards["current"] is not vcard:
             cards["current"].stop()

@@ -119,6 +119,24 @@ def test_search_by_date_amount_and_counterparty(archive: Engine) -> None:
         assert done.agreed_label == "2/2"
 
 
+@pytest.mark.parametrize("typed", [
+    "株式会社ＮＫ建設",  # exactly as stored (full-width, as the 資格審査情報 holds it)
+    "株式会社NK建設",  # half-width
+    "(株)ＮＫ建設",  # abbreviated legal form
+    "株式会社 nk建設",  # a space, lower case
+    "ＮＫ建設",  # part of it
+])
+def test_counterparty_search_compares_normalised_keys_on_both_sides(engine: Engine,
+                                                                    typed: str) -> None:
+    """CON-7: the typed 商号 and the stored one are both compared as trade_name_key."""
+    with Session(engine) as session, session.begin():
+        case("R8-0200", "株式会社ＮＫ建設", 1_000_000, None, session, None)
+        case("R8-0201", "株式会社ＭＫ建設", 1_000_000, None, session, None)
+    with Session(engine) as s:
+        assert [c.case_id for c in search_contracts(s, counterparty=typed)] == ["R8-0200"]
+        assert search_contracts(s, counterparty="%") == []  # LIKE wildcards are literal
+
+
 def test_certificate_lists_parties_hash_and_valid_signatures(archive: Engine, pki: DevPki,
                                                              signed_pdf: bytes) -> None:
     with Session(archive) as s:

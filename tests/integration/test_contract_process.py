@@ -66,6 +66,7 @@ from schemas.contract import (
 from schemas.envelope import JST, Envelope, new_envelope
 from schemas.erp import ErpRegistrationKind, ErpRegistrationRequested
 from schemas.mail import MailKind
+from schemas.registration import Domain, SystemKind
 from schemas.registry import Payload
 from schemas.topics import Topics
 from schemas.wire import decode, encode
@@ -191,7 +192,9 @@ def register_card(engine: Engine, card: CardCredentials, now: datetime) -> CardS
                                         status="active", department_name="工務部",
                                         contact={}, registered_at=now))
     return CardSession(network="tochigi", user_id="U0042", company_id="1" * 16,
-                       issuer=card.issuer_dn, serial=str(card.serial))
+                       issuer=card.issuer_dn, serial=str(card.serial),
+                       procuring_entity="ashikaga-city", system=SystemKind.E_CONTRACT,
+                       domain=Domain.WORKS)
 
 
 class RefusingToken:

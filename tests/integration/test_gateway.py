@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import tomllib
 from collections.abc import Iterator
+from importlib import resources
 from io import BytesIO
 from typing import Any
 
@@ -26,6 +28,9 @@ from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.validation import validate_signed_pdf
+from pipelines.registration.handlers import use_policy_book
+from pipelines.registration.policy import PolicyBook, policy_book_from
+from schemas.envelope import JST
 from tests.card.hubside import (
     ADDRESS,
     COMPANIES,
@@ -46,6 +51,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
 CONTACT = {"contact_name": "営業部", "postal_code": "123-0000", "address": ADDRESS,
            "person_name": "日立 次郎", "phone": "044-812-7358", "fax": "044-812-8681",
            "email": "ic-card@example.jp", "email_confirmation": "ic-card@example.jp"}
+
+
+WHERE = {"procuring_entity": ENTITY, "system": "e-contract", "domain": "works"}
 
 
 class Clock:
@@ -82,7 +90,7 @@ class Hub:
         self.done: set[int] = set()
 
     def client(self, creds: CardCredentials) -> GatewayClient:
-        return GatewayClient(self.http, chain=creds.chain[:1])
+        return GatewayClient(self.http, chain=creds.chain[:1], where=WHERE)
 
     def drive(self) -> int:
         return drive(self.engine, self.clock(), self.done)
@@ -163,13 +171,13 @@ def test_replayed_and_stale_challenges_are_refused(
     hub.register(cards["a"], USER_A)
     client = hub.client(cards["a"])
     proof = client.prove(SoftCard(cards["a"]))
-    hub.http.post("/gateway/sessions", json=proof).raise_for_status()
-    replay = hub.http.post("/gateway/sessions", json=proof)
+    hub.http.post("/gateway/sessions", json={**proof, **WHERE}).raise_for_status()
+    replay = hub.http.post("/gateway/sessions", json={**proof, **WHERE})
     assert replay.status_code == 401
     assert replay.json()["detail"]["violations"][0]["rule_id"] == "PIN-2"
     stale = client.prove(SoftCard(cards["a"]))
     hub.clock.shift = dt.timedelta(minutes=3)
-    assert hub.http.post("/gateway/sessions", json=stale).status_code == 401
+    assert hub.http.post("/gateway/sessions", json={**stale, **WHERE}).status_code == 401
 
 
 def test_after_renewal_the_old_card_cannot_log_in(
@@ -192,7 +200,9 @@ def test_after_renewal_the_old_card_cannot_log_in(
     assert old_client.outcome(request_id)["status"] == "done"
     with pytest.raises(GatewayRefusedError) as gone:
         hub.client(cards["a"]).login(SoftCard(cards["a"]))
-    assert gone.value.violations[0].rule_id == "REG-1"
+    assert gone.value.status == 403
+    assert gone.value.violations[0].rule_id == "RNW-7"  # replaced by renewal, not unknown
+    assert gone.value.violations[0].message_en
     with pytest.raises(GatewayRefusedError):
         old_client.jobs()  # the old card's open session died with it (RNW-7)
     assert hub.client(cards["a2"]).login(SoftCard(cards["a2"]))["user_id"] == USER_A
@@ -266,3 +276,106 @@ def test_card_signature_fills_the_fixed_space_or_falls_back_to_the_estimate(
     contents = PdfFileReader(BytesIO(fallback)).embedded_signatures[0].sig_object["/Contents"]
     assert 500 < len(contents) != RESERVED // 2
     validate_signed_pdf(fallback, pki.trust_roots, card.issuer_dn, card.serial)
+
+
+# --- sessions bound to the entity, system and domain they were opened for ---------------
+
+@pytest.mark.parametrize(("where", "status", "rule_id"), [
+    ({"domain": "goods"}, 403, "CHG-2"),  # registered for 工事 only
+    ({"procuring_entity": "saitama-pref", "system": "e-bid"}, 403, "REG-1"),  # not there
+    ({"procuring_entity": "nowhere-city"}, 403, "REG-3"),  # no such entity in the hub
+])
+def test_login_is_refused_where_the_card_is_not_registered(
+    hub: Hub, cards: dict[str, CardCredentials], where: dict[str, str], status: int,
+    rule_id: str,
+) -> None:
+    hub.register(cards["a"], USER_A)
+    client = hub.client(cards["a"])
+    with pytest.raises(GatewayRefusedError) as refused:
+        client.login(SoftCard(cards["a"]), {**WHERE, **where})
+    assert refused.value.status == status
+    (violation,) = refused.value.violations
+    assert violation.rule_id == rule_id
+    assert violation.message_ja
+    assert violation.message_en
+    assert violation.next_step_ja
+    assert violation.next_step_en
+    assert client.token is None
+    session = client.login(SoftCard(cards["a"]))  # where it is registered: a session
+    assert (session["procuring_entity"], session["system"], session["domain"]) == (
+        ENTITY, "e-contract", "works")
+
+
+def test_an_unknown_card_is_refused_reg1_with_bilingual_text(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    with pytest.raises(GatewayRefusedError) as refused:
+        hub.client(cards["stranger"]).login(SoftCard(cards["stranger"]))
+    (violation,) = refused.value.violations
+    assert (violation.rule_id, violation.message_ja) == ("REG-1",
+                                                         "このICカードは登録されていません。")
+    assert violation.message_en == "This IC card is not registered."
+
+
+def test_a_session_sees_only_the_jobs_of_its_entity(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    with hub.cfg.transaction() as session:
+        here = create_job(session, network=ENTITY, user_id=USER_A, procuring_entity=ENTITY,
+                          subject="工事X", parties=["国", "北東組"], amount_yen=1,
+                          document=make_pdf(), now=hub.clock()).id
+        elsewhere = create_job(session, network=ENTITY, user_id=USER_A,
+                               procuring_entity="ashikaga-city", subject="工事Y",
+                               parties=["市", "北東組"], amount_yen=1, document=make_pdf(),
+                               now=hub.clock()).id
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    assert [j["id"] for j in a.jobs()] == [here]
+    with pytest.raises(GatewayRefusedError) as hidden:
+        a.job(elsewhere)
+    assert hidden.value.status == 404
+
+
+def test_inside_an_announced_window_login_and_signing_answer_win2_with_its_end(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    with hub.cfg.transaction() as session:
+        job = create_job(session, network=ENTITY, user_id=USER_A, procuring_entity=ENTITY,
+                         subject="工事Z", parties=["国", "北東組"], amount_yen=1,
+                         document=make_pdf(), now=hub.clock()).id
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    now = hub.clock().astimezone(JST)
+    start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(hours=2)
+    window = {"date": start.date().isoformat(), "start": f"{start:%H:%M}",
+              "end": f"{end:%H:%M}"}
+    try:
+        use_policy_book(book_with_mlit_windows([{**window, "stops": "signing"}]))
+        with pytest.raises(GatewayRefusedError) as held:
+            a.submit_signed(job, make_pdf())
+        assert held.value.status == 503
+        assert held.value.violations[0].rule_id == "WIN-2"
+        assert f"{end:%H:%M}" in held.value.violations[0].next_step_ja
+        assert a.job(job)["status"] == "pending"  # held, not failed
+        use_policy_book(book_with_mlit_windows([{**window, "stops": "all"}]))
+        with pytest.raises(GatewayRefusedError) as closed:
+            a.jobs()  # the open session too
+        assert (closed.value.status, closed.value.violations[0].rule_id) == (503, "WIN-2")
+        with pytest.raises(GatewayRefusedError) as refused:
+            hub.client(cards["a"]).login(SoftCard(cards["a"]))
+        assert refused.value.violations[0].rule_id == "WIN-2"
+    finally:
+        use_policy_book(None)
+    assert a.jobs()  # after the window (here: without it) the session works again
+
+
+def book_with_mlit_windows(windows: list[dict[str, str]]) -> PolicyBook:
+    text = resources.files("pipelines.registration").joinpath(
+        "default_policy.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    for entry in data["entity"]:
+        if entry["code"] == ENTITY:
+            entry["maintenance"] = windows
+    return policy_book_from(data)

@@ -25,6 +25,7 @@ from connectors._shared import (
 from connectors.mail import DirectoryDocumentStore, MailConnector, MailSettings
 from connectors.mail.effects import effects
 from connectors.mail.peer import Behaviour, SmtpPeer, free_port
+from schemas.cloudsign import DocumentRef
 from schemas.envelope import JST, Envelope, new_envelope
 from schemas.mail import MailFailed, MailKind, MailRequested, MailSent
 from schemas.registry import Payload
@@ -105,6 +106,10 @@ async def test_small_pdf_is_attached_large_one_linked_con4(peer: SmtpPeer,
             mail_id=uuid.uuid4(), kind=MailKind.CONTRACT_CONCLUDED, to=("a@b.example",),
             values=VALUES, attachment_ref=ref))
     small, big = peer.wait_for(2)
+    # The contract's DocumentRef decides the same way at the same sizes (one CON-4 limit).
+    ref = DocumentRef(uri="file:///x", filename="x.pdf", size_bytes=5_999_999, sha256="a" * 64)
+    assert ref.attachable
+    assert not ref.model_copy(update={"size_bytes": 6_000_000}).attachable
     [attached] = small.message.iter_attachments()  # type: ignore[attr-defined]
     assert attached.get_filename() == "契約書.pdf"
     assert len(attached.get_content()) == 5_999_999

@@ -129,8 +129,9 @@ async def test_certificate_before_the_case_waits_for_it(engine: Engine) -> None:
         assert session.exec(select(WaitingCertificateRow)).all() == []
 
 
-async def test_rejections_name_the_rule_and_keep_no_guarantee(engine: Engine) -> None:
-    """SUR-2 field mismatch; SUR-3 an electronic change onto a paper guarantee."""
+async def test_rejections_name_the_rule_and_complete_no_guarantee(engine: Engine) -> None:
+    """SUR-2 field mismatch; SUR-3 an electronic change onto a paper guarantee. A refused
+    first certificate completes nothing but fixes the guarantee's form (SUR-3)."""
     feed = Feed(engine)
     await feed.send(case().facts, fetched(cert(guarantee_amount=1)))
     (rejected,) = feed.of(SuretyRejected)
@@ -143,7 +144,9 @@ async def test_rejections_name_the_rule_and_keep_no_guarantee(engine: Engine) ->
     sur3 = feed.of(SuretyRejected)[1]
     assert [v.rule_id for v in sur3.violations] == ["SUR-3"]
     with Session(engine) as session:
-        assert session.get(GuaranteeRow, "31072-0001M") is None
+        refused = session.get(GuaranteeRow, "31072-0001M")
+        assert refused is not None
+        assert (refused.form, refused.completed) == ("electronic", False)
         paper = session.get(GuaranteeRow, "31072-0002P")
         assert paper is not None
         assert paper.form == "paper"

@@ -17,12 +17,12 @@ from connectors.cloudsign.mapping import (
     participant_form,
 )
 from schemas.cloudsign import (
-    MAIL_ATTACH_LIMIT_BYTES,
     ContractParticipant,
     ContractSendRequested,
     DocumentRef,
     SignedDocumentStatus,
 )
+from schemas.mail import ATTACHMENT_LIMIT_BYTES
 
 DOC = {"id": "0591aeea-e2d4-417b-97f9-3b1a3751bc19", "title": "市道1号線舗装工事 請負契約書",
        "status": 2, "note": "hub-case:R5-0001 hub-request:x", "can_transfer": True,
@@ -73,11 +73,22 @@ def test_declined_names_con2_with_a_next_step() -> None:
 
 
 def test_con4_attach_limit() -> None:
-    small = DocumentRef(uri="file:///a", filename="a.pdf", size_bytes=MAIL_ATTACH_LIMIT_BYTES - 1,
+    small = DocumentRef(uri="file:///a", filename="a.pdf", size_bytes=ATTACHMENT_LIMIT_BYTES - 1,
                         sha256="a" * 64)
-    large = small.model_copy(update={"size_bytes": MAIL_ATTACH_LIMIT_BYTES})
+    large = small.model_copy(update={"size_bytes": ATTACHMENT_LIMIT_BYTES})
     assert small.attachable
     assert not large.attachable
+
+
+def test_con4_one_limit_for_the_documents_and_the_mail_connector() -> None:
+    """A 6.1 MB PDF is linked, not attached: 6 MB is 6,000,000 bytes, named once
+    (the mail connector decides with the same ``attachable``, test_mail_connector)."""
+    from schemas.mail import attachable
+
+    doc = DocumentRef(uri="file:///a", filename="a.pdf", size_bytes=6_100_000, sha256="a" * 64)
+    assert ATTACHMENT_LIMIT_BYTES == 6_000_000
+    assert not doc.attachable
+    assert not attachable(doc.size_bytes)
 
 
 def test_store_is_content_addressed_and_notices_edits(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from hub.settings import Settings
 from pipelines.contract.handlers import COMMANDS, HANDLERS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
+from schemas.application import ApplicationReceived, CorrectionRequested
 from schemas.cloudsign import ContractConcluded, ContractDeclined, ContractSent
 from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
 from schemas.erp import ErpRegistrationRequested
@@ -42,9 +43,10 @@ def test_consumer_reads_commands_cloudsign_and_surety_events() -> None:
     (spec,) = consumers()
     assert spec.name == "contract"
     assert spec.topics == (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS,
-                           Topics.SURETY_EVENTS)
+                           Topics.SURETY_EVENTS, Topics.APPLICATION_EVENTS)
     assert set(HANDLERS) == {*COMMANDS, ContractSent, ContractConcluded, ContractDeclined,
-                             ContractSuretyCompleted}
+                             ContractSuretyCompleted, ApplicationReceived}
+    assert dict(spec.emits)[Topics.APPLICATION_COMMANDS] == (CorrectionRequested,)
     assert all(not spec.is_effect(h) for h in HANDLERS.values())  # transactional
     emitted = dict(spec.emits)
     assert emitted[Topics.ERP_COMMANDS] == (ErpRegistrationRequested,)  # 契約登録 on conclusion
@@ -70,7 +72,7 @@ def test_review_mail_renders_with_the_link_and_its_expiry_in_jst() -> None:
     assert subject == "電子契約の確認依頼（市道改良工事）"
     assert "https://hub/r/Zq3xT0k3n-of-43-characters-drawn-at-random_" in body
     assert "6f1d2b1e" not in body  # the link's id opens nothing and is not mailed
-    assert "2026/04/08 10:00" in body  # 01:00 UTC is 10:00 JST
+    assert "令和8年（2026年）4月8日 10:00" in body  # 01:00 UTC is 10:00 JST
 
 
 def test_conclusion_mails_render_one_per_party_with_the_signed_pdf() -> None:

@@ -139,7 +139,7 @@ def test_download_link_with_jst_expiry_con4() -> None:
                             SENDER, date=NOW, link=link)
     body = text_of(message)
     assert "https://docs.example/d/1?sig=x" in body
-    assert "有効期限: 2026年12月4日 12:00 まで" in body  # 03:00 UTC = 12:00 JST
+    assert "有効期限: 令和8年（2026年）12月4日 12:00 まで" in body  # 03:00 UTC = 12:00 JST
     assert not list(message.iter_attachments())
 
 

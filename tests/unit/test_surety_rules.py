@@ -60,7 +60,8 @@ def case(*, perf_form: CertificateForm = E, adv_form: CertificateForm = E,
          earlier: frozenset[int] = frozenset(), **change: Any) -> CaseState:
     """The contract of seed 002 (足利市, ●●●●工事): 前払金保証 and 契約保証."""
     facts: dict[str, Any] = {
-        "case_id": CASE_ID, "contract_number": "R4-0042", "work_name": "●●●●工事",
+        "case_id": CASE_ID, "contract_number": "R4-0042", "procuring_entity_name": "足利市長",
+        "work_name": "●●●●工事",
         "contractor_id": "1234567890123456", "contractor_name": "〇〇建設株式会社",
         "contract_amount": 50_000_000, "contract_date": date(2022, 9, 30),
         "work_period_start": date(2022, 9, 30), "work_period_end": date(2023, 9, 30),
@@ -107,7 +108,8 @@ def payloads(decision: Decision, kind: type[Payload]) -> list[Any]:
 def only_violations(decision: Decision) -> tuple[RuleViolation, ...]:
     (rejected,) = payloads(decision, SuretyRejected)
     assert not payloads(decision, SuretyAccepted)
-    assert decision.guarantee is None
+    # A refusal completes nothing; it only remembers the form of a first certificate (SUR-3).
+    assert decision.guarantee is None or not decision.guarantee.completed
     return rejected.violations  # type: ignore[no-any-return]
 
 
@@ -122,16 +124,18 @@ def test_sur2_accepts_the_matching_certificate_after_normalising_names() -> None
 
 
 @pytest.mark.parametrize(("field", "change", "expected_ja", "found_ja"), [
+    ("procuring_entity_name", {"procuring_entity_name": "佐野市長"}, "足利市長", "佐野市長"),
     ("work_name", {"work_name": "△△△△工事"}, "●●●●工事", "△△△△工事"),
     ("contractor_name", {"contractor_name": "〇〇建設有限会社"}, "〇〇建設株式会社",
      "〇〇建設有限会社"),
     ("contract_amount", {"contract_amount": 55_000_000}, "50,000,000円", "55,000,000円"),
     ("guarantee_amount", {"guarantee_amount": 2_000_000}, "20,000,000円", "2,000,000円"),
-    ("guarantee_deadline", {"guarantee_deadline": date(2023, 3, 31)}, "令和5年9月30日",
-     "令和5年3月31日"),
-    ("work_period", {"work_period_end": date(2023, 10, 31)}, "令和5年9月30日",
-     "令和5年10月31日"),
-    ("contract_date", {"contract_date": date(2022, 10, 1)}, "令和4年9月30日", "令和4年10月1日"),
+    ("guarantee_deadline", {"guarantee_deadline": date(2023, 3, 31)}, "令和5年（2023年）9月30日",
+     "令和5年（2023年）3月31日"),
+    ("work_period", {"work_period_end": date(2023, 10, 31)}, "令和5年（2023年）9月30日",
+     "令和5年（2023年）10月31日"),
+    ("contract_date", {"contract_date": date(2022, 10, 1)}, "令和4年（2022年）9月30日",
+     "令和4年（2022年）10月1日"),
     ("depository", {"depository": "△△信用金庫 本店"}, "〇〇銀行 ××支店", "△△信用金庫 本店"),
     ("product", {"product": PERF, "depository": None}, "", "契約保証"),
 ])
@@ -164,6 +168,39 @@ def test_sur2_jv_name_is_compared_when_the_case_is_a_jv() -> None:
     jv = case(jv_name="〇〇・△△特定建設工事共同企業体")
     assert [v.field for v in compare(jv, cert())] == ["jv_name"]
     assert compare(jv, cert(jv_name="〇〇・△△特定建設工事共同企業体")) == ()
+
+
+# The 発注者, and 請負契約者 / JV名 both ways (seed 002 lists them as separate items).
+@pytest.mark.parametrize(("case_change", "cert_change", "fields"), [
+    ({}, {"procuring_entity_name": "足利市"}, ["procuring_entity_name"]),
+    ({}, {"procuring_entity_name": "佐野市長"}, ["procuring_entity_name"]),
+    ({"procuring_entity_name": "足利市長"}, {"procuring_entity_name": "足利市長"}, []),
+    # A JV's guarantee for a contract made with the company alone, and the reverse.
+    ({}, {"jv_name": "〇〇・△△特定建設工事共同企業体"}, ["jv_name"]),
+    ({"jv_name": "〇〇・△△特定建設工事共同企業体"}, {}, ["jv_name"]),
+    ({"jv_name": "〇〇・△△特定建設工事共同企業体"}, {"jv_name": "〇〇・××特定建設工事共同企業体"},
+     ["jv_name"]),
+    ({"jv_name": "〇〇・△△特定建設工事共同企業体"}, {"jv_name": "〇〇・△△特定建設工事共同企業体"},
+     []),
+    ({"jv_name": "〇〇・△△特定建設工事共同企業体"},
+     {"jv_name": "〇〇・△△特定建設工事共同企業体", "contractor_name": "△△建設株式会社"},
+     ["contractor_name"]),
+])
+def test_sur2_issuer_party_and_jv_are_compared_both_ways(
+        case_change: dict[str, Any], cert_change: dict[str, Any], fields: list[str]) -> None:
+    decision = decide(case(**case_change), cert(**cert_change))
+    if fields:
+        assert [(v.rule_id, v.field) for v in only_violations(decision)] == [
+            ("SUR-2", f) for f in fields]
+    else:
+        assert payloads(decision, SuretyAccepted)
+
+
+def test_sur2_the_case_must_name_its_issuer() -> None:
+    facts = case().facts.model_dump()
+    del facts["procuring_entity_name"]
+    with pytest.raises(ValidationError):
+        CaseRegistered(**facts)
 
 
 def test_sur2_an_amount_only_change_keeps_the_old_certificate_good() -> None:
@@ -215,6 +252,31 @@ def test_sur3_paper_original_for_an_electronic_guarantee_is_rejected() -> None:
                                  received_on=TODAY)
     (rejected,) = payloads(decide_paper(case(), first, (), cmd, TODAY), SuretyRejected)
     assert [v.rule_id for v in rejected.violations] == ["SUR-3"]
+
+
+def test_sur3_form_is_remembered_from_a_refused_first_certificate() -> None:
+    """Seed 002 Q5: an electronic certificate refused for a wrong amount still makes the
+    guarantee electronic; a paper certificate for the same number is then refused."""
+    refused = decide(case(), cert(guarantee_amount=1))
+    assert [v.rule_id for v in only_violations(refused)] == ["SUR-2"]
+    assert refused.guarantee == Guarantee("31072-0001M", CASE_ID, ADV, E, completed=False)
+    paper = PaperGuaranteeRecorded(case_id=CASE_ID, product=ADV, guarantee_number="31072-0001M",
+                                   issue_kind=SuretyIssueKind.NEW, issuer="東日本建設業保証",
+                                   received_on=TODAY)
+    (rejected,) = payloads(decide_paper(case(), refused.guarantee, (), paper, TODAY),
+                           SuretyRejected)
+    assert [v.rule_id for v in rejected.violations] == ["SUR-3"]
+    # The corrected electronic certificate is accepted, and completes the step (SUR-6).
+    fixed = decide(case(), cert(issue_kind=SuretyIssueKind.CHANGE), prior=refused.guarantee)
+    assert payloads(fixed, SuretyAccepted)
+    assert payloads(fixed, ErpRegistrationRequested)
+    assert fixed.guarantee is not None
+    assert fixed.guarantee.completed
+
+
+def test_sur3_a_refusal_never_changes_the_remembered_form() -> None:
+    first = Guarantee("31072-0001M", CASE_ID, ADV, P, completed=False)
+    assert decide(case(), cert(guarantee_amount=1), prior=first).guarantee is None
 
 
 # --- SUR-4: each product its own form --------------------------------------------------
