@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from hub.dlq import partitions_of
 from schemas.envelope import Envelope
@@ -24,6 +25,30 @@ async def create_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> None:
                if n not in existing]
         if new:
             await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def partition_counts(bootstrap: str, spec: TopicSpec) -> dict[str, int]:
+    """How many partitions the metadata shows for ``spec`` and its dead-letter twin."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"])
+                for t in await admin.describe_topics([spec.name, spec.dlq])}
+    finally:
+        await admin.close()
+
+
+async def topic_configs(bootstrap: str, topic: str, **kafka: Any) -> dict[str, str]:
+    """The topic's configuration as the broker reports it (defaults included)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [resource] = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
     finally:
         await admin.close()
 
