@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# System packages from Debian: Java and Maven for the Kafka broker, PostgreSQL.
+# System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers, PostgreSQL.
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+command -v openssl >/dev/null || need+=(openssl)  # the secured broker's CA (deploy/kafka.sh --secure)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: please install as root: ${need[*]}" >&2; exit 1; }
