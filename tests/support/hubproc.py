@@ -52,7 +52,8 @@ class HubProcess:
     """A real `hub run` process with the test ledger wiring."""
 
     def __init__(self, kafka: str, db_url: str, group_prefix: str, topic_prefix: str,
-                 log_path: Path, *, batch: int = 500) -> None:
+                 log_path: Path, *, batch: int = 500,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.env = {
@@ -65,6 +66,7 @@ class HubProcess:
             "HUB_LOG_FORMAT": "text",
             "LEDGER_TOPIC_PREFIX": topic_prefix,
             "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -53,9 +53,11 @@ async def topic_configs(bootstrap: str, topic: str, **kafka: Any) -> dict[str, s
         await admin.close()
 
 
-async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                enable_idempotence=True)
+async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope[Any]],
+                  **client: Any) -> None:
+    """``client``: more aiokafka arguments (security: KafkaSettings.aiokafka_kwargs())."""
+    producer = AIOKafkaProducer(**{"bootstrap_servers": bootstrap, **client}, acks="all",
+                                linger_ms=5, enable_idempotence=True)
     await producer.start()
     try:
         futures = []
@@ -93,9 +95,9 @@ async def committed_count(bootstrap: str, group_id: str, topic: str) -> int:
 
 
 async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
-                   timeout_s: float = 30.0) -> list[Any]:
+                   timeout_s: float = 30.0, **client: Any) -> list[Any]:
     """Every record of ``topic``; with ``expect``, waits until at least that many arrived."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**{"bootstrap_servers": bootstrap, **client}, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     records: list[Any] = []
