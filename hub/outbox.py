@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -144,6 +145,7 @@ class OutboxRelay:
         self._sending_over = False
         """Set by run() once it sends no more: the deleter may end when nothing is left."""
         self._producer: AIOKafkaProducer | None = None
+        self._waiting_since: float | None = None
         self._partitioner = DefaultPartitioner()
         self._lock_conn: sa.Connection | None = None
         self._lock_checked = 0.0
@@ -161,16 +163,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        producer = AIOKafkaProducer(
-            **self._settings.kafka.aiokafka_kwargs(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=1,
-            max_batch_size=256 * 1024,
-            max_request_size=2 * 1024 * 1024,
-        )
-        await producer.start()
-        self._producer = producer
+        self._producer = await self._start_producer()
         deleter = asyncio.create_task(self._delete_loop(), name="outbox-deleter")
         try:
             while True:
@@ -183,14 +176,72 @@ class OutboxRelay:
                     if not batch:
                         await self._sleep(self._settings.outbox_poll_interval_s)
                         continue
-                await self._send(batch)
+                await self._send_until_acknowledged(batch)
         finally:
             self._stopping.set()
             self._sending_over = True
             self._deletable.set()
             await deleter
-            await producer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
             await asyncio.to_thread(self._release_leadership)
+
+    def unacknowledged_for(self) -> float:
+        """Seconds the records being sent have waited for the brokers' acknowledgement (0
+        when nothing waits): long only while Kafka cannot take them (readiness)."""
+        since = self._waiting_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            **self._settings.kafka.aiokafka_kwargs(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=1,
+            max_batch_size=256 * 1024,
+            max_request_size=2 * 1024 * 1024,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _send_until_acknowledged(self, batch: list[PendingRecord]) -> None:
+        """Send ``batch``; while Kafka refuses it (brokers down, too few in-sync replicas,
+        timeouts), send it again after a backoff, on a new producer (a new idempotence
+        session: the old one's sequence numbers are spoilt by the records it gave up on).
+        Records written before a failure are written again, and consumers drop the repeats
+        by message id. While stopping, a failure ends the sending: the rows stay in the
+        outbox, and the next process's poll sends them."""
+        self._waiting_since = time.monotonic()
+        backoff = 0.5
+        try:
+            while True:
+                try:
+                    if self._producer is None:
+                        self._producer = await self._start_producer()
+                    await self._send(batch)
+                    return
+                except KafkaError as exc:
+                    stopping = self._stopping.is_set()
+                    log.warning("outbox relay: Kafka did not acknowledge %d records (%s); %s",
+                                len(batch), type(exc).__name__,
+                                "left in the outbox for the next process" if stopping
+                                else f"sending them again in {backoff:g} s")
+                    producer, self._producer = self._producer, None
+                    if producer is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(producer.stop(), 10)
+                    if stopping:
+                        self._queue = []
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), backoff)
+                    backoff = min(backoff * 2, 10.0)
+        finally:
+            self._waiting_since = None
 
     async def stop(self) -> None:
         """Send what was handed over, delete what was sent, then stop."""

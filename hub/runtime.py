@@ -214,6 +214,10 @@ class Hub:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         relay = next((t for t in self._tasks if t.get_name() == "outbox-relay"), None)
         checks["outbox_relay"] = {"ok": relay is not None and not relay.done()}
+        # Records the brokers have not acknowledged for long: Kafka cannot take writes.
+        waiting = self.relay.unacknowledged_for()
+        checks["kafka"] = {"ok": waiting < self.settings.kafka.unready_after_s,
+                           "unacknowledged_s": round(waiting, 1)}
         for rt in self.runtimes:
             running = rt.subscriber is not None and rt.subscriber.running
             checks[f"consumer:{rt.spec.name}"] = {"ok": bool(running and rt.healthy)}
