@@ -1,8 +1,9 @@
 """The hub's HTTP side: liveness, readiness, Prometheus metrics, and the gateway.
 
 ``/healthz`` answers while the process runs; ``/readyz`` answers 200 only when
-the database answers, every consumer is running and healthy and the outbox relay
-runs, else 503 with the failing checks; ``/metrics`` is Prometheus' text format.
+the database answers, every consumer is running and healthy, the outbox relay
+runs and Kafka has acknowledged its records within ``kafka.unready_after_s``, else 503
+with the failing checks; ``/metrics`` is Prometheus' text format.
 """
 
 from __future__ import annotations
