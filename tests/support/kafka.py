@@ -40,6 +40,18 @@ async def partition_counts(bootstrap: str, spec: TopicSpec) -> dict[str, int]:
         await admin.close()
 
 
+async def group_is_stable_with(bootstrap: str, group_id: str, members: int) -> bool:
+    """Whether ``group_id`` has ``members`` members and its partitions assigned (Stable)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group_id])
+        [group] = response.to_object()["groups"]
+        return bool(group["state"] == "Stable" and len(group["members"]) == members)
+    finally:
+        await admin.close()
+
+
 async def topic_configs(bootstrap: str, topic: str, **kafka: Any) -> dict[str, str]:
     """The topic's configuration as the broker reports it (defaults included)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka)
