@@ -7,7 +7,9 @@ producing one record per input to OUT, each in its own process:
   (c) the hub: batch subscriber, idempotency + outbox on PostgreSQL (test ledger pipeline).
 Throughput: N inputs preloaded; messages/s from the OUT records' timestamps.
 Latency: inputs offered at a fixed rate; per message, OUT record time - send time.
-Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json.
+Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json (``--output``).
+``BENCH_KAFKA=secure`` runs it on the secured broker (TLS + SCRAM), ``cluster`` on a
+3-broker cluster (benchmarks/_kafka.py).
 
     .venv/bin/python -m benchmarks.bench_delivery [--n 20000] [--rate 1000] [--seconds 10]
 """
@@ -33,19 +35,26 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks._database import fresh_database
+from benchmarks._kafka import (
+    GROUP_PREFIX,
+    TOPIC_PREFIX,
+    client_kwargs,
+    create_topics,
+    describe,
+    kafka_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
 
 
 # -- the variants (run in a child process) --------------------------------------------------
 
 async def variant_raw(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(t_in, bootstrap_servers=KAFKA, group_id=group,
+    consumer = AIOKafkaConsumer(t_in, **client_kwargs(), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_poll_records=500)
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2,
+    producer = AIOKafkaProducer(**client_kwargs(), acks="all", linger_ms=2,
                                 enable_idempotence=True)
     await consumer.start()
     await producer.start()
@@ -65,7 +74,11 @@ async def variant_raw(t_in: str, t_out: str, group: str, stop: asyncio.Event) ->
 async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
     from faststream.kafka import KafkaBroker
 
-    broker = KafkaBroker(KAFKA, log_level=10)
+    from hub.broker import _security
+
+    kafka = kafka_settings()
+    broker = KafkaBroker(kafka.bootstrap_servers.split(","), security=_security(kafka),
+                         log_level=10)
 
     @broker.subscriber(t_in, group_id=group, auto_offset_reset="earliest")
     async def handle(body: dict[str, Any]) -> None:
@@ -79,12 +92,12 @@ async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Ev
 async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
     from hub.db import create_db_engine
     from hub.runtime import Hub
-    from hub.settings import KafkaSettings, Settings
+    from hub.settings import Settings
     from tests.support import ledger
 
     url = os.environ["BENCH_DB_URL"]
     engine = create_db_engine(url)
-    settings = Settings(kafka=KafkaSettings(bootstrap_servers=KAFKA, group_prefix=group),
+    settings = Settings(kafka=kafka_settings(group_prefix=group),
                         database_url=url)  # type: ignore[arg-type]
     ledger.create_tables(engine)
     hub = Hub(settings, [ledger.consumer(t_in.removesuffix(".in"))], engine=engine,
@@ -132,7 +145,7 @@ def make_message(n: int, variant: str) -> tuple[bytes, bytes, list[tuple[str, by
 async def produce(topic: str, messages: list[tuple[bytes, bytes, list[tuple[str, bytes]], str]],
                   rate: float | None) -> dict[str, float]:
     """Send; returns message id -> send time (ms since epoch)."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**client_kwargs(), acks="all", linger_ms=1)
     await producer.start()
     sent: dict[str, float] = {}
     start = time.monotonic()
@@ -158,7 +171,7 @@ def input_id(record: Any) -> str:
 
 
 async def collect(topic: str, expect: int, timeout_s: float, group: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=group,
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True)
     await consumer.start()
     out: list[Any] = []
@@ -180,16 +193,6 @@ async def collect(topic: str, expect: int, timeout_s: float, group: str) -> list
     return out
 
 
-async def create(topics: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
-    await admin.close()
-
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
@@ -197,8 +200,8 @@ def pct(values: list[float], q: float) -> float:
 
 async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    t_in, t_out = f"bench.{tag}.in", f"bench.{tag}.out"
-    await create([t_in, t_out])
+    t_in, t_out = f"{TOPIC_PREFIX}.{tag}.in", f"{TOPIC_PREFIX}.{tag}.out"
+    await create_topics([t_in, t_out])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if variant == "hub":
         env["BENCH_DB_URL"] = fresh_database()
@@ -206,15 +209,16 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
     await produce(t_in, preload, None)
     report = RESULTS / f".{variant}-{tag}.json"
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_delivery", "--child",  # noqa: ASYNC220
-                             variant, t_in, t_out, f"bench-{tag}", str(report)], env=env,
+                             variant, t_in, t_out, f"{GROUP_PREFIX}-{tag}", str(report)], env=env,
                             cwd=ROOT)
     try:
-        outs = await collect(t_out, n, 600, f"collect-{tag}")
+        outs = await collect(t_out, n, 600, f"{GROUP_PREFIX}-collect-{tag}")
         stamps = sorted(r.timestamp for r in outs)
         span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
         throughput = (n - 1) / span_s
         offered = [make_message(n + i, variant) for i in range(int(rate * seconds))]
-        collector = asyncio.create_task(collect(t_out, n + len(offered), 300, f"lat-{tag}"))
+        collector = asyncio.create_task(collect(t_out, n + len(offered), 300,
+                                                f"{GROUP_PREFIX}-lat-{tag}"))
         sent = await produce(t_in, offered, rate)
         latest = await collector
         lat = [r.timestamp - sent[m] for r in latest if (m := input_id(r)) in sent]
@@ -246,14 +250,14 @@ async def main(args: argparse.Namespace) -> None:
         "benchmark": "delivery",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "kafka": "Apache Kafka 4.1.1, single KRaft node on loopback",
+        "kafka": f"Apache Kafka 4.1.1 on loopback, {describe()}",
         "database_for_hub": "PostgreSQL 15 on loopback, fsync on",
         "results": results,
     }
     if "hub" in results and "faststream" in results:
         out["hub_vs_faststream"] = round(results["hub"]["messages_per_s"]
                                          / results["faststream"]["messages_per_s"], 1)
-    (RESULTS / "delivery.json").write_text(json.dumps(out, indent=2))
+    args.output.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 
@@ -266,4 +270,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--variants", nargs="+", default=["raw", "faststream", "hub"])
+    parser.add_argument("--output", type=Path, default=RESULTS / "delivery.json")
     asyncio.run(main(parser.parse_args()))
