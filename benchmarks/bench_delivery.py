@@ -7,7 +7,9 @@ producing one record per input to OUT, each in its own process:
   (c) the hub: batch subscriber, idempotency + outbox on PostgreSQL (test ledger pipeline).
 Throughput: N inputs preloaded; messages/s from the OUT records' timestamps.
 Latency: inputs offered at a fixed rate; per message, OUT record time - send time.
-Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json (``--output``).
+Memory: each variant's peak RSS. CPU: each variant's CPU milliseconds per message while
+the preloaded inputs are handled (its /proc figures, from the first outputs to the last).
+Results: benchmarks/results/delivery.json (``--output``).
 ``BENCH_KAFKA=secure`` runs it on the secured broker (TLS + SCRAM), ``cluster`` on a
 3-broker cluster (benchmarks/_kafka.py).
 
@@ -34,6 +36,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks._cases_parts import cpu_seconds
 from benchmarks._database import fresh_database
 from benchmarks._kafka import (
     GROUP_PREFIX,
@@ -170,22 +173,30 @@ def input_id(record: Any) -> str:
     return str(body.get("causation_id") or body["message_id"])
 
 
-async def collect(topic: str, expect: int, timeout_s: float, group: str) -> list[Any]:
+async def collect(topic: str, expect: int, timeout_s: float, group: str,
+                  cpu: dict[str, float] | None = None, pid: int | None = None) -> list[Any]:
+    """The outputs, one per input. With ``pid`` and ``cpu``: that process's CPU seconds
+    per output from the first outputs read to the last (``cpu["per_message"]``)."""
     consumer = AIOKafkaConsumer(topic, **client_kwargs(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True)
     await consumer.start()
     out: list[Any] = []
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
+    first: tuple[float, int] | None = None
     try:
         while len(seen) < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
+            if seen and first is None and pid is not None:
+                first = cpu_seconds(pid), len(seen)
             for recs in batch.values():
                 for r in recs:
                     mid = input_id(r)
                     if mid not in seen:
                         seen.add(mid)
                         out.append(r)
+        if first is not None and cpu is not None and pid is not None:
+            cpu["per_message"] = (cpu_seconds(pid) - first[0]) / max(1, expect - first[1])
     finally:
         await consumer.stop()
     if len(seen) < expect:
@@ -212,7 +223,8 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
                              variant, t_in, t_out, f"{GROUP_PREFIX}-{tag}", str(report)], env=env,
                             cwd=ROOT)
     try:
-        outs = await collect(t_out, n, 600, f"{GROUP_PREFIX}-collect-{tag}")
+        cpu: dict[str, float] = {}
+        outs = await collect(t_out, n, 600, f"{GROUP_PREFIX}-collect-{tag}", cpu, proc.pid)
         stamps = sorted(r.timestamp for r in outs)
         span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
         throughput = (n - 1) / span_s
@@ -236,6 +248,7 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
         "latency_p99_ms": pct(lat, 0.99),
         "latency_mean_ms": round(statistics.fmean(lat), 1),
         "peak_rss_mib": peak,
+        "cpu_ms_per_message": round(1000 * cpu["per_message"], 4) if cpu else None,
     }
 
 
