@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from hub.dlq import partitions_of
 from schemas.envelope import Envelope
@@ -41,13 +42,16 @@ async def partition_counts(bootstrap: str, spec: TopicSpec) -> dict[str, int]:
 
 
 async def group_is_stable_with(bootstrap: str, group_id: str, members: int) -> bool:
-    """Whether ``group_id`` has ``members`` members and its partitions assigned (Stable)."""
+    """Whether ``group_id`` has ``members`` members and its partitions assigned (Stable).
+    No coordinator yet (the offsets topic still being made or moved) also means not yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([group_id])
         [group] = response.to_object()["groups"]
         return bool(group["state"] == "Stable" and len(group["members"]) == members)
+    except KafkaError:
+        return False
     finally:
         await admin.close()
 
