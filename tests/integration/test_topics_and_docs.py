@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hub.settings import KafkaSettings, TopicSettings
+from hub.settings import KafkaSettings, TopicSettings, load_settings
 from hub.topics import apply_topics, durability_configs, topic_plans
 from schemas.topics import KeyKind, TopicSpec
 from tests.support.hubproc import ROOT, wait_for
@@ -70,6 +70,15 @@ def test_settings_size_a_declared_topic_and_refuse_an_unknown_one() -> None:
     assert plans["proc.erp.commands"].partitions == 6  # declared
     with pytest.raises(ValidationError, match=r"no topic named proc\.mail\.request is declared"):
         KafkaSettings(topics={"proc.mail.request": TopicSettings(partitions=3)})
+
+
+def test_topic_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_KAFKA__TOPICS", '{"proc.erp.commands": {"partitions": 9}}')
+    monkeypatch.setenv("HUB_KAFKA__TOPIC_DEFAULTS__RETENTION_MS", "86400000")
+    plans = {p.name: p for p in topic_plans(load_settings().kafka)}
+    assert plans["proc.erp.commands"].partitions == 9
+    assert plans["proc.erp.commands"].retention_ms == 86_400_000
+    assert plans["proc.mail.requests"].retention_ms == 86_400_000
 
 
 def test_min_insync_replicas_leave_room_for_one_broker_down() -> None:
