@@ -3,8 +3,9 @@
 Topics as ``hub topics apply`` makes them on three brokers: three replicas,
 ``min.insync.replicas`` 2, no unclean leader election; producers acks=all, idempotent.
 - The leader of a partition SIGKILLed mid-stream of 20,000: nothing lost, nothing doubled.
-- Two of three brokers down: the hub holds its records (Kafka cannot acknowledge them),
-  ``/readyz`` says not ready, and once one broker is back everything is delivered once.
+- Two of three brokers down mid-stream of 20,000: the hub holds its records (Kafka cannot
+  acknowledge them), ``/readyz`` says not ready, and once one broker is back everything
+  is delivered once.
 The figures (stall, time to recover) are printed for docs/reliability.md.
 """
 
@@ -190,7 +191,7 @@ async def test_the_partition_leader_killed_mid_stream_loses_and_doubles_nothing(
 async def test_two_brokers_down_the_hub_holds_is_not_ready_and_resumes(
         whole: Cluster, pg_engine: Any, pg_url: str, unique: str, tmp_path: Path,
         procs: list[HubProcess]) -> None:
-    cluster, engine, n = whole, pg_engine, 10_000
+    cluster, engine, n = whole, pg_engine, 20_000
     t_in, t_out = await ledger_topics(cluster, f"t{unique}.quorum")
     ledger.create_tables(engine)
     await publish(cluster.bootstrap, t_in.name, entries(0, n))
