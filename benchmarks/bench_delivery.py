@@ -7,7 +7,11 @@ producing one record per input to OUT, each in its own process:
   (c) the hub: batch subscriber, idempotency + outbox on PostgreSQL (test ledger pipeline).
 Throughput: N inputs preloaded; messages/s from the OUT records' timestamps.
 Latency: inputs offered at a fixed rate; per message, OUT record time - send time.
-Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json.
+Memory: each variant's peak RSS. CPU: each variant's CPU milliseconds per message while
+the preloaded inputs are handled (its /proc figures, from the first outputs to the last).
+Results: benchmarks/results/delivery.json (``--output``).
+``BENCH_KAFKA=secure`` runs it on the secured broker (TLS + SCRAM), ``cluster`` on a
+3-broker cluster (benchmarks/_kafka.py).
 
     .venv/bin/python -m benchmarks.bench_delivery [--n 20000] [--rate 1000] [--seconds 10]
 """
@@ -32,20 +36,28 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks._cases_parts import cpu_seconds
 from benchmarks._database import fresh_database
+from benchmarks._kafka import (
+    GROUP_PREFIX,
+    TOPIC_PREFIX,
+    client_kwargs,
+    create_topics,
+    describe,
+    kafka_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
 
 
 # -- the variants (run in a child process) --------------------------------------------------
 
 async def variant_raw(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(t_in, bootstrap_servers=KAFKA, group_id=group,
+    consumer = AIOKafkaConsumer(t_in, **client_kwargs(), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_poll_records=500)
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=2,
+    producer = AIOKafkaProducer(**client_kwargs(), acks="all", linger_ms=2,
                                 enable_idempotence=True)
     await consumer.start()
     await producer.start()
@@ -65,7 +77,11 @@ async def variant_raw(t_in: str, t_out: str, group: str, stop: asyncio.Event) ->
 async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
     from faststream.kafka import KafkaBroker
 
-    broker = KafkaBroker(KAFKA, log_level=10)
+    from hub.broker import _security
+
+    kafka = kafka_settings()
+    broker = KafkaBroker(kafka.bootstrap_servers.split(","), security=_security(kafka),
+                         log_level=10)
 
     @broker.subscriber(t_in, group_id=group, auto_offset_reset="earliest")
     async def handle(body: dict[str, Any]) -> None:
@@ -79,12 +95,12 @@ async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Ev
 async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
     from hub.db import create_db_engine
     from hub.runtime import Hub
-    from hub.settings import KafkaSettings, Settings
+    from hub.settings import Settings
     from tests.support import ledger
 
     url = os.environ["BENCH_DB_URL"]
     engine = create_db_engine(url)
-    settings = Settings(kafka=KafkaSettings(bootstrap_servers=KAFKA, group_prefix=group),
+    settings = Settings(kafka=kafka_settings(group_prefix=group),
                         database_url=url)  # type: ignore[arg-type]
     ledger.create_tables(engine)
     hub = Hub(settings, [ledger.consumer(t_in.removesuffix(".in"))], engine=engine,
@@ -132,7 +148,7 @@ def make_message(n: int, variant: str) -> tuple[bytes, bytes, list[tuple[str, by
 async def produce(topic: str, messages: list[tuple[bytes, bytes, list[tuple[str, bytes]], str]],
                   rate: float | None) -> dict[str, float]:
     """Send; returns message id -> send time (ms since epoch)."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**client_kwargs(), acks="all", linger_ms=1)
     await producer.start()
     sent: dict[str, float] = {}
     start = time.monotonic()
@@ -157,37 +173,35 @@ def input_id(record: Any) -> str:
     return str(body.get("causation_id") or body["message_id"])
 
 
-async def collect(topic: str, expect: int, timeout_s: float, group: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=group,
+async def collect(topic: str, expect: int, timeout_s: float, group: str,
+                  cpu: dict[str, float] | None = None, pid: int | None = None) -> list[Any]:
+    """The outputs, one per input. With ``pid`` and ``cpu``: that process's CPU seconds
+    per output from the first outputs read to the last (``cpu["per_message"]``)."""
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True)
     await consumer.start()
     out: list[Any] = []
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
+    first: tuple[float, int] | None = None
     try:
         while len(seen) < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
+            if seen and first is None and pid is not None:
+                first = cpu_seconds(pid), len(seen)
             for recs in batch.values():
                 for r in recs:
                     mid = input_id(r)
                     if mid not in seen:
                         seen.add(mid)
                         out.append(r)
+        if first is not None and cpu is not None and pid is not None:
+            cpu["per_message"] = (cpu_seconds(pid) - first[0]) / max(1, expect - first[1])
     finally:
         await consumer.stop()
     if len(seen) < expect:
         raise RuntimeError(f"only {len(seen)} of {expect} outputs within {timeout_s} s")
     return out
-
-
-async def create(topics: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
-    await admin.close()
-
 
 
 def pct(values: list[float], q: float) -> float:
@@ -197,8 +211,8 @@ def pct(values: list[float], q: float) -> float:
 
 async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    t_in, t_out = f"bench.{tag}.in", f"bench.{tag}.out"
-    await create([t_in, t_out])
+    t_in, t_out = f"{TOPIC_PREFIX}.{tag}.in", f"{TOPIC_PREFIX}.{tag}.out"
+    await create_topics([t_in, t_out])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if variant == "hub":
         env["BENCH_DB_URL"] = fresh_database()
@@ -206,15 +220,17 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
     await produce(t_in, preload, None)
     report = RESULTS / f".{variant}-{tag}.json"
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_delivery", "--child",  # noqa: ASYNC220
-                             variant, t_in, t_out, f"bench-{tag}", str(report)], env=env,
+                             variant, t_in, t_out, f"{GROUP_PREFIX}-{tag}", str(report)], env=env,
                             cwd=ROOT)
     try:
-        outs = await collect(t_out, n, 600, f"collect-{tag}")
+        cpu: dict[str, float] = {}
+        outs = await collect(t_out, n, 600, f"{GROUP_PREFIX}-collect-{tag}", cpu, proc.pid)
         stamps = sorted(r.timestamp for r in outs)
         span_s = max(1e-3, (stamps[-1] - stamps[0]) / 1000)
         throughput = (n - 1) / span_s
         offered = [make_message(n + i, variant) for i in range(int(rate * seconds))]
-        collector = asyncio.create_task(collect(t_out, n + len(offered), 300, f"lat-{tag}"))
+        collector = asyncio.create_task(collect(t_out, n + len(offered), 300,
+                                                f"{GROUP_PREFIX}-lat-{tag}"))
         sent = await produce(t_in, offered, rate)
         latest = await collector
         lat = [r.timestamp - sent[m] for r in latest if (m := input_id(r)) in sent]
@@ -232,6 +248,7 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
         "latency_p99_ms": pct(lat, 0.99),
         "latency_mean_ms": round(statistics.fmean(lat), 1),
         "peak_rss_mib": peak,
+        "cpu_ms_per_message": round(1000 * cpu["per_message"], 4) if cpu else None,
     }
 
 
@@ -246,14 +263,14 @@ async def main(args: argparse.Namespace) -> None:
         "benchmark": "delivery",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "kafka": "Apache Kafka 4.1.1, single KRaft node on loopback",
+        "kafka": f"Apache Kafka 4.1.1 on loopback, {describe()}",
         "database_for_hub": "PostgreSQL 15 on loopback, fsync on",
         "results": results,
     }
     if "hub" in results and "faststream" in results:
         out["hub_vs_faststream"] = round(results["hub"]["messages_per_s"]
                                          / results["faststream"]["messages_per_s"], 1)
-    (RESULTS / "delivery.json").write_text(json.dumps(out, indent=2))
+    args.output.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 
@@ -266,4 +283,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--variants", nargs="+", default=["raw", "faststream", "hub"])
+    parser.add_argument("--output", type=Path, default=RESULTS / "delivery.json")
     asyncio.run(main(parser.parse_args()))

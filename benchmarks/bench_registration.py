@@ -20,12 +20,15 @@ The consumer runs with its per-batch hook ``prepare=pipelines.registration.handl
 (the batch's state read in a few queries, written back in bulk at its end); the benchmark
 adds it when ``registration_consumer()`` does not pass it yet.
 
-The topics are this run's own (``bench.<tag>.*``, deleted afterwards): the handlers'
+The topics are this run's own (``proc.bench.<tag>.*``, deleted afterwards): the handlers'
 emits are renamed from the real topics to them, so that tens of thousands of records do
-not land in the shared ``proc.*`` history other consumers would re-read. Renaming costs
+not land on the real topics, whose history other consumers would re-read. Renaming costs
 nothing measurable; everything else is the production path.
 
     .venv/bin/python -m benchmarks.bench_registration [--n 10000] [--runs 3] [--profile]
+
+``BENCH_KAFKA=secure`` runs it on the secured broker (TLS + SCRAM), ``cluster`` on a
+3-broker cluster (benchmarks/_kafka.py).
 
 ``--profile`` adds a second, smaller run with the hub under cProfile and puts its top
 functions (cumulative and own time) into the results. ``BENCH_BATCH=N`` in the environment
@@ -56,23 +59,30 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks._cases_parts import cpu_seconds
 from benchmarks._database import drop_database, fresh_database
+from benchmarks._kafka import (
+    GROUP_PREFIX,
+    TOPIC_PREFIX,
+    client_kwargs,
+    create_topics,
+    describe,
+    kafka_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
 TARGET = 3_000
 ENTITIES = ("saitama-pref", "kawagoe-city")
 ANSWERS = (b"registration.card-registered", b"registration.rejected")
 
 
 def topic_names(tag: str) -> dict[str, str]:
-    return {"commands": f"bench.{tag}.registration.commands",
-            "events": f"bench.{tag}.registration.events",
-            "mail": f"bench.{tag}.mail.requests"}
+    return {"commands": f"{TOPIC_PREFIX}.{tag}.registration.commands",
+            "events": f"{TOPIC_PREFIX}.{tag}.registration.events",
+            "mail": f"{TOPIC_PREFIX}.{tag}.mail.requests"}
 
 
 # -- the hub (child process) ----------------------------------------------------------------
@@ -129,10 +139,10 @@ def bench_consumer(tag: str) -> Any:
 async def run_hub(db_url: str, tag: str, stop: asyncio.Event) -> None:
     from hub.db import create_db_engine
     from hub.runtime import Hub, report_tasks
-    from hub.settings import KafkaSettings, Settings
+    from hub.settings import Settings
 
     engine = create_db_engine(db_url)
-    kafka = KafkaSettings(bootstrap_servers=KAFKA, group_prefix=f"bench-{tag}")
+    kafka = kafka_settings(group_prefix=f"{GROUP_PREFIX}-{tag}")
     settings = Settings(kafka=kafka, database_url=db_url)  # type: ignore[arg-type]
     hub = Hub(settings, [bench_consumer(tag)], engine=engine, serve_http=False)
     await hub.start()
@@ -216,17 +226,8 @@ def commands(n: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
             for i in range(n)]
 
 
-async def create_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, 6, 1) for t in names])
-    finally:
-        await admin.close()
-
-
 async def delete_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = AIOKafkaAdminClient(**client_kwargs())
     await admin.start()
     try:
         await admin.delete_topics(names)
@@ -237,7 +238,7 @@ async def delete_topics(names: list[str]) -> None:
 async def preload(topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_kwargs(), acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
@@ -250,7 +251,7 @@ async def collect(topic: str, expect: int, timeout_s: float,
                   hub_pid: int | None = None) -> tuple[list[int], dict[str, int], float | None]:
     """Answer timestamps, one per command (by causation id), the answers by type, and the
     hub's CPU seconds per command from the first answers to the last (``hub_pid``'s /proc)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=None,
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(), group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     stamps: dict[str, int] = {}
@@ -408,7 +409,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "registration: commands per second through Kafka, PostgreSQL state",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "kafka": "Apache Kafka 4.1.1, single KRaft node on loopback, 6 partitions",
+        "kafka": f"Apache Kafka 4.1.1 on loopback, {describe()}, 6 partitions",
         "database": "PostgreSQL on loopback, fsync on",
         "hub": "one process, registration_consumer() as the hub runs it (prepare="
                f"handlers.prepare, up to {batch_size()} records per batch)",

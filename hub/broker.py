@@ -49,8 +49,10 @@ def _security(kafka: KafkaSettings) -> BaseSecurity | None:
 
 
 def build_broker(kafka: KafkaSettings, *, graceful_timeout: float = 30.0) -> KafkaBroker:
+    # A list: FastStream takes a string as one host, so "k1:9092,k2:9092" would not resolve.
+    servers = [s.strip() for s in kafka.bootstrap_servers.split(",") if s.strip()]
     return KafkaBroker(
-        kafka.bootstrap_servers,
+        servers,
         client_id=kafka.client_id,
         security=_security(kafka),
         graceful_timeout=graceful_timeout,

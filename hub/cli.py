@@ -96,17 +96,25 @@ def _cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.topics import apply_topics
+    from hub.topics import TopicsError, apply_topics, topic_plans
     from schemas.topics import ALL_TOPICS
 
     if args.action == "list":
-        _print([{"topic": t.name, "dlq": t.dlq, "partitions": t.partitions, "key": t.key.value,
-                 "retention_days": t.retention_ms / 86_400_000, "description": t.description}
+        plans = {p.name: p for p in topic_plans(settings.kafka)}
+        _print([{"topic": t.name, "dlq": t.dlq, "partitions": plans[t.name].partitions,
+                 "key": t.key.value, "retention_days": plans[t.name].retention_ms / 86_400_000,
+                 "dlq_retention_days": plans[t.dlq].retention_ms / 86_400_000,
+                 "description": t.description}
                 for t in ALL_TOPICS])
         return 0
-    report = asyncio.run(apply_topics(settings.kafka))
+    try:
+        report = asyncio.run(apply_topics(settings.kafka))
+    except TopicsError as exc:
+        print(f"hub topics apply: {exc}", file=sys.stderr)
+        return 1
     _print({"created": report.created, "grown": report.grown,
-            "unchanged": len(report.unchanged)})
+            "unchanged": len(report.unchanged), "replication": report.replication,
+            "under_replicated": report.under_replicated})
     return 0
 
 

@@ -13,7 +13,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from connectors._shared.settings import run_dir
+from schemas.topics import ALL_TOPICS
 
 __all__ = [
     "ContractSettings",
@@ -31,14 +32,35 @@ __all__ = [
     "RetrySettings",
     "Settings",
     "StaffSettings",
+    "TopicSettings",
     "load_settings",
 ]
 
 RUN_DIR = run_dir()
 
 
+class TopicSettings(BaseModel):
+    """One declared topic's size and retention where they differ from schemas/topics.py
+    (``hub topics apply``): ``HUB_KAFKA__TOPICS='{"proc.mail.requests": {"partitions": 12}}'``,
+    or for every topic ``HUB_KAFKA__TOPIC_DEFAULTS__RETENTION_MS``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partitions: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="Partitions of the topic and of its dead-letter twin (only ever grown: "
+        "Kafka cannot remove partitions, and more partitions move keys to other ones).")
+    retention_ms: int | None = Field(default=None, ge=60_000)
+    dlq_retention_ms: int | None = Field(default=None, ge=60_000)
+
+
 class KafkaSettings(BaseModel):
-    """Where the Kafka cluster is and how to authenticate to it."""
+    """Where the Kafka cluster is and how to authenticate to it.
+
+    ``ssl_cafile`` names the CA certificates (PEM) that the brokers' certificates are
+    checked against (hostname included), for ``SSL`` and ``SASL_SSL``; without it, the
+    system's. Producer, consumers and admin client all use :meth:`ssl_context`.
+    """
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -70,6 +92,27 @@ class KafkaSettings(BaseModel):
         default=10.0, gt=0, le=300,
         description="How long stopping waits for the last offset commit. Given up after "
         "that, its records are read again by the next owner and deduplicated.")
+    replication_factor: int | None = Field(
+        default=None, ge=1, le=10,
+        description="Replicas of each new topic; default three, or all brokers if fewer.")
+    min_insync_replicas: int = Field(
+        default=2, ge=1, le=10,
+        description="Replicas that must have a record before it is acknowledged (acks=all), "
+        "at most the topic's replicas less one, so that one broker may be down.")
+    topic_defaults: TopicSettings = TopicSettings()
+    topics: dict[str, TopicSettings] = Field(
+        default_factory=dict,
+        description="Per declared topic (by name): partitions and retention (TopicSettings).")
+
+    @field_validator("topics")
+    @classmethod
+    def _declared_topics(cls, value: dict[str, TopicSettings]) -> dict[str, TopicSettings]:
+        declared = {spec.name for spec in ALL_TOPICS}
+        unknown = sorted(set(value) - declared)
+        if unknown:
+            raise ValueError(f"no topic named {', '.join(unknown)} is declared in "
+                             "schemas/topics.py (a dead-letter twin follows its topic)")
+        return value
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):

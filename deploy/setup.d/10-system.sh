@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# System packages from Debian: Java and Maven for the Kafka broker, PostgreSQL; poppler's
-# pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests.
+# System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers, PostgreSQL;
+# poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests.
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+command -v openssl >/dev/null || need+=(openssl)  # the secured broker's CA (deploy/kafka.sh --secure)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v pdfsig >/dev/null || need+=(poppler-utils)
 command -v certutil >/dev/null || need+=(libnss3-tools)

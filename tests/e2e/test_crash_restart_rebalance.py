@@ -19,7 +19,7 @@ from schemas.envelope import new_envelope
 from schemas.wire import decode
 from tests.support import ledger
 from tests.support.hubproc import ROOT, HubProcess, free_port, wait_for
-from tests.support.kafka import create_topics, publish, read_all
+from tests.support.kafka import create_topics, group_is_stable_with, publish, read_all
 from tests.support.ledger import LedgerEntryRequested
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow]
@@ -104,7 +104,8 @@ async def test_two_processes_share_partitions_and_survive_one_stopping(
     procs.extend([a, b])
     a.start()
     b.start()
-    await asyncio.sleep(8)  # both join the group before the stream starts
+    await wait_for(lambda: group_is_stable_with(kafka_bootstrap, f"g{unique}.ledger", 2),
+                   timeout_s=120, what="both processes in the group, partitions assigned")
     await publish(kafka_bootstrap, t_in.name, entries(0, 10_000))
     await wait_for(lambda: len(ledger.workers(engine)) == 2, timeout_s=120,
                    what="both processes booking entries")

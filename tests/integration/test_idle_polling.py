@@ -23,6 +23,7 @@ from hub.db import create_db_engine
 from hub.processing import Processor
 from hub.settings import KafkaSettings, RetrySettings
 from schemas.topics import KeyKind, TopicSpec
+from tests.support.hubproc import wait_for
 from tests.support.kafka import create_topics
 
 pytestmark = pytest.mark.kafka
@@ -59,7 +60,8 @@ async def test_an_idle_consumer_polls_and_fetches_rarely(
     runtime.subscribe(broker)
     await broker.start()
     try:
-        await asyncio.sleep(2.0)  # joined the group, partitions assigned
+        await wait_for(lambda: bool(runtime.subscriber.consumer.assignment()), timeout_s=60,
+                       what="joined the group, partitions assigned")
         start = asyncio.get_running_loop().time()
         await asyncio.sleep(IDLE_S)
         end = asyncio.get_running_loop().time()

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from hub.dlq import partitions_of
 from schemas.envelope import Envelope
@@ -28,9 +30,50 @@ async def create_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> None:
         await admin.close()
 
 
-async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                enable_idempotence=True)
+async def partition_counts(bootstrap: str, spec: TopicSpec) -> dict[str, int]:
+    """How many partitions the metadata shows for ``spec`` and its dead-letter twin."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"])
+                for t in await admin.describe_topics([spec.name, spec.dlq])}
+    finally:
+        await admin.close()
+
+
+async def group_is_stable_with(bootstrap: str, group_id: str, members: int) -> bool:
+    """Whether ``group_id`` has ``members`` members and its partitions assigned (Stable).
+    No coordinator yet (the offsets topic still being made or moved) also means not yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group_id])
+        [group] = response.to_object()["groups"]
+        return bool(group["state"] == "Stable" and len(group["members"]) == members)
+    except KafkaError:
+        return False
+    finally:
+        await admin.close()
+
+
+async def topic_configs(bootstrap: str, topic: str, **kafka: Any) -> dict[str, str]:
+    """The topic's configuration as the broker reports it (defaults included)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [resource] = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
+    finally:
+        await admin.close()
+
+
+async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope[Any]],
+                  **client: Any) -> None:
+    """``client``: more aiokafka arguments (security: KafkaSettings.aiokafka_kwargs())."""
+    producer = AIOKafkaProducer(**{"bootstrap_servers": bootstrap, **client}, acks="all",
+                                linger_ms=5, enable_idempotence=True)
     await producer.start()
     try:
         futures = []
@@ -68,9 +111,9 @@ async def committed_count(bootstrap: str, group_id: str, topic: str) -> int:
 
 
 async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
-                   timeout_s: float = 30.0) -> list[Any]:
+                   timeout_s: float = 30.0, **client: Any) -> list[Any]:
     """Every record of ``topic``; with ``expect``, waits until at least that many arrived."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**{"bootstrap_servers": bootstrap, **client}, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     records: list[Any] = []
