@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     producer_name: str = "procurement-hub"
     http_host: str = "127.0.0.1"
     http_port: int = 8480
+    public_base_url: str | None = Field(
+        default=None, max_length=300, pattern=r"^https?://",
+        description="Where people reach this hub (review links, CON-4 download links in "
+        "mails); default the hub's own HTTP host and port. Set it where the hub is behind "
+        "a proxy or a load balancer: every process then links to the same place.")
     retry: RetrySettings = RetrySettings()
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
@@ -153,6 +158,18 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    def public_base(self) -> str:
+        """:attr:`public_base_url`, else ``http://`` the HTTP host (loopback when it
+        listens everywhere) and port, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- listening everywhere: use loopback
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"  # an IPv6 literal in a URL
+        return f"http://{host}:{self.http_port}"
 
     @classmethod
     def settings_customise_sources(
