@@ -98,6 +98,11 @@ class RetrySettings(BaseModel):
     max_delay_s: float = Field(default=300.0, gt=0)
     jitter: float = Field(default=0.2, ge=0, le=1)
     poll_interval_s: float = Field(default=0.5, gt=0)
+    effect_claim_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long a connector's claim on a message lasts while it calls the "
+        "outside system; a claim older than this (its process died mid-call) is taken "
+        "over. Longer than any one call with its own retries.")
 
 
 class ContractSettings(BaseModel):

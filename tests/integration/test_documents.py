@@ -144,7 +144,8 @@ async def test_the_mail_links_a_large_pdf_to_the_hubs_own_route_valid_10_days(
     expires = int(parse_qs(urlsplit(url).query)["expires"][0])
     days = (datetime.fromtimestamp(expires, UTC) - datetime.now(UTC)) / timedelta(days=1)
     assert 9.99 < days <= 10  # CON-4
-    reply = httpx.get(url)
+    async with httpx.AsyncClient() as client:
+        reply = await client.get(url)
     assert reply.status_code == 200
     assert reply.content == pdf
     # under the limit it is attached, read from the same store
