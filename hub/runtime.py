@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from hub import handover
 from hub.broker import ConsumerRuntime, build_broker
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
@@ -146,6 +147,7 @@ class Hub:
         if self.settings.migrate_on_start:
             await asyncio.to_thread(upgrade, self.engine)
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        handover.attach(self.engine, self.relay)  # HTTP and job commands leave at commit
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self._retry_loop(), name="retry-scheduler"))
         for job in self.jobs:
@@ -173,6 +175,7 @@ class Hub:
         await self.broker.stop()  # drains the batches in flight (graceful_timeout)
         for rt in self.runtimes:
             await rt.drain()
+        handover.detach(self.engine)
         await self.relay.stop()
         if self._server is not None:
             self._server.should_exit = True
