@@ -119,10 +119,10 @@ async def test_three_hubs_one_killed_half_way_every_case_once(
     publisher, feed = KafkaPublisher(kafka_bootstrap), CaseFeed(kafka_bootstrap)
     try:
         hubs.append(await stack.start())
-        for n in (2, 3):  # two more processes in the same consumer groups
+        for n in (2, 3):  # two more processes in the same consumer groups, one at a time
             env = {**stack.hub_env, "HUB_HTTP_PORT": str(free_port())}
             hubs.append(CaseHub(env, tmp_path / f"hub{n}.log"))
-        await asyncio.gather(*(asyncio.to_thread(h.start) for h in hubs[1:]))
+            await asyncio.to_thread(hubs[-1].start, 240)
         await publisher.start()
         await feed.start()
         stage = dataclasses.replace(stack.stage(), publisher=publisher)
