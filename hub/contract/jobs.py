@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connectors._shared.errors import PeerInMaintenance
 from hub.consumers import ConsumerSpec, EffectContext
 from hub.contract.models import CitySignatureRow
 from hub.documents.store import SqlDocumentStore
@@ -205,7 +206,11 @@ def city_signer_consumer(engine: Engine, signer: CitySigning,
         done = found.done
         if done is None:
             assert found.pdf is not None
-            result = await signer.sign(found.pdf)
+            try:
+                result = await signer.sign(found.pdf)
+            except PeerInMaintenance as exc:  # WIN-3: held until the window ends, not failed
+                log.info("city signing held until %s: %s", exc.until.isoformat(), exc)
+                raise
             done = await asyncio.to_thread(_record, engine, docs, found, result)
         ref = DocumentRef(uri=f"{DOC_SCHEME}{done.signed_sha256}", filename=done.filename,
                           size_bytes=done.size_bytes, sha256=done.signed_sha256)
