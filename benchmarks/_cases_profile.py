@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["WHERE", "Sampler", "profile_summary"]
 
 WHERE = {
-    "contract job: sign_for_city (city B-LT signing)": ("jobs.py", "sign_for_city"),
+    "city signer consumer (city B-LT signing)": ("jobs.py", "sign"),
     "citysigner: CitySigner.sign": ("signer.py", "sign"),
     "contract job: collect_contractor_signatures": ("jobs.py", "collect_contractor_signatures"),
     "contract job: expire_review_links": ("jobs.py", "expire_review_links"),

@@ -52,6 +52,27 @@ class Wiring:
     publisher: OutboxPublisher | None = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
     """Called at shutdown (connectors' HTTP clients)."""
+    settings: Settings | None = None
+
+    def documents(self) -> Any:
+        """The shared document store (hub/documents): the database's, in every process."""
+        from hub.documents import SqlDocumentStore
+
+        return SqlDocumentStore(self.engine)
+
+    def links(self) -> Any:
+        """CON-4 download links to this hub's own route, signed with ``HUB_MAIL_LINK_KEY``."""
+        from connectors.mail.settings import MailSettings
+        from hub.documents import LinkSigner
+
+        base = (self.settings or Settings()).public_base()
+        return LinkSigner(base, MailSettings().link_key.get_secret_value().encode())
+
+    def mail_documents(self) -> Any:
+        """What the mail connector attaches or links (CON-4), from the shared store."""
+        from hub.documents.mail import MailDocuments
+
+        return MailDocuments(self.documents(), self.links())
 
 
 def registration_consumer() -> ConsumerSpec:
@@ -150,7 +171,8 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
     ]
     connectors: dict[str, Any] = {}
     for name, topic, connector_cls, module, description in specs:
-        connector = connectors[name] = connector_cls()
+        connector = connectors[name] = (MailConnector(documents=wiring.mail_documents())
+                                        if connector_cls is MailConnector else connector_cls())
         wiring.consumers.append(ConsumerSpec(name, (topic,), handlers=module.effects(connector),
                                              description=description))
         if hasattr(connector, "aclose"):
@@ -164,9 +186,9 @@ def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
     The city's own signer: the token ``HUB_CITYSIGNER_*`` configures, else the local
     SoftHSM2 token (:func:`city_signer`); without SoftHSM2, card cases wait in city-agreed.
     """
-    from connectors.mail.settings import MailSettings
     from hub.contract import wiring as contract
     from hub.contract.review_api import review_router
+    from hub.documents.routes import download_router
 
     wiring.consumers.append(surety_consumer())
     wiring.consumers.append(invoice_consumer())
@@ -174,10 +196,13 @@ def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
 
     use_policy(contract.policy_from_settings(settings))
     wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
-    wiring.jobs.extend(contract.jobs(city_signer=city_signer(),
-                                     mail_dir=MailSettings().documents_dir,
-                                     interval_s=settings.contract.job_interval_s))
+    signer = city_signer()
+    if signer is not None:
+        wiring.consumers.append(contract.city_signer_consumer(wiring.engine, signer,
+                                                              wiring.documents()))
+    wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
     wiring.routers.append(review_router(wiring.engine))
+    wiring.routers.append(download_router(wiring.documents(), wiring.links()))
 
 
 def city_signer(run_dir: Path | None = None) -> Any:
@@ -248,7 +273,9 @@ def gateway(wiring: Wiring) -> Any:
                                                     pki.tsa.cert_path))
         log.warning("gateway: no HUB_GATEWAY_CARD_ROOTS; trusting the test PKI in %s",
                     pki.directory)
-    config = gateway_config(wiring.engine, settings)
+    from hub.contract.jobs import accept_contractor_signature
+
+    config = gateway_config(wiring.engine, settings, on_signed=accept_contractor_signature)
     wiring.routers.append(build_router(config))
     wiring.consumers.append(OUTCOME_CONSUMER)
     return config
@@ -271,7 +298,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
 def default_wiring(settings: Settings) -> Wiring:
     """Every pipeline and connector of the hub."""
     engine = create_db_engine(settings.database_url.get_secret_value())
-    wiring = Wiring(engine=engine, publisher=OutboxPublisher(engine))
+    wiring = Wiring(engine=engine, publisher=OutboxPublisher(engine), settings=settings)
     wiring.consumers.append(registration_consumer())
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))

@@ -50,7 +50,7 @@ class ProcessedMessage(SQLModel, table=True):
 
     consumer: str = Field(primary_key=True, max_length=100)
     message_id: str = Field(primary_key=True, max_length=200)
-    outcome: str = Field(max_length=16, description="done | dead | retrying")
+    outcome: str = Field(max_length=16, description="done | dead | retrying | claimed")
     processed_at: datetime = Field(sa_type=UtcTimestamp)
 
 

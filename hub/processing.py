@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,6 +57,14 @@ log = logging.getLogger(__name__)
 PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
 OB = OutboxRecord.__table__  # type: ignore[attr-defined]
 SR = ScheduledRetry.__table__  # type: ignore[attr-defined]
+
+
+CLAIMED = "claimed"
+"""The outcome of an effect's message while its outside call is under way (see
+``Processor._claim_effect``)."""
+
+EFFECT_CLAIM_POLL_S = 0.2
+"""How often a consumer looks again at an effect another consumer has claimed."""
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -270,6 +278,8 @@ class Processor(RetriesAndDeadLetters):
     def _should_handle(self, d: Delivery, prior: str | None) -> bool:
         if prior is None:
             return True
+        if prior == CLAIMED:  # an effect under way elsewhere, or its process died
+            return True
         if prior == "dead":
             return d.is_replay
         if prior == "retrying":
@@ -293,9 +303,10 @@ class Processor(RetriesAndDeadLetters):
         env = d.decoded
         assert isinstance(env, Envelope)
         prior = await asyncio.to_thread(self._outcome_of, d.dedupe_id)
-        if not self._should_handle(d, prior):
+        if not self._should_handle(d, prior) or not await self._claim_effect(d, prior):
             report.duplicate += 1
             return
+        prior = CLAIMED
         handler = self.spec.handler_for(env.payload)
         ctx = _Context(None, self.clock(), self.producer)
         token = correlation.set(env.correlation_id)
@@ -307,6 +318,41 @@ class Processor(RetriesAndDeadLetters):
         finally:
             correlation.reset(token)
         await asyncio.to_thread(self._record_effect, d, prior, ctx, report)
+
+    async def _claim_effect(self, d: Delivery, prior: str | None) -> bool:
+        """Claim the message before the outside call, so that two consumers never make it
+        at once (a partition revoked in a rebalance while its batch is still in flight, and
+        its new owner reading the same records). A claim another consumer holds is waited
+        for: done there, this copy is a duplicate (False); held longer than
+        ``RetrySettings.effect_claim_s`` (its process died mid-call), it is taken over."""
+        while True:
+            if await asyncio.to_thread(self._claim, d.dedupe_id, prior):
+                return True
+            await asyncio.sleep(EFFECT_CLAIM_POLL_S)
+            prior = await asyncio.to_thread(self._outcome_of, d.dedupe_id)
+            if prior != CLAIMED and not self._should_handle(d, prior):
+                return False
+
+    def _claim(self, message_id: str, prior: str | None) -> bool:
+        now = self.clock()
+        with transaction(self.engine) as session:
+            if prior is None:
+                try:
+                    with session.begin_nested():
+                        session.execute(sa.insert(PM).values(
+                            consumer=self.spec.name, message_id=message_id, outcome=CLAIMED,
+                            processed_at=now))
+                except sa.exc.IntegrityError:
+                    return False
+                return True
+            held = PM.c.outcome == prior
+            if prior == CLAIMED:
+                stale = now - timedelta(seconds=self.retry.effect_claim_s)
+                held = held & (PM.c.processed_at < stale)
+            taken = session.execute(sa.update(PM).where(
+                PM.c.consumer == self.spec.name, PM.c.message_id == message_id, held,
+            ).values(outcome=CLAIMED, processed_at=now))
+            return bool(taken.rowcount)  # type: ignore[attr-defined]
 
     def _outcome_of(self, message_id: str) -> str | None:
         with self.engine.connect() as conn:

@@ -34,12 +34,13 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from hub import claimcheck, metrics
+from hub import claimcheck, handover, metrics
 from hub.broker import ConsumerRuntime, build_broker
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
 from hub.http import build_http_app
 from hub.http_edge import EdgeLimits
+from hub.leases import Lease
 from hub.logs import redact_text
 from hub.migrations import upgrade
 from hub.outbox import OutboxRelay, backoff_delay
@@ -66,7 +67,16 @@ class ScheduledJob:
     name: str
     interval_s: float
     run: Callable[[Engine], Awaitable[Any]]
+    lease_ttl_s: float | None = None
+    """How long its lease (hub/leases.py) lasts unrenewed: how soon another process takes
+    the job over when its holder dies. Default: three intervals, at least 15 s."""
 
+    def lease_ttl(self) -> float:
+        return self.lease_ttl_s or max(3 * self.interval_s, LEASE_MIN_TTL_S)
+
+
+LEASE_MIN_TTL_S = 15.0
+"""The shortest lease of a scheduled job: long enough that a busy holder renews in time."""
 
 GC_YOUNG_THRESHOLD = 10_000
 """Allocations between two young-generation collections (CPython's default: 700)."""
@@ -184,6 +194,7 @@ class Hub:
         if self.settings.migrate_on_start:
             await asyncio.to_thread(upgrade, self.engine)
         self._supervise("outbox-relay", self.relay.run)
+        handover.attach(self.engine, self.relay)  # HTTP and job commands leave at commit
         await self.broker.start()
         self._supervise("retry-scheduler", self._retry_loop)
         for job in self.jobs:
@@ -258,6 +269,7 @@ class Hub:
         await self.broker.stop()  # drains the batches in flight (graceful_timeout)
         for rt in self.runtimes:
             await rt.drain()
+        handover.detach(self.engine)
         await self.relay.stop()
         if self._server is not None:
             self._server.should_exit = True
@@ -345,11 +357,20 @@ class Hub:
                                 if failures else interval)
 
     async def _job_loop(self, job: ScheduledJob) -> None:
-        while True:
-            try:
-                await job.run(self.engine)
-                self.relay.wake()
-            except Exception:
-                log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_s)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), job.interval_s)
+        # One process at a time runs a job: the holder of its lease (hub/leases.py).
+        lease = Lease(self.engine, f"job:{job.name}", ttl_s=job.lease_ttl())
+        try:
+            while True:
+                try:
+                    if await asyncio.to_thread(lease.acquire):
+                        async with lease.renewed():
+                            await job.run(self.engine)
+                        self.relay.wake()
+                except Exception:
+                    log.exception("job %s failed; it runs again in %.0f s", job.name,
+                                  job.interval_s)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), job.interval_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(lease.release))

@@ -148,6 +148,11 @@ class RetrySettings(BaseModel):
     max_delay_s: float = Field(default=300.0, gt=0)
     jitter: float = Field(default=0.2, ge=0, le=1)
     poll_interval_s: float = Field(default=0.5, gt=0)
+    effect_claim_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long a connector's claim on a message lasts while it calls the "
+        "outside system; a claim older than this (its process died mid-call) is taken "
+        "over. Longer than any one call with its own retries.")
 
 
 class RetentionSettings(BaseModel):
@@ -272,6 +277,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8480
     http: HttpSettings = HttpSettings()
+    public_base_url: str | None = Field(
+        default=None, max_length=300, pattern=r"^https?://",
+        description="Where people reach this hub (review links, CON-4 download links in "
+        "mails); default the hub's own HTTP host and port. Set it where the hub is behind "
+        "a proxy or a load balancer: every process then links to the same place.")
     retry: RetrySettings = RetrySettings()
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
@@ -289,6 +299,19 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    def public_base(self) -> str:
+        """:attr:`public_base_url`, else the hub's own HTTP host (loopback when it listens
+        everywhere) and port, ``https`` when it serves TLS; without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- listening everywhere: use loopback
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"  # an IPv6 literal in a URL
+        scheme = "https" if self.http.tls else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.contract.review_api import AcceptedOut, WhoIn, publish_step, refuse_early
+from hub.documents.store import DocumentNotFoundError, DocumentStore, SqlDocumentStore
 from pipelines.contract import texts
 from pipelines.contract.archive import (
     ConclusionCertificate,
@@ -36,7 +37,7 @@ from pipelines.contract.archive import (
     search_contracts,
 )
 from pipelines.contract.state import CaseState
-from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
+from pipelines.contract.store import DOC_SCHEME, load_case
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
 from schemas.envelope import utc_now
 from schemas.registry import Payload
@@ -75,8 +76,12 @@ class ValidationOut(BaseModel):
 
 
 def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
-                   clock: Callable[[], datetime] = utc_now) -> APIRouter:
+                   clock: Callable[[], datetime] = utc_now,
+                   store: DocumentStore | None = None) -> APIRouter:
+    """``store``: the shared document store the archive reads and the contract sets go to
+    (default: the database's, :class:`~hub.documents.SqlDocumentStore`)."""
     router = APIRouter(prefix="/contracts", tags=["contract archive"])
+    docs: DocumentStore = store or SqlDocumentStore(engine)
 
     def session() -> Iterator[Session]:
         with Session(engine) as s:
@@ -114,7 +119,11 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         state = load_case(db, case_id)
         if state is None or state.signed is None:
             raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
-        return Response(get_document(db, state.signed), media_type="application/pdf")
+        try:
+            content = docs.get(state.signed.sha256)
+        except DocumentNotFoundError as exc:
+            raise _not_concluded(NotConcludedError(str(exc))) from exc
+        return Response(content, media_type="application/pdf")
 
     def publish(state: CaseState, payload: Payload) -> AcceptedOut:
         return publish_step(engine, state, payload, clock(), PRODUCER)
@@ -140,8 +149,7 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
             uri=f"{DOC_SCHEME}{digest}", filename=f"{case_id}.pdf", size_bytes=len(pdf),
             sha256=digest))
         refuse_early(state, command, clock())  # before keeping a set nobody may review
-        with Session(engine) as tx, tx.begin():
-            put_document(tx, command.document.filename, pdf, clock())
+        docs.put(pdf, filename=command.document.filename)
         return publish(state, command)
 
     @router.post("/{case_id}/city-agreement", status_code=202)

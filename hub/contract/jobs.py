@@ -4,53 +4,60 @@
   :class:`ReviewLinkExpiryReached` command, so the process marks it expired and says so.
 - :func:`collect_contractor_signatures` (CON-2, CON-5): a gateway signing job the gateway
   has validated becomes :class:`ContractorSignatureAccepted`, the signed PDF archived.
-- :func:`sign_for_city` (CON-2, CON-7): a case the city agreed to is signed by the city's
-  own signer (PAdES B-LT) and becomes :class:`CitySignatureApplied`; the signed PDF is
-  archived and put where the mail connector attaches or links it (CON-4).
+  The gateway calls :func:`accept_contractor_signature` in the transaction that accepts
+  the signed PDF, so this job only finds what was signed before that hook existed.
+- :func:`city_signer_consumer` (CON-2, CON-7): not a job but a consumer of the process's
+  events: a case the city agreed to is signed by the city's own signer (PAdES B-LT) and
+  becomes :class:`CitySignatureApplied`; the signed PDF goes to the shared document
+  store, where the mail connector attaches or links it (CON-4).
 
-Each writes its command through the transactional outbox with a message id derived from
-the case and step, so a job that runs twice (two hub processes, a crash between the
-write and the next run) yields one effect: the process manager drops the repeat.
+The jobs run in the process holding their lease (hub/leases.py). Each writes its command
+through the transactional outbox with a message id derived from the case and step, so a
+job that runs twice (a lease taken over from a stalled holder, a crash between the write
+and the next run) yields one effect: the process manager drops the repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors._shared.errors import PeerInMaintenance
-from connectors._shared.files import contained, write_private
+from hub.consumers import ConsumerSpec, EffectContext
+from hub.contract.models import CitySignatureRow
+from hub.documents.store import SqlDocumentStore
 from hub.gateway.models import SigningJobRow
 from hub.outbox import enqueue
-from pipelines.contract.mails import mail_document_ref
 from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
-from pipelines.contract.store import get_document, put_document
+from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
 from schemas.contract import (
     CitySignatureApplied,
     ContractorSignatureAccepted,
     ContractStatus,
+    ContractStepRecorded,
+    DocumentRef,
     ReviewLinkExpiryReached,
 )
-from schemas.envelope import new_envelope, utc_now
+from schemas.envelope import Envelope, new_envelope
 from schemas.ids import keyed_uuid
 from schemas.registry import Payload
 from schemas.topics import Topics
 
 __all__ = [
+    "CITY_SIGNER_CONSUMER",
     "PRODUCER",
     "CitySigning",
+    "accept_contractor_signature",
+    "city_signer_consumer",
     "collect_contractor_signatures",
     "expire_review_links",
-    "sign_for_city",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,7 +66,7 @@ PRODUCER = "hub.contract.jobs"
 
 
 class CitySigning(Protocol):
-    """What :func:`sign_for_city` needs of connectors.citysigner.CitySigner."""
+    """What :func:`city_signer_consumer` needs of connectors.citysigner.CitySigner."""
 
     async def sign(self, pdf: bytes, *, field_name: str = ...) -> Any: ...
 
@@ -114,47 +121,108 @@ def collect_contractor_signatures(session: Session, now: datetime) -> int:
     return done
 
 
-_signed_by: WeakKeyDictionary[CitySigning, dict[str, str]] = WeakKeyDictionary()
-"""Per signer: the cases this process signed and whose CitySignatureApplied is queued
-(case id -> sha256 of the contractor-signed PDF it signed). Until the process manager
-takes that command, the case stays city-agreed; signing it again on every run would only
-make a signature the process drops as a repeat (same message id), at ~0.1 s CPU each."""
+def accept_contractor_signature(session: Session, job: SigningJobRow, now: datetime) -> bool:
+    """CON-2: the gateway accepted ``job``'s signed PDF; in that same transaction, the case
+    waiting for it gets :class:`ContractorSignatureAccepted` (the step is event-driven: no
+    poll stands between the contractor's signature and the city's agreement). False when
+    the job is no contract case's (or not its current one); the periodic
+    :func:`collect_contractor_signatures` finds what this did not."""
+    row = session.exec(select(CaseRow).where(
+        CaseRow.signing_job_id == job.id,
+        CaseRow.status == ContractStatus.CONTRACTOR_AGREED.value)).first()
+    if row is None or job.signed_document is None:
+        return False
+    state = CaseState.model_validate(row.state)
+    if state.signing_job_id != job.id:
+        return False
+    ref = put_document(session, f"{state.case_id}-contractor-signed.pdf", job.signed_document,
+                       now)
+    _command(session, state, ContractorSignatureAccepted(
+        case_id=state.case_id, signing_job_id=job.id, document=ref,
+        signer_issuer=job.signer_issuer or "?", signer_serial=job.signer_serial or "?",
+        signed_at=_aware(job.signed_at or now)), f"contractor-signed:{job.id}", now)
+    return True
 
 
-async def sign_for_city(engine: Engine, signer: CitySigning, mail_dir: Path,
-                        clock: Callable[[], datetime] = utc_now) -> int:
-    """CON-2: sign every case the city agreed to with the city's signer (B-LT)."""
-    queued = _signed_by.setdefault(signer, {})
+CITY_SIGNER_CONSUMER = "contract.city-signer"
+
+
+@dataclass(frozen=True)
+class _ToSign:
+    state: CaseState
+    contractor: DocumentRef
+    pdf: bytes | None
+    """None when the case was signed already (``done``)."""
+    done: CitySignatureRow | None
+
+
+def _to_sign(engine: Engine, case_id: str) -> _ToSign | None:
     with Session(engine) as session:
-        agreed = [s for s in _cases(session, ContractStatus.CITY_AGREED) if s.contractor_signed]
-        for case_id in queued.keys() - {s.case_id for s in agreed}:
-            del queued[case_id]  # the process has taken it: nothing to remember
-        todo = [(s, get_document(session, s.contractor_signed)) for s in agreed
-                if s.contractor_signed and queued.get(s.case_id) != s.contractor_signed.sha256]
-    signed = 0
-    for state, pdf in todo:
-        try:
-            result = await signer.sign(pdf)
-        except PeerInMaintenance as exc:  # WIN-3: held, not failed; every case needs the TSA
-            log.info("city signing held until %s: %s", exc.until.isoformat(), exc)
-            break
-        except Exception:  # one case's failure must not hold the others back
-            log.exception("city signing of case %s failed; tried again next run", state.case_id)
-            continue
-        name = f"{state.case_id}.pdf"
-        with Session(engine) as session, session.begin():
-            ref = put_document(session, name, result.pdf, clock())
-            # The case id is a safe name already (schemas.ids.CaseId); contained() is the
-            # second line: the PDF goes inside the mail directory or nowhere.
-            target = contained(mail_dir, mail_document_ref(ref))
-            await asyncio.to_thread(write_private, target, result.pdf)
-            _command(session, state, CitySignatureApplied(
-                case_id=state.case_id, document=ref, signer_subject=result.signer_subject[:300],
-                signed_at=result.signed_at), "city-signed", clock())
-        assert state.contractor_signed is not None  # filtered above
-        queued[state.case_id] = state.contractor_signed.sha256
-        signed += 1
-    return signed
+        state = load_case(session, case_id)
+        if state is None or state.status is not ContractStatus.CITY_AGREED \
+                or state.contractor_signed is None:
+            return None  # a late or repeated request: the case has moved on
+        contractor = state.contractor_signed
+        done = session.get(CitySignatureRow, (case_id, contractor.sha256))
+        if done is not None:
+            return _ToSign(state, contractor, None, done)
+        return _ToSign(state, contractor, get_document(session, contractor), None)
+
+
+def _record(engine: Engine, store: SqlDocumentStore, found: _ToSign,
+            result: Any) -> CitySignatureRow:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        doc = store.put_in(session, result.pdf, filename=f"{found.state.case_id}.pdf")
+        row = CitySignatureRow(case_id=found.state.case_id,
+                               contractor_sha256=found.contractor.sha256,
+                               signed_sha256=doc.key, filename=doc.filename,
+                               size_bytes=doc.size, signer_subject=result.signer_subject[:300],
+                               signed_at=_aware(result.signed_at))
+        session.add(row)
+        return row
+
+
+def city_signer_consumer(engine: Engine, signer: CitySigning,
+                         store: SqlDocumentStore | None = None) -> ConsumerSpec:
+    """CON-2, CON-7: the city's signature as a consumer of the process's events.
+
+    When a case reaches city-agreed (``ContractStepRecorded``), the city's signer signs
+    the contractor-signed PDF (PAdES B-LT, with the TSA), keeps it in the document store
+    and asks the process to conclude (:class:`CitySignatureApplied`). Partitioned by case
+    like every consumer, so one process signs a case; the signature is recorded with the
+    signed PDF before the command is emitted, so a request redelivered after a crash
+    reuses it instead of signing and timestamping again. The signer's maintenance window
+    (WIN-3) holds the request; a failure is retried with backoff, then dead-lettered."""
+    docs = store or SqlDocumentStore(engine)
+
+    async def sign(ctx: EffectContext, envelope: Envelope[Any]) -> None:
+        step: ContractStepRecorded = envelope.payload
+        if step.status is not ContractStatus.CITY_AGREED:
+            return
+        found = await asyncio.to_thread(_to_sign, engine, step.case_id)
+        if found is None:
+            return
+        done = found.done
+        if done is None:
+            assert found.pdf is not None
+            try:
+                result = await signer.sign(found.pdf)
+            except PeerInMaintenance as exc:  # WIN-3: held until the window ends, not failed
+                log.info("city signing held until %s: %s", exc.until.isoformat(), exc)
+                raise
+            done = await asyncio.to_thread(_record, engine, docs, found, result)
+        ref = DocumentRef(uri=f"{DOC_SCHEME}{done.signed_sha256}", filename=done.filename,
+                          size_bytes=done.size_bytes, sha256=done.signed_sha256)
+        ctx.emit(Topics.CONTRACT_COMMANDS, CitySignatureApplied(
+            case_id=step.case_id, document=ref, signer_subject=done.signer_subject,
+            signed_at=_aware(done.signed_at)), cause=envelope, correlation_id=step.case_id)
+
+    return ConsumerSpec(
+        CITY_SIGNER_CONSUMER, (Topics.CONTRACT_EVENTS,),
+        handlers={ContractStepRecorded: sign},
+        description="発注者の電子署名: the city's PAdES B-LT signature of each city-agreed "
+                    "case (CON-2, CON-7)",
+        emits=((Topics.CONTRACT_COMMANDS, (CitySignatureApplied,)),))
 
 
 def _aware(at: datetime) -> datetime:

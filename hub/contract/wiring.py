@@ -1,7 +1,8 @@
 """What hub/bootstrap.py's default wiring runs for the contract process (CON-1 … CON-7).
 
     wiring.consumers.extend(contract.consumers(cloudsign_store=...))
-    wiring.jobs.extend(contract.jobs(city_signer=..., mail_dir=mail_settings.documents_dir))
+    wiring.consumers.append(contract.city_signer_consumer(engine, city_signer))
+    wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
     wiring.routers.append(staff_only(archive_router(engine, roots)))  # .archive_api
     wiring.routers.append(review_router(engine))                      # .review_api
 
@@ -15,19 +16,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connectors.mail.settings import MailSettings
 from hub.consumers import ConsumerSpec
 from hub.contract.jobs import (
-    CitySigning,
+    accept_contractor_signature,
+    city_signer_consumer,
     collect_contractor_signatures,
     expire_review_links,
-    sign_for_city,
 )
 from hub.gateway.jobs import create_job
 from hub.runtime import ScheduledJob
@@ -47,23 +46,24 @@ from schemas.erp import ErpRegistrationRequested
 from schemas.mail import MailRequested
 from schemas.topics import Topics
 
-__all__ = ["GatewaySigningJobs", "consumers", "jobs", "policy_from_settings"]
+__all__ = [
+    "GatewaySigningJobs",
+    "accept_contractor_signature",
+    "city_signer_consumer",
+    "consumers",
+    "jobs",
+    "policy_from_settings",
+]
 
 
 def policy_from_settings(settings: Settings) -> ContractPolicy:
     """The city's contract policy from ``HUB_CONTRACT__*`` (review-link TTL and base URL;
-    the base URL defaults to the hub's own HTTP host and port + /contract/review, https
-    when the hub serves TLS)."""
+    the base URL defaults to the hub's public base URL + /contract/review, https when the
+    hub serves TLS)."""
     c = settings.contract
-    host = settings.http_host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 -- listening everywhere: use loopback
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"  # an IPv6 literal in a URL
     return ContractPolicy(
         review_link_ttl=timedelta(hours=c.review_link_ttl_hours),
-        review_base_url=c.review_base_url or
-        f"{'https' if settings.http.tls else 'http'}://{host}:{settings.http_port}/contract/review")
+        review_base_url=c.review_base_url or f"{settings.public_base()}/contract/review")
 
 
 class GatewaySigningJobs:
@@ -100,12 +100,12 @@ def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[Consumer
                (Topics.ERP_COMMANDS, (ErpRegistrationRequested,))))]
 
 
-def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None,
-         interval_s: float = 30.0, clock: Callable[[], datetime] = utc_now,
+def jobs(*, interval_s: float = 30.0, clock: Callable[[], datetime] = utc_now,
          ) -> list[ScheduledJob]:
-    """Review-link timeouts and collected contractor signatures; the city's signing when a
-    signer is configured (connectors.citysigner.CitySigner). ``interval_s``: the settings'
-    ``contract.job_interval_s`` (``HUB_CONTRACT__JOB_INTERVAL_S``)."""
+    """Review-link timeouts (CON-3) and, as a fallback, contractor signatures the gateway
+    did not hand over itself. Run by the process holding the job's lease (hub/leases.py).
+    The city's signing is a consumer (:func:`city_signer_consumer`). ``interval_s``: the
+    settings' ``contract.job_interval_s`` (``HUB_CONTRACT__JOB_INTERVAL_S``)."""
 
     async def timeouts(engine: Engine) -> Any:
         def once() -> tuple[int, int]:
@@ -116,12 +116,4 @@ def jobs(*, city_signer: CitySigning | None = None, mail_dir: Path | None = None
 
         return await asyncio.to_thread(once)
 
-    found = [ScheduledJob("contract-timeouts", interval_s, timeouts)]
-    if city_signer is not None:
-        signer, directory = city_signer, mail_dir or MailSettings().documents_dir
-
-        async def city(engine: Engine) -> Any:
-            return await sign_for_city(engine, signer, directory, clock)
-
-        found.append(ScheduledJob("contract-city-signing", interval_s, city))
-    return found
+    return [ScheduledJob("contract-timeouts", interval_s, timeouts)]

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy.engine import Engine
@@ -30,6 +31,9 @@ class GatewayConfig:
     challenge_ttl: dt.timedelta = dt.timedelta(minutes=2)
     producer: str = "hub.gateway"
     clock: Callable[[], dt.datetime] = field(default=_utcnow)
+    on_signed: Callable[[Session, Any, dt.datetime], Any] | None = None
+    """Called with (session, job, now) in the transaction that accepts a job's signed PDF,
+    so the job's owner takes its next step in that same commit (the contract process)."""
 
     def now(self) -> dt.datetime:
         return self.clock()

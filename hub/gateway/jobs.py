@@ -113,5 +113,8 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
         job.signed_at = cfg.now()
         job.signer_issuer, job.signer_serial = result
         session.add(job)
+        if cfg.on_signed is not None:
+            session.flush()
+            cfg.on_signed(session, job, job.signed_at)
         return job
 

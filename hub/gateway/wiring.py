@@ -9,12 +9,15 @@ consumer that records registration outcomes for the agent (REG-10).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from hub.consumers import ConsumerSpec
 from hub.gateway.config import GatewayConfig
@@ -44,7 +47,9 @@ def _load(paths: tuple[Path, ...]) -> tuple[x509.Certificate, ...]:
     return tuple(out)
 
 
-def gateway_config(engine: Engine, settings: GatewaySettings | None = None) -> GatewayConfig:
+def gateway_config(engine: Engine, settings: GatewaySettings | None = None, *,
+                   on_signed: Callable[[Session, Any, dt.datetime], Any] | None = None,
+                   ) -> GatewayConfig:
     from connectors.tsa.settings import TsaSettings
 
     s = settings or GatewaySettings()
@@ -54,7 +59,8 @@ def gateway_config(engine: Engine, settings: GatewaySettings | None = None) -> G
     signature_roots = _load(s.signature_roots) or card_roots + TsaSettings().load_trust_roots()
     return GatewayConfig(engine=engine, card_roots=card_roots, signature_roots=signature_roots,
                          session_ttl=dt.timedelta(minutes=s.session_minutes),
-                         challenge_ttl=dt.timedelta(seconds=s.challenge_seconds))
+                         challenge_ttl=dt.timedelta(seconds=s.challenge_seconds),
+                         on_signed=on_signed)
 
 
 OUTCOME_CONSUMER = ConsumerSpec(

@@ -1,9 +1,16 @@
-"""Alembic migrations of the hub's database (``hub db upgrade``)."""
+"""Alembic migrations of the hub's database (``hub db upgrade``).
+
+Several ``hub run`` processes started together each upgrade at start: on PostgreSQL the
+upgrade holds a session-level advisory lock (:data:`MIGRATION_LOCK`), so they run one
+after the other and the later ones find the schema at head. SQLite serialises writers
+itself, and the hub runs as one process on it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
@@ -11,6 +18,9 @@ from sqlalchemy.engine import Engine
 __all__ = ["current_revision", "upgrade"]
 
 HERE = Path(__file__).resolve().parent
+
+MIGRATION_LOCK = 0x6875625F6D6967
+"""The advisory lock key held while migrating (the bytes of 'hub_mig')."""
 
 
 def _config(engine: Engine) -> Config:
@@ -21,7 +31,17 @@ def _config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(_config(engine), revision)
+    if engine.dialect.name != "postgresql":
+        command.upgrade(_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        lock.commit()
+        try:
+            command.upgrade(_config(engine), revision)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            lock.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

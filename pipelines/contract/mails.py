@@ -1,9 +1,10 @@
 """The contract process's mails: review requests (CON-3) and conclusion notices (CON-4).
 
 The pipeline only asks for a template with its values (schemas/mail.py); the mail
-connector renders it. A conclusion notice names the signed PDF by ``attachment_ref``, a
-path in the mail connector's document directory (:func:`mail_document_ref`): the
-connector attaches it under 6 MB and otherwise mails a link valid 10 days (CON-4).
+connector renders it. A conclusion notice names the signed PDF by ``attachment_ref``
+(:func:`mail_document_ref`: its SHA-256, the key in the hub's document store, and its
+file name): the connector attaches it under 6 MB and otherwise mails a link valid 10
+days (CON-4).
 Mail ids derive from the case and what the mail is for, so a redelivered command asks
 for the same mail and the connector sends it once.
 """
@@ -28,8 +29,8 @@ def _jst(when: datetime) -> str:
 
 
 def mail_document_ref(document: DocumentRef) -> str:
-    """Where the signed PDF is put for the mail connector (relative to its directory)."""
-    return f"contracts/{document.sha256[:32]}/{document.filename}"
+    """How the mail connector finds the signed PDF: its key in the document store."""
+    return f"contracts/{document.sha256}/{document.filename}"
 
 
 def review_mail(state: CaseState, link: ReviewLink, policy: ContractPolicy,

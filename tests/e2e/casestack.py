@@ -124,9 +124,9 @@ class Peers:
         self._procs.clear()
 
 
-CONSUMERS = ("registration", "surety", "invoices", "contract", "gateway-outcomes",
-             "connector.mail", "connector.erp", "connector.dsure", "connector.application",
-             "connector.cloudsign")
+CONSUMERS = ("registration", "surety", "invoices", "contract", "contract.city-signer",
+             "gateway-outcomes", "connector.mail", "connector.erp", "connector.dsure",
+             "connector.application", "connector.cloudsign")
 """The default wiring's consumer names; a consumer missing here just replays history."""
 
 

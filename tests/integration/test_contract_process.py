@@ -12,6 +12,7 @@ rule-breaking step answered by rule ID, redelivery without a second effect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,13 +33,17 @@ from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from hub.contract.jobs import (
+    accept_contractor_signature,
+    city_signer_consumer,
     collect_contractor_signatures,
     expire_review_links,
-    sign_for_city,
 )
+from hub.contract.models import CitySignatureRow
 from hub.contract.wiring import consumers, jobs
-from hub.db import OutboxRecord
+from hub.db import OutboxRecord, ProcessedMessage
 from hub.delivery import Delivery
+from hub.documents import LinkSigner, SqlDocumentStore
+from hub.documents.mail import MailDocuments
 from hub.gateway.config import GatewayConfig
 from hub.gateway.errors import GatewayRefusalError
 from hub.gateway.jobs import accept_signed
@@ -197,6 +202,32 @@ def register_card(engine: Engine, card: CardCredentials, now: datetime) -> CardS
                        domain=Domain.WORKS)
 
 
+class CountingSigner:
+    def __init__(self, signer: Any) -> None:
+        self.signer, self.calls = signer, 0
+
+    async def sign(self, pdf: bytes, *, field_name: str = "CitySignature") -> Any:
+        self.calls += 1
+        return await self.signer.sign(pdf, field_name=field_name)
+
+
+def signer_processor(w: World, signer: Any, name: str) -> Processor:
+    spec = dataclasses.replace(city_signer_consumer(w.engine, signer), name=name)
+    return Processor(spec, w.engine, RetrySettings(max_attempts=2, base_delay_s=1),
+                     producer="test", clock=w.clock, rng=random.Random(5))
+
+
+def delivery_of(env: Envelope[Any], offset: int) -> Delivery:
+    key, value, headers = encode(env)
+    return Delivery(topic=Topics.CONTRACT_EVENTS.name, partition=0, offset=offset, key=key,
+                    value=value, headers=headers)
+
+
+def city_signatures(engine: Engine) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.exec(sa.select(CitySignatureRow)).all())  # type: ignore[call-overload]
+
+
 class RefusingToken:
     async def sign(self, pdf: bytes, *, field_name: str = "CitySignature") -> Any:
         raise CitySignerError("cannot open the city's token 'city-signer': PinIncorrect")
@@ -253,39 +284,60 @@ async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevP
     card, signed_by_card = await contractor_sign(pdf, pki, tsa)
     who = register_card(w.engine, card, w.clock.now)
     cfg = GatewayConfig(engine=w.engine, card_roots=pki.trust_roots,
-                        signature_roots=pki.trust_roots, clock=w.clock)
+                        signature_roots=pki.trust_roots, clock=w.clock,
+                        on_signed=accept_contractor_signature)
     at = signed_by_card.index(b"Contract R8-0042")
     edited = signed_by_card[:at] + b"K" + signed_by_card[at + 1:]
     with pytest.raises(GatewayRefusalError) as refused:  # an edited PDF is refused
         await asyncio.to_thread(accept_signed, cfg, who, job.id, edited)
     assert [v.rule_id for v in refused.value.violations] == ["CON-5"]
     await asyncio.to_thread(accept_signed, cfg, who, job.id, signed_by_card)
-    with Session(w.engine) as session, session.begin():
-        assert collect_contractor_signatures(session, w.clock.now) == 1
+    # the gateway's own transaction queued the next step: no job had to run
     assert await w.run_job_commands() == 1
     assert w.status() is ContractStatus.CONTRACTOR_SIGNED
+    with Session(w.engine) as session, session.begin():
+        assert collect_contractor_signatures(session, w.clock.now) == 0
 
     await w.send(CityAgreed(case_id=CASE, by=CITY.email))
     assert w.status() is ContractStatus.CITY_AGREED
-    mail_dir = tmp_path / "mail-documents"
-    # a token that refuses leaves the case waiting for the next run, nothing half-done
-    assert await sign_for_city(w.engine, RefusingToken(), mail_dir, w.clock) == 0
+    (agreed,) = [e for e in w.published(Topics.CONTRACT_EVENTS.name)
+                 if e.type == "econtract.step-recorded"
+                 and e.payload.status is ContractStatus.CITY_AGREED]
+    # a token that refuses leaves the case waiting (retried later), nothing half-done
+    refusing = signer_processor(w, RefusingToken(), "refusing")
+    report = await refusing.process([delivery_of(agreed, 1)])
+    assert report.retried == 1
     assert w.status() is ContractStatus.CITY_AGREED
-    assert not mail_dir.exists()
-    city = FileKeyCitySigner(pki, tsa)
-    assert await sign_for_city(w.engine, city, mail_dir, w.clock) == 1
-    # its CitySignatureApplied is queued: the next run does not sign the case again
-    assert await sign_for_city(w.engine, city, mail_dir, w.clock) == 0
-    await w.run_job_commands()
+    assert city_signatures(w.engine) == []
+    city = CountingSigner(FileKeyCitySigner(pki, tsa))
+    signing = signer_processor(w, city, "city-signer")
+    assert (await signing.process([delivery_of(agreed, 1)])).done == 1
+    assert (await signing.process([delivery_of(agreed, 1)])).duplicate == 1  # once
+    # the process died after signing, before its offset and marker: the redelivery
+    # reuses the recorded signature, with no second signature nor timestamp
+    with w.engine.begin() as conn:
+        conn.execute(sa.delete(ProcessedMessage.__table__))  # type: ignore[attr-defined]
+    assert (await signing.process([delivery_of(agreed, 1)])).done == 1
+    assert city.calls == 1
+    assert len(city_signatures(w.engine)) == 1
+    applied = [e for e in w.published(Topics.CONTRACT_COMMANDS.name)
+               if e.type == "econtract.city-signed"]
+    assert len(applied) == 2
+    assert applied[0].payload == applied[1].payload
+    for env in applied:
+        await w.deliver(env)  # the second one is refused as a wrong step: no second effect
     assert w.status() is ContractStatus.CONCLUDED
-    assert w.types()[-2:] == ["econtract.step-recorded", "econtract.concluded"]
+    assert [t for t in w.types() if t == "econtract.concluded"] == ["econtract.concluded"]
 
     concluded = [e.payload for e in w.published(Topics.MAIL_REQUESTS.name)
                  if e.payload.kind is MailKind.CONTRACT_CONCLUDED]
     assert [m.to for m in concluded] == [("boss@demo.co.jp",), ("keiyaku@city.ashikaga.jp",)]
     ref = concluded[0].attachment_ref
     assert ref is not None
-    signed = (mail_dir / ref).read_bytes()
+    # the mail connector reads it from the shared store, not from a directory
+    docs = MailDocuments(SqlDocumentStore(w.engine),
+                         LinkSigner("https://hub.example", b"k" * 32))
+    signed = await docs.read(ref)
     report = await async_validate_contract_pdf(signed, pki.trust_roots)
     assert [s.field_name for s in report.signatures] == ["ContractorSignature", "CitySignature"]
     assert report.valid, report
@@ -301,7 +353,7 @@ async def test_card_route_from_bid_opening_to_conclusion(world: World, pki: DevP
     assert erp.payload.period_start == erp.payload.contract_date  # no 工期 given: the default
     assert erp.payload.period_end == default_period(erp.payload.contract_date)[1]
     assert await w.run_job_commands() == 0
-    for env in w.published(Topics.CONTRACT_COMMANDS.name)[-1:]:
+    for env in applied:
         await w.deliver(env)  # the city's signature redelivered: still one registration
     assert len(w.published(Topics.ERP_COMMANDS.name)) == 1
 

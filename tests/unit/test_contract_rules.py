@@ -223,7 +223,7 @@ def test_con2_full_card_route_to_conclusion() -> None:
     assert [m.to for m in done.mails] == [("boss@demo.co.jp", "tanaka@demo.co.jp"),
                                          ("keiyaku@city.ashikaga.jp",)]
     assert {m.attachment_ref for m in done.mails} == {
-        f"contracts/{final.sha256[:32]}/請負契約書.pdf"}
+        f"contracts/{final.sha256}/請負契約書.pdf"}
 
 
 def test_con2_contractor_may_reject_and_the_city_prepares_a_new_set() -> None:

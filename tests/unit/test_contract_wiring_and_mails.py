@@ -7,17 +7,24 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from pydantic import ValidationError
 
 from connectors.mail.templates import render, required_values
-from hub.contract.wiring import consumers, jobs, policy_from_settings
+from hub.contract.wiring import city_signer_consumer, consumers, jobs, policy_from_settings
 from hub.settings import Settings
 from pipelines.contract.handlers import COMMANDS, HANDLERS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
 from schemas.application import ApplicationReceived, CorrectionRequested
 from schemas.cloudsign import ContractConcluded, ContractDeclined, ContractSent
-from schemas.contract import ContractParty, ContractRoute, ContractStatus, DocumentRef
+from schemas.contract import (
+    CitySignatureApplied,
+    ContractParty,
+    ContractRoute,
+    ContractStatus,
+    DocumentRef,
+)
 from schemas.erp import ErpRegistrationRequested
 from schemas.surety import ContractSuretyCompleted
 from schemas.topics import Topics
@@ -52,14 +59,16 @@ def test_consumer_reads_commands_cloudsign_and_surety_events() -> None:
     assert emitted[Topics.ERP_COMMANDS] == (ErpRegistrationRequested,)  # 契約登録 on conclusion
 
 
-def test_jobs_without_and_with_a_city_signer() -> None:
+def test_the_city_signs_as_a_consumer_not_a_job() -> None:
     class Signer:
         async def sign(self, pdf: bytes, *, field_name: str = "CitySignature") -> object:
             raise AssertionError("not called here")
 
     assert [j.name for j in jobs()] == ["contract-timeouts"]
-    assert [j.name for j in jobs(city_signer=Signer())] == ["contract-timeouts",
-                                                            "contract-city-signing"]
+    spec = city_signer_consumer(sa.create_engine("sqlite://"), Signer())
+    assert spec.topics == (Topics.CONTRACT_EVENTS,)
+    assert all(spec.is_effect(h) for h in spec.handlers.values())
+    assert dict(spec.emits)[Topics.CONTRACT_COMMANDS] == (CitySignatureApplied,)
 
 
 def test_review_mail_renders_with_the_link_and_its_expiry_in_jst() -> None:
@@ -102,6 +111,8 @@ def test_contract_settings_default_and_from_the_environment(
                                 ).review_base_url == "http://127.0.0.1:9000/contract/review"
     assert policy_from_settings(Settings(http_host="::1")).review_base_url.startswith(
         "http://[::1]:8480/")
+    assert policy_from_settings(Settings(public_base_url="https://hub.city.example/")
+                                ).review_base_url == "https://hub.city.example/contract/review"
     monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0.5")
     monkeypatch.setenv("HUB_CONTRACT__REVIEW_LINK_TTL_HOURS", "2")
     monkeypatch.setenv("HUB_CONTRACT__REVIEW_BASE_URL", "https://keiyaku.city.example/review")
