@@ -37,7 +37,7 @@ def _print(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors._shared.files import DIR_MODE
+    from connectors._shared.files import ensure_run_dir
     from hub.bootstrap import load_wiring
     from hub.logs import setup_logging
     from hub.production import EXIT_CONFIG, demo_banner, production_problems, refusal_text
@@ -48,8 +48,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.profile == "production" and problems:
         print(refusal_text(problems), file=sys.stderr, flush=True)
         return EXIT_CONFIG
-    if RUN_DIR.is_dir():  # the embedded default's PKI, token and database live there
-        os.chmod(RUN_DIR, DIR_MODE)
+    ensure_run_dir(RUN_DIR)  # the embedded default's PKI, token and database live there
     setup_logging(settings.log_level, settings.log_format)
     if problems:
         logging.getLogger("hub.production").warning(

@@ -17,6 +17,7 @@ __all__ = [
     "FILE_MODE",
     "PathEscapeError",
     "contained",
+    "ensure_run_dir",
     "private_dir",
     "write_private",
 ]
@@ -48,6 +49,16 @@ def private_dir(path: Path) -> Path:
         directory.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(directory, DIR_MODE)  # mkdir's mode passes through the umask
     os.chmod(path, DIR_MODE)
+    return path
+
+
+def ensure_run_dir(path: Path) -> Path:
+    """The run directory: made 0700 when missing; an existing one is left as it is. It may
+    be shared with services the deploy scripts start (the local broker's and PostgreSQL's
+    data): PostgreSQL's server runs as its own user and must keep reaching its data
+    directory below it. What the hub writes inside is private (:func:`write_private`)."""
+    if not path.exists():
+        private_dir(path)
     return path
 
 

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connectors._shared.files import PathEscapeError, contained, private_dir, write_private
+from connectors._shared.files import (
+    PathEscapeError,
+    contained,
+    ensure_run_dir,
+    private_dir,
+    write_private,
+)
 from connectors.cloudsign.documents import FileDocumentStore
 from hub.db import create_db_engine
 from hub.dlq import DeadLetter, redact_value
@@ -111,6 +117,15 @@ def test_private_files_are_0600_in_0700_directories(tmp_path: Path, loose_umask:
     existing = tmp_path / "run"
     existing.mkdir(mode=0o755)
     assert _mode(private_dir(existing)) == 0o700
+
+
+def test_a_run_directory_is_made_private_but_an_existing_one_is_left_alone(
+        tmp_path: Path, loose_umask: None) -> None:
+    assert _mode(ensure_run_dir(tmp_path / "new" / "run")) == 0o700
+    shared = tmp_path / "shared"  # the deploy scripts keep PostgreSQL's data below it
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert _mode(ensure_run_dir(shared)) == 0o755
 
 
 def test_document_store_and_sqlite_files_are_private(tmp_path: Path, loose_umask: None) -> None:
