@@ -10,7 +10,8 @@ What is kept, and for how long (``HUB_RETENTION__*``, :class:`hub.settings.Reten
   Markers of consumers this hub does not run are left alone.
 - ``hub_claim_check``: values stored by reference (hub/claimcheck.py), ``claim_check_s``
   for ordinary topics and ``dead_letter_s`` for dead letters.
-- ``gw_challenge`` and ``gw_session``: ``challenge_s`` / ``session_s`` after they expired.
+- ``gw_challenge``, ``gw_session`` and review links are not pruned here: the edge's own
+  job deletes them as they expire (hub/gateway/purge.py); their sizes are measured here.
 - ``hub_outbox`` needs no pruning: a row is deleted once Kafka has it.
 
 Each delete takes at most ``batch_rows`` rows in its own short transaction, so pruning
@@ -87,7 +88,7 @@ class Retention:
         now = self.clock()
         s = self.settings
         margin = timedelta(seconds=s.margin_s)
-        deleted = {PM.name: 0, CC.name: 0, CH.name: 0, SE.name: 0}
+        deleted = {PM.name: 0, CC.name: 0}
         for spec in self.consumers:
             kept = timedelta(milliseconds=max(t.retention_ms for t in spec.topics)) + margin
             kept_dead = timedelta(milliseconds=max(t.dlq_retention_ms for t in spec.topics)
@@ -101,10 +102,6 @@ class Retention:
             ~is_dead_letter, CC.c.created_at < now - timedelta(seconds=s.claim_check_s)))
         deleted[CC.name] += self._delete(engine, CC, sa.and_(
             is_dead_letter, CC.c.created_at < now - timedelta(seconds=s.dead_letter_s)))
-        deleted[CH.name] += self._delete(
-            engine, CH, CH.c.expires_at < now - timedelta(seconds=s.challenge_s))
-        deleted[SE.name] += self._delete(
-            engine, SE, SE.c.expires_at < now - timedelta(seconds=s.session_s))
         return deleted
 
     def _delete(self, engine: Engine, table: sa.Table, where: Any) -> int:

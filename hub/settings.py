@@ -180,10 +180,6 @@ class RetentionSettings(BaseModel):
         default=31 * 86_400.0, gt=0,
         description="Values stored by reference for dead letters (.dlq topics, 30 days) "
         "plus a day: `hub dlq show` and replays read them.")
-    challenge_s: float = Field(default=3_600.0, ge=0,
-                               description="Gateway login challenges, after they expired.")
-    session_s: float = Field(default=86_400.0, ge=0,
-                             description="Gateway card sessions, after they expired.")
 
 
 class ContractSettings(BaseModel):
