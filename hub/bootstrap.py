@@ -258,17 +258,21 @@ def gateway(wiring: Wiring) -> Any:
 
 
 def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
-    """The contract archive and the city's steps (CON-6, CON-7), for staff tokens only
-    (hub/staff.py). Signatures are re-validated against the gateway's signature roots and
-    the city signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
+    """The contract archive and the city's steps (CON-6, CON-7) and the staff's identity
+    routes (log-in, audit trail), for the staff only (hub/identity.py, docs/identity.md).
+    Signatures are re-validated against the gateway's signature roots and the city
+    signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
     from connectors.citysigner import CitySignerSettings
     from connectors.citysigner.signer import load_pem_files
     from hub.contract.archive_api import archive_router
-    from hub.staff import staff_auth, staff_only
+    from hub.identity import staff_identity
+    from hub.staff_api import staff_router
 
     roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
-    wiring.routers.append(staff_only(archive_router(wiring.engine, roots),
-                                     staff_auth(settings.staff, RUN_DIR)))
+    identity = staff_identity(settings.staff, RUN_DIR)
+    log.info("staff: %r", identity)
+    wiring.routers.append(archive_router(wiring.engine, roots, identity=identity))
+    wiring.routers.append(staff_router(wiring.engine, identity))
 
 
 def default_wiring(settings: Settings) -> Wiring:

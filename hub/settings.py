@@ -26,9 +26,11 @@ from connectors._shared.settings import run_dir
 __all__ = [
     "ContractSettings",
     "KafkaSettings",
+    "OidcSettings",
     "RetrySettings",
     "Settings",
     "StaffSettings",
+    "StaffTokenSettings",
     "load_settings",
 ]
 
@@ -117,6 +119,35 @@ class ContractSettings(BaseModel):
         "+ /contract/review (set it where the hub is reached through a proxy).")
 
 
+class StaffTokenSettings(BaseModel):
+    """One static bearer token mapped to a principal (docs/identity.md): its SHA-256 digest,
+    who it stands for, its procuring entities and roles."""
+
+    sha256: str = Field(min_length=64, max_length=64)
+    subject: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    kind: Literal["person", "client"] = "client"
+    entities: tuple[str, ...] = Field(min_length=1)
+    roles: tuple[str, ...] = Field(min_length=1)
+
+
+class OidcSettings(BaseModel):
+    """The staff's OpenID Connect provider (``HUB_STAFF__OIDC__ISSUER``, ...): access tokens
+    are verified against its JWKS (signature, issuer, audience, expiry with ``leeway_s``)."""
+
+    issuer: str = Field(pattern=r"^https?://", max_length=300)
+    audience: str = Field(default="procurement-hub", min_length=1, max_length=200)
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://", max_length=300,
+                                 description="Default: the issuer's discovery document's.")
+    leeway_s: int = Field(default=30, ge=0, le=300)
+    jwks_min_refetch_s: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="A token with an unknown key id refetches the JWKS at most this often.")
+    algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
+    entity_group_prefix: str = "/entities/"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
 class StaffSettings(BaseModel):
     """Who may use the city staff's HTTP endpoints (contract archive and steps: CON-6, CON-7).
 
@@ -129,6 +160,21 @@ class StaffSettings(BaseModel):
 
     token_sha256: tuple[str, ...] = ()
     token_file: Path | None = None
+    token_entities: tuple[str, ...] = Field(
+        default=("*",),
+        description="The procuring entities the bare digests above act for ('*': every "
+        "entity, the single-entity and embedded installation). Map tokens to persons with "
+        "``tokens`` instead.")
+    tokens: tuple[StaffTokenSettings, ...] = ()
+    oidc: OidcSettings | None = None
+    users_file: Path | None = Field(
+        default=None, description="The built-in local user store (``hub users add``); "
+        "default RUN_DIR/staff-users.json when it exists.")
+    local_token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
+    audit_retention_days: int = Field(
+        default=3650, ge=1, le=36_500,
+        description="How long audit rows are kept (``hub audit prune``); ten years by "
+        "default, as long as the contract records.")
 
 
 class Settings(BaseSettings):

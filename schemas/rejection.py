@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["RuleId", "RuleViolation"]
 
-RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}$")]
+RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|IAM)-\d{1,2}$")]
 
 
 class RuleViolation(BaseModel):

@@ -103,15 +103,19 @@ def refuse_early(state: CaseState, payload: Payload, now: datetime) -> None:
 
 
 def publish_step(engine: Engine, state: CaseState, payload: Payload, now: datetime,
-                 producer: str) -> AcceptedOut:
+                 producer: str, *, also: Callable[[Session], object] | None = None
+                 ) -> AcceptedOut:
     """A person's step, decided early by the pure rules, then queued for the process
-    through the outbox (the process manager decides again when it arrives)."""
+    through the outbox (the process manager decides again when it arrives). ``also``
+    writes in the same transaction (the step's audit row, hub/audit.py)."""
     refuse_early(state, payload, now)
     envelope = new_envelope(payload, correlation_id=state.case_id,
                             procuring_entity=state.procuring_entity, producer=producer,
                             occurred_at=now)
     with Session(engine) as db, db.begin():
         enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
+        if also is not None:
+            also(db)
     return AcceptedOut(request_id=envelope.message_id)
 
 

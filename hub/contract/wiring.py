@@ -2,7 +2,7 @@
 
     wiring.consumers.extend(contract.consumers(cloudsign_store=...))
     wiring.jobs.extend(contract.jobs(city_signer=..., mail_dir=mail_settings.documents_dir))
-    wiring.routers.append(staff_only(archive_router(engine, roots)))  # .archive_api
+    wiring.routers.append(archive_router(engine, roots, identity=...))  # .archive_api
     wiring.routers.append(review_router(engine))                      # .review_api
 
 The process manager's handler (pipelines/contract) queues the contractor's signing job

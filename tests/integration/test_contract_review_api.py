@@ -44,6 +44,7 @@ from schemas.topics import Topics
 from schemas.wire import decode, encode
 from tests.card.pdfs import make_pdf
 from tests.support.processing import Clock
+from tests.support.staff import AUTH, every_entity
 
 pytestmark = pytest.mark.postgres
 
@@ -100,8 +101,8 @@ def site(engine: Engine) -> Iterator[Site]:
                      producer="test", clock=clock, rng=random.Random(8))
     app = FastAPI()
     app.include_router(review_router(engine, clock))
-    app.include_router(archive_router(engine, (), clock))
-    with TestClient(app) as http:
+    app.include_router(archive_router(engine, (), clock, identity=every_entity()))
+    with TestClient(app, headers=AUTH) as http:
         yield Site(http, proc, engine, clock)
     use_policy(None)
 

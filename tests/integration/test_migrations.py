@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+import hub.audit
 import hub.db
 import hub.gateway.models
 import pipelines.contract.models
@@ -51,7 +52,7 @@ def test_down_to_0005_and_up_again(engine: Engine) -> None:
     names = {i["name"] for i in sa.inspect(engine).get_indexes("reg_pending_propagation")}
     assert "ix_reg_pending_propagation_status" in names
     upgrade(engine)
-    assert current_revision(engine) == "0007_invoice_payments"
+    assert current_revision(engine) == "0015_audit_trail"
     assert differences(engine) == []
 
 
