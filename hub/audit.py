@@ -161,10 +161,15 @@ def prune(session: Session, *, retention: timedelta, now: datetime, actor: str) 
 
 def rows(session: Session, *, entities: Sequence[str] | None = None,
          since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
-    """The newest rows first; ``entities`` limits them to those entities' rows."""
+    """The newest rows first; ``entities`` limits them to rows naming one of them (a row's
+    entity is one code, or the caller's codes joined by commas for a step on no case)."""
     query = select(AuditRecord)
     if entities is not None:
-        query = query.where(col(AuditRecord.entity).in_(sorted(set(entities))))
+        column = col(AuditRecord.entity)
+        query = query.where(sa.or_(sa.false(), *(
+            sa.or_(column == e, column.startswith(e + ","), column.endswith("," + e),
+                   column.contains("," + e + ","))
+            for e in sorted(set(entities)))))
     if since is not None:
         query = query.where(col(AuditRecord.at) >= _utc(since))
     return list(session.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)))

@@ -76,7 +76,9 @@ def staff_router(engine: Engine, identity: StaffIdentity,
     caller_t = Annotated[Principal, Depends(caller)]
 
     def write(who: Principal, request: Request, action: str, *, role: str = "",
-              entity: str = "", outcome: str = "ok", detail: str = "") -> None:
+              outcome: str = "ok", detail: str = "") -> None:
+        scope = who.entity_filter()
+        entity = ",".join(sorted(scope)) if scope is not None else "*"
         with Session(engine) as tx, tx.begin():
             audit.record(tx, actor=who.who, actor_kind=who.kind, action=action,
                          target="hub_audit", at=clock(), role=role, entity=entity,
@@ -115,9 +117,7 @@ def staff_router(engine: Engine, identity: StaffIdentity,
             found = audit.rows(db, entities=sorted(scope) if scope is not None else None,
                                since=since, limit=limit)
             out = [AuditRowOut.model_validate(r, from_attributes=True) for r in found]
-        write(who, request, "audit.list", role=Role.AUDITOR.value,
-              entity=",".join(sorted(scope)) if scope is not None else "*",
-              detail=f"{len(out)} row(s)")
+        write(who, request, "audit.list", role=Role.AUDITOR.value, detail=f"{len(out)} row(s)")
         return out
 
     @router.get("/staff/audit/verify")

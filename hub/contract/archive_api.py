@@ -115,14 +115,18 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         """The role the step is taken in; 403 (IAM-2, IAM-3) with an audit row otherwise."""
         held = sorted(who.roles & roles)
         if not held:
-            write(who, request, action, target, entity=entity, outcome="denied",
-                  detail="role")
+            write(who, request, action, target, entity=entity or scope_of(who),
+                  outcome="denied", detail="role")
             raise denied_role(roles)
         if entity and not who.covers(entity):
             write(who, request, action, target, role=held[0], entity=entity,
                   outcome="denied", detail="entity")
             raise denied_entity(entity)
         return held[0]
+
+    def scope_of(who: Principal) -> str:
+        scope = who.entity_filter()
+        return ",".join(sorted(scope)) if scope is not None else "*"
 
     def _not_concluded(exc: NotConcludedError) -> HTTPException:
         return HTTPException(404, detail={
@@ -150,8 +154,7 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         role = allowed(who, request, "contracts.search", "contracts", roles=READ_ROLES)
         scope = who.entity_filter()
         found = search_contracts(db, **q.model_dump(), entities=scope)
-        write(who, request, "contracts.search", "contracts", role=role,
-              entity=",".join(sorted(scope)) if scope is not None else "*",
+        write(who, request, "contracts.search", "contracts", role=role, entity=scope_of(who),
               detail=f"{len(found)} result(s)")
         return found
 
