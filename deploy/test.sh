@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite against the real parts:
-# a Kafka broker, PostgreSQL, and the peers the tests start themselves.
+# a Kafka broker, PostgreSQL, Keycloak (the staff's OpenID Connect provider), and the
+# peers the tests start themselves.
 # Lint and type checks run first. Extra arguments go to pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,9 +9,11 @@ cd "$root"
 bash deploy/setup.sh
 bash deploy/kafka.sh start
 bash deploy/postgres.sh start
+bash deploy/keycloak.sh start
 for step in deploy/services.d/*.sh; do [ -e "$step" ] && bash "$step" start; done
 export HUB_TEST_KAFKA=127.0.0.1:${HUB_KAFKA_PORT:-9092}
 export HUB_TEST_POSTGRES_URL=$(bash deploy/postgres.sh url hub_test)
+export HUB_TEST_KEYCLOAK=$(bash deploy/keycloak.sh url)
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

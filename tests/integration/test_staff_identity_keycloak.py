@@ -16,7 +16,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 import jwt
@@ -35,9 +34,8 @@ from hub.identity import IdentityError, OidcVerifier, Role, StaffIdentity
 from hub.outbox import load_headers
 from hub.settings import OidcSettings
 from hub.staff_api import staff_router
-from pipelines.contract.state import CaseState
 from pipelines.contract.store import save_case
-from schemas.contract import CityAgreed, ContractParty, ContractRoute, ContractStatus
+from schemas.contract import CityAgreed, ContractStatus
 from schemas.topics import Topics
 from schemas.wire import decode
 from tests.card.pdfs import make_pdf
@@ -54,21 +52,11 @@ from tests.support.keycloak import (
     remove_signing_key,
     require_keycloak,
 )
+from tests.support.staff import case
 
 pytestmark = pytest.mark.postgres
 
 OB = OutboxRecord.__table__
-AT = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
-
-
-def case(case_id: str, entity: str, officer: str, status: ContractStatus) -> CaseState:
-    return CaseState(
-        case_id=case_id, procuring_entity=entity, subject=f"{entity} 道路補修工事",
-        amount_yen=12_000_000, contractor_network="saitama", contractor_user_id="U0001",
-        contractor_name="デモ建設株式会社", city_name=entity,
-        city_officer=ContractParty(name="担当", email=officer), route=ContractRoute.CARD,
-        status=status, opened_at=AT, updated_at=AT,
-        authorized=ContractParty(name="代表 一郎", email="boss@demo.co.jp"))
 
 
 KAWAGOE_APPLIED = case("K-0001", "kawagoe-city", KAWAGOE_OFFICER[2], ContractStatus.APPLIED)
