@@ -161,6 +161,14 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+def _issuer(token: str) -> object:
+    """The unverified ``iss`` claim: only to choose the verifier, which checks it."""
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError as exc:
+        raise IdentityError("not a well-formed token") from exc
+
+
 # -- OpenID Connect -------------------------------------------------------------------
 
 @dataclass
@@ -184,6 +192,7 @@ class OidcVerifier:
         self._keys = _Keys()
         self._lock = threading.Lock()
         self._jwks_url = settings.jwks_url
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
 
     @property
     def jwks_fetches(self) -> int:
@@ -245,8 +254,28 @@ class OidcVerifier:
                      now=self._clock(), leeway=self.settings.leeway_s)
         return claims
 
+    _CACHE_SIZE = 4096
+
     def verify(self, token: str) -> Principal:
+        """The token's principal. A token verified once is kept (by its SHA-256, at most
+        ``_CACHE_SIZE``) until it expires: its expiry is checked again on every use, its
+        signature, issuer and audience need not be."""
+        key = hashlib.sha256(token.encode("utf-8")).digest()
+        hit = self._verified.get(key)
+        if hit is not None:
+            who, exp = hit
+            if self._clock() > exp + self.settings.leeway_s:
+                self._verified.pop(key, None)
+                raise IdentityError("the token has expired")
+            return who
         claims = self.claims(token)
+        who = self._principal(claims)
+        if len(self._verified) >= self._CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)), None)  # the oldest entry
+        self._verified[key] = (who, float(claims["exp"]))
+        return who
+
+    def _principal(self, claims: Mapping[str, Any]) -> Principal:
         prefix = self.settings.entity_group_prefix
         groups = [str(g) for g in claims.get("groups") or ()]
         entities = frozenset(g[len(prefix):] for g in groups if g.startswith(prefix)
@@ -446,11 +475,7 @@ class StaffIdentity:
             raise unauthenticated()
         if _looks_like_jwt(token):
             try:
-                issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-            except jwt.PyJWTError:
-                raise unauthenticated("not a well-formed token") from None
-            try:
-                if self.local is not None and issuer == LocalIssuer.ISSUER:
+                if self.local is not None and _issuer(token) == LocalIssuer.ISSUER:
                     return self.local.verify(token)
                 if self.oidc is not None:
                     return self.oidc.verify(token)

@@ -79,10 +79,9 @@ def staff_router(engine: Engine, identity: StaffIdentity,
               outcome: str = "ok", detail: str = "") -> None:
         scope = who.entity_filter()
         entity = ",".join(sorted(scope)) if scope is not None else "*"
-        with Session(engine) as tx, tx.begin():
-            audit.record(tx, actor=who.who, actor_kind=who.kind, action=action,
-                         target="hub_audit", at=clock(), role=role, entity=entity,
-                         client=client_address(request), outcome=outcome, detail=detail)
+        audit.record_alone(engine, actor=who.who, actor_kind=who.kind, action=action,
+                           target="hub_audit", at=clock(), role=role, entity=entity,
+                           client=client_address(request), outcome=outcome, detail=detail)
 
     if identity.users is not None and identity.local is not None:
         users, local = identity.users, identity.local

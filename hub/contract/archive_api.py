@@ -21,7 +21,7 @@ writes an audit row (hub/audit.py), a step's in the same transaction as its comm
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from cryptography import x509
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -100,15 +100,14 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
     def write(who: Principal, request: Request, action: str, target: str, *, role: str = "",
               entity: str = "", outcome: str = "ok", detail: str = "",
               into: Session | None = None) -> None:
-        def add(tx: Session) -> None:
-            audit.record(tx, actor=who.who, actor_kind=who.kind, action=action, target=target,
-                         at=clock(), role=role, entity=entity, client=client_address(request),
-                         outcome=outcome, detail=detail)
+        fields: dict[str, Any] = {
+            "actor": who.who, "actor_kind": who.kind, "action": action, "target": target,
+            "at": clock(), "role": role, "entity": entity, "client": client_address(request),
+            "outcome": outcome, "detail": detail}
         if into is not None:
-            add(into)
-            return
-        with Session(engine) as tx, tx.begin():
-            add(tx)
+            audit.record(into, **fields)
+        else:
+            audit.record_alone(engine, **fields)
 
     def allowed(who: Principal, request: Request, action: str, target: str, *,
                 roles: frozenset[Role], entity: str = "") -> str:

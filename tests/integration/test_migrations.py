@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-import hub.audit
 import hub.db
 import hub.gateway.models
+import pipelines.audit
 import pipelines.contract.models
 import pipelines.invoices.models
 import pipelines.registration.models
