@@ -161,6 +161,13 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+def _issuer_or_none(token: str) -> object:
+    try:
+        return _issuer(token)
+    except IdentityError:
+        return None
+
+
 def _issuer(token: str) -> object:
     """The unverified ``iss`` claim: only to choose the verifier, which checks it."""
     try:
@@ -255,6 +262,10 @@ class OidcVerifier:
         return claims
 
     _CACHE_SIZE = 4096
+
+    def has_verified(self, token: str) -> bool:
+        """Whether ``token`` was verified before (its expiry is checked again on use)."""
+        return hashlib.sha256(token.encode("utf-8")).digest() in self._verified
 
     def verify(self, token: str) -> Principal:
         """The token's principal. A token verified once is kept (by its SHA-256, at most
@@ -466,6 +477,18 @@ class StaffIdentity:
     def __repr__(self) -> str:
         return (f"StaffIdentity({len(self._tokens)} static token(s), "
                 f"oidc={self.oidc.issuer if self.oidc else None}, local={self.local is not None})")
+
+    def known(self, authorization: str | None) -> Principal | None:
+        """The caller when that needs no network (a static token, a local token, a provider
+        token verified before and not expired); ``None`` when :meth:`principal` must run
+        (it may fetch the provider's keys). Raises as :meth:`principal` does otherwise."""
+        _, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        local = self.local is not None and _issuer_or_none(token) == LocalIssuer.ISSUER
+        if (self.oidc is not None and _looks_like_jwt(token) and not local
+                and not self.oidc.has_verified(token)):
+            return None
+        return self.principal(authorization)
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller; :func:`unauthenticated` (401, IAM-1) unless the token verifies."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -70,8 +71,13 @@ def staff_router(engine: Engine, identity: StaffIdentity,
                  clock: Callable[[], datetime] = utc_now) -> APIRouter:
     router = APIRouter(tags=["staff identity"])
 
-    def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return identity.principal(authorization)
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        # On the event loop when no network is needed; a provider's first token (which
+        # may fetch its keys) in a worker thread.
+        who = identity.known(authorization)
+        if who is None:
+            who = await run_in_threadpool(identity.principal, authorization)
+        return who
 
     caller_t = Annotated[Principal, Depends(caller)]
 

@@ -85,15 +85,20 @@ def _digest(row: AuditRecord) -> str:
 
 def record(session: Session, *, actor: str, actor_kind: str, action: str, target: str,
            at: datetime, role: str = "", entity: str = "", client: str = "",
-           outcome: str = "ok", detail: str = "") -> AuditRecord:
-    """Append one row in ``session``'s transaction (the caller commits it with its effect)."""
+           outcome: str = "ok", detail: str = "", durable: bool = True) -> AuditRecord:
+    """Append one row in ``session``'s transaction (the caller commits it with its effect).
+
+    ``durable=False``: a row with no effect of its own (see :func:`record_alone`), whose
+    commit need not wait for the disk."""
     row = AuditRecord(at=_utc(at), actor=actor[:320], actor_kind=actor_kind, role=role,
                       entity=entity, action=action, target=target[:300], client=client[:64],
                       outcome=outcome, detail=detail, prev_hash="", hash="")
     if session.get_bind().dialect.name == "postgresql":
         # Held to commit: the next writer reads this row as its tail, and ids follow the
         # chain's order. Three round trips: lock; tail and id; insert.
-        session.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        session.execute(sa.text(
+            ("" if durable else "set local synchronous_commit to off; ")
+            + f"select pg_advisory_xact_lock({_LOCK_KEY})"))
         tail = session.execute(sa.text(
             "select nextval(pg_get_serial_sequence('hub_audit', 'id')), "
             "(select hash from hub_audit order by id desc limit 1)")).one()
@@ -119,9 +124,7 @@ def record_alone(engine: Engine, **fields: Any) -> AuditRecord:
     off``): a crash may lose the last such rows, never a step's, and never breaks the
     chain (the log keeps commit order)."""
     with Session(engine, expire_on_commit=False) as tx, tx.begin():
-        if engine.dialect.name == "postgresql":
-            tx.execute(sa.text("set local synchronous_commit to off"))
-        return record(tx, **fields)
+        return record(tx, **fields, durable=False)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 from cryptography import x509
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -91,21 +92,31 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         with Session(engine) as s:
             yield s
 
-    def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return identity.principal(authorization)
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        # On the event loop when no network is needed; a provider's first token (which
+        # may fetch its keys) in a worker thread.
+        who = identity.known(authorization)
+        if who is None:
+            who = await run_in_threadpool(identity.principal, authorization)
+        return who
 
     caller_t = Annotated[Principal, Depends(caller)]
     db_t = Annotated[Session, Depends(session)]
 
     def write(who: Principal, request: Request, action: str, target: str, *, role: str = "",
               entity: str = "", outcome: str = "ok", detail: str = "",
-              into: Session | None = None) -> None:
+              into: Session | None = None, read: Session | None = None) -> None:
+        """The audit row: in ``into``'s transaction (a step's, committed by its caller);
+        or after a read, in the reading session, committed here; or alone."""
         fields: dict[str, Any] = {
             "actor": who.who, "actor_kind": who.kind, "action": action, "target": target,
             "at": clock(), "role": role, "entity": entity, "client": client_address(request),
             "outcome": outcome, "detail": detail}
         if into is not None:
             audit.record(into, **fields)
+        elif read is not None:
+            audit.record(read, **fields, durable=False)
+            read.commit()
         else:
             audit.record_alone(engine, **fields)
 
@@ -154,7 +165,7 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         scope = who.entity_filter()
         found = search_contracts(db, **q.model_dump(), entities=scope)
         write(who, request, "contracts.search", "contracts", role=role, entity=scope_of(who),
-              detail=f"{len(found)} result(s)")
+              detail=f"{len(found)} result(s)", read=db)
         return found
 
     def concluded(who: Principal, request: Request, action: str, case_id: str,
@@ -165,7 +176,8 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         except NotConcludedError as exc:
             raise _not_concluded(exc) from exc
         assert state is not None
-        write(who, request, action, case_id, role=role, entity=state.procuring_entity)
+        write(who, request, action, case_id, role=role, entity=state.procuring_entity,
+              read=db)
         return cert, role
 
     @router.get("/{case_id}/certificate")
@@ -185,7 +197,7 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
             raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
         body = get_document(db, state.signed)
         write(who, request, "contracts.document", case_id, role=role,
-              entity=state.procuring_entity)
+              entity=state.procuring_entity, read=db)
         return Response(body, media_type="application/pdf")
 
     def publish(state: CaseState, payload: Payload, who: Principal, request: Request, *,
@@ -253,7 +265,7 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
             raise _not_concluded(exc) from exc
         assert state is not None
         write(who, request, "contracts.validation", case_id, role=role,
-              entity=state.procuring_entity, outcome="ok" if report.valid else "failed")
+              entity=state.procuring_entity, outcome="ok" if report.valid else "failed", read=db)
         return ValidationOut(case_id=case_id, valid=report.valid, problems=list(report.problems),
                              signatures=[{"field_name": s.field_name, "signer": s.signer,
                                           "timestamped_at": s.timestamped_at, "ok": s.ok,
