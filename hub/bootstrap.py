@@ -8,6 +8,7 @@ module:function`` swaps it for another wiring (an integrator's own, or the tests
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -31,9 +32,11 @@ from schemas.registry import Payload
 from schemas.topics import Topics
 
 __all__ = [
+    "EntityConfigError",
     "Wiring",
     "city_signer",
     "default_wiring",
+    "entity_erp_consumer",
     "invoice_consumer",
     "load_wiring",
     "staff_routers",
@@ -153,6 +156,41 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
         if hasattr(connector, "aclose"):
             wiring.closers.append(connector.aclose)
     return connectors
+
+
+class EntityConfigError(ValueError):
+    """An entity's connectors are configured incompletely: the hub does not start."""
+
+
+def entity_erp_consumer(wiring: Wiring, settings: Settings) -> None:
+    """With ``entities`` configured, each procuring entity's ERP commands go to its own ERP
+    only (connectors/_shared/entities.py); an entity without one is dead-lettered, naming
+    it. An entity listed without an ERP stops the start with the entity named."""
+    if not settings.entities:
+        return
+    from connectors._shared.entities import per_entity
+    from connectors.erp import ErpConnector, ErpSettings
+    from connectors.erp import effects as erp_effects
+
+    missing = sorted(code for code, entity in settings.entities.items() if entity.erp is None)
+    if missing:
+        raise EntityConfigError(
+            "entities without an ERP: " + ", ".join(missing) + "; configure "
+            "[entities.<code>.erp] url (and username, password) for each, or remove the entity")
+    by_entity = {}
+    for code, entity in sorted(settings.entities.items()):
+        assert entity.erp is not None
+        connector = ErpConnector(ErpSettings(url=entity.erp.url, username=entity.erp.username,
+                                             password=entity.erp.password))
+        by_entity[code] = erp_effects.effects(connector)
+        if hasattr(connector, "aclose"):
+            wiring.closers.append(connector.aclose)
+    for n, spec in enumerate(wiring.consumers):
+        if spec.name == "connector.erp":
+            wiring.consumers[n] = dataclasses.replace(
+                spec, handlers=per_entity("erp", by_entity),
+                description=spec.description + "; each procuring entity's own ERP")
+    log.info("erp: one ERP per procuring entity: %s", ", ".join(sorted(by_entity)))
 
 
 def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
@@ -283,6 +321,7 @@ def default_wiring(settings: Settings) -> Wiring:
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))
     connectors = connector_consumers(wiring)
+    entity_erp_consumer(wiring, settings)
     case_pipelines(wiring, connectors["connector.cloudsign"], settings)
     webhook_routers(wiring)
     staff_routers(wiring, settings, gateway(wiring).signature_roots)

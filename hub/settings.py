@@ -25,6 +25,7 @@ from connectors._shared.settings import run_dir
 
 __all__ = [
     "ContractSettings",
+    "EntitySettings",
     "KafkaSettings",
     "OidcSettings",
     "RetrySettings",
@@ -148,6 +149,23 @@ class OidcSettings(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
+class EntityErpSettings(BaseModel):
+    """One procuring entity's ERP (SOAP) endpoint and credentials."""
+
+    url: str = Field(pattern=r"^https?://", max_length=300)
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class EntitySettings(BaseModel):
+    """One procuring entity's own connectors (``[entities.<code>.erp]`` in the settings
+    file): never shared with another entity, never a default (docs/identity.md). The ERP
+    is routed per entity; the signer, mail sender, CloudSign client and D・Sure trust are
+    still the installation's own (one of each)."""
+
+    erp: EntityErpSettings | None = None
+
+
 class StaffSettings(BaseModel):
     """Who may use the city staff's HTTP endpoints (contract archive and steps: CON-6, CON-7).
 
@@ -190,6 +208,9 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
+    entities: dict[str, EntitySettings] = Field(
+        default_factory=dict,
+        description="Each procuring entity's own connectors; empty: one of each for all.")
     outbox_poll_interval_s: float = 0.1
     outbox_orphan_age_s: float = Field(
         default=0.5, ge=0,
