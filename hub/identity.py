@@ -529,8 +529,9 @@ def staff_identity(settings: StaffSettings, run_dir: Path) -> StaffIdentity:
     users = LocalUsers(users_file) if users_file.exists() else None
     if not digests and not settings.tokens and settings.oidc is None and users is None:
         digests = [hashlib.sha256(_ensure_local_token(run_dir).encode()).hexdigest()]
-        log.warning("staff: no HUB_STAFF__TOKEN_SHA256; the staff API token is in %s",
-                    run_dir / LOCAL_TOKEN_FILE)
+        logging.getLogger("hub.staff").warning(
+            "staff: no HUB_STAFF__TOKEN_SHA256; the staff API token is in %s",
+            run_dir / LOCAL_TOKEN_FILE)
     every_role = tuple(r.value for r in Role)
     tokens = [StaffTokenSettings(sha256=d, subject=f"staff-token:{d[:8]}", kind="client",
                                  entities=settings.token_entities, roles=every_role)

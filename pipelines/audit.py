@@ -94,14 +94,23 @@ def record(session: Session, *, actor: str, actor_kind: str, action: str, target
                       entity=entity, action=action, target=target[:300], client=client[:64],
                       outcome=outcome, detail=detail, prev_hash="", hash="")
     if session.get_bind().dialect.name == "postgresql":
-        # Held to commit: the next writer reads this row as its tail, and ids follow the
-        # chain's order. Three round trips: lock; tail and id; insert.
-        session.execute(sa.text(
-            ("" if durable else "set local synchronous_commit to off; ")
-            + f"select pg_advisory_xact_lock({_LOCK_KEY})"))
-        tail = session.execute(sa.text(
-            "select nextval(pg_get_serial_sequence('hub_audit', 'id')), "
-            "(select hash from hub_audit order by id desc limit 1)")).one()
+        # The lock is held to commit: the next writer reads this row as its tail, and ids
+        # follow the chain's order. The lock and the tail go in one message but as two
+        # statements: in READ COMMITTED each statement takes its own snapshot, so the
+        # tail is read after the lock is held and sees the previous holder's row.
+        cursor = session.connection().connection.cursor()
+        try:
+            cursor.execute(
+                ("" if durable else "set local synchronous_commit to off; ")
+                + f"select pg_advisory_xact_lock({_LOCK_KEY}); "
+                "select nextval(pg_get_serial_sequence('hub_audit', 'id')), "
+                "(select hash from hub_audit order by id desc limit 1)")
+            while cursor.nextset():
+                pass
+            tail = cursor.fetchone()
+        finally:
+            cursor.close()
+        assert tail is not None
         row.id, row.prev_hash = int(tail[0]), tail[1] or GENESIS
         row.hash = _digest(row)
         session.add(row)
