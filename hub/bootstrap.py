@@ -36,7 +36,7 @@ __all__ = [
     "Wiring",
     "city_signer",
     "default_wiring",
-    "entity_erp_consumer",
+    "entity_consumers",
     "invoice_consumer",
     "load_wiring",
     "staff_routers",
@@ -162,35 +162,57 @@ class EntityConfigError(ValueError):
     """An entity's connectors are configured incompletely: the hub does not start."""
 
 
-def entity_erp_consumer(wiring: Wiring, settings: Settings) -> None:
-    """With ``entities`` configured, each procuring entity's ERP commands go to its own ERP
-    only (connectors/_shared/entities.py); an entity without one is dead-lettered, naming
-    it. An entity listed without an ERP stops the start with the entity named."""
+def entity_consumers(wiring: Wiring, settings: Settings) -> None:
+    """With ``entities`` configured, each procuring entity's ERP commands and mails go to
+    its own ERP and mail sender only (connectors/_shared/entities.py); a message of an
+    entity without one is dead-lettered, naming it. A kind of connector configured for
+    some entities must be configured for all of them: otherwise the start stops, naming
+    the entities without it. A kind configured for none stays the installation's one."""
     if not settings.entities:
         return
     from connectors._shared.entities import per_entity
     from connectors.erp import ErpConnector, ErpSettings
     from connectors.erp import effects as erp_effects
+    from connectors.mail import MailConnector, MailSettings
+    from connectors.mail import effects as mail_effects
 
-    missing = sorted(code for code, entity in settings.entities.items() if entity.erp is None)
-    if missing:
+    def erp(entity: Any) -> Any:
+        return ErpConnector(ErpSettings(url=entity.erp.url, username=entity.erp.username,
+                                        password=entity.erp.password))
+
+    def mail(entity: Any) -> Any:
+        m = entity.mail
+        return MailConnector(MailSettings().model_copy(update={
+            "host": m.host, "port": m.port, "security": m.security, "username": m.username,
+            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}))
+
+    kinds = (("erp", "connector.erp", erp, erp_effects),
+             ("mail", "connector.mail", mail, mail_effects))
+    problems = []
+    for kind, _, _, _ in kinds:
+        have = {code for code, e in settings.entities.items() if getattr(e, kind) is not None}
+        if have and have != set(settings.entities):
+            problems.append(f"{kind} missing for " + ", ".join(sorted(set(settings.entities)
+                                                                      - have)))
+    if problems:
         raise EntityConfigError(
-            "entities without an ERP: " + ", ".join(missing) + "; configure "
-            "[entities.<code>.erp] url (and username, password) for each, or remove the entity")
-    by_entity = {}
-    for code, entity in sorted(settings.entities.items()):
-        assert entity.erp is not None
-        connector = ErpConnector(ErpSettings(url=entity.erp.url, username=entity.erp.username,
-                                             password=entity.erp.password))
-        by_entity[code] = erp_effects.effects(connector)
-        if hasattr(connector, "aclose"):
-            wiring.closers.append(connector.aclose)
-    for n, spec in enumerate(wiring.consumers):
-        if spec.name == "connector.erp":
-            wiring.consumers[n] = dataclasses.replace(
-                spec, handlers=per_entity("erp", by_entity),
-                description=spec.description + "; each procuring entity's own ERP")
-    log.info("erp: one ERP per procuring entity: %s", ", ".join(sorted(by_entity)))
+            "entities' connectors incomplete: " + "; ".join(problems) + " (configure "
+            "[entities.<code>.<connector>] for each entity, or for none)")
+    for kind, consumer, make, module in kinds:
+        if all(getattr(e, kind) is None for e in settings.entities.values()):
+            continue
+        by_entity = {}
+        for code, entity in sorted(settings.entities.items()):
+            connector = make(entity)
+            by_entity[code] = module.effects(connector)
+            if hasattr(connector, "aclose"):
+                wiring.closers.append(connector.aclose)
+        for n, spec in enumerate(wiring.consumers):
+            if spec.name == consumer:
+                wiring.consumers[n] = dataclasses.replace(
+                    spec, handlers=per_entity(kind, by_entity),
+                    description=spec.description + f"; each procuring entity's own {kind}")
+        log.info("%s: one per procuring entity: %s", kind, ", ".join(sorted(by_entity)))
 
 
 def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
@@ -321,7 +343,7 @@ def default_wiring(settings: Settings) -> Wiring:
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))
     connectors = connector_consumers(wiring)
-    entity_erp_consumer(wiring, settings)
+    entity_consumers(wiring, settings)
     case_pipelines(wiring, connectors["connector.cloudsign"], settings)
     webhook_routers(wiring)
     staff_routers(wiring, settings, gateway(wiring).signature_roots)

@@ -157,13 +157,27 @@ class EntityErpSettings(BaseModel):
     password: SecretStr | None = None
 
 
+class EntityMailSettings(BaseModel):
+    """One procuring entity's mail sender: its SMTP relay and From (the rest of
+    ``HUB_MAIL_*``, such as the documents' directory, stays the installation's)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = Field(max_length=254)
+    from_name: str = Field(max_length=60)
+
+
 class EntitySettings(BaseModel):
-    """One procuring entity's own connectors (``[entities.<code>.erp]`` in the settings
-    file): never shared with another entity, never a default (docs/identity.md). The ERP
-    is routed per entity; the signer, mail sender, CloudSign client and D・Sure trust are
-    still the installation's own (one of each)."""
+    """One procuring entity's own connectors (``[entities.<code>.erp]``, ``.mail`` in the
+    settings file): never shared with another entity, never a default (docs/identity.md).
+    The signer, the CloudSign client and the D・Sure trust are still the installation's own
+    (one of each)."""
 
     erp: EntityErpSettings | None = None
+    mail: EntityMailSettings | None = None
 
 
 class StaffSettings(BaseModel):

@@ -44,8 +44,12 @@ UtcTimestamp = sa.DateTime(timezone=True)
 GENESIS = "0" * 64
 """The previous hash of the first row ever written."""
 
-_LOCK_KEY = 7_420_018_001
-"""PostgreSQL advisory lock serialising appends (one chain)."""
+_LOCK_AND_TAIL = (
+    "select pg_advisory_xact_lock(7420018001); "
+    "select nextval(pg_get_serial_sequence('hub_audit', 'id')), "
+    "(select hash from hub_audit order by id desc limit 1)")
+"""PostgreSQL: the advisory lock serialising appends (one chain), then the chain's tail."""
+_RELAXED_LOCK_AND_TAIL = "set local synchronous_commit to off; " + _LOCK_AND_TAIL
 
 PRUNED = "audit.pruned"
 
@@ -100,11 +104,7 @@ def record(session: Session, *, actor: str, actor_kind: str, action: str, target
         # tail is read after the lock is held and sees the previous holder's row.
         cursor = session.connection().connection.cursor()
         try:
-            cursor.execute(
-                ("" if durable else "set local synchronous_commit to off; ")
-                + f"select pg_advisory_xact_lock({_LOCK_KEY}); "
-                "select nextval(pg_get_serial_sequence('hub_audit', 'id')), "
-                "(select hash from hub_audit order by id desc limit 1)")
+            cursor.execute(_LOCK_AND_TAIL if durable else _RELAXED_LOCK_AND_TAIL)
             while cursor.nextset():
                 pass
             tail = cursor.fetchone()
