@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite against the real parts: a Kafka broker, a secured
-# one (SASL_SSL with ACLs), PostgreSQL, and the peers the tests start themselves. The
-# chaos tests start and stop their own 3-broker cluster (deploy/kafka.sh --brokers 3).
+# one (SASL_SSL with ACLs), PostgreSQL, Keycloak (the staff's OpenID Connect provider),
+# and the peers the tests start themselves. The chaos tests start and stop their own
+# 3-broker cluster (deploy/kafka.sh --brokers 3).
 # Lint and type checks run first. Extra arguments go to pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,11 +11,13 @@ bash deploy/setup.sh
 bash deploy/kafka.sh start
 bash deploy/kafka.sh --secure start
 bash deploy/postgres.sh start
+bash deploy/keycloak.sh start
 for step in deploy/services.d/*.sh; do [ -e "$step" ] && bash "$step" start; done
 export HUB_TEST_KAFKA=127.0.0.1:${HUB_KAFKA_PORT:-9092}
 export HUB_TEST_KAFKA_SECURE=127.0.0.1:${HUB_KAFKA_SECURE_PORT:-9192}
 export HUB_TEST_KAFKA_SECURE_DIR=${HUB_RUN_DIR:-$root/.run}/kafka-secure
 export HUB_TEST_POSTGRES_URL=$(bash deploy/postgres.sh url hub_test)
+export HUB_TEST_KEYCLOAK=$(bash deploy/keycloak.sh url)
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

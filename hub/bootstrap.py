@@ -8,6 +8,7 @@ module:function`` swaps it for another wiring (an integrator's own, or the tests
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -31,9 +32,11 @@ from schemas.registry import Payload
 from schemas.topics import Topics
 
 __all__ = [
+    "EntityConfigError",
     "Wiring",
     "city_signer",
     "default_wiring",
+    "entity_consumers",
     "invoice_consumer",
     "load_wiring",
     "staff_routers",
@@ -180,6 +183,63 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
     return connectors
 
 
+class EntityConfigError(ValueError):
+    """An entity's connectors are configured incompletely: the hub does not start."""
+
+
+def entity_consumers(wiring: Wiring, settings: Settings) -> None:
+    """With ``entities`` configured, each procuring entity's ERP commands and mails go to
+    its own ERP and mail sender only (connectors/_shared/entities.py); a message of an
+    entity without one is dead-lettered, naming it. A kind of connector configured for
+    some entities must be configured for all of them: otherwise the start stops, naming
+    the entities without it. A kind configured for none stays the installation's one."""
+    if not settings.entities:
+        return
+    from connectors._shared.entities import per_entity
+    from connectors.erp import ErpConnector, ErpSettings
+    from connectors.erp import effects as erp_effects
+    from connectors.mail import MailConnector, MailSettings
+    from connectors.mail import effects as mail_effects
+
+    def erp(entity: Any) -> Any:
+        return ErpConnector(ErpSettings(url=entity.erp.url, username=entity.erp.username,
+                                        password=entity.erp.password))
+
+    def mail(entity: Any) -> Any:
+        m = entity.mail
+        return MailConnector(MailSettings().model_copy(update={
+            "host": m.host, "port": m.port, "security": m.security, "username": m.username,
+            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}))
+
+    kinds = (("erp", "connector.erp", erp, erp_effects),
+             ("mail", "connector.mail", mail, mail_effects))
+    problems = []
+    for kind, _, _, _ in kinds:
+        have = {code for code, e in settings.entities.items() if getattr(e, kind) is not None}
+        if have and have != set(settings.entities):
+            problems.append(f"{kind} missing for " + ", ".join(sorted(set(settings.entities)
+                                                                      - have)))
+    if problems:
+        raise EntityConfigError(
+            "entities' connectors incomplete: " + "; ".join(problems) + " (configure "
+            "[entities.<code>.<connector>] for each entity, or for none)")
+    for kind, consumer, make, module in kinds:
+        if all(getattr(e, kind) is None for e in settings.entities.values()):
+            continue
+        by_entity = {}
+        for code, entity in sorted(settings.entities.items()):
+            connector = make(entity)
+            by_entity[code] = module.effects(connector)
+            if hasattr(connector, "aclose"):
+                wiring.closers.append(connector.aclose)
+        for n, spec in enumerate(wiring.consumers):
+            if spec.name == consumer:
+                wiring.consumers[n] = dataclasses.replace(
+                    spec, handlers=per_entity(kind, by_entity),
+                    description=spec.description + f"; each procuring entity's own {kind}")
+        log.info("%s: one per procuring entity: %s", kind, ", ".join(sorted(by_entity)))
+
+
 def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
     """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
 
@@ -282,17 +342,21 @@ def gateway(wiring: Wiring) -> Any:
 
 
 def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
-    """The contract archive and the city's steps (CON-6, CON-7), for staff tokens only
-    (hub/staff.py). Signatures are re-validated against the gateway's signature roots and
-    the city signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
+    """The contract archive and the city's steps (CON-6, CON-7) and the staff's identity
+    routes (log-in, audit trail), for the staff only (hub/identity.py, docs/identity.md).
+    Signatures are re-validated against the gateway's signature roots and the city
+    signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
     from connectors.citysigner import CitySignerSettings
     from connectors.citysigner.signer import load_pem_files
     from hub.contract.archive_api import archive_router
-    from hub.staff import staff_auth, staff_only
+    from hub.identity import staff_identity
+    from hub.staff_api import staff_router
 
     roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
-    wiring.routers.append(staff_only(archive_router(wiring.engine, roots),
-                                     staff_auth(settings.staff, RUN_DIR)))
+    identity = staff_identity(settings.staff, RUN_DIR)
+    log.info("staff: %r", identity)
+    wiring.routers.append(archive_router(wiring.engine, roots, identity=identity))
+    wiring.routers.append(staff_router(wiring.engine, identity))
 
 
 def default_wiring(settings: Settings) -> Wiring:
@@ -303,6 +367,7 @@ def default_wiring(settings: Settings) -> Wiring:
     interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
     wiring.jobs.append(propagation_job(interval))
     connectors = connector_consumers(wiring)
+    entity_consumers(wiring, settings)
     case_pipelines(wiring, connectors["connector.cloudsign"], settings)
     webhook_routers(wiring)
     staff_routers(wiring, settings, gateway(wiring).signature_roots)

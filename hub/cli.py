@@ -5,7 +5,9 @@
     hub peers                          the reference peers (SMTP, SOAP ERP, D・Sure, TSA, ...)
     hub topics apply|list              topics of schemas/topics.py on the cluster
     hub db upgrade|current             Alembic migrations
-    hub dlq list|show|replay           dead letters
+    hub dlq list|show|replay           dead letters (a replay is written to the audit trail)
+    hub audit list|verify|prune        the audit trail (docs/identity.md)
+    hub users add NAME ...             the built-in local user store's staff
     hub docs [--out DIR]               AsyncAPI document and JSON Schemas
     hub rules evaluate FILE.json       a registration scenario's decision (docs/rules.md)
     hub propagate                      the REG-9 propagation batch, once
@@ -173,8 +175,94 @@ def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "show":
         _print(_with_stored_values(settings, chosen))
         return 0
-    count = asyncio.run(replay(settings, chosen))
+    count = asyncio.run(replay(settings, chosen, on_sent=_audited_replay(settings)))
     _print({"replayed": count, "refs": [d.ref for d in chosen]})
+    return 0
+
+
+def _operator() -> str:
+    """Who runs a command-line step: the OS account, as the audit trail names it."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _audited_replay(settings: Settings) -> Any:
+    """One audit row per replayed dead letter, written once it is back on its topic."""
+    import orjson
+    from sqlmodel import Session
+
+    from hub import audit
+    from hub.db import create_db_engine
+    from schemas.envelope import utc_now
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+
+    def sent(letter: Any) -> None:
+        try:
+            entity = str(orjson.loads(letter.value or b"{}").get("procuring_entity") or "")
+        except (orjson.JSONDecodeError, AttributeError):
+            entity = ""
+        with Session(engine) as tx, tx.begin():
+            audit.record(tx, actor=_operator(), actor_kind="operator", role="admin",
+                         entity=entity, action="dlq.replay", target=letter.ref,
+                         at=utc_now(), client="cli", detail=letter.original_topic)
+
+    return sent
+
+
+def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timedelta
+
+    from sqlmodel import Session
+
+    from hub import audit
+    from hub.db import create_db_engine
+    from schemas.envelope import utc_now
+
+    engine = create_db_engine(settings.database_url.get_secret_value())
+    with Session(engine) as db:
+        if args.action == "verify":
+            report = audit.verify(db)
+            _print({"ok": report.ok, "checked": report.checked, "broken_id": report.broken_id,
+                    "reason": report.reason, "last_hash": report.last_hash})
+            if not report.ok:
+                print(f"hub audit verify: {report.reason}", file=sys.stderr)
+            return 0 if report.ok else 1
+        if args.action == "prune":
+            with db.begin():
+                removed = audit.prune(db, now=utc_now(), actor=_operator(), retention=timedelta(
+                    days=args.days or settings.staff.audit_retention_days))
+            _print({"removed": removed})
+            return 0
+        since = datetime.fromisoformat(args.since) if args.since else None
+        found = audit.rows(db, entities=args.entity or None, since=since, limit=args.limit)
+        _print([r.model_dump() for r in found])
+    return 0
+
+
+def _cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from hub.identity import LocalUsers
+    from hub.settings import RUN_DIR
+
+    path = settings.staff.users_file or RUN_DIR / "staff-users.json"
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+    if len(password) < 12:
+        print("hub users add: the password needs at least 12 characters", file=sys.stderr)
+        return 2
+    try:
+        LocalUsers(path).add(args.name, password, email=args.email, entities=args.entity,
+                             roles=args.role, name=args.display_name)
+    except ValueError as exc:
+        print(f"hub users add: {exc}", file=sys.stderr)
+        return 2
+    _print({"user": args.name, "entities": sorted(set(args.entity)),
+            "roles": sorted(set(args.role)), "file": str(path)})
     return 0
 
 
@@ -233,6 +321,34 @@ def _cmd_qualifications(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _identity_parsers(sub: Any) -> None:
+    """``hub audit`` and ``hub users``."""
+    aud = sub.add_parser("audit", help="the audit trail: list, verify the hash chain, prune")
+    aud_sub = aud.add_subparsers(dest="action", required=True)
+    aud_list = aud_sub.add_parser("list")
+    aud_list.add_argument("--entity", action="append", help="a procuring entity; repeatable")
+    aud_list.add_argument("--since", help="ISO 8601 date-time")
+    aud_list.add_argument("--limit", type=int, default=100)
+    aud_sub.add_parser("verify")
+    aud_prune = aud_sub.add_parser("prune")
+    aud_prune.add_argument("--days", type=int, help="default HUB_STAFF__AUDIT_RETENTION_DAYS")
+    aud.set_defaults(func=_cmd_audit)
+
+    users = sub.add_parser("users", help="the built-in local user store (docs/identity.md)")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="add or replace a staff member")
+    add.add_argument("name")
+    add.add_argument("--email", required=True)
+    add.add_argument("--display-name")
+    add.add_argument("--entity", action="append", required=True,
+                     help="a procuring entity code; repeatable")
+    add.add_argument("--role", action="append", required=True,
+                     choices=["contract-officer", "approver", "admin", "auditor"])
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of a prompt")
+    users.set_defaults(func=_cmd_users)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -268,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "replay":
             p.add_argument("--all", action="store_true", help="every dead letter of the topics")
     dlq.set_defaults(func=_cmd_dlq)
+
+    _identity_parsers(sub)
 
     rules = sub.add_parser("rules", help="the registration rules (REG, CHG, RNW)")
     rules.add_argument("action", choices=["evaluate"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,8 +198,10 @@ async def read_dead_letters(settings: Settings, topics: Sequence[str],
     return sorted(out, key=lambda d: (d.dlq_topic, d.partition, d.offset))
 
 
-async def replay(settings: Settings, letters: Sequence[DeadLetter]) -> int:
-    """Send dead letters back to their original topics, marked as replays."""
+async def replay(settings: Settings, letters: Sequence[DeadLetter],
+                 on_sent: Callable[[DeadLetter], object] | None = None) -> int:
+    """Send dead letters back to their original topics, marked as replays; ``on_sent``
+    runs after each one is acknowledged (the command line's audit row)."""
     producer = AIOKafkaProducer(**settings.kafka.aiokafka_kwargs(), acks="all",
                                 enable_idempotence=True)
     await producer.start()
@@ -209,6 +211,8 @@ async def replay(settings: Settings, letters: Sequence[DeadLetter]) -> int:
             headers.append((H_REPLAY, letter.ref.encode()))
             await producer.send_and_wait(letter.original_topic, value=letter.value,
                                          key=letter.key, headers=headers)
+            if on_sent is not None:
+                on_sent(letter)
     finally:
         await producer.stop()
     return len(letters)

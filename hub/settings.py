@@ -26,12 +26,15 @@ from schemas.topics import ALL_TOPICS
 
 __all__ = [
     "ContractSettings",
+    "EntitySettings",
     "HttpSettings",
     "KafkaSettings",
+    "OidcSettings",
     "RetentionSettings",
     "RetrySettings",
     "Settings",
     "StaffSettings",
+    "StaffTokenSettings",
     "TopicSettings",
     "load_settings",
 ]
@@ -199,6 +202,66 @@ class ContractSettings(BaseModel):
         "+ /contract/review (set it where the hub is reached through a proxy).")
 
 
+class StaffTokenSettings(BaseModel):
+    """One static bearer token mapped to a principal (docs/identity.md): its SHA-256 digest,
+    who it stands for, its procuring entities and roles."""
+
+    sha256: str = Field(min_length=64, max_length=64)
+    subject: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    kind: Literal["person", "client"] = "client"
+    entities: tuple[str, ...] = Field(min_length=1)
+    roles: tuple[str, ...] = Field(min_length=1)
+
+
+class OidcSettings(BaseModel):
+    """The staff's OpenID Connect provider (``HUB_STAFF__OIDC__ISSUER``, ...): access tokens
+    are verified against its JWKS (signature, issuer, audience, expiry with ``leeway_s``)."""
+
+    issuer: str = Field(pattern=r"^https?://", max_length=300)
+    audience: str = Field(default="procurement-hub", min_length=1, max_length=200)
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://", max_length=300,
+                                 description="Default: the issuer's discovery document's.")
+    leeway_s: int = Field(default=30, ge=0, le=300)
+    jwks_min_refetch_s: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="A token with an unknown key id refetches the JWKS at most this often.")
+    algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
+    entity_group_prefix: str = "/entities/"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class EntityErpSettings(BaseModel):
+    """One procuring entity's ERP (SOAP) endpoint and credentials."""
+
+    url: str = Field(pattern=r"^https?://", max_length=300)
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class EntityMailSettings(BaseModel):
+    """One procuring entity's mail sender: its SMTP relay and From (the rest of
+    ``HUB_MAIL_*``, such as the documents' directory, stays the installation's)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = Field(max_length=254)
+    from_name: str = Field(max_length=60)
+
+
+class EntitySettings(BaseModel):
+    """One procuring entity's own connectors (``[entities.<code>.erp]``, ``.mail`` in the
+    settings file): never shared with another entity, never a default (docs/identity.md).
+    The signer, the CloudSign client and the D・Sure trust are still the installation's own
+    (one of each)."""
+
+    erp: EntityErpSettings | None = None
+    mail: EntityMailSettings | None = None
+
+
 class StaffSettings(BaseModel):
     """Who may use the city staff's HTTP endpoints (contract archive and steps: CON-6, CON-7).
 
@@ -211,12 +274,29 @@ class StaffSettings(BaseModel):
 
     token_sha256: tuple[str, ...] = ()
     token_file: Path | None = None
+    token_entities: tuple[str, ...] = Field(
+        default=("*",),
+        description="The procuring entities the bare digests above act for ('*': every "
+        "entity, the single-entity and embedded installation). Map tokens to persons with "
+        "``tokens`` instead.")
+    tokens: tuple[StaffTokenSettings, ...] = ()
+    oidc: OidcSettings | None = None
+    users_file: Path | None = Field(
+        default=None, description="The built-in local user store (``hub users add``); "
+        "default RUN_DIR/staff-users.json when it exists.")
+    local_token_ttl_s: int = Field(default=3600, ge=60, le=86_400)
+    audit_retention_days: int = Field(
+        default=3650, ge=1, le=36_500,
+        description="How long audit rows are kept (``hub audit prune``); ten years by "
+        "default, as long as the contract records.")
 
 
 Profile = Literal["production", "demo", "test"]
 """``HUB_PROFILE``: ``production`` unless set. ``hub run`` in production refuses to start
 while any check of hub/production.py fails; ``demo`` (``hub demo``) and ``test`` (the test
 suite, the benchmarks) run on the embedded defaults and say loudly what is for testing."""
+
+
 class HttpSettings(BaseModel):
     """The hub's own HTTP server (gateway, staff API, webhooks, review pages):
     ``HUB_HTTP__TLS_CERT_FILE`` and ``HUB_HTTP__TLS_KEY_FILE`` (PEM; the certificate file
@@ -281,6 +361,9 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
+    entities: dict[str, EntitySettings] = Field(
+        default_factory=dict,
+        description="Each procuring entity's own connectors; empty: one of each for all.")
     outbox_poll_interval_s: float = 0.1
     outbox_orphan_age_s: float = Field(
         default=0.5, ge=0,

@@ -1,17 +1,16 @@
-"""Staff authentication: only the city's staff reach the contract archive and its steps.
+"""Static staff tokens: their digests, and the embedded default's generated token.
 
-The staff router (hub/contract/archive_api.py: the contract list and search, the
-合意締結証明書, the signed PDF, re-validation, the contract set and the city's agreement;
-CON-6, CON-7) answers only requests with ``Authorization: Bearer <token>`` whose token
-is a configured staff API token. The settings hold only the tokens' SHA-256 digests
-(:class:`hub.settings.StaffSettings`): the hub never stores or logs a token, and it
-compares digests with :func:`hmac.compare_digest` against every configured one, so the
-time taken says nothing about which digest came close (RFC 6750 for the header and the
-401's ``WWW-Authenticate``).
+The staff API's callers are resolved by :mod:`hub.identity` (OpenID Connect, the local
+user store, static tokens mapped to principals; docs/identity.md). This module keeps what
+static tokens need: the settings hold only their SHA-256 digests
+(:class:`hub.settings.StaffSettings`), checked for form without echoing a value (a token
+pasted there by mistake must not reach a log), and compared with
+:func:`hmac.compare_digest` against every configured one (RFC 6750 for the header).
 
-Embedded default: with no digest configured, one token is generated into
-``RUN_DIR/staff-token`` (mode 0600) and kept across runs; only its path is logged.
-:func:`local_token` reads it for local tools (the demo).
+Embedded default: with no digest, provider or user store configured, one token is
+generated into ``RUN_DIR/staff-token`` (mode 0600) and kept across runs; only its path is
+logged. :func:`local_token` reads it for local tools (the demo). :class:`StaffAuth` is the
+bare yes/no check of a token against the digests.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["RuleId", "RuleViolation"]
 
-RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE)-\d{1,2}$")]
-"""A rule of docs/rules.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md)."""
+RuleId = Annotated[str, Field(
+    pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE|IAM)-\d{1,2}$")]
+"""A rule of docs/rule-ids.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md),
+IAM-1 … IAM-3 the staff's identity (docs/identity.md)."""
 
 
 class RuleViolation(BaseModel):

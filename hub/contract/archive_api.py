@@ -7,8 +7,13 @@ the process's commands through the outbox and answer 202 with the request id.
 ``GET /contracts`` lists and searches (date, amount, counterparty, status);
 ``GET /contracts/{case}/certificate`` gives the 合意締結証明書 as JSON and
 ``…/certificate.pdf`` as a PDF; ``GET /contracts/{case}/document`` the signed PDF;
-``POST /contracts/{case}/validation`` re-validates its signatures now. The wiring mounts it
-behind the city's staff authentication (:mod:`hub.staff`).
+``POST /contracts/{case}/validation`` re-validates its signatures now.
+
+Every route takes its caller from the bearer token (:class:`hub.identity.StaffIdentity`):
+reads need any staff role, the contract set 契約担当, the city's agreement 承認者; a
+case of another procuring entity is refused (IAM-3) and the list shows only the caller's
+entities. The acting officer is the token's, never a request body's. Every step and read
+writes an audit row (hub/audit.py), a step's in the same transaction as its command.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
@@ -16,16 +21,19 @@ behind the city's staff authentication (:mod:`hub.staff`).
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from cryptography import x509
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub.contract.review_api import AcceptedOut, WhoIn, publish_step, refuse_early
+from hub import audit
+from hub.contract.review_api import AcceptedOut, publish_step, refuse_early
 from hub.documents.store import DocumentNotFoundError, DocumentStore, SqlDocumentStore
+from hub.identity import Principal, Role, StaffIdentity, denied_entity, denied_role
 from pipelines.contract import texts
 from pipelines.contract.archive import (
     ConclusionCertificate,
@@ -42,9 +50,15 @@ from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, Do
 from schemas.envelope import utc_now
 from schemas.registry import Payload
 
-__all__ = ["ContractQuery", "ValidationOut", "archive_router"]
+__all__ = ["READ_ROLES", "ContractQuery", "ValidationOut", "archive_router", "client_address"]
 
 PRODUCER = "hub.contract.staff"
+READ_ROLES = frozenset(Role)
+"""Reading the archive: any staff role (監査 reads only)."""
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 async def _body(request: Request) -> bytes:
@@ -75,9 +89,10 @@ class ValidationOut(BaseModel):
     problems: list[str]
 
 
-def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
-                   clock: Callable[[], datetime] = utc_now,
-                   store: DocumentStore | None = None) -> APIRouter:
+def archive_router(  # noqa: PLR0915 -- one router, its routes in order
+        engine: Engine, roots: tuple[x509.Certificate, ...],
+        clock: Callable[[], datetime] = utc_now, *, identity: StaffIdentity,
+        store: DocumentStore | None = None) -> APIRouter:
     """``store``: the shared document store the archive reads and the contract sets go to
     (default: the database's, :class:`~hub.documents.SqlDocumentStore`)."""
     router = APIRouter(prefix="/contracts", tags=["contract archive"])
@@ -87,46 +102,57 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
         with Session(engine) as s:
             yield s
 
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        # On the event loop when no network is needed; a provider's first token (which
+        # may fetch its keys) in a worker thread.
+        who = identity.known(authorization)
+        if who is None:
+            who = await run_in_threadpool(identity.principal, authorization)
+        return who
+
+    caller_t = Annotated[Principal, Depends(caller)]
+    db_t = Annotated[Session, Depends(session)]
+
+    def write(who: Principal, request: Request, action: str, target: str, *, role: str = "",
+              entity: str = "", outcome: str = "ok", detail: str = "",
+              into: Session | None = None, read: Session | None = None) -> None:
+        """The audit row: in ``into``'s transaction (a step's, committed by its caller);
+        or after a read, in the reading session, committed here; or alone."""
+        fields: dict[str, Any] = {
+            "actor": who.who, "actor_kind": who.kind, "action": action, "target": target,
+            "at": clock(), "role": role, "entity": entity, "client": client_address(request),
+            "outcome": outcome, "detail": detail}
+        if into is not None:
+            audit.record(into, **fields)
+        elif read is not None:
+            audit.record(read, **fields, durable=False)
+            read.commit()
+        else:
+            audit.record_alone(engine, **fields)
+
+    def allowed(who: Principal, request: Request, action: str, target: str, *,
+                roles: frozenset[Role], entity: str = "") -> str:
+        """The role the step is taken in; 403 (IAM-2, IAM-3) with an audit row otherwise."""
+        held = sorted(who.roles & roles)
+        if not held:
+            write(who, request, action, target, entity=entity or scope_of(who),
+                  outcome="denied", detail="role")
+            raise denied_role(roles)
+        if entity and not who.covers(entity):
+            write(who, request, action, target, role=held[0], entity=entity,
+                  outcome="denied", detail="entity")
+            raise denied_entity(entity)
+        return held[0]
+
+    def scope_of(who: Principal) -> str:
+        scope = who.entity_filter()
+        return ",".join(sorted(scope)) if scope is not None else "*"
+
     def _not_concluded(exc: NotConcludedError) -> HTTPException:
         return HTTPException(404, detail={
             "rule_id": "CON-6", "message_ja": "締結済みの契約がありません。",
             "message_en": str(exc), "next_step_ja": "契約一覧で案件の状態を確認してください。",
             "next_step_en": "Check the case's status in the contract list."})
-
-    @router.get("")
-    def contracts(db: Annotated[Session, Depends(session)],
-                  q: Annotated[ContractQuery, Query()]) -> list[ContractListItem]:
-        return search_contracts(db, **q.model_dump())
-
-    @router.get("/{case_id}/certificate")
-    def certificate(case_id: str,
-                    db: Annotated[Session, Depends(session)]) -> ConclusionCertificate:
-        try:
-            return conclusion_certificate(db, case_id, roots, clock())
-        except NotConcludedError as exc:
-            raise _not_concluded(exc) from exc
-
-    @router.get("/{case_id}/certificate.pdf")
-    def certificate_as_pdf(case_id: str, db: Annotated[Session, Depends(session)]) -> Response:
-        try:
-            cert = conclusion_certificate(db, case_id, roots, clock())
-        except NotConcludedError as exc:
-            raise _not_concluded(exc) from exc
-        return Response(certificate_pdf(cert), media_type="application/pdf")
-
-    @router.get("/{case_id}/document")
-    def document(case_id: str, db: Annotated[Session, Depends(session)]) -> Response:
-        state = load_case(db, case_id)
-        if state is None or state.signed is None:
-            raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
-        try:
-            content = docs.get(state.signed.sha256)
-        except DocumentNotFoundError as exc:
-            raise _not_concluded(NotConcludedError(str(exc))) from exc
-        return Response(content, media_type="application/pdf")
-
-    def publish(state: CaseState, payload: Payload) -> AcceptedOut:
-        return publish_step(engine, state, payload, clock(), PRODUCER)
 
     def known(case_id: str, db: Session) -> CaseState:
         state = load_case(db, case_id)
@@ -134,36 +160,124 @@ def archive_router(engine: Engine, roots: tuple[x509.Certificate, ...],
             raise HTTPException(404, detail={"violations": [texts.no_case(case_id).model_dump()]})
         return state
 
+    def readable(who: Principal, request: Request, action: str, case_id: str,
+                 db: Session) -> tuple[CaseState | None, str]:
+        """The case (``None`` when unknown) and the role it is read in, once allowed."""
+        state = load_case(db, case_id)
+        role = allowed(who, request, action, case_id, roles=READ_ROLES,
+                       entity=state.procuring_entity if state else "")
+        return state, role
+
+    @router.get("")
+    def contracts(who: caller_t, request: Request, db: db_t,
+                  q: Annotated[ContractQuery, Query()]) -> list[ContractListItem]:
+        role = allowed(who, request, "contracts.search", "contracts", roles=READ_ROLES)
+        scope = who.entity_filter()
+        found = search_contracts(db, **q.model_dump(), entities=scope)
+        write(who, request, "contracts.search", "contracts", role=role, entity=scope_of(who),
+              detail=f"{len(found)} result(s)", read=db)
+        return found
+
+    def concluded(who: Principal, request: Request, action: str, case_id: str,
+                  db: Session) -> tuple[ConclusionCertificate, str]:
+        state, role = readable(who, request, action, case_id, db)
+        try:
+            cert = conclusion_certificate(db, case_id, roots, clock())
+        except NotConcludedError as exc:
+            raise _not_concluded(exc) from exc
+        assert state is not None
+        write(who, request, action, case_id, role=role, entity=state.procuring_entity,
+              read=db)
+        return cert, role
+
+    @router.get("/{case_id}/certificate")
+    def certificate(case_id: str, who: caller_t, request: Request,
+                    db: db_t) -> ConclusionCertificate:
+        return concluded(who, request, "contracts.certificate", case_id, db)[0]
+
+    @router.get("/{case_id}/certificate.pdf")
+    def certificate_as_pdf(case_id: str, who: caller_t, request: Request, db: db_t) -> Response:
+        cert, _ = concluded(who, request, "contracts.certificate", case_id, db)
+        return Response(certificate_pdf(cert), media_type="application/pdf")
+
+    @router.get("/{case_id}/document")
+    def document(case_id: str, who: caller_t, request: Request, db: db_t) -> Response:
+        state, role = readable(who, request, "contracts.document", case_id, db)
+        if state is None or state.signed is None:
+            raise _not_concluded(NotConcludedError(f"case {case_id} has no signed document"))
+        try:
+            body = docs.get(state.signed.sha256)
+        except DocumentNotFoundError as exc:
+            raise _not_concluded(NotConcludedError(str(exc))) from exc
+        write(who, request, "contracts.document", case_id, role=role,
+              entity=state.procuring_entity, read=db)
+        return Response(body, media_type="application/pdf")
+
+    def publish(state: CaseState, payload: Payload, who: Principal, request: Request, *,
+                action: str, role: str) -> AcceptedOut:
+        return publish_step(engine, state, payload, clock(), PRODUCER, also=lambda tx: write(
+            who, request, action, state.case_id, role=role, entity=state.procuring_entity,
+            into=tx))
+
+    def refused(who: Principal, request: Request, action: str, state: CaseState, *,
+                role: str, exc: HTTPException) -> HTTPException:
+        write(who, request, action, state.case_id, role=role, entity=state.procuring_entity,
+              outcome="refused", detail=str(exc.status_code))
+        return exc
+
     @router.post("/{case_id}/contract-set", status_code=202, openapi_extra={
         "requestBody": {"content": {"application/pdf": {
             "schema": {"type": "string", "format": "binary"}}}, "required": True}})
-    def contract_set(case_id: str, title: Annotated[str, Query(min_length=1, max_length=200)],
-                     pdf: Annotated[bytes, Depends(_body)],
-                     db: Annotated[Session, Depends(session)]) -> AcceptedOut:
+    def contract_set(case_id: str, title: Annotated[str, Query(min_length=1, max_length=200)],  # noqa: PLR0917 -- FastAPI parameters
+                     pdf: Annotated[bytes, Depends(_body)], who: caller_t, request: Request,
+                     db: db_t) -> AcceptedOut:
         """The city's contract set (a PDF), archived and sent for review (CON-2)."""
+        action = "contracts.contract-set"
         state = known(case_id, db)
+        role = allowed(who, request, action, case_id, roles=frozenset({Role.CONTRACT_OFFICER}),
+                       entity=state.procuring_entity)
         if not pdf.startswith(b"%PDF-"):
-            raise HTTPException(422, detail="the contract set must be a PDF")
+            raise refused(who, request, action, state, role=role,
+                          exc=HTTPException(422, detail="the contract set must be a PDF"))
         digest = hashlib.sha256(pdf).hexdigest()
         command = ContractSetPrepared(case_id=case_id, title=title, document=DocumentRef(
             uri=f"{DOC_SCHEME}{digest}", filename=f"{case_id}.pdf", size_bytes=len(pdf),
             sha256=digest))
-        refuse_early(state, command, clock())  # before keeping a set nobody may review
+        try:
+            refuse_early(state, command, clock())  # before keeping a set nobody may review
+        except HTTPException as exc:
+            raise refused(who, request, action, state, role=role, exc=exc) from None
         docs.put(pdf, filename=command.document.filename)
-        return publish(state, command)
+        return publish(state, command, who, request, action=action, role=role)
 
     @router.post("/{case_id}/city-agreement", status_code=202)
-    def city_agreement(case_id: str, body: WhoIn,
-                       db: Annotated[Session, Depends(session)]) -> AcceptedOut:
-        """The city's officer agrees (CON-2)."""
-        return publish(known(case_id, db), CityAgreed(case_id=case_id, by=body.by))
+    def city_agreement(case_id: str, who: caller_t, request: Request, db: db_t) -> AcceptedOut:
+        """The city's officer agrees (CON-2): the officer is the token's person. A static
+        token or a back-office client stands for the case's named officer."""
+        action = "contracts.city-agreement"
+        state = known(case_id, db)
+        role = allowed(who, request, action, case_id, roles=frozenset({Role.APPROVER}),
+                       entity=state.procuring_entity)
+        by = who.email if who.kind == "person" else state.city_officer.email
+        if by is None:
+            raise refused(who, request, action, state, role=role, exc=HTTPException(
+                403, detail={"violations": [texts.city_officer_only().model_dump()]}))
+        try:
+            return publish(state, CityAgreed(case_id=case_id, by=by), who, request,
+                           action=action, role=role)
+        except HTTPException as exc:
+            raise refused(who, request, action, state, role=role, exc=exc) from None
 
     @router.post("/{case_id}/validation")
-    def validation(case_id: str, db: Annotated[Session, Depends(session)]) -> ValidationOut:
+    def validation(case_id: str, who: caller_t, request: Request, db: db_t) -> ValidationOut:
+        state, role = readable(who, request, "contracts.validation", case_id, db)
         try:
             report = revalidate(db, case_id, roots)
         except NotConcludedError as exc:
             raise _not_concluded(exc) from exc
+        assert state is not None
+        write(who, request, "contracts.validation", case_id, role=role,
+              entity=state.procuring_entity, outcome="ok" if report.valid else "failed", read=db)
         return ValidationOut(case_id=case_id, valid=report.valid, problems=list(report.problems),
                              signatures=[{"field_name": s.field_name, "signer": s.signer,
                                           "timestamped_at": s.timestamped_at, "ok": s.ok,

@@ -156,13 +156,17 @@ def _envelope(state: CaseState, payload: Payload, now: datetime, producer: str) 
 
 
 def publish_step(engine: Engine, state: CaseState, payload: Payload, now: datetime,
-                 producer: str) -> AcceptedOut:
+                 producer: str, *, also: Callable[[Session], object] | None = None
+                 ) -> AcceptedOut:
     """A person's step, decided early by the pure rules, then queued for the process
-    through the outbox (the process manager decides again when it arrives)."""
+    through the outbox (the process manager decides again when it arrives). ``also``
+    writes in the same transaction (the step's audit row, hub/audit.py)."""
     refuse_early(state, payload, now)
     envelope = _envelope(state, payload, now, producer)
     with Session(engine) as db, db.begin():
         enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
+        if also is not None:
+            also(db)
     return AcceptedOut(request_id=envelope.message_id)
 
 

@@ -3,7 +3,7 @@
     wiring.consumers.extend(contract.consumers(cloudsign_store=...))
     wiring.consumers.append(contract.city_signer_consumer(engine, city_signer))
     wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
-    wiring.routers.append(staff_only(archive_router(engine, roots)))  # .archive_api
+    wiring.routers.append(archive_router(engine, roots, identity=...))  # .archive_api
     wiring.routers.append(review_router(engine))                      # .review_api
 
 The process manager's handler (pipelines/contract) queues the contractor's signing job

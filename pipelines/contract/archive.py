@@ -103,9 +103,16 @@ def search_contracts(session: Session, *, concluded_from: datetime | None = None
                      concluded_to: datetime | None = None, amount_min: int | None = None,
                      amount_max: int | None = None, counterparty: str | None = None,
                      status: ContractStatus | None = None, limit: int = 100,
+                     entities: Iterable[str] | None = None,
                      ) -> list[ContractListItem]:
-    """Cases matching every given filter, most recently updated first (CON-6, CON-7)."""
+    """Cases matching every given filter, most recently updated first (CON-6, CON-7).
+
+    ``entities``: only these procuring entities' cases (the caller's, docs/identity.md);
+    ``None`` is every entity.
+    """
     query = select(CaseRow)
+    if entities is not None:
+        query = query.where(col(CaseRow.procuring_entity).in_(sorted(set(entities))))
     if concluded_from is not None:
         query = query.where(col(CaseRow.concluded_at) >= concluded_from)
     if concluded_to is not None:

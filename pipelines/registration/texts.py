@@ -208,7 +208,7 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
 }
 
 
-_RULE_ID = re.compile(r"(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}")
+_RULE_ID = re.compile(r"(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|IAM)-\d{1,2}")
 """schemas.rejection.RuleId's pattern."""
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 

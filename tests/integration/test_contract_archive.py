@@ -39,6 +39,7 @@ from pipelines.contract.store import put_document, save_case
 from schemas.contract import ContractParty, ContractRoute, ContractStatus
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
+from tests.support.staff import AUTH, every_entity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
 
@@ -173,8 +174,8 @@ def test_one_byte_edit_of_the_stored_pdf_shows_on_revalidation(archive: Engine,
 
 def test_router_lists_certifies_and_validates(archive: Engine, pki: DevPki) -> None:
     app = FastAPI()
-    app.include_router(archive_router(archive, pki.trust_roots))
-    with TestClient(app) as http:
+    app.include_router(archive_router(archive, pki.trust_roots, identity=every_entity()))
+    with TestClient(app, headers=AUTH) as http:
         listed = http.get("/contracts", params={"counterparty": "デモ", "amount_min": 10_000_000})
         assert [c["case_id"] for c in listed.json()] == ["R8-0100"]
         assert http.get("/contracts/R8-0100/certificate").json()["signatures_valid"] is True

@@ -56,6 +56,7 @@ from schemas.topics import Topics
 from schemas.wire import decode, encode
 from tests.card.pdfs import make_pdf
 from tests.support.processing import Clock
+from tests.support.staff import AUTH, every_entity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp]
 
@@ -152,8 +153,8 @@ def site(engine: Engine, tmp_path: Any) -> Iterator[Site]:
                      producer="test", clock=clock, rng=random.Random(8))
     app = FastAPI()
     app.include_router(review_router(engine, clock))
-    app.include_router(archive_router(engine, (), clock))
-    with SmtpPeer() as smtp, TestClient(app) as http:
+    app.include_router(archive_router(engine, (), clock, identity=every_entity()))
+    with SmtpPeer() as smtp, TestClient(app, headers=AUTH) as http:
         settings = MailSettings(host="127.0.0.1", port=smtp.port, timeout_s=5,
                                 from_address="no-reply@city.example", documents_dir=tmp_path,
                                 documents_base_url="https://hub.example/documents")

@@ -1,7 +1,7 @@
 """The staff router as ``hub run``'s default wiring mounts it: real HTTP (httpx over ASGI)
 against the real app and database, SQLite and PostgreSQL (CON-6, CON-7).
 
-Without a token, or with a wrong one, every staff endpoint answers 401 with the CON-7
+Without a token, or with a wrong one, every staff endpoint answers 401 with the IAM-1
 violation in Japanese and English and what to do; with a configured staff token the
 list answers 200 and a contract set upload 202. The token never appears in the logs.
 """
@@ -88,7 +88,7 @@ def refused(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
     (violation,) = response.json()["detail"]["violations"]
-    assert violation["rule_id"] == "CON-7"
+    assert violation["rule_id"] == "IAM-1"
     assert "職員" in violation["message_ja"]
     assert "staff" in violation["message_en"]
     assert "Authorization: Bearer" in violation["next_step_en"]

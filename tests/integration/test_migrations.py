@@ -19,6 +19,7 @@ import hub.contract.models
 import hub.db
 import hub.gateway.models
 import hub.leases
+import pipelines.audit
 import pipelines.contract.models
 import pipelines.invoices.models
 import pipelines.registration.models

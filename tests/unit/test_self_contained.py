@@ -13,7 +13,7 @@ _TEXT_SUFFIXES = {".py", ".md", ".sh", ".toml", ".txt", ".json", ".yaml", ".yml"
 # Spelled in pieces so that this file does not cite them itself.
 _OUTSIDE = re.compile("|".join(re.escape(s) for s in (
     "DOMAIN" + ".md", "DESIGN" + ".md", "STYLE" + ".md", "/" + "work/", "../" + "shared")))
-_RULE_ID = re.compile(r"\b(?:REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF)-\d{1,2}\b")
+_RULE_ID = re.compile(r"\b(?:REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|IAM)-\d{1,2}\b")
 
 
 def _tracked_text_files() -> list[Path]:
