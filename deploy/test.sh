@@ -13,6 +13,8 @@ export HUB_TEST_KAFKA=127.0.0.1:${HUB_KAFKA_PORT:-9092}
 export HUB_TEST_POSTGRES_URL=$(bash deploy/postgres.sh url hub_test)
 .venv/bin/ruff check .
 .venv/bin/mypy
+# Message schemas against the last release in schemas/released (SCH-1, docs/operations.md).
+.venv/bin/python -m hub.cli schemas check
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
