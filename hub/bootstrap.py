@@ -52,6 +52,8 @@ class Wiring:
     publisher: OutboxPublisher | None = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
     """Called at shutdown (connectors' HTTP clients)."""
+    connectors: dict[str, Any] = field(default_factory=dict)
+    """The connectors by consumer name: their health in /readyz, their guards in /metrics."""
 
 
 def registration_consumer() -> ConsumerSpec:
@@ -152,6 +154,7 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
                                              description=description))
         if hasattr(connector, "aclose"):
             wiring.closers.append(connector.aclose)
+    wiring.connectors.update(connectors)
     return connectors
 
 

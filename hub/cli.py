@@ -41,7 +41,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging(settings.log_level, settings.log_format)
     wiring = load_wiring(args.bootstrap, settings)
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
-              http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers)
+              http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers,
+              connectors=wiring.connectors)
     asyncio.run(hub.run_until_signalled())
     return 0
 

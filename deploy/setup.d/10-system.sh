@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages from Debian: Java and Maven for the Kafka broker, PostgreSQL.
+# System packages from Debian: Java and Maven for the Kafka broker, PostgreSQL, and
+# Prometheus for its promtool (the alert rules in deploy/prometheus are checked by a test).
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: please install as root: ${need[*]}" >&2; exit 1; }
   apt-get update -qq
