@@ -34,11 +34,14 @@ def _print(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import tracing
     from hub.bootstrap import load_wiring
     from hub.logs import setup_logging
     from hub.runtime import Hub
 
     setup_logging(settings.log_level, settings.log_format)
+    # Before the wiring: the HTTP clients its connectors make are then traced from the start.
+    tracing.configure(settings.tracing, instance=settings.producer_name)
     wiring = load_wiring(args.bootstrap, settings)
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
               http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers,

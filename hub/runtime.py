@@ -34,7 +34,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from hub import claimcheck, metrics
+from hub import claimcheck, metrics, tracing
 from hub.broker import ConsumerRuntime, build_broker
 from hub.connector_watch import ConnectorWatch
 from hub.consumers import ConsumerSpec
@@ -123,6 +123,7 @@ class Hub:
                  connectors: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         claimcheck.configure(settings.kafka.max_record_bytes)
+        tracing.configure(settings.tracing, instance=settings.producer_name)
         self.engine = engine or create_db_engine(settings.database_url.get_secret_value())
         self.relay = OutboxRelay(settings, self.engine)
         if publisher is not None:
@@ -257,6 +258,7 @@ class Hub:
             if isinstance(result, Exception):
                 log.error("task %s ended with %r", task.get_name(), result)
         self.connectors.close()
+        await asyncio.to_thread(tracing.shutdown)  # the last spans exported
         self._stopped.set()
         log.info("hub stopped")
 
