@@ -52,8 +52,11 @@ class HubProcess:
     """A real `hub run` process with the test ledger wiring."""
 
     def __init__(self, kafka: str, db_url: str, group_prefix: str, topic_prefix: str,
-                 log_path: Path, *, batch: int = 500) -> None:
+                 log_path: Path, *, batch: int = 500,
+                 bootstrap: str = "tests.support.ledger:wiring",
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.bootstrap = bootstrap
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -65,13 +68,14 @@ class HubProcess:
             "HUB_LOG_FORMAT": "text",
             "LEDGER_TOPIC_PREFIX": topic_prefix,
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "run", "--bootstrap", "tests.support.ledger:wiring"],
+            [sys.executable, "-m", "hub.cli", "run", "--bootstrap", self.bootstrap],
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
