@@ -10,7 +10,7 @@ Latency: inputs offered at a fixed rate; per message, OUT record time - send tim
 Memory: each variant's peak RSS. Results: benchmarks/results/delivery.json.
 
     .venv/bin/python -m benchmarks.bench_delivery [--n 20000] [--rate 1000] [--seconds 10]
-    .venv/bin/python -m benchmarks.bench_delivery --tracing-rounds 3   # tracing off vs on
+    .venv/bin/python -m benchmarks.bench_delivery --tracing-rounds 3 [--sample-ratio 0.01]
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) ->
     engine = create_db_engine(url)
     # hub-traced: the same, with tracing on, exporting to BENCH_OTLP (a real Jaeger).
     tracing = TracingSettings(enabled=True, otlp_endpoint=os.environ["BENCH_OTLP"],
-                              service_name="bench-delivery") \
+                              service_name="bench-delivery",
+                              sample_ratio=float(os.environ.get("BENCH_SAMPLE_RATIO", "1"))) \
         if os.environ.get("BENCH_OTLP") else TracingSettings()
     settings = Settings(kafka=KafkaSettings(bootstrap_servers=KAFKA, group_prefix=group),
                         database_url=url, tracing=tracing)  # type: ignore[arg-type]
@@ -202,7 +203,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_variant(variant: str, n: int, rate: float, seconds: float,
-                      otlp: str | None = None) -> dict[str, Any]:
+                      otlp: str | None = None, sample_ratio: float = 1.0) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     t_in, t_out = f"bench.{tag}.in", f"bench.{tag}.out"
     await create([t_in, t_out])
@@ -212,6 +213,7 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float,
         env["BENCH_DB_URL"] = fresh_database()
     if variant == "hub-traced":
         env["BENCH_OTLP"] = otlp or ""
+        env["BENCH_SAMPLE_RATIO"] = str(sample_ratio)
     preload = [make_message(i, variant) for i in range(n)]
     await produce(t_in, preload, None)
     report = RESULTS / f".{variant}-{tag}.json"
@@ -247,7 +249,7 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float,
 
 async def compare_tracing(args: argparse.Namespace) -> None:
     """The hub with tracing off and on, alternating in one run, spans exported to a real
-    Jaeger (deploy/jaeger.sh): benchmarks/results/delivery_tracing.json."""
+    Jaeger (deploy/jaeger.sh): benchmarks/results/delivery_tracing_*.json."""
     import tempfile
 
     from tests.support.jaeger import Jaeger
@@ -264,7 +266,8 @@ async def compare_tracing(args: argparse.Namespace) -> None:
                 for variant in order:
                     print(f"round {r + 1}: {variant} ...", flush=True)
                     result[variant] = await run_variant(variant, args.n, args.rate,
-                                                        args.seconds, jaeger.otlp_endpoint)
+                                                        args.seconds, jaeger.otlp_endpoint,
+                                                        args.sample_ratio)
                     print(variant, result[variant], flush=True)
                 rounds.append(result)
             spans = len(jaeger.traces("bench-delivery", limit=10))
@@ -278,6 +281,7 @@ async def compare_tracing(args: argparse.Namespace) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_1m_at_end": round(os.getloadavg()[0], 1)},
         "exporter": "OTLP/HTTP to Jaeger v1.75.0 on loopback (in-memory storage)",
+        "sample_ratio": args.sample_ratio,
         "jaeger_saw_traces": spans > 0,
         "rounds": rounds,
         "off_messages_per_s": off,
@@ -287,7 +291,8 @@ async def compare_tracing(args: argparse.Namespace) -> None:
         "cost_of_tracing_pct": round(100 * (1 - statistics.median(on) / statistics.median(off)),
                                      1),
     }
-    (RESULTS / "delivery_tracing.json").write_text(json.dumps(out, indent=2))
+    name = "all_sampled" if args.sample_ratio >= 1 else f"sampled_{args.sample_ratio:g}"
+    (RESULTS / f"delivery_tracing_{name}.json").write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if k != "rounds"}, indent=2))
 
 
@@ -327,5 +332,7 @@ if __name__ == "__main__":
     parser.add_argument("--variants", nargs="+", default=["raw", "faststream", "hub"])
     parser.add_argument("--tracing-rounds", type=int, default=0,
                         help="instead: the hub with tracing off and on, alternating, this "
-                        "many rounds (results/delivery_tracing.json)")
+                        "many rounds (results/delivery_tracing_*.json)")
+    parser.add_argument("--sample-ratio", type=float, default=1.0,
+                        help="HUB_TRACING__SAMPLE_RATIO of the traced hub")
     asyncio.run(main(parser.parse_args()))

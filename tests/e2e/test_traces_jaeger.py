@@ -83,6 +83,7 @@ async def test_a_case_through_two_hub_processes_is_one_trace_in_jaeger(
                                   "HUB_TRACING__ENABLED": "true",
                                   "HUB_TRACING__OTLP_ENDPOINT": jaeger.otlp_endpoint,
                                   "HUB_TRACING__SERVICE_NAME": service,
+                                  "HUB_TRACING__SAMPLE_RATIO": "1",
                                   "TRACE_PEER_URL": peer_url})
             procs.append(proc)
             proc.start()

@@ -23,6 +23,7 @@ from tests.support.ledger import LedgerEntryRequested
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-(?:01|03)$")
 """Version 00, trace id, parent span id, flags: sampled (01), and with a random trace id (03,
 Trace Context level 2)."""
+TRACEPARENT_ANY = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def _row_headers() -> list[tuple[str, bytes]]:
@@ -77,3 +78,27 @@ def test_a_consumer_continues_the_records_trace_into_what_it_emits(traced: None)
     headers = list(incoming)
     tracing.inject(headers, "t")
     assert sum(k == "traceparent" for k, _ in headers) == 1
+
+
+def test_an_unsampled_trace_passes_on_without_a_span() -> None:
+    assert tracing.configure(TracingSettings(
+        enabled=True, otlp_endpoint=f"http://127.0.0.1:{free_port()}", export_timeout_s=1,
+        sample_ratio=0.0))
+    try:
+        # A new trace the ratio leaves out: a context with the sampled flag off, no span.
+        with tracing.consuming("ledger", "t.ledger.in", []) as span:
+            assert span is None
+            started = header(_row_headers(), "traceparent") or ""
+        match = TRACEPARENT_ANY.match(started)
+        assert match is not None, started
+        assert int(match.group(3), 16) & 1 == 0
+        # Downstream: the record's context is carried on as it is, still unsampled.
+        incoming = [("traceparent", started.encode())]
+        with tracing.consuming("notifier", "t.ledger.out", incoming) as span:
+            assert span is None
+            assert header(_row_headers(), "traceparent") == started
+        # A malformed header is a new trace, not an error.
+        with tracing.consuming("notifier", "t", [("traceparent", b"00-zz-1-01")]):
+            assert TRACEPARENT_ANY.match(header(_row_headers(), "traceparent") or "")
+    finally:
+        tracing.shutdown()
