@@ -120,3 +120,21 @@ def test_the_default_wiring_hands_its_connectors_to_the_hub(tmp_path: Any) -> No
                                       "connector.application", "connector.cloudsign"}
     assert wiring.connectors == connectors
     assert all(hasattr(c, "health") and hasattr(c, "guard") for c in connectors.values())
+
+
+async def test_the_hub_serves_its_connectors_health_at_readyz(tmp_path: Any) -> None:
+    from hub.runtime import Hub
+    from hub.settings import Settings
+
+    dsure = _dsure()
+    hub = Hub(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}"), [],  # type: ignore[arg-type]
+              serve_http=False, connectors={"connector.dsure": dsure})
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hub.http),
+                                     base_url="http://hub") as client:
+            body = (await client.get("/readyz")).json()
+    finally:
+        hub.connectors.close()
+        await dsure.aclose()
+    assert body["connectors"]["connector.dsure"]["state"] == "down"
+    assert "outbox_relay" in body["checks"]  # not started here: the hub's own checks still rule
