@@ -263,7 +263,8 @@ class _Diff:
             if key in new and (key not in old or new[key] < old[key]):
                 yield self._problem(path, f"{key} lowered: {old.get(key)} → {new[key]}")
         for key in _EXACT:
-            if key in new and old.get(key) != new[key]:
+            if key in new and old.get(key) != new[key] and not (
+                    key == "pattern" and key in old and _pattern_widened(old[key], new[key])):
                 yield self._problem(path, f"{key} changed: {old.get(key)!r} → {new[key]!r}")
 
     def _object(self, old: dict[str, Any], new: dict[str, Any], path: str) -> Iterable[Problem]:
@@ -283,6 +284,20 @@ class _Diff:
             yield self._problem(f"{path}.{name}", what)
         if old.get("additionalProperties") is not False and closed:
             yield self._problem(path, "extra properties forbidden now")
+
+
+_ALTERNATION = re.compile(r"\(((?:\?:)?)([A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)+)\)")
+
+
+def _pattern_widened(old: str, new: str) -> bool:
+    """``new`` is ``old`` with words added to its alternations, e.g. ``^(REG|SUR)-\\d$`` →
+    ``^(REG|SUR|EDGE)-\\d$``; any other change of a pattern counts as narrowing."""
+    old_groups = [set(m.group(2).split("|")) for m in _ALTERNATION.finditer(old)]
+    new_groups = [set(m.group(2).split("|")) for m in _ALTERNATION.finditer(new)]
+    skeleton = _ALTERNATION.sub(r"(\1…)", old), _ALTERNATION.sub(r"(\1…)", new)
+    return (bool(old_groups) and skeleton[0] == skeleton[1]
+            and len(old_groups) == len(new_groups)
+            and all(o <= n for o, n in zip(old_groups, new_groups, strict=True)))
 
 
 def _types(schema: dict[str, Any]) -> set[str] | None:

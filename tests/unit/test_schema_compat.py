@@ -196,3 +196,16 @@ def test_the_repository_keeps_a_release_and_the_schemas_are_compatible_with_it()
     latest = schema_compat.latest_release()
     assert latest is not None, "schemas/released holds no release: run `hub schemas release`"
     assert [str(p) for p in schema_compat.check(latest)] == []
+
+
+def test_a_pattern_gaining_alternatives_passes_any_other_pattern_change_fails() -> None:
+    def schema(pattern: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {"rule_id": {"type": "string",
+                                                              "pattern": pattern}}}
+
+    old = schema(r"^(REG|CHG|SUR)-\d{1,2}$")
+    assert schema_compat.compare(old, schema(r"^(REG|CHG|SUR|EDGE)-\d{1,2}$")) == []
+    for narrowed in (r"^(REG|CHG)-\d{1,2}$", r"^(REG|CHG|SUR)-\d{1}$", r"^(REG|CHG|SUR|X)-\d$"):
+        problems = schema_compat.compare(old, schema(narrowed), message="m v1")
+        assert [p.path for p in problems] == ["$.rule_id"], narrowed
+        assert "pattern changed" in problems[0].change
