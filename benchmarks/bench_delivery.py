@@ -14,6 +14,7 @@ Results: benchmarks/results/delivery.json (``--output``).
 3-broker cluster (benchmarks/_kafka.py).
 
     .venv/bin/python -m benchmarks.bench_delivery [--n 20000] [--rate 1000] [--seconds 10]
+    .venv/bin/python -m benchmarks.bench_delivery --tracing-rounds 3 [--sample-ratio 0.01]
 """
 
 from __future__ import annotations
@@ -95,13 +96,18 @@ async def variant_faststream(t_in: str, t_out: str, group: str, stop: asyncio.Ev
 async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) -> None:
     from hub.db import create_db_engine
     from hub.runtime import Hub
-    from hub.settings import Settings
+    from hub.settings import Settings, TracingSettings
     from tests.support import ledger
 
     url = os.environ["BENCH_DB_URL"]
     engine = create_db_engine(url)
+    # hub-traced: the same, with tracing on, exporting to BENCH_OTLP (a real Jaeger).
+    tracing = TracingSettings(enabled=True, otlp_endpoint=os.environ["BENCH_OTLP"],
+                              service_name="bench-delivery",
+                              sample_ratio=float(os.environ.get("BENCH_SAMPLE_RATIO", "1"))) \
+        if os.environ.get("BENCH_OTLP") else TracingSettings()
     settings = Settings(kafka=kafka_settings(group_prefix=group),
-                        database_url=url)  # type: ignore[arg-type]
+                        database_url=url, tracing=tracing)  # type: ignore[arg-type]
     ledger.create_tables(engine)
     hub = Hub(settings, [ledger.consumer(t_in.removesuffix(".in"))], engine=engine,
               serve_http=False)
@@ -110,7 +116,8 @@ async def variant_hub(t_in: str, t_out: str, group: str, stop: asyncio.Event) ->
     await hub.stop()
 
 
-VARIANTS = {"raw": variant_raw, "faststream": variant_faststream, "hub": variant_hub}
+VARIANTS = {"raw": variant_raw, "faststream": variant_faststream, "hub": variant_hub,
+            "hub-traced": variant_hub}
 
 
 def child(variant: str, t_in: str, t_out: str, group: str, report: str) -> None:
@@ -209,13 +216,18 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict[str, Any]:
+async def run_variant(variant: str, n: int, rate: float, seconds: float,
+                      otlp: str | None = None, sample_ratio: float = 1.0) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     t_in, t_out = f"{TOPIC_PREFIX}.{tag}.in", f"{TOPIC_PREFIX}.{tag}.out"
     await create_topics([t_in, t_out])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if variant == "hub":
+    env.pop("BENCH_OTLP", None)
+    if variant in ("hub", "hub-traced"):
         env["BENCH_DB_URL"] = fresh_database()
+    if variant == "hub-traced":
+        env["BENCH_OTLP"] = otlp or ""
+        env["BENCH_SAMPLE_RATIO"] = str(sample_ratio)
     preload = [make_message(i, variant) for i in range(n)]
     await produce(t_in, preload, None)
     report = RESULTS / f".{variant}-{tag}.json"
@@ -252,7 +264,59 @@ async def run_variant(variant: str, n: int, rate: float, seconds: float) -> dict
     }
 
 
+async def compare_tracing(args: argparse.Namespace) -> None:
+    """The hub with tracing off and on, alternating in one run, spans exported to a real
+    Jaeger (deploy/jaeger.sh): benchmarks/results/delivery_tracing_*.json."""
+    import tempfile
+
+    from tests.support.jaeger import Jaeger
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rounds: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        jaeger = Jaeger(Path(tmp))
+        jaeger.start()
+        try:
+            for r in range(args.tracing_rounds):
+                order = ("hub", "hub-traced") if r % 2 == 0 else ("hub-traced", "hub")
+                result: dict[str, Any] = {}
+                for variant in order:
+                    print(f"round {r + 1}: {variant} ...", flush=True)
+                    result[variant] = await run_variant(variant, args.n, args.rate,
+                                                        args.seconds, jaeger.otlp_endpoint,
+                                                        args.sample_ratio)
+                    print(variant, result[variant], flush=True)
+                rounds.append(result)
+            spans = len(jaeger.traces("bench-delivery", limit=10))
+        finally:
+            jaeger.stop()
+    off = [r["hub"]["messages_per_s"] for r in rounds]
+    on = [r["hub-traced"]["messages_per_s"] for r in rounds]
+    out = {
+        "benchmark": "delivery, tracing off vs on (alternating, same run)",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_1m_at_end": round(os.getloadavg()[0], 1)},
+        "exporter": "OTLP/HTTP to Jaeger v1.75.0 on loopback (in-memory storage)",
+        "sample_ratio": args.sample_ratio,
+        "jaeger_saw_traces": spans > 0,
+        "rounds": rounds,
+        "off_messages_per_s": off,
+        "on_messages_per_s": on,
+        "off_median": statistics.median(off),
+        "on_median": statistics.median(on),
+        "cost_of_tracing_pct": round(100 * (1 - statistics.median(on) / statistics.median(off)),
+                                     1),
+    }
+    name = "all_sampled" if args.sample_ratio >= 1 else f"sampled_{args.sample_ratio:g}"
+    (RESULTS / f"delivery_tracing_{name}.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if k != "rounds"}, indent=2))
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.tracing_rounds:
+        await compare_tracing(args)
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for variant in args.variants:
@@ -284,4 +348,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--variants", nargs="+", default=["raw", "faststream", "hub"])
     parser.add_argument("--output", type=Path, default=RESULTS / "delivery.json")
+    parser.add_argument("--tracing-rounds", type=int, default=0,
+                        help="instead: the hub with tracing off and on, alternating, this "
+                        "many rounds (results/delivery_tracing_*.json)")
+    parser.add_argument("--sample-ratio", type=float, default=1.0,
+                        help="HUB_TRACING__SAMPLE_RATIO of the traced hub")
     asyncio.run(main(parser.parse_args()))

@@ -20,6 +20,10 @@ export HUB_TEST_POSTGRES_URL=$(bash deploy/postgres.sh url hub_test)
 export HUB_TEST_KEYCLOAK=$(bash deploy/keycloak.sh url)
 .venv/bin/ruff check .
 .venv/bin/mypy
+# Message schemas against the last release in schemas/released (SCH-1, docs/operations.md).
+.venv/bin/python -m hub.cli schemas check
+# Jaeger for the trace test (tests/e2e/test_traces_jaeger.py): built once, then cached.
+bash deploy/jaeger.sh build
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

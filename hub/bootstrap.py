@@ -76,6 +76,8 @@ class Wiring:
         from hub.documents.mail import MailDocuments
 
         return MailDocuments(self.documents(), self.links())
+    connectors: dict[str, Any] = field(default_factory=dict)
+    """The connectors by consumer name: their health in /readyz, their guards in /metrics."""
 
 
 def registration_consumer() -> ConsumerSpec:
@@ -180,6 +182,7 @@ def connector_consumers(wiring: Wiring) -> dict[str, Any]:
                                              description=description))
         if hasattr(connector, "aclose"):
             wiring.closers.append(connector.aclose)
+    wiring.connectors.update(connectors)
     return connectors
 
 

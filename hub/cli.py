@@ -9,6 +9,7 @@
     hub audit list|verify|prune        the audit trail (docs/identity.md)
     hub users add NAME ...             the built-in local user store's staff
     hub docs [--out DIR]               AsyncAPI document and JSON Schemas
+    hub schemas check|release NAME     message schemas against the last release (SCH-1)
     hub rules evaluate FILE.json       a registration scenario's decision (docs/rules.md)
     hub propagate                      the REG-9 propagation batch, once
     hub qualifications import FILE     資格審査情報 from CSV
@@ -40,6 +41,7 @@ def _print(obj: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from connectors._shared.files import ensure_run_dir
+    from hub import tracing
     from hub.bootstrap import load_wiring
     from hub.logs import setup_logging
     from hub.production import EXIT_CONFIG, demo_banner, production_problems, refusal_text
@@ -55,9 +57,12 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         logging.getLogger("hub.production").warning(
             "%s", demo_banner(settings.profile, problems))
+    # Before the wiring: the HTTP clients its connectors make are then traced from the start.
+    tracing.configure(settings.tracing, instance=settings.producer_name)
     wiring = load_wiring(args.bootstrap, settings)
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
-              http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers)
+              http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers,
+              connectors=wiring.connectors)
     asyncio.run(hub.run_until_signalled())
     return 0
 
@@ -281,6 +286,37 @@ def _cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import schema_compat
+
+    released_dir = Path(args.released) if args.released else schema_compat.RELEASED_DIR
+    if args.action == "release":
+        if not args.name:
+            print("hub schemas release: name the release (e.g. 0.2.0)", file=sys.stderr)
+            return 2
+        target = schema_compat.release(args.name, released_dir)
+        print(f"wrote release {args.name}: {len(list(target.glob('*.json')))} schemas in {target}")
+        return 0
+    latest = schema_compat.latest_release(released_dir)
+    if latest is None:
+        print(f"SCH-1: no released schemas in {released_dir}; run `hub schemas release NAME` "
+              "first / リリース済みのスキーマがありません。", file=sys.stderr)
+        return 1
+    problems = schema_compat.check(latest)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} backward-incompatible change(s) since release {latest.name}. "
+              "Make the change additive (a new optional field), or bump the message's "
+              "schema_version (@message(type, N + 1)).\n"
+              f"リリース {latest.name} から後方互換性のない変更が {len(problems)} 件あります。"
+              "任意項目の追加にとどめるか、メッセージの版 (schema_version) を上げてください。",
+              file=sys.stderr)
+        return 1
+    print(f"schemas compatible with release {latest.name}")
+    return 0
+
+
 def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.registration.scenario import main as evaluate
 
@@ -408,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--out", default="docs/generated")
     docs.add_argument("--bootstrap", help="module:function returning the Wiring to document")
     docs.set_defaults(func=_cmd_docs)
+
+    schemas = sub.add_parser("schemas", help="message schemas: check against the last release "
+                             "(SCH-1), or release the current set")
+    schemas.add_argument("action", choices=["check", "release"])
+    schemas.add_argument("name", nargs="?", help="the release's name (release only)")
+    schemas.add_argument("--released", help="where releases are kept (default "
+                         "schemas/released)")
+    schemas.set_defaults(func=_cmd_schemas)
     return parser
 
 

@@ -35,7 +35,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub import claimcheck, metrics
+from hub import claimcheck, metrics, tracing
 from hub.claimcheck import check_in, record_size
 from hub.db import OutboxRecord, is_postgres, transaction
 from hub.settings import Settings
@@ -77,9 +77,10 @@ def load_headers(text: str) -> Headers:
 def record_row(topic: TopicSpec | str, envelope: Envelope[Any], now: datetime) -> dict[str, Any]:
     """The outbox row of ``envelope`` (for :func:`insert_records`)."""
     key, value, headers = encode(envelope)
-    return {"topic": topic if isinstance(topic, str) else topic.name, "key": key,
-            "value": value, "headers": dump_headers(headers), "created_at": now,
-            _PARSED: headers}
+    name = topic if isinstance(topic, str) else topic.name
+    tracing.inject(headers, name)
+    return {"topic": name, "key": key, "value": value, "headers": dump_headers(headers),
+            "created_at": now, _PARSED: headers}
 
 
 def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[PendingRecord]:
@@ -129,6 +130,7 @@ def _check_sizes(session: Session, rows: list[dict[str, Any]], now: datetime) ->
 def enqueue(session: Session, topic: TopicSpec | str, envelope: Envelope[Any]) -> None:
     """Publish ``envelope`` when (and only if) ``session``'s transaction commits."""
     key, value, headers = encode(envelope)
+    tracing.inject(headers, topic if isinstance(topic, str) else topic.name)
     enqueue_raw(session, topic, key=key, value=value, headers=headers)
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub import claimcheck, metrics
+from hub import claimcheck, metrics, tracing
 from hub.claimcheck import is_pointer
 from hub.consumers import BatchState, ConsumerSpec
 from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
@@ -246,7 +246,8 @@ class Processor(RetriesAndDeadLetters):
             ctx.rows = []
             token = correlation.set(env.correlation_id)
             try:
-                handler(ctx, env)
+                with tracing.consuming(self.spec.name, d.topic, d.headers):
+                    handler(ctx, env)
             finally:
                 correlation.reset(token)
             outbox.extend(ctx.rows)
@@ -311,7 +312,8 @@ class Processor(RetriesAndDeadLetters):
         ctx = _Context(None, self.clock(), self.producer)
         token = correlation.set(env.correlation_id)
         try:
-            await handler(ctx, env)  # type: ignore[misc]
+            with tracing.consuming(self.spec.name, d.topic, d.headers):
+                await handler(ctx, env)  # type: ignore[misc]
         except Exception as exc:
             await asyncio.to_thread(self._fail_in_tx, d, exc, report)
             return

@@ -25,7 +25,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,9 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from hub import claimcheck, handover, metrics
+from hub import claimcheck, handover, metrics, tracing
 from hub.broker import ConsumerRuntime, build_broker
+from hub.connector_watch import ConnectorWatch
 from hub.consumers import ConsumerSpec
 from hub.db import create_db_engine
 from hub.http import build_http_app
@@ -150,9 +151,11 @@ class Hub:
                  engine: Engine | None = None, jobs: Sequence[ScheduledJob] = (),
                  http_routers: Sequence[Any] = (), serve_http: bool = True,
                  publisher: OutboxPublisher | None = None,
-                 closers: Sequence[Callable[[], Any]] = ()) -> None:
+                 closers: Sequence[Callable[[], Any]] = (),
+                 connectors: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         claimcheck.configure(settings.kafka.max_record_bytes)
+        tracing.configure(settings.tracing, instance=settings.producer_name)
         self.engine = engine or create_db_engine(settings.database_url.get_secret_value())
         self.relay = OutboxRelay(settings, self.engine)
         if publisher is not None:
@@ -176,7 +179,9 @@ class Hub:
             retention = Retention(settings.retention, [rt.spec for rt in self.runtimes])
             self.jobs.append(ScheduledJob("retention", settings.retention.interval_s,
                                           retention.run))
+        self.connectors = ConnectorWatch(connectors or {})
         self.http: FastAPI = build_http_app(self.readiness, liveness=self.liveness,
+                                            connectors=self.connectors.health,
                                             limits=edge_limits(settings.http))
         for router in http_routers:
             self.http.include_router(router)
@@ -288,6 +293,8 @@ class Hub:
         for task, result in zip(self._tasks, results, strict=True):
             if isinstance(result, Exception):
                 log.error("task %s ended with %r", task.get_name(), result)
+        self.connectors.close()
+        await asyncio.to_thread(tracing.shutdown)  # the last spans exported
         self._stopped.set()
         log.info("hub stopped")
 

@@ -36,6 +36,7 @@ __all__ = [
     "StaffSettings",
     "StaffTokenSettings",
     "TopicSettings",
+    "TracingSettings",
     "load_settings",
 ]
 
@@ -326,6 +327,21 @@ class HttpSettings(BaseModel):
         return self.tls_cert_file is not None
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing (``HUB_TRACING__*``): off unless ``enabled``."""
+
+    enabled: bool = False
+    otlp_endpoint: str = Field(
+        default="http://127.0.0.1:4318", pattern=r"^https?://",
+        description="OTLP/HTTP receiver (a collector, Jaeger, Tempo); /v1/traces is added.")
+    service_name: str = Field(default="procurement-hub", min_length=1, max_length=100)
+    sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0,
+        description="Share of new traces kept; a trace that arrives with a record or a "
+        "request keeps its sampling decision.")
+    export_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -375,6 +391,7 @@ class Settings(BaseSettings):
         description="How long the relay waits for the brokers to acknowledge a send before "
         "it is tried again (later, with backoff; the records stay in the outbox meanwhile).")
     retention: RetentionSettings = RetentionSettings()
+    tracing: TracingSettings = TracingSettings()
     migrate_on_start: bool = True
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
