@@ -13,8 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["RuleId", "RuleViolation"]
 
-RuleId = Annotated[str, Field(pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE)-\d{1,2}$")]
-"""A rule of docs/rules.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md)."""
+RuleId = Annotated[str, Field(
+    pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE|OPS|X-[A-Z][A-Z0-9]{1,19})-\d{1,2}$")]
+"""A rule of docs/rules.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md),
+OPS-n the control API's answers; ``X-<CONNECTOR>-n`` a rule an installed connector plugin
+names for its own peer (docs/connectors.md, docs/rule-ids.md)."""
 
 
 class RuleViolation(BaseModel):

@@ -37,9 +37,9 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from connectors._shared.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.cloudsign.settings import CloudSignSettings
 from connectors.cloudsign.signing import seal_pdf
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from schemas.envelope import JST
 
 __all__ = ["CloudSignPeer", "create_app", "render_certificate"]
