@@ -142,6 +142,9 @@ class ConsumerRuntime:
             if not is_pointer(d.headers):  # resolved first, in the processor's retry loop
                 _ = d.decoded
         await self.settle()
+        if self.paused:  # paused while this batch waited for the one before
+            self._hold(records)
+            return
         task = asyncio.create_task(self._handle_or_fail(records, deliveries))
         if self.stopping:
             await task

@@ -134,6 +134,16 @@ async def lag_of(rt: ConsumerRuntime) -> dict[str, int]:
     return found
 
 
+def _secret_fields(settings: type[Any]) -> set[str]:
+    """Fields whose type holds a SecretStr or SecretBytes."""
+    found = set()
+    for name, info in settings.model_fields.items():
+        text = repr(info.annotation)
+        if "SecretStr" in text or "SecretBytes" in text:
+            found.add(name)
+    return found
+
+
 def _who(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -191,16 +201,19 @@ def control_router(control: ConnectorControl) -> APIRouter:
     @router.put("/{name}/config/validate")
     async def validate(name: str, config: dict[str, Any],
                        request: Request) -> dict[str, Any]:
-        """Whether ``config`` (field names of its settings class) would be accepted. Values
-        are never echoed back (they may hold credentials)."""
+        """Whether ``config`` (field names of its settings class) would be accepted. The
+        input is never echoed back, nor any message about a secret field."""
         running = control.get(name)
         errors: list[dict[str, Any]] = []
         try:
             running.plugin.settings(**config)
         except ValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
-                       "rule_id": BAD_CONFIG} for e in exc.errors(include_input=False,
-                                                                  include_url=False)]
+            secret = _secret_fields(running.plugin.settings)
+            for e in exc.errors(include_input=False, include_url=False):
+                where = ".".join(str(p) for p in e["loc"])
+                message = ("not accepted (a secret: its value is not shown)"
+                           if str(e["loc"][0]) in secret else e["msg"])
+                errors.append({"field": where, "message": message, "rule_id": BAD_CONFIG})
         except (TypeError, ValueError) as exc:
             errors = [{"field": "", "message": type(exc).__name__, "rule_id": BAD_CONFIG}]
         log.info("connector %s: configuration checked, %d error(s) (asked from %s)", name,

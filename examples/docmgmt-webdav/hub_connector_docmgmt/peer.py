@@ -34,13 +34,14 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
 class WebDavPeer:
     def __init__(self, root: Path, *, username: str = "hub",
-                 password: str = "local-docmgmt-password", port: int | None = None) -> None:
+                 password: str = "local-docmgmt-password",  # noqa: S107 -- the local default
+                 port: int | None = None) -> None:
         self.root = root
         self.faults = PeerFaults()
         self.created: Counter[str] = Counter()
