@@ -66,9 +66,11 @@ def test_an_installed_plugin_is_found_and_a_broken_one_left_out(
     names = {p.name for p in registry.plugins}
     assert "sample" in names
     assert set(BUILT_IN) <= names  # stale metadata: the built-ins still come, with a warning
-    assert "broken" not in names and "wrong" not in names
+    assert "broken" not in names
+    assert "wrong" not in names
     assert "no entry point installed" in caplog.text
-    assert "broken" in caplog.text and "not a ConnectorPlugin" in caplog.text
+    assert "broken" in caplog.text
+    assert "not a ConnectorPlugin" in caplog.text
     assert [p.name for p in ConnectorRegistry.discover(only=["sample"]).plugins] == ["sample"]
 
 
