@@ -179,6 +179,8 @@ class ConsumerRuntime:
 
     def _hold(self, records: Sequence[Any]) -> None:
         consumer = self._consumer()
+        if consumer is None:  # no consumer, no fetched records to put back
+            return
         first: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,10 +208,14 @@ async def test_only_an_administrator_steers(running: Running) -> None:
 
 
 async def test_the_cli_talks_to_the_api(running: Running, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("HUB_STAFF_TOKEN", TOKEN)
-    assert await asyncio.to_thread(main, ["connectors", "pause", "counter", "--url",
-                                          running.url]) == 0
+    with caplog.at_level(logging.INFO, "hub.control"):
+        assert await asyncio.to_thread(main, ["connectors", "pause", "counter", "--url",
+                                              running.url]) == 0
+    assert "connector counter paused (asked from 127.0.0.1)" in caplog.text
+    assert TOKEN not in caplog.text
     assert json.loads(capsys.readouterr().out)["state"] == "PAUSED"
     assert running.hub.runtimes[0].paused
     assert await asyncio.to_thread(main, ["connectors", "resume", "counter", "--url",
