@@ -1,7 +1,8 @@
 """The connectors' control API, after Kafka Connect's REST API.
 
     GET  /connectors                          the connectors of this process
-    GET  /connectors/{name}/status            state, circuit, window, lag, last error
+    GET  /connectors/{name}/status            state, circuit, window, lag, last error,
+                                              health
     PUT  /connectors/{name}/pause             stop handling; work waits on its topic
     PUT  /connectors/{name}/resume            handle again from the first record not handled
     POST /connectors/{name}/restart           a fresh connector from its settings
@@ -104,6 +105,11 @@ class ConnectorControl:
         else:
             state = "RUNNING"
         error = running.last_error
+        try:
+            health = await running.connector.health()
+            checked: dict[str, Any] = {"state": health.state.value, "detail": health.detail}
+        except Exception as exc:  # a health check must not fail the status
+            checked = {"state": "down", "detail": type(exc).__name__}
         return {
             "name": running.name,
             "consumer": running.spec.name,
@@ -115,6 +121,7 @@ class ConnectorControl:
             "last_error": ({"at": error.at.isoformat(), "kind": error.kind,
                             "detail": error.detail} if error else None),
             "restarts": running.restarts,
+            "health": checked,
         }
 
 

@@ -171,6 +171,7 @@ async def test_list_status_restart_and_validate(running: Running) -> None:
     assert status["circuit"]["state"] == "closed"
     assert status["window"] is None
     assert status["last_error"] is None
+    assert status["health"] == {"state": "up", "detail": "ok"}
 
     before = running.hub.runtimes[0].spec.handlers[LedgerEntryRequested]
     restarted = (await client.post("/connectors/counter/restart")).json()
