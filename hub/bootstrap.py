@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -30,6 +30,9 @@ from hub.settings import RUN_DIR, Settings
 from schemas.envelope import new_envelope, utc_now
 from schemas.registry import Payload
 from schemas.topics import Topics
+
+if TYPE_CHECKING:
+    from hub.plugins import ConnectorRegistry
 
 __all__ = [
     "EntityConfigError",
@@ -76,8 +79,11 @@ class Wiring:
         from hub.documents.mail import MailDocuments
 
         return MailDocuments(self.documents(), self.links())
+
     connectors: dict[str, Any] = field(default_factory=dict)
     """The connectors by consumer name: their health in /readyz, their guards in /metrics."""
+    plugins: ConnectorRegistry | None = None
+    """The connector plugins started (the control API steers them)."""
 
 
 def registration_consumer() -> ConsumerSpec:
@@ -149,39 +155,19 @@ def propagation_job(interval_s: float) -> ScheduledJob:
 
 
 def connector_consumers(wiring: Wiring) -> dict[str, Any]:
-    """Mail, ERP, D・Sure, online application and CloudSign, each with its own group.
+    """Every installed connector plugin (hub/plugins.py), each with its own group.
     Returns the connectors by consumer name (the contract process shares CloudSign's store)."""
-    from connectors.application import ApplicationConnector
-    from connectors.application import effects as application_effects
-    from connectors.cloudsign import CloudSignConnector
-    from connectors.cloudsign import effects as cloudsign_effects
-    from connectors.dsure import DSureConnector
-    from connectors.dsure import effects as dsure_effects
-    from connectors.erp import ErpConnector
-    from connectors.erp import effects as erp_effects
     from connectors.mail import MailConnector
-    from connectors.mail import effects as mail_effects
+    from hub.plugins import ConnectorRegistry
 
-    specs: list[tuple[str, Any, Any, Any, str]] = [
-        ("connector.mail", Topics.MAIL_REQUESTS, MailConnector, mail_effects,
-         "SMTP: renders and sends the NTF mails"),
-        ("connector.erp", Topics.ERP_COMMANDS, ErpConnector, erp_effects,
-         "財務会計 over SOAP: contracts, advance payments, payments"),
-        ("connector.dsure", Topics.SURETY_COMMANDS, DSureConnector, dsure_effects,
-         "D・Sure: fetches electronic surety certificates (SUR-1, SUR-2)"),
-        ("connector.application", Topics.APPLICATION_COMMANDS, ApplicationConnector,
-         application_effects, "オンライン申請システム: submissions in, corrections out"),
-        ("connector.cloudsign", Topics.CONTRACT_COMMANDS, CloudSignConnector, cloudsign_effects,
-         "CloudSign: contracts sent, completions re-read through the API"),
-    ]
+    registry = ConnectorRegistry.discover()
+    wiring.plugins = registry
     connectors: dict[str, Any] = {}
-    for name, topic, connector_cls, module, description in specs:
-        connector = connectors[name] = (MailConnector(documents=wiring.mail_documents())
-                                        if connector_cls is MailConnector else connector_cls())
-        wiring.consumers.append(ConsumerSpec(name, (topic,), handlers=module.effects(connector),
-                                             description=description))
-        if hasattr(connector, "aclose"):
-            wiring.closers.append(connector.aclose)
+    for running in registry.start(builders={"mail": lambda settings: MailConnector(
+            settings, documents=wiring.mail_documents())}):
+        connectors[running.plugin.consumer_name] = running.connector
+        wiring.consumers.append(running.spec)
+        wiring.closers.append(running.close)
     wiring.connectors.update(connectors)
     return connectors
 

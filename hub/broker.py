@@ -92,6 +92,10 @@ class ConsumerRuntime:
         self._in_flight: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self.subscriber: Any = None
+        self.paused = False
+        """Paused by the control API: its records wait on their topic (:meth:`pause`)."""
+        self.lag: dict[tuple[str, int], int] = {}
+        """Records behind the end of each assigned partition, at the last measure."""
 
     def subscribe(self, broker: KafkaBroker) -> None:
         subscriber = broker.subscriber(
@@ -128,6 +132,9 @@ class ConsumerRuntime:
         down while stopping) fails every later one too: nothing after it is handled or
         committed by this process.
         """
+        if self.paused:
+            self._hold(records)
+            return
         if self._failed is not None:
             raise RuntimeError(f"consumer {self.spec.name}: an earlier batch failed; "
                                "restart to read again from the last committed offset"
@@ -137,11 +144,53 @@ class ConsumerRuntime:
             if not is_pointer(d.headers):  # resolved first, in the processor's retry loop
                 _ = d.decoded
         await self.settle()
+        if self.paused:  # paused while this batch waited for the one before
+            self._hold(records)
+            return
         task = asyncio.create_task(self._handle_or_fail(records, deliveries))
         if self.stopping:
             await task
         else:
             self._in_flight = task
+
+    async def pause(self) -> None:
+        """Stop handling: the consumer stops fetching its partitions and the batch in flight
+        ends (handled and committed) before this returns. From then on nothing is handled;
+        a batch fetched before the pause, or from partitions assigned later, is put back
+        (each partition sought back to its first record), so its records wait on the topic.
+        Nothing is dropped or committed past what was handled."""
+        self.paused = True
+        consumer = self._consumer()
+        if consumer is not None:
+            with contextlib.suppress(KafkaError, AssertionError):
+                consumer.pause(*consumer.assignment())
+        await self.settle()
+        if self._committing is not None:
+            await self._committing
+
+    def resume(self) -> None:
+        """Handle again, from the first record not handled."""
+        self.paused = False
+        consumer = self._consumer()
+        if consumer is not None:
+            with contextlib.suppress(KafkaError, AssertionError):
+                consumer.resume(*consumer.paused())
+
+    def _consumer(self) -> Any:
+        return getattr(self.subscriber, "consumer", None) if self.subscriber else None
+
+    def _hold(self, records: Sequence[Any]) -> None:
+        consumer = self._consumer()
+        if consumer is None:  # no consumer, no fetched records to put back
+            return
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        for tp, offset in first.items():
+            with contextlib.suppress(KafkaError, AssertionError):  # revoked meanwhile
+                consumer.pause(tp)
+                consumer.seek(tp, offset)
 
     async def settle(self) -> None:
         """Wait for the batch being handled, if any (raises what it raised).
@@ -251,6 +300,7 @@ class ConsumerRuntime:
                 if high is None:
                     continue
                 position = await consumer.position(tp)
+                self.lag[(tp.topic, tp.partition)] = max(0, high - position)
                 metrics.CONSUMER_LAG.labels(self.spec.name, tp.topic, tp.partition).set(
                     max(0, high - position))
 

@@ -10,6 +10,8 @@
     hub users add NAME ...             the built-in local user store's staff
     hub docs [--out DIR]               AsyncAPI document and JSON Schemas
     hub schemas check|release NAME     message schemas against the last release (SCH-1)
+    hub connectors list|status|pause|resume|restart [NAME]   a running hub's connectors
+    hub connector new NAME [--dir DIR]  a new connector package (plugin) to start from
     hub rules evaluate FILE.json       a registration scenario's decision (docs/rules.md)
     hub propagate                      the REG-9 propagation batch, once
     hub qualifications import FILE     資格審査情報 from CSV
@@ -63,6 +65,12 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     hub = Hub(settings, wiring.consumers, engine=wiring.engine, jobs=wiring.jobs,
               http_routers=wiring.routers, publisher=wiring.publisher, closers=wiring.closers,
               connectors=wiring.connectors)
+    if wiring.plugins is not None:
+        from hub.control import mount
+        from hub.staff import staff_auth
+
+        mount(hub.http, list(wiring.plugins.running.values()), lambda: hub.runtimes,
+              staff_auth(settings.staff, RUN_DIR))
     asyncio.run(hub.run_until_signalled())
     return 0
 
@@ -102,19 +110,20 @@ def _cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.plugins import all_topics
     from hub.topics import TopicsError, apply_topics, topic_plans
-    from schemas.topics import ALL_TOPICS
 
+    topics = all_topics()
     if args.action == "list":
-        plans = {p.name: p for p in topic_plans(settings.kafka)}
+        plans = {p.name: p for p in topic_plans(settings.kafka, topics)}
         _print([{"topic": t.name, "dlq": t.dlq, "partitions": plans[t.name].partitions,
                  "key": t.key.value, "retention_days": plans[t.name].retention_ms / 86_400_000,
                  "dlq_retention_days": plans[t.dlq].retention_ms / 86_400_000,
                  "description": t.description}
-                for t in ALL_TOPICS])
+                for t in topics])
         return 0
     try:
-        report = asyncio.run(apply_topics(settings.kafka))
+        report = asyncio.run(apply_topics(settings.kafka, topics))
     except TopicsError as exc:
         print(f"hub topics apply: {exc}", file=sys.stderr)
         return 1
@@ -136,11 +145,12 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dlq_topics(args: argparse.Namespace) -> list[str]:
-    from schemas.topics import ALL_TOPICS, DLQ_SUFFIX
+    from hub.plugins import all_topics
+    from schemas.topics import DLQ_SUFFIX
 
     if args.topic:
         return [t if t.endswith(DLQ_SUFFIX) else t + DLQ_SUFFIX for t in args.topic]
-    return [t.dlq for t in ALL_TOPICS]
+    return [t.dlq for t in all_topics()]
 
 
 def _with_stored_values(settings: Settings, letters: Sequence[Any]) -> list[dict[str, Any]]:
@@ -357,6 +367,68 @@ def _cmd_qualifications(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_connectors(args: argparse.Namespace, settings: Settings) -> int:
+    """The control API of a running hub (hub/control.py), as an administrator."""
+    import httpx
+
+    from hub.settings import RUN_DIR
+    from hub.staff import local_token
+
+    scheme = "https" if settings.http.tls_cert_file is not None else "http"
+    base = (args.url or f"{scheme}://{settings.http_host}:{settings.http_port}").rstrip("/")
+    token = os.environ.get("HUB_STAFF_TOKEN") or local_token(RUN_DIR)
+    method, path = {
+        "list": ("GET", "/connectors"),
+        "status": ("GET", f"/connectors/{args.name}/status"),
+        "pause": ("PUT", f"/connectors/{args.name}/pause"),
+        "resume": ("PUT", f"/connectors/{args.name}/resume"),
+        "restart": ("POST", f"/connectors/{args.name}/restart"),
+    }[args.action]
+    if args.action != "list" and not args.name:
+        print(f"hub connectors {args.action}: name the connector", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.request(method, base + path, timeout=120.0,
+                                 headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        print(f"the hub at {base} does not answer ({type(exc).__name__}); is `hub run` "
+              "running and HUB_HTTP_PORT right?", file=sys.stderr)
+        return 1
+    try:
+        _print(response.json())
+    except ValueError:
+        print(response.text)
+    return 0 if response.is_success else 1
+
+
+def _cmd_connector(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.scaffold import ScaffoldError, write_connector
+
+    try:
+        written = write_connector(args.name, Path(args.dir))
+    except ScaffoldError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(written)
+    return 0
+
+
+def _connector_parsers(sub: Any) -> None:
+    """``hub connectors`` (a running hub's control API) and ``hub connector new``."""
+    conns = sub.add_parser("connectors", help="the connectors of a running hub: list, "
+                           "status, pause, resume, restart (its control API)")
+    conns.add_argument("action", choices=["list", "status", "pause", "resume", "restart"])
+    conns.add_argument("name", nargs="?", help="the connector (not for list)")
+    conns.add_argument("--url", help="the hub's HTTP base URL (default: from the settings)")
+    conns.set_defaults(func=_cmd_connectors)
+
+    new = sub.add_parser("connector", help="write a new connector package (scaffold)")
+    new.add_argument("action", choices=["new"])
+    new.add_argument("name", help="the connector's name: lower-case letters, digits, '-'")
+    new.add_argument("--dir", default=".", help="where the package directory goes")
+    new.set_defaults(func=_cmd_connector)
+
+
 def _identity_parsers(sub: Any) -> None:
     """``hub audit`` and ``hub users``."""
     aud = sub.add_parser("audit", help="the audit trail: list, verify the hash chain, prune")
@@ -439,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     quals.add_argument("--domain", required=True, choices=["works", "goods"],
                        help="works (工事) or goods (物品)")
     quals.set_defaults(func=_cmd_qualifications)
+
+    _connector_parsers(sub)
 
     docs = sub.add_parser("docs", help="write the AsyncAPI document and JSON Schemas")
     docs.add_argument("--out", default="docs/generated")

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from connectors._shared import PermanentPeerError, TransientPeerError
+from connectors._shared.httpkit import health_status, json_body, raise_for_peer
 from connectors.application.mapping import attachment_path
 from connectors.application.settings import ApplicationSettings
-from connectors.dsure.httpkit import health_status, json_body, raise_for_peer
 
 __all__ = ["NAME", "ApplicationAdapter", "Page"]
 

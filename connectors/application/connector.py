@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors._shared import Guard, Health, PermanentPeerError
+from connectors._shared.httpkit import classify_httpx
 from connectors.application.adapter import NAME, ApplicationAdapter
 from connectors.application.mapping import (
     PeerFormatError,
@@ -31,7 +32,6 @@ from connectors.application.mapping import (
     message_id_for,
 )
 from connectors.application.settings import ApplicationSettings
-from connectors.dsure.httpkit import classify_httpx
 from connectors.dsure.keynotice import KeyNoticeUnreadable, read_key_notice_isolated
 from schemas.application import (
     ApplicationReceived,

@@ -33,8 +33,8 @@ import httpx
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
 
+from connectors._shared.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.application.settings import ApplicationSettings
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from schemas.envelope import JST
 
 __all__ = ["ApplicationPeer", "PeerAttachment", "create_app", "sign_webhook"]

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from connectors._shared import PermanentPeerError, TransientPeerError
+from connectors._shared.httpkit import json_body, raise_for_peer
 from connectors.cloudsign.mapping import PeerDocument, PeerFormatError, document_from_peer
 from connectors.cloudsign.settings import CloudSignSettings
-from connectors.dsure.httpkit import json_body, raise_for_peer
 
 __all__ = ["NAME", "CloudSignAdapter"]
 

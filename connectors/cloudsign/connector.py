@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors._shared import Guard, Health, PermanentPeerError, TransientPeerError
+from connectors._shared.httpkit import classify_httpx
 from connectors.cloudsign.adapter import NAME, CloudSignAdapter
 from connectors.cloudsign.documents import DocumentStore, DocumentTampered, FileDocumentStore
 from connectors.cloudsign.mapping import (
@@ -35,7 +36,6 @@ from connectors.cloudsign.mapping import (
     participant_form,
 )
 from connectors.cloudsign.settings import CloudSignSettings
-from connectors.dsure.httpkit import classify_httpx
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,

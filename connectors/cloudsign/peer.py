@@ -56,9 +56,9 @@ from reportlab.pdfgen import canvas
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors._shared.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.cloudsign.settings import CloudSignSettings
 from connectors.cloudsign.signing import seal_pdf
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 
 __all__ = ["CloudSignPeer", "create_app", "render_certificate"]
 

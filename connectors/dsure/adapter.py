@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from connectors._shared import PermanentPeerError, TransientPeerError
-from connectors.dsure.httpkit import health_status, json_body, raise_for_peer
+from connectors._shared.httpkit import health_status, json_body, raise_for_peer
 from connectors.dsure.mapping import PeerFormatError, certificate_from_peer, lookup_request
 from connectors.dsure.settings import DSureSettings
 from schemas.rejection import RuleViolation

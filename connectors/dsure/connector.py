@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from connectors._shared import Guard, Health, PermanentPeerError
+from connectors._shared.httpkit import classify_httpx
 from connectors.dsure.adapter import NAME, DSureAdapter
-from connectors.dsure.httpkit import classify_httpx
 from connectors.dsure.keynotice import KeyNotice, read_key_notice
 from connectors.dsure.settings import DSureSettings
 from schemas.surety import SuretyCertificateFetched, SuretyCheckRequested, SuretyLookupRefused

@@ -35,7 +35,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from connectors.dsure.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
+from connectors._shared.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.dsure.mapping import certificate_to_peer
 from connectors.dsure.noticepdf import render_key_notice
 from connectors.dsure.settings import DSureSettings

@@ -20,10 +20,10 @@ from fastapi import FastAPI
 
 from connectors._shared import PeerInMaintenance, PermanentPeerError, TransientPeerError
 from connectors._shared.health import HealthState
+from connectors._shared.loopback import LoopbackServer
 from connectors.application import ApplicationConnector, ApplicationSettings
 from connectors.application.inbound import WEBHOOK_PATH, poll_forever, webhook_router
 from connectors.application.peer import ApplicationPeer, PeerAttachment, sign_webhook
-from connectors.dsure.loopback import LoopbackServer
 from connectors.dsure.noticepdf import render_key_notice
 from schemas.application import CorrectionRequested, FormKind
 from schemas.rejection import RuleViolation

@@ -25,12 +25,12 @@ from reportlab.pdfgen import canvas
 
 from connectors._shared import PeerInMaintenance, PermanentPeerError, TransientPeerError
 from connectors._shared.health import HealthState
+from connectors._shared.loopback import LoopbackServer
 from connectors.cloudsign import CloudSignConnector, CloudSignSettings, FileDocumentStore
 from connectors.cloudsign.adapter import CloudSignAdapter
 from connectors.cloudsign.inbound import WEBHOOK_PATH, webhook_router
 from connectors.cloudsign.mapping import PeerDocument
 from connectors.cloudsign.peer import CloudSignPeer
-from connectors.dsure.loopback import LoopbackServer
 from schemas.cloudsign import (
     ContractConcluded,
     ContractDeclined,
