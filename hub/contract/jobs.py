@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,6 +38,8 @@ from hub.outbox import enqueue
 from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
+from pipelines.registration.handlers import current_policy_book
+from pipelines.registration.policy import MaintenanceWindow, PolicyBook, WindowStop
 from schemas.contract import (
     CitySignatureApplied,
     ContractorSignatureAccepted,
@@ -45,8 +48,9 @@ from schemas.contract import (
     DocumentRef,
     ReviewLinkExpiryReached,
 )
-from schemas.envelope import Envelope, new_envelope
+from schemas.envelope import Envelope, new_envelope, utc_now
 from schemas.ids import keyed_uuid
+from schemas.registration import SystemKind
 from schemas.registry import Payload
 from schemas.topics import Topics
 
@@ -182,8 +186,18 @@ def _record(engine: Engine, store: SqlDocumentStore, found: _ToSign,
         return row
 
 
+def signing_window(entity: str, at: datetime,
+                       book: PolicyBook | None = None) -> MaintenanceWindow | None:
+    """WIN-2: the entity's announced e-contract maintenance window that stops signing at
+    ``at`` (the policy book's ``maintenance``), if any."""
+    policy = (book or current_policy_book()).get(entity, SystemKind.E_CONTRACT)
+    return None if policy is None else policy.maintenance_at(at, WindowStop.SIGNING)
+
+
 def city_signer_consumer(engine: Engine, signer: CitySigning,
-                         store: SqlDocumentStore | None = None) -> ConsumerSpec:
+                         store: SqlDocumentStore | None = None, *,
+                         clock: Callable[[], datetime] = utc_now,
+                         book: PolicyBook | None = None) -> ConsumerSpec:
     """CON-2, CON-7: the city's signature as a consumer of the process's events.
 
     When a case reaches city-agreed (``ContractStepRecorded``), the city's signer signs
@@ -202,6 +216,10 @@ def city_signer_consumer(engine: Engine, signer: CitySigning,
         found = await asyncio.to_thread(_to_sign, engine, step.case_id)
         if found is None:
             return
+        window = signing_window(found.state.procuring_entity, clock(), book)
+        if window is not None and found.done is None:  # WIN-2: held until the window ends
+            raise PeerInMaintenance("city-signer", window.end, "announced e-contract "
+                                    "maintenance (WIN-2)")
         done = found.done
         if done is None:
             assert found.pdf is not None
