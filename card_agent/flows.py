@@ -20,7 +20,7 @@ from card_agent.card import CardBackend, CardSession
 from card_agent.client import GatewayClient
 from card_agent.errors import CardLockedError
 from card_agent.signing import sign_pdf
-from connectors.tsa.connector import TsaConnector
+from card_agent.tsa import AgentTimeStamper
 
 __all__ = ["Agent", "Console", "printable_summary"]
 
@@ -45,7 +45,7 @@ class Agent:
     gateway: GatewayClient
     console: Console
     reader: str | None = None
-    tsa: TsaConnector | None = None
+    tsa: AgentTimeStamper | None = None
 
     def unlock(self) -> CardSession:
         """Open the card and verify its PIN once (PIN-1). Raises the card errors."""
@@ -114,11 +114,11 @@ class Agent:
         if not self.console.confirm("この文書に署名しますか / sign this document? [y/N] "):
             self.console.say("署名しませんでした / not signed")
             return None
-        # WIN-3: inside a TSA window, PeerInMaintenance comes up from here before the
+        # WIN-3: inside a TSA window, TsaInMaintenance comes up from here before the
         # card is touched; the job stays pending at the hub.
-        self.tsa.guard.calendar.check(self.tsa.name, _utcnow())
+        self.tsa.check_open(_utcnow())
         with self.unlock() as card:
-            signed = sign_pdf(pdf, card, self.tsa.timestamper(), chain=chain,
+            signed = sign_pdf(pdf, card, self.tsa, chain=chain,
                               reason=f"署名依頼 {job_id}")
         return self.gateway.submit_signed(job_id, signed)
 
