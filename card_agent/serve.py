@@ -598,6 +598,9 @@ def _op_html(agent: AgentService, op: Operation) -> str:
                                      "Insert the OLD card." if op.step == 0 else
                                      "② 旧カードを抜き、新しいICカードを差し込んで、新カードのPINを"
                                      "入力してください。 / Insert the NEW card.") + "</p>")
+        if op.step == 1:
+            out.append(f"<p><a id=reload href=/op/{_e(op.id)}>差し替えました(表示を更新) / "
+                       "I changed the card</a></p>")
     status = agent.status()
     card, pin = status.get("card"), status.get("pin")
     if card is None:
