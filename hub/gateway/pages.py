@@ -113,7 +113,10 @@ def parse_form(form: Form, data: dict[str, str]) -> tuple[dict[str, Any], dict[s
 
 
 def _render(name: str, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_TEMPLATES.get_template(name).render(**context))
+    # no-store: the confirmation step holds the typed fields (the password among them)
+    # for the agent; no cache keeps them.
+    return HTMLResponse(_TEMPLATES.get_template(name).render(**context),
+                        headers={"Cache-Control": "no-store"})
 
 
 def build_pages_router(agent_url: str = DEFAULT_AGENT_URL) -> APIRouter:
