@@ -182,7 +182,9 @@ def test_sign_job_at_the_edge_and_hold_in_a_tsa_window(
     declined = ScriptedConsole([PIN, PIN], confirm=False)
     assert main([*base, "sign", job_id], declined) == 0
     assert "not signed" in declined.text
-    assert "48,400,000 円" in declined.text
+    assert "48,400,000 円" in declined.text  # the hub's description, shown apart
+    assert "このPCで読み取り" in declined.text  # what the PDF itself says comes first
+    assert "ページ / pages : 1" in declined.text
     now = dt.datetime.now(dt.UTC)
     hour = dt.timedelta(hours=1)
     window = f"fixed {(now - hour).isoformat()} {(now + hour).isoformat()}"

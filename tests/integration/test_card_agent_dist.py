@@ -5,6 +5,7 @@ dependencies, yet its command and service import and run."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,8 +30,12 @@ def _run(*args: str | Path) -> str:
 
 def test_agent_wheel_installs_alone_without_the_hub(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
+    # Built from a copy: pip builds a local directory in place (build/, *.egg-info).
+    source = tmp_path / "card_agent"
+    shutil.copytree(ROOT / "card_agent", source, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
     # The agent's wheel and a wheelhouse of what it needs (pip's cache or the index).
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "-w", wheels, ROOT / "card_agent")
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "-w", wheels, source)
     agent = next(wheels.glob("procurement_card_agent-*.whl"))
     names = zipfile.ZipFile(agent).namelist()
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
