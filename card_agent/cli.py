@@ -6,13 +6,14 @@
     card-agent change --input change.json
     card-agent renew --input renewal.json
     card-agent jobs | sign JOB_ID
+    card-agent serve [--port 8489] [--allow-origin https://hub.example]
 
 The hub, TSA and card CA chain come from options or ``CARD_AGENT_HUB``,
 ``CARD_AGENT_TSA_URL``, ``CARD_AGENT_TRUST_ROOTS`` (PEM files, ``:``-separated) and
-``CARD_AGENT_CHAIN`` (PEM of the card CA); the entity, system and domain a session is
-for from ``--entity``/``--system``/``--domain`` or ``CARD_AGENT_ENTITY``,
-``CARD_AGENT_SYSTEM`` (e-contract) and ``CARD_AGENT_DOMAIN`` (works). The PIN is typed
-at a prompt (PIN-1).
+``CARD_AGENT_CHAIN`` (PEM of the card CA), ``CARD_AGENT_TSA_MAINTENANCE`` (WIN-3); the
+entity, system and domain a session is for from ``--entity``/``--system``/``--domain`` or
+``CARD_AGENT_ENTITY``, ``CARD_AGENT_SYSTEM`` (e-contract) and ``CARD_AGENT_DOMAIN``
+(works). The PIN is typed at a prompt (PIN-1).
 Exit codes: 0 done, 1 refused by the hub or the card, 2 usage, 3 wrong PIN, 4 card locked,
 5 held for a TSA maintenance window (WIN-3: run ``sign`` again after it).
 """
@@ -42,8 +43,8 @@ from card_agent.client import (
 )
 from card_agent.errors import CardError, CardLockedError, WrongPinError
 from card_agent.flows import Agent, Console, printable_summary
-from connectors._shared.errors import ConnectorError, PeerInMaintenance
-from connectors.tsa import TsaConnector, TsaSettings
+from card_agent.serve import DEFAULT_PORT, AgentService, origin_of
+from card_agent.tsa import AgentTimeStamper, TsaError, TsaInMaintenance, parse_windows
 
 __all__ = ["TerminalConsole", "main"]
 
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--module", help="PKCS#11 module of the card vendor (--backend pkcs11)")
     p.add_argument("--reader", help="PC/SC reader name or PKCS#11 token label")
     p.add_argument("--tsa-url", default=os.environ.get("CARD_AGENT_TSA_URL"))
+    p.add_argument("--tsa-maintenance",
+                   default=os.environ.get("CARD_AGENT_TSA_MAINTENANCE", ""),
+                   help='the TSA\'s announced windows, JSON: ["fixed BEGIN END", ...] (WIN-3)')
     p.add_argument("--trust-roots", default=os.environ.get("CARD_AGENT_TRUST_ROOTS", ""))
     p.add_argument("--chain", default=os.environ.get("CARD_AGENT_CHAIN", ""))
     p.add_argument("--entity", default=os.environ.get("CARD_AGENT_ENTITY", ""),
@@ -103,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(name).add_argument("--input", type=Path, required=True,
                                           help="JSON file with the inputs (REG-7)")
     sub.add_parser("sign").add_argument("job_id")
+    serve = sub.add_parser("serve", help="the localhost service for the hub's pages")
+    serve.add_argument("--port", type=int,
+                       default=int(os.environ.get("CARD_AGENT_PORT", DEFAULT_PORT)))
+    serve.add_argument("--allow-origin", action="append",
+                       default=os.environ.get("CARD_AGENT_ALLOWED_ORIGINS", "").split(),
+                       help="a hub origin whose pages may call the agent (repeatable; "
+                       "default: the origin of --hub)")
     return p
 
 
@@ -176,6 +187,8 @@ def _run(args: argparse.Namespace, agent: Agent, console: Console) -> int:
         for job in agent.gateway.jobs():
             console.say(f"{job['id']}  {job['status']:8}  {job['amount_yen']:>14,} 円  "
                         f"{job['subject']}")
+    elif command == "serve":
+        _serve(args, agent, console)
     elif command == "sign":
         agent.login()
         result = agent.sign_job(args.job_id, chain=agent.gateway.chain)
@@ -184,14 +197,31 @@ def _run(args: argparse.Namespace, agent: Agent, console: Console) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, agent: Agent, console: Console) -> None:
+    """Run the localhost service until interrupted (card_agent.serve)."""
+    service = AgentService(backend=agent.backend, hub=agent.gateway.http,
+                           origins=args.allow_origin or [origin_of(args.hub)],
+                           chain=agent.gateway.chain, tsa=agent.tsa, reader=agent.reader,
+                           port=args.port)
+    port = service.start()
+    console.say(f"ICカードエージェント: http://127.0.0.1:{port}/ "
+                f"(hubs: {' '.join(sorted(service.origins))})")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     args = _parser().parse_args(argv)
     console = console or TerminalConsole()
     chain = _pems(args.chain)
     tsa = None
     if args.tsa_url:
-        roots = _pems(args.trust_roots)
-        tsa = TsaConnector(TsaSettings(url=args.tsa_url), roots)
+        tsa = AgentTimeStamper(args.tsa_url, _pems(args.trust_roots),
+                               parse_windows(args.tsa_maintenance))
     try:
         http_client = hub_http_client(args.hub, ca_bundle=args.ca_bundle)
     except (InsecureHubUrlError, OSError) as exc:
@@ -219,14 +249,14 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             if not exc.violations:
                 console.say(f"ハブが要求を拒否しました / the hub refused: HTTP {exc.status}")
             return 1
-        except PeerInMaintenance as exc:
+        except TsaInMaintenance as exc:
             console.say(f"[WIN-3] タイムスタンプ局がメンテナンス中です。"
                         f"{exc.until:%Y-%m-%d %H:%M} UTC 以降に再実行してください。"
                         "署名依頼はそのまま残ります。\n"
                         f"The TSA is in maintenance until {exc.until.isoformat()}; run sign "
                         "again afterwards. The job stays pending.")
             return 5
-        except ConnectorError as exc:
+        except TsaError as exc:
             console.say(f"TSA: {exc.reason}")
             return 1
         except httpx.HTTPError as exc:

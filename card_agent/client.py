@@ -27,12 +27,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from card_agent.card import CardSession
-from schemas.rejection import RuleViolation
+from card_agent.wire import CARD_PROOF_CONTEXT, RuleViolation
 
 __all__ = ["CARD_PROOF_CONTEXT", "DEFAULT_HUB_URL", "GatewayClient", "GatewayRefusedError",
            "InsecureHubUrlError", "hub_http_client"]
-
-CARD_PROOF_CONTEXT = b"procurement-hub/gateway/card-proof/v1\n"
 
 DEFAULT_HUB_URL = "http://127.0.0.1:8480"
 """A hub on this PC (``hub run``'s default port); any other hub is reached over https."""
@@ -107,7 +105,8 @@ class GatewayClient:
             except ValueError:
                 found = []
             raise GatewayRefusedError(reply.status_code,
-                                      [RuleViolation.model_validate(v) for v in found])
+                                      [RuleViolation.from_dict(v) for v in found
+                                       if isinstance(v, dict)])
         return reply.json()
 
     def prove(self, card: CardSession) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What can go wrong with the IC card, said so the contractor knows what to do.
 
-Every error carries a :class:`~schemas.rejection.RuleViolation` (rule ID, Japanese and
+Every error carries a :class:`~card_agent.wire.RuleViolation` (rule ID, Japanese and
 English text, next step). PIN-1: the retries left are shown, a PIN is never retried
 automatically, a locked card says that unlocking takes the CA days. No error text ever
 holds the PIN.
@@ -8,7 +8,7 @@ holds the PIN.
 
 from __future__ import annotations
 
-from schemas.rejection import RuleViolation
+from card_agent.wire import RuleViolation
 
 __all__ = [
     "CardError",

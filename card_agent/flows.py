@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 from card_agent.card import CardBackend, CardSession
 from card_agent.client import GatewayClient
+from card_agent.document import DocumentView, read_document
 from card_agent.errors import CardLockedError
 from card_agent.signing import sign_pdf
-from connectors.tsa.connector import TsaConnector
+from card_agent.tsa import AgentTimeStamper
 
 __all__ = ["Agent", "Console", "printable_summary"]
 
@@ -45,7 +46,7 @@ class Agent:
     gateway: GatewayClient
     console: Console
     reader: str | None = None
-    tsa: TsaConnector | None = None
+    tsa: AgentTimeStamper | None = None
 
     def unlock(self) -> CardSession:
         """Open the card and verify its PIN once (PIN-1). Raises the card errors."""
@@ -98,7 +99,7 @@ class Agent:
         return self.gateway.outcome(request_id, wait_s=30)
 
     def sign_job(self, job_id: str, chain: Any = ()) -> dict[str, Any] | None:
-        """Show the job, sign it on confirmation (PAdES B-T), return the hub's answer.
+        """Show what the PDF says, sign it on confirmation (PAdES B-T), return the hub's answer.
 
         Nothing is sent unless the person confirms, and nothing half-signed is sent: the
         PDF goes out only after pyHanko has finished the signature and its timestamp.
@@ -110,15 +111,15 @@ class Agent:
         digest = hashlib.sha256(pdf).hexdigest()
         if digest != job["document_sha256"]:
             raise ValueError("the document does not match its announced hash")
-        self.console.say(describe_job(job))
+        self.console.say(describe_document(read_document(pdf), job))
         if not self.console.confirm("この文書に署名しますか / sign this document? [y/N] "):
             self.console.say("署名しませんでした / not signed")
             return None
-        # WIN-3: inside a TSA window, PeerInMaintenance comes up from here before the
+        # WIN-3: inside a TSA window, TsaInMaintenance comes up from here before the
         # card is touched; the job stays pending at the hub.
-        self.tsa.guard.calendar.check(self.tsa.name, _utcnow())
+        self.tsa.check_open(_utcnow())
         with self.unlock() as card:
-            signed = sign_pdf(pdf, card, self.tsa.timestamper(), chain=chain,
+            signed = sign_pdf(pdf, card, self.tsa, chain=chain,
                               reason=f"署名依頼 {job_id}")
         return self.gateway.submit_signed(job_id, signed)
 
@@ -127,12 +128,17 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def describe_job(job: dict[str, Any]) -> str:
-    parties = "、".join(job["parties"])
-    return (f"件名 / subject : {job['subject']}\n"
-            f"当事者 / parties: {parties}\n"
-            f"金額 / amount  : {job['amount_yen']:,} 円\n"
-            f"SHA-256       : {job['document_sha256']}")
+def describe_document(view: DocumentView, job: dict[str, Any]) -> str:
+    """What the PDF itself says (the agent read it), then the hub's description apart."""
+    amounts = "、".join(f"{a:,} 円" for a in view.amounts_yen) or "(本文に金額なし / none found)"
+    return (f"文書 / document (このPCで読み取り / read here):\n"
+            f"  件名 / title   : {view.title}\n"
+            f"  当事者 / parties: {'、'.join(view.parties)}\n"
+            f"  金額 / amount  : {amounts}\n"
+            f"  ページ / pages : {view.pages}\n"
+            f"  SHA-256       : {view.sha256}\n"
+            f"ハブの説明 / the hub's description: {job['subject']}、"
+            f"{'、'.join(job['parties'])}、{job['amount_yen']:,} 円")
 
 
 def printable_summary(outcome: dict[str, Any], render: Callable[[str], None]) -> None:

@@ -311,6 +311,7 @@ def gateway(wiring: Wiring) -> Any:
     """The card agents' gateway (returns its GatewayConfig). Without HUB_GATEWAY_CARD_ROOTS
     the embedded default trusts the project's test PKI (never in production)."""
     from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
+    from hub.gateway.pages import build_pages_router
 
     settings = GatewaySettings()
     if not settings.card_roots:
@@ -326,6 +327,7 @@ def gateway(wiring: Wiring) -> Any:
 
     config = gateway_config(wiring.engine, settings, on_signed=accept_contractor_signature)
     wiring.routers.append(build_router(config))
+    wiring.routers.append(build_pages_router(settings.agent_url))
     wiring.consumers.append(OUTCOME_CONSUMER)
     return config
 

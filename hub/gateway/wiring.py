@@ -30,7 +30,8 @@ __all__ = ["OUTCOME_CONSUMER", "GatewaySettings", "gateway_config"]
 class GatewaySettings(BaseSettings):
     """``HUB_GATEWAY_CARD_ROOTS``: PEM files of the card CAs' roots (REG-1);
     ``HUB_GATEWAY_SIGNATURE_ROOTS``: roots for returned signatures and their TSA tokens
-    (defaults to the card roots plus ``HUB_TSA_TRUST_ROOTS``)."""
+    (defaults to the card roots plus ``HUB_TSA_TRUST_ROOTS``); ``HUB_GATEWAY_AGENT_URL``:
+    the card agent's local service, called by the contractor's pages."""
 
     model_config = SettingsConfigDict(env_prefix="HUB_GATEWAY_", extra="ignore", frozen=True)
 
@@ -38,6 +39,8 @@ class GatewaySettings(BaseSettings):
     signature_roots: tuple[Path, ...] = ()
     session_minutes: int = Field(default=15, ge=1, le=24 * 60)
     challenge_seconds: int = Field(default=120, ge=10, le=3600)
+    agent_url: str = Field(default="http://127.0.0.1:8489",
+                           description="Where the contractor's pages find `card-agent serve`.")
 
 
 def _load(paths: tuple[Path, ...]) -> tuple[x509.Certificate, ...]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import random
 import re
 import time
@@ -39,9 +40,10 @@ from sqlmodel import Session
 from card_agent.card import CardBackend
 from card_agent.client import GatewayClient
 from card_agent.flows import Agent
+from card_agent.tsa import AgentTimeStamper, TsaInMaintenance, parse_windows
+from connectors._shared.errors import PeerInMaintenance
 from connectors._shared.tls import default_tls_context
 from connectors.devpki import CardCredentials, DevPki
-from connectors.tsa import TsaConnector, TsaSettings
 from hub.sample.case import SampleCase
 from hub.sample.timeline import CaseTimeline
 from pipelines.registration.qualification_csv import import_qualifications_csv
@@ -132,8 +134,8 @@ class CaseRun:
         # the process's TLS context: httpx loads its CA bundle for each client otherwise
         self._http = httpx.Client(base_url=stage.hub_url, timeout=60,
                                   verify=default_tls_context())
-        tsa = TsaConnector(TsaSettings(url=stage.tsa_url, maintenance=stage.tsa_maintenance),
-                           stage.pki.trust_roots)
+        tsa = AgentTimeStamper(stage.tsa_url, stage.pki.trust_roots,
+                               parse_windows(json.dumps(list(stage.tsa_maintenance))))
         where = {"procuring_entity": case.entity, "system": "e-contract", "domain": "works"}
         self.agent = Agent(backend=backend,
                            gateway=GatewayClient(self._http, card.chain, where),
@@ -333,7 +335,10 @@ class CaseRun:
             if time.monotonic() > deadline:
                 raise TimeoutError("no signing job for the contractor")
             time.sleep(0.2)
-        answer = self.agent.sign_job(pending[0]["id"], chain=self.card.chain)
+        try:
+            answer = self.agent.sign_job(pending[0]["id"], chain=self.card.chain)
+        except TsaInMaintenance as exc:  # the hub's name for a held peer (WIN-3)
+            raise PeerInMaintenance("tsa", exc.until) from exc
         if answer is None or answer.get("status") != "signed":
             raise RuntimeError(f"the signed PDF was not accepted: {answer}")
 

@@ -183,15 +183,17 @@ def test_sign_job_at_the_edge_and_hold_in_a_tsa_window(
     declined = ScriptedConsole([PIN, PIN], confirm=False)
     assert main([*base, "sign", job_id], declined) == 0
     assert "not signed" in declined.text
-    assert "48,400,000 円" in declined.text
+    assert "48,400,000 円" in declined.text  # the hub's description, shown apart
+    assert "このPCで読み取り" in declined.text  # what the PDF itself says comes first
+    assert "ページ / pages : 1" in declined.text
     now = dt.datetime.now(dt.UTC)
     hour = dt.timedelta(hours=1)
     window = f"fixed {(now - hour).isoformat()} {(now + hour).isoformat()}"
-    monkeypatch.setenv("HUB_TSA_MAINTENANCE", json.dumps([window]))
+    monkeypatch.setenv("CARD_AGENT_TSA_MAINTENANCE", json.dumps([window]))
     held = ScriptedConsole([PIN, PIN])
     assert main([*base, "sign", job_id], held) == 5
     assert "[WIN-3]" in held.text
-    monkeypatch.delenv("HUB_TSA_MAINTENANCE")
+    monkeypatch.delenv("CARD_AGENT_TSA_MAINTENANCE")
     signing = ScriptedConsole([PIN, PIN])
     assert main([*base, "sign", job_id], signing) == 0, signing.text
     with cfg.transaction() as session:

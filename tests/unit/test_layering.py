@@ -1,7 +1,9 @@
-"""The dependency direction of the layout (README): ``schemas`` <- ``pipelines``, ``connectors``,
-``card_agent`` <- ``hub``. Every module of the lower packages is parsed with :mod:`ast`
-(imports inside functions and ``TYPE_CHECKING`` blocks count too) and the test names the
-module that imports upwards.
+"""The dependency direction of the layout (README): ``schemas`` <- ``pipelines``, ``connectors``
+<- ``hub``, and ``card_agent`` <- ``hub``. The card agent is its own distribution
+(card_agent/pyproject.toml), installed on contractors' PCs without the hub's dependencies,
+so it imports none of the other packages (it owns its wire constants). Every module of the
+lower packages is parsed with :mod:`ast` (imports inside functions and ``TYPE_CHECKING``
+blocks count too) and the test names the module that imports upwards.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "schemas": frozenset({"pipelines", "connectors", "card_agent", "hub"}),
     "pipelines": frozenset({"hub"}),
     "connectors": frozenset({"hub"}),
-    "card_agent": frozenset({"hub"}),
+    "card_agent": frozenset({"hub", "pipelines", "connectors", "schemas"}),
 }
 
 

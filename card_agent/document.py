@@ -1,0 +1,89 @@
+"""What the agent itself reads from a PDF before the card signs it.
+
+The person confirms what the document says, not what the hub describes: its title,
+the parties, the amounts written in its text, the page count, a picture of the first
+page, and the SHA-256 that is signed (the hash of the exact bytes). The PDF is read with
+PDFium (pypdfium2: wheels for Windows, macOS and Linux), locally; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import unicodedata
+import zlib
+from dataclasses import dataclass
+
+import pypdfium2 as pdfium
+
+__all__ = ["DocumentView", "read_document"]
+
+# 金額 labels of Japanese contracts (契約金額, 請負代金額, 金額, 合計) and "Amount".
+_AMOUNT = re.compile(r"(?:契約金額|請負代金額|代金額|金額|合計|amount)\s*[:：]?\s*[¥￥]?\s*"
+                     r"([0-9][0-9,]*)\s*円?", re.IGNORECASE)
+_PARTY = re.compile(r"^\s*(?:発注者|受注者|甲|乙|party)\s*[:：(（]?\s*(.+?)\s*[)）]?\s*$",
+                    re.IGNORECASE | re.MULTILINE)
+_PREVIEW_WIDTH = 600
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """What the PDF says of itself, for the confirmation page."""
+
+    sha256: str
+    pages: int
+    title: str
+    parties: tuple[str, ...]
+    amounts_yen: tuple[int, ...]
+    text: str
+    preview_png: bytes
+
+
+def read_document(pdf: bytes) -> DocumentView:
+    """Read ``pdf``; raises ValueError when it is not a PDF PDFium can open."""
+    try:
+        doc = pdfium.PdfDocument(pdf)
+    except pdfium.PdfiumError as exc:
+        raise ValueError(f"not a readable PDF: {exc}") from exc
+    try:
+        texts = []
+        for index in range(len(doc)):
+            page = doc[index]
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_range())
+            textpage.close()
+            page.close()
+        first = doc[0]
+        scale = _PREVIEW_WIDTH / max(first.get_width(), 1)
+        bitmap = first.render(scale=scale, rev_byteorder=True)  # RGB
+        png = _png(bytes(bitmap.buffer), bitmap.width, bitmap.height, bitmap.stride,
+                   bitmap.n_channels)
+        first.close()
+        meta_title = (doc.get_metadata_dict().get("Title") or "").strip()
+        pages = len(doc)
+    finally:
+        doc.close()
+    text = unicodedata.normalize("NFKC", "\n".join(texts)).replace("\r", "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    amounts = tuple(dict.fromkeys(int(m.group(1).replace(",", ""))
+                                  for m in _AMOUNT.finditer(text)))
+    parties = tuple(dict.fromkeys(m.group(1) for m in _PARTY.finditer(text)))
+    return DocumentView(sha256=hashlib.sha256(pdf).hexdigest(), pages=pages,
+                        title=meta_title or (lines[0] if lines else ""), parties=parties,
+                        amounts_yen=amounts, text=text, preview_png=png)
+
+
+def _png(buffer: bytes, width: int, height: int, stride: int, channels: int) -> bytes:
+    """A PNG of an 8-bit RGB(A) bitmap (zlib of filter-0 rows), without an imaging library."""
+    color = {3: 2, 4: 6}[channels]
+    row = width * channels
+    raw = b"".join(b"\0" + buffer[y * stride:y * stride + row] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
