@@ -206,6 +206,7 @@ class OutboxRelay:
         self._max_record = settings.kafka.max_record_bytes
         self.healthy = True
         """False while sends or the poll fail (``/readyz``)."""
+        self._waiting_since: float | None = None
         self.published = 0
 
     def dispatch(self, records: Sequence[PendingRecord]) -> None:
@@ -453,7 +454,7 @@ class OutboxRelay:
                                                                  partition=part)))
             except Exception as exc:
                 failed[topic] = exc
-        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        results = await self._acknowledged([f for _, f in futures])
         for (topic, _), result in zip(futures, results, strict=True):
             if isinstance(result, BaseException) and topic not in failed:
                 failed[topic] = result
@@ -463,6 +464,23 @@ class OutboxRelay:
         self.published += len(sent)
         metrics.OUTBOX_PUBLISHED.inc(len(sent))
         return failed
+
+    async def _acknowledged(self, futures: list[asyncio.Future[Any]]) -> list[Any]:
+        """The brokers' answers (or errors) to ``futures``; meanwhile
+        :meth:`unacknowledged_for` grows."""
+        self._waiting_since = time.monotonic()
+        try:
+            return await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            self._waiting_since = None
+
+    def unacknowledged_for(self) -> float:
+        """Seconds the records being sent have waited for the brokers' acknowledgement (0
+        when none waits). The producer retries what Kafka refuses for a retriable reason
+        (too few in-sync replicas, no leader) without failing the send, so a long wait is
+        what says Kafka cannot take writes (``/readyz``)."""
+        since = self._waiting_since
+        return 0.0 if since is None else time.monotonic() - since
 
     async def _claim_oversized(self, batch: list[PendingRecord]) -> list[PendingRecord]:
         """Rows queued before their size was checked (older rows, a lower broker limit):

@@ -329,7 +329,11 @@ class Hub:
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         relay = next((t for t in self._tasks if t.get_name() == "outbox-relay"), None)
         relay_up = relay is not None and not relay.done() and "outbox-relay" not in self._down
-        checks["outbox_relay"] = {"ok": relay_up and self.relay.healthy}
+        waiting = self.relay.unacknowledged_for()
+        checks["outbox_relay"] = {
+            "ok": relay_up and self.relay.healthy
+            and waiting < self.settings.kafka.unready_after_s,
+            "unacknowledged_s": round(waiting, 1)}
         for name, why in self._down.items():
             checks[f"task:{name}"] = {"ok": False, "error": why}
         for rt in self.runtimes:

@@ -96,6 +96,11 @@ class KafkaSettings(BaseModel):
         default=10.0, gt=0, le=300,
         description="How long stopping waits for the last offset commit. Given up after "
         "that, its records are read again by the next owner and deduplicated.")
+    unready_after_s: float = Field(
+        default=10.0, gt=0, le=600,
+        description="/readyz says the outbox relay is not ready while records have waited "
+        "longer than this for the brokers' acknowledgement (too few in-sync replicas, "
+        "brokers down).")
     replication_factor: int | None = Field(
         default=None, ge=1, le=10,
         description="Replicas of each new topic; default three, or all brokers if fewer.")

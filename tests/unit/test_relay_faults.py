@@ -57,6 +57,9 @@ class FakeKafka:
         self.refuse_start = 0
         self.starts = 0
         self.limit = 2 * 1024 * 1024
+        self.hold: set[str] = set()
+        """Topics whose sends the brokers do not acknowledge until the test says so."""
+        self.pending: list[asyncio.Future[Any]] = []
 
     def producer(self, **_: Any) -> FakeProducer:
         return FakeProducer(self)
@@ -86,7 +89,9 @@ class FakeProducer:
     def _outcome(self, topic: str, values: list[bytes]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         errors = self.kafka.fail.get(topic)
-        if errors:
+        if topic in self.kafka.hold:
+            self.kafka.pending.append(future)
+        elif errors:
             future.set_exception(errors.pop(0))
         elif any(len(v) > self.kafka.limit for v in values):
             future.set_exception(MessageSizeTooLargeError())
@@ -265,6 +270,29 @@ async def test_a_broker_limit_below_the_setting_is_learnt(engine: Engine) -> Non
     await run_until(relay, lambda: outbox_count(engine) == 0, "sent by reference")
     assert len(kafka.got["t"]) == 1
     assert len(kafka.got["t"][0]) < 1000
+
+
+async def test_sends_kafka_does_not_acknowledge_show_as_a_growing_wait(engine: Engine) -> None:
+    kafka = FakeKafka()
+    kafka.hold.add("t.held")
+    relay = relay_for(engine, kafka)
+    write(engine, "t.held", [b"a", b"b"])
+    assert relay.unacknowledged_for() == 0
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_for(lambda: kafka.pending, timeout_s=20, what="a send waiting for acks")
+        first = relay.unacknowledged_for()
+        assert first > 0
+        await wait_for(lambda: relay.unacknowledged_for() > first + 0.3, timeout_s=20,
+                       what="the wait to grow")
+        for future in kafka.pending:  # the brokers answer at last
+            future.set_result(None)
+        await wait_for(lambda: relay.unacknowledged_for() == 0, timeout_s=20,
+                       what="the wait to end")
+        await wait_for(lambda: outbox_count(engine) == 0, timeout_s=20, what="the rows sent")
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 10)
 
 
 def test_dead_letter_rows_over_the_limit_are_pointers(engine: Engine) -> None:
