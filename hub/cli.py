@@ -211,7 +211,11 @@ def _audited_replay(settings: Settings) -> Any:
     from hub.db import create_db_engine
     from schemas.envelope import utc_now
 
+    from hub.migrations import upgrade
+
     engine = create_db_engine(settings.database_url.get_secret_value())
+    if settings.migrate_on_start:  # as `hub run` does: the audit trail's table may be new
+        upgrade(engine)
 
     def sent(letter: Any) -> None:
         try:

@@ -31,6 +31,7 @@ from schemas.application import ApplicationSubmitted
 from schemas.cloudsign import ContractCompletionNotified
 from schemas.envelope import new_envelope
 from schemas.topics import KeyKind, TopicSpec
+from tests.support.staff import every_entity
 
 
 def wiring(settings: Settings) -> Wiring:
@@ -57,8 +58,9 @@ def wiring(settings: Settings) -> Wiring:
     config = gateway_config(engine, GatewaySettings(card_roots=(root,),
                                                     signature_roots=(root,)))
     found.routers.append(build_router(config))
-    found.routers.append(staff_only(archive_router(engine, config.signature_roots),
-                                    StaffAuth([token_sha256(os.environ["EDGE_STAFF_TOKEN"])])))
+    found.routers.append(staff_only(archive_router(
+        engine, config.signature_roots, identity=every_entity(os.environ["EDGE_STAFF_TOKEN"])),
+        StaffAuth([token_sha256(os.environ["EDGE_STAFF_TOKEN"])])))
     found.routers.append(review_router(engine))
     found.routers.append(application_hook(ApplicationSettings(
         webhook_secret=SecretStr(os.environ["EDGE_WEBHOOK_SECRET"])), on_submitted))
