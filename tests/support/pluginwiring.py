@@ -16,8 +16,9 @@ def wiring(settings: Settings) -> Wiring:
     only = [n for n in os.environ.get("PLUGIN_WIRING_ONLY", "").split(",") if n]
     registry = ConnectorRegistry.discover(only=only)
     built = Wiring(engine=create_db_engine(settings.database_url.get_secret_value()),
-                   connectors=registry)
+                   plugins=registry)
     for running in registry.start():
+        built.connectors[running.plugin.consumer_name] = running.connector
         built.consumers.append(running.spec)
         built.closers.append(running.close)
     return built
