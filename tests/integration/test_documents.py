@@ -28,7 +28,7 @@ from hub.documents.mail import MailDocuments
 from hub.documents.routes import download_router
 from hub.runtime import _QuietServer
 from pipelines.contract.mails import MAIL_NAMESPACE
-from schemas.mail import MailKind, MailRequested
+from schemas.mail import ATTACHMENT_LIMIT_BYTES, MailKind, MailRequested
 from tests.card.pdfs import make_pdf
 from tests.support.hubproc import free_port
 
@@ -126,10 +126,10 @@ def test_a_signed_link_serves_the_pdf_and_a_tampered_or_expired_one_is_refused(
 async def test_the_mail_links_a_large_pdf_to_the_hubs_own_route_valid_10_days(
         served: tuple[str, SqlDocumentStore, LinkSigner], tmp_path: object) -> None:
     base, store, links = served
-    pdf = make_pdf(40_000, "large")
+    pdf = make_pdf(ATTACHMENT_LIMIT_BYTES + 10_000, "large")  # the one CON-4 limit
     doc = store.put(pdf, filename="R8-0099.pdf")
     with SmtpPeer() as peer:
-        settings = MailSettings(port=peer.port, attachment_limit_bytes=10_000, timeout_s=5.0)
+        settings = MailSettings(port=peer.port, timeout_s=5.0)
         connector = MailConnector(settings, documents=MailDocuments(store, links))
         await connector.send(MailRequested(
             mail_id=MAIL_NAMESPACE, kind=MailKind.CONTRACT_CONCLUDED,

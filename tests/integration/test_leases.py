@@ -108,7 +108,7 @@ async def test_three_hubs_run_a_scheduled_job_in_one_process_and_take_it_over(
         with hubs[second].engine.begin() as conn:
             conn.execute(sa.update(LeaseRow.__table__).values(  # type: ignore[attr-defined]
                 holder="dead-host:1", expires_at=expires))
-        (job_task,) = [t for t in hubs[second]._tasks if t.get_name().startswith("job-")]
+        (job_task,) = [t for t in hubs[second]._tasks if t.get_name() == "job-every-100ms"]
         job_task.cancel()  # its process is gone: it neither runs nor releases
         await asyncio.gather(job_task, return_exceptions=True)
         hubs[second]._tasks.remove(job_task)
