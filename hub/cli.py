@@ -209,9 +209,8 @@ def _audited_replay(settings: Settings) -> Any:
 
     from hub import audit
     from hub.db import create_db_engine
-    from schemas.envelope import utc_now
-
     from hub.migrations import upgrade
+    from schemas.envelope import utc_now
 
     engine = create_db_engine(settings.database_url.get_secret_value())
     if settings.migrate_on_start:  # as `hub run` does: the audit trail's table may be new
