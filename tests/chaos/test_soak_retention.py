@@ -26,7 +26,8 @@ async def test_a_soak_keeps_the_tables_bounded_by_retention(
         kafka_bootstrap: str, pg_url: str, pg_engine: Any, unique: str, tmp_path: Path,
         procs: list[HubProcess]) -> None:
     result = await soak(kafka_bootstrap, pg_url, pg_engine, unique, tmp_path, N,
-                        retention_s=5.0, margin_s=1.0, interval_s=1.0, procs=procs)
+                        retention_s=5.0, margin_s=1.0, interval_s=1.0, procs=procs,
+                        chunk=2_500, min_duration_s=20.0)  # longer than what is kept
     print(json.dumps(result.as_dict()))
     assert result.doubled == 0
     assert result.oldest_marker_max_s <= result.kept_s + result.interval_s + SLACK_S

@@ -64,7 +64,11 @@ def _sample(engine: Engine) -> tuple[dict[str, int], float, int]:
 
 async def soak(kafka: str, db_url: str, engine: Engine, unique: str, log_dir: Path, n: int,
                *, retention_s: float = 5.0, margin_s: float = 1.0, interval_s: float = 1.0,
-               chunk: int = 10_000, procs: list[HubProcess] | None = None) -> SoakResult:
+               chunk: int = 10_000, procs: list[HubProcess] | None = None,
+               min_duration_s: float = 0.0) -> SoakResult:
+    """``n`` messages through a ``hub run`` process, sampling its tables every second.
+    ``min_duration_s`` paces the publishing (chunk by chunk) so the stream lasts at least
+    that long: the retention can only bound the tables of a stream longer than itself."""
     result = SoakResult(n=n, retention_s=retention_s, margin_s=margin_s, interval_s=interval_s)
     prefix = f"t{unique}.soak"
     t_in, t_out = ledger.topics(prefix)
@@ -81,7 +85,11 @@ async def soak(kafka: str, db_url: str, engine: Engine, unique: str, log_dir: Pa
     hub.start()
 
     async def stream() -> None:
-        for start in range(0, n, chunk):
+        starts = range(0, n, chunk)
+        spacing = min_duration_s / len(starts) if min_duration_s > 0 and len(starts) > 0 else 0.0
+        for k, start in enumerate(starts):
+            if spacing:  # pacing the producer, not waiting on a result
+                await asyncio.sleep(max(0.0, started + k * spacing - time.monotonic()))
             await publish(kafka, t_in.name, [
                 new_envelope(LedgerEntryRequested(entry_no=i, amount=i),
                              correlation_id=f"case-{i % 997}", procuring_entity="saitama-pref",
