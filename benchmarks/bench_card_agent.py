@@ -33,6 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# The entity, system and domain the agent logs in to (as `card-agent serve --entity`).
+WHERE = {"procuring_entity": "mlit", "system": "e-contract", "domain": "works"}
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -121,7 +124,7 @@ def main() -> None:
         worker.start()
         with ReferenceTsa(pki) as tsa, LoopbackServer(gateway_app(cfg)) as hub:
             http = hub_http_client(hub.url)
-            agent = AgentService(backend=PcscBackend(), hub=http, origins=[hub.url],
+            agent = AgentService(backend=PcscBackend(), hub=http, where=WHERE, origins=[hub.url],
                                  chain=creds.chain, reader=READER, port=0,
                                  tsa=AgentTimeStamper(tsa.url, pki.trust_roots))
             agent.start()

@@ -202,7 +202,7 @@ def _serve(args: argparse.Namespace, agent: Agent, console: Console) -> None:
     service = AgentService(backend=agent.backend, hub=agent.gateway.http,
                            origins=args.allow_origin or [origin_of(args.hub)],
                            chain=agent.gateway.chain, tsa=agent.tsa, reader=agent.reader,
-                           port=args.port)
+                           port=args.port, where=agent.gateway.where)
     port = service.start()
     console.say(f"ICカードエージェント: http://127.0.0.1:{port}/ "
                 f"(hubs: {' '.join(sorted(service.origins))})")

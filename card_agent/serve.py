@@ -32,7 +32,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,8 +117,11 @@ class AgentService:
     def __init__(self, *, backend: CardBackend, hub: httpx.Client,
                  origins: Sequence[str], chain: Sequence[x509.Certificate] = (),
                  tsa: AgentTimeStamper | None = None, reader: str | None = None,
-                 port: int = DEFAULT_PORT, now: Callable[[], float] = time.monotonic) -> None:
+                 port: int = DEFAULT_PORT, now: Callable[[], float] = time.monotonic,
+                 where: Mapping[str, str] | None = None) -> None:
         self.backend, self.hub, self.chain, self.tsa = backend, hub, tuple(chain), tsa
+        self.where = dict(where or {})
+        """The entity, system and domain a login is for, unless the page names them."""
         self.reader = reader
         self.origins = frozenset(origin_of(o) for o in origins)
         if not self.origins or "*" in "".join(self.origins) or "null" in self.origins:
@@ -294,7 +297,9 @@ class AgentService:
                                 if isinstance(op.params.get("hub_session"), str) else None)
         fields = {k: v for k, v in op.params.items() if k != "hub_session"}
         if op.kind == "login":
-            session = gateway.login(card)
+            named = {k: str(op.params[k]) for k in ("procuring_entity", "system", "domain")
+                     if op.params.get(k)}
+            session = gateway.login(card, {**self.where, **named})
             op.result = {k: session[k] for k in ("token", "expires_at", "user_id",
                                                   "company_id", "network")}
         elif op.kind == "register":

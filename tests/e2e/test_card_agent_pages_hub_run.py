@@ -24,6 +24,9 @@ from schemas.registration import Domain
 from tests.e2e.casestack import CaseStack, fresh_case, with_subject
 from tests.support.hubproc import free_port, wait_for
 
+# The entity, system and domain the agent logs in to (as `card-agent serve --entity`).
+WHERE = {"procuring_entity": "mlit", "system": "e-contract", "domain": "works"}
+
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.pcsc,
               pytest.mark.smtp, pytest.mark.slow]
 
@@ -45,7 +48,7 @@ async def test_register_through_the_web_form_and_receive_the_mail(
     creds = pki.issue_card(case.holder, case.address, random.randint(10**6, 10**9))
     card = seat(VirtualCard(creds.cert_der, creds.key_path, PIN).start())
     http = hub_http_client(hub.url)
-    agent = AgentService(backend=PcscBackend(), hub=http, origins=[hub.url],
+    agent = AgentService(backend=PcscBackend(), hub=http, where=WHERE, origins=[hub.url],
                          chain=creds.chain, reader=READER, port=agent_port,
                          tsa=AgentTimeStamper(stack.hub_env["HUB_TSA_URL"], pki.trust_roots))
     agent.start()

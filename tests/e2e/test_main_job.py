@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def test_hub_demo_carries_one_case_from_registration_to_advance_payment(
         kafka_bootstrap: str, tmp_path: Path) -> None:
     require_vpcd()
     env = {**os.environ, "HUB_RUN_DIR": str(tmp_path), "HUB_KAFKA__BOOTSTRAP_SERVERS":
-           kafka_bootstrap, "HUB_KAFKA__GROUP_PREFIX": f"demo-{tmp_path.name}"}
+           kafka_bootstrap,  # new groups, so they start at the topics' end
+           "HUB_KAFKA__GROUP_PREFIX": f"demo-{uuid.uuid4().hex[:12]}"}
     done = subprocess.run([sys.executable, "-m", "hub.cli", "demo"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)
     out = done.stdout

@@ -35,6 +35,9 @@ from tests.card.server import LoopbackServer
 from tests.integration.test_card_agent_cli import creds, pki, tsa_url, vcard
 from tests.integration.test_card_agent_serve import contract_pdf
 
+# The entity, system and domain the agent logs in to (as `card-agent serve --entity`).
+WHERE = {"procuring_entity": ENTITY, "system": "e-contract", "domain": "works"}
+
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa, pytest.mark.postgres]
 
 __all__ = ["creds", "pki", "tsa_url", "vcard"]  # fixtures, imported for pytest
@@ -75,7 +78,7 @@ def stack(pg_engine: Engine, pki: DevPki, creds: CardCredentials,
     app.include_router(build_router(cfg))
     server = LoopbackServer(app)
     http = hub_http_client(server.url)
-    agent = AgentService(backend=PcscBackend(), hub=http, origins=[server.url],
+    agent = AgentService(backend=PcscBackend(), hub=http, where=WHERE, origins=[server.url],
                          chain=creds.chain, reader=READER, port=0,
                          tsa=AgentTimeStamper(tsa_url, pki.trust_roots))
     agent.start()
@@ -177,12 +180,12 @@ def test_register_change_and_renew_through_the_pages(
     finally:
         new_card.stop()
         wait_reader(present=False)
-    # the old card is refused at login (RNW-7 / REG-1)
+    # the old card is refused at login: replaced by the renewal (RNW-7)
     old_card = seat(VirtualCard(creds.cert_der, creds.key_path, PIN).start())
     try:
         page.goto(stack.hub_url + "/contractor/jobs")
         with_pin(page, "#login", [PIN])
-        expect(page.locator("#status")).to_contain_text("[REG-1]", timeout=30_000)
+        expect(page.locator("#status")).to_contain_text("[RNW-7]", timeout=30_000)
         expect(page.locator("#logged-in")).to_have_count(0)
     finally:
         old_card.stop()

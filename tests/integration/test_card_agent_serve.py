@@ -44,6 +44,9 @@ from tests.integration.test_card_agent_cli import (  # the same real parts
     vcard,
 )
 
+# The entity, system and domain the agent logs in to (as `card-agent serve --entity`).
+WHERE = {"procuring_entity": ENTITY, "system": "e-contract", "domain": "works"}
+
 pytestmark = [pytest.mark.pcsc, pytest.mark.tsa, pytest.mark.postgres]
 
 __all__ = ["creds", "hub", "pki", "tsa_url", "vcard"]  # fixtures, imported for pytest
@@ -75,7 +78,7 @@ def contract_pdf(amount_yen: int, pages: int = 2) -> bytes:
 def agent(hub: tuple[str, GatewayConfig], pki: DevPki, creds: CardCredentials,
           tsa_url: str) -> Iterator[AgentService]:
     http = hub_http_client(hub[0])
-    service = AgentService(backend=PcscBackend(), hub=http, origins=[HUB_ORIGIN],
+    service = AgentService(backend=PcscBackend(), hub=http, where=WHERE, origins=[HUB_ORIGIN],
                            chain=creds.chain, reader=READER, port=0,
                            tsa=AgentTimeStamper(tsa_url, pki.trust_roots))
     service.start()
