@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import threading
 import unicodedata
 import zlib
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ _AMOUNT = re.compile(r"(?:契約金額|請負代金額|代金額|金額|合計|a
 _PARTY = re.compile(r"^\s*(?:発注者|受注者|甲|乙|party)\s*[:：(（]?\s*(.+?)\s*[)）]?\s*$",
                     re.IGNORECASE | re.MULTILINE)
 _PREVIEW_WIDTH = 600
+# PDFium is not thread-safe: two threads inside it at once crash the whole process
+# (SIGSEGV, SIGABRT, or SIGTRAP from a failed CHECK). Every call into it holds this lock.
+_PDFIUM = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,26 @@ class DocumentView:
 
 def read_document(pdf: bytes) -> DocumentView:
     """Read ``pdf``; raises ValueError when it is not a PDF PDFium can open."""
+    with _PDFIUM:
+        texts, bitmap, meta_title, pages = _read_locked(pdf)
+    png = _png(*bitmap)
+    text = unicodedata.normalize("NFKC", "\n".join(texts)).replace("\r", "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    amounts = tuple(dict.fromkeys(int(m.group(1).replace(",", ""))
+                                  for m in _AMOUNT.finditer(text)))
+    parties = tuple(dict.fromkeys(m.group(1) for m in _PARTY.finditer(text)))
+    return DocumentView(sha256=hashlib.sha256(pdf).hexdigest(), pages=pages,
+                        title=meta_title or (lines[0] if lines else ""), parties=parties,
+                        amounts_yen=amounts, text=text, preview_png=png)
+
+
+_Bitmap = tuple[bytes, int, int, int, int]  # buffer, width, height, stride, channels
+
+
+def _read_locked(pdf: bytes) -> tuple[list[str], _Bitmap, str, int]:
+    """The page texts, the first page's pixels, the metadata title and the page count.
+    Every PDFium object is closed here, under ``_PDFIUM``: a finaliser would run on
+    whichever thread collects it, outside the lock."""
     try:
         doc = pdfium.PdfDocument(pdf)
     except pdfium.PdfiumError as exc:
@@ -56,22 +80,16 @@ def read_document(pdf: bytes) -> DocumentView:
             page.close()
         first = doc[0]
         scale = _PREVIEW_WIDTH / max(first.get_width(), 1)
-        bitmap = first.render(scale=scale, rev_byteorder=True)  # RGB
-        png = _png(bytes(bitmap.buffer), bitmap.width, bitmap.height, bitmap.stride,
-                   bitmap.n_channels)
+        rendered = first.render(scale=scale, rev_byteorder=True)  # RGB
+        bitmap = (bytes(rendered.buffer), rendered.width, rendered.height, rendered.stride,
+                  rendered.n_channels)
+        rendered.close()
         first.close()
         meta_title = (doc.get_metadata_dict().get("Title") or "").strip()
         pages = len(doc)
     finally:
         doc.close()
-    text = unicodedata.normalize("NFKC", "\n".join(texts)).replace("\r", "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    amounts = tuple(dict.fromkeys(int(m.group(1).replace(",", ""))
-                                  for m in _AMOUNT.finditer(text)))
-    parties = tuple(dict.fromkeys(m.group(1) for m in _PARTY.finditer(text)))
-    return DocumentView(sha256=hashlib.sha256(pdf).hexdigest(), pages=pages,
-                        title=meta_title or (lines[0] if lines else ""), parties=parties,
-                        amounts_yen=amounts, text=text, preview_png=png)
+    return texts, bitmap, meta_title, pages
 
 
 def _png(buffer: bytes, width: int, height: int, stride: int, channels: int) -> bytes:

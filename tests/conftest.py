@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import socket
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -19,6 +22,10 @@ from hub.migrations import upgrade
 # The tests run the hub on its embedded defaults (test PKI, SoftHSM2, loopback peers),
 # which production refuses (hub/production.py); every hub process they start inherits it.
 os.environ.setdefault("HUB_PROFILE", "test")
+
+# pytest's faulthandler covers SIGSEGV, SIGABRT and the like, not SIGTRAP (a native
+# breakpoint, as GLib's g_error raises): with this, such a crash names the Python frames.
+faulthandler.register(signal.SIGTRAP, file=sys.stderr, all_threads=True, chain=True)
 
 KAFKA = os.environ.get("HUB_TEST_KAFKA", "127.0.0.1:9092")
 POSTGRES = os.environ.get("HUB_TEST_POSTGRES_URL",

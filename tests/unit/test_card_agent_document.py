@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import subprocess
+import sys
 from io import BytesIO
 
 import pytest
@@ -13,6 +15,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
 from card_agent.document import read_document
+from tests.support.hubproc import ROOT
 
 
 def _pdf(lines: list[str], pages: int = 1, title: str = "") -> bytes:
@@ -54,3 +57,28 @@ def test_metadata_title_first_and_no_amount_is_no_amount() -> None:
 def test_not_a_pdf_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="not a readable PDF"):
         read_document(b"%PDF-1.7 but not really")
+
+
+_THREADS = """
+import threading
+from tests.unit.test_card_agent_document import _pdf
+from card_agent.document import read_document
+pdf = _pdf(["工事請負契約書", "契約金額: 1,000円"], pages=3)
+def work():
+    for _ in range(40):
+        assert read_document(pdf).pages == 3
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("read 320 times from 8 threads")
+"""
+
+
+def test_reads_from_many_threads_at_once() -> None:
+    """PDFium is not thread-safe: unserialised, this crashes the process (SIGSEGV,
+    SIGABRT or SIGTRAP), as it once ended a CI run whose cases signed four at a time.
+    In a child process, so that a crash fails this test rather than the whole run."""
+    done = subprocess.run([sys.executable, "-c", _THREADS], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "read 320 times from 8 threads" in done.stdout
