@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from itertools import chain
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
@@ -75,6 +76,24 @@ async def _raw_decoder(message: Any, _original: Any) -> Any:
     return message.body
 
 
+def _waiting_poll(subscriber: Any) -> Callable[[Any], Any]:
+    """The batch subscriber's poll without FastStream's sleep after an empty one.
+
+    aiokafka's ``getmany`` returns as soon as records arrive, so the poll may wait long
+    (``batch_timeout_ms``) at no cost in latency; FastStream's own loop sleeps as long
+    again after an empty poll, during which arriving records wait. Set on the instance:
+    FastStream's consume loop calls ``self.get_msg(consumer)``.
+    """
+    max_records = subscriber.max_records
+    timeout_ms = subscriber.batch_timeout_ms
+
+    async def get_msg(consumer: Any) -> tuple[Any, ...]:
+        found = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return tuple(chain.from_iterable(found.values()))
+
+    return get_msg
+
+
 class ConsumerRuntime:
     """One consumer group in this process: subscriber, processor, offset commits, lag."""
 
@@ -118,6 +137,7 @@ class ConsumerRuntime:
             await self.accept(msg.raw_message)
 
         subscriber(on_batch)
+        subscriber.get_msg = _waiting_poll(subscriber)
         self.subscriber = subscriber
 
     async def accept(self, records: Sequence[Any]) -> None:

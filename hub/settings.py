@@ -79,11 +79,10 @@ class KafkaSettings(BaseModel):
         default="hub", description="Consumer groups are named <group_prefix>.<consumer name>."
     )
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
-    # Both only bound how long an idle consumer waits: records end the wait at once. Every
-    # consumer group of the process polls this often when idle (FastStream's batch loop
-    # waits batch_timeout_ms, then sleeps as long; each fetch the broker holds up to
-    # fetch_max_wait_ms): at 5 / 10 ms an idle hub took 0.28 of a core and Kafka 0.39.
-    batch_timeout_ms: int = Field(default=20, ge=1, le=5_000)
+    # How long one poll of an idle consumer waits; records end the wait at once (the poll
+    # does not sleep after an empty one: hub/broker.py), so a long wait costs no latency
+    # and keeps an idle process's wake-ups few.
+    batch_timeout_ms: int = Field(default=500, ge=1, le=5_000)
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=5_000,
         description="How long the broker may hold a fetch for more data: latency vs requests.")
