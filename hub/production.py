@@ -175,9 +175,15 @@ def _card_roots_problems() -> list[Problem]:
     return []
 
 
-def _city_signer_problems(environ: Mapping[str, str]) -> list[Problem]:
+def _city_signer_problems(environ: Mapping[str, str], settings: Settings) -> list[Problem]:
     from connectors.citysigner import CitySignerSettings
 
+    own = {code: e.signer for code, e in settings.entities.items() if e.signer is not None}
+    if own:  # each entity signs with its own token (docs/identity.md): check each of them
+        return [p for code, s in sorted(own.items()) for p in _test_signer(
+            environ, s.chain + s.trust_roots, (f"entities.{code}.signer.chain",
+                                               f"entities.{code}.signer.trust_roots",
+                                               "SOFTHSM2_CONF"))]
     signer = CitySignerSettings()
     if not signer.pin.get_secret_value():
         return [Problem("PRD-2", ("HUB_CITYSIGNER_PIN", "HUB_CITYSIGNER_MODULE"),
@@ -187,12 +193,18 @@ def _city_signer_problems(environ: Mapping[str, str]) -> list[Problem]:
                         "No city signing token is configured: the hub would sign for the city "
                         "with the SoftHSM2 test token and a test key. Set the PKCS#11 module, "
                         "token and PIN of the city's HSM or signing card.")]
+    return _test_signer(environ, signer.chain + signer.trust_roots,
+                        ("HUB_CITYSIGNER_CHAIN", "HUB_CITYSIGNER_TRUST_ROOTS", "SOFTHSM2_CONF"))
+
+
+def _test_signer(environ: Mapping[str, str], certificates: tuple[Path, ...],
+                 names: tuple[str, ...]) -> list[Problem]:
+    """PRD-2: a signer whose certificates are the test PKI's or whose token is the embedded
+    default's SoftHSM2 directory."""
     conf = environ.get("SOFTHSM2_CONF", "")
     softhsm_dir = (run_dir() / "softhsm").resolve()
-    if (_is_test_pki(signer.chain + signer.trust_roots)
-            or (conf and Path(conf).resolve().is_relative_to(softhsm_dir))):
-        return [Problem("PRD-2", ("HUB_CITYSIGNER_CHAIN", "HUB_CITYSIGNER_TRUST_ROOTS",
-                                  "SOFTHSM2_CONF"),
+    if _is_test_pki(certificates) or (conf and Path(conf).resolve().is_relative_to(softhsm_dir)):
+        return [Problem("PRD-2", names,
                         "市の署名にテスト用認証基盤（またはテスト用 SoftHSM2 トークン）が"
                         "使われています。本番の署名鍵と証明書チェーンを設定してください。",
                         "The city's signer uses the project's test PKI or its SoftHSM2 test "
@@ -360,7 +372,8 @@ def production_problems(settings: Settings,
     HTTP and SMTP to peers, PRD-5 Kafka without TLS and authentication, PRD-6 the hub's
     own HTTP without TLS."""
     env = os.environ if environ is None else environ
-    return [*_card_roots_problems(), *_city_signer_problems(env), *_secrets_problems(settings),
+    return [*_card_roots_problems(), *_city_signer_problems(env, settings),
+            *_secrets_problems(settings),
             *_peer_problems(settings), *_insecure_names_problems(settings),
             *_kafka_problems(settings), *_own_http_problems(settings)]
 

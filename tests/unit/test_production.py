@@ -242,3 +242,28 @@ def test_hub_run_without_settings_refuses_to_start(tmp_path: Path) -> None:
         assert default not in out
     assert "Traceback" not in out
     assert not (tmp_path / "run" / "hub.db").exists()  # refused before opening anything
+
+
+def test_each_entitys_own_signer_is_checked_instead_of_the_installations(
+        ready: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With every entity signing with its own token, HUB_CITYSIGNER_* is not needed; an
+    entity whose signer's roots are the test PKI is named."""
+    from hub.settings import EntitySettings, EntitySignerSettings
+
+    monkeypatch.delenv("HUB_CITYSIGNER_PIN")
+
+    def entity(root: Path) -> EntitySettings:
+        return EntitySettings(signer=EntitySignerSettings(
+            module="/usr/lib/city-hsm/pkcs11.so", token_label="city", key_label="city",
+            pin="73915026", trust_roots=(root,)))  # type: ignore[arg-type]
+
+    city_root = _root_pem(tmp_path / "city-root.pem", "City Root")
+    test_root = _root_pem(tmp_path / "test-root.pem", "Hub Test Root CA",
+                          "Procurement Hub Test PKI")
+    fine = Settings(entities={"kawagoe-city": entity(city_root),
+                              "saitama-pref": entity(city_root)})
+    assert production_problems(fine) == []
+    one_test = Settings(entities={"kawagoe-city": entity(city_root),
+                                  "saitama-pref": entity(test_root)})
+    assert [(p.check, p.settings[0]) for p in production_problems(one_test)] == [
+        ("PRD-2", "entities.saitama-pref.signer.chain")]
