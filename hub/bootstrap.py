@@ -203,7 +203,9 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
     a message of an entity without one is dead-lettered naming it (IAM-4). A kind of
     connector configured for some entities must be configured for all of them: otherwise
     the start stops, naming the entities without it. A kind configured for none stays the
-    installation's one. The city signers are chosen in :func:`case_pipelines`."""
+    installation's one. Each entity's connector is watched as ``<consumer>@<entity>``
+    (``/readyz``, metrics) instead of the installation's. The city signers are chosen in
+    :func:`case_pipelines`."""
     if not settings.entities:
         return
     check_entities(settings)
@@ -248,12 +250,16 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
     for kind, consumer, make, module in kinds:
         if all(getattr(e, kind) is None for e in settings.entities.values()):
             continue
-        by_entity = {}
+        by_entity, built = {}, {}
         for code, entity in sorted(settings.entities.items()):
             connector = make(entity)
             by_entity[code] = module.effects(connector)
+            built[f"{consumer}@{code}"] = connector
             if hasattr(connector, "aclose"):
                 wiring.closers.append(connector.aclose)
+        # /readyz and the metrics show each entity's own connector, not the unused default
+        wiring.connectors.pop(consumer, None)
+        wiring.connectors.update(built)
         for n, spec in enumerate(wiring.consumers):
             if spec.name == consumer:
                 wiring.consumers[n] = dataclasses.replace(

@@ -318,6 +318,11 @@ async def test_each_entity_reaches_only_its_own_peers_signer_and_staff(
 
         # staff of one entity: not in the list, not readable, no agreement (IAM-3)
         async with httpx.AsyncClient(base_url=hub.url, timeout=30) as http:
+            ready = (await http.get("/readyz")).json()
+            watched = {name: c["ok"] for name, c in ready["connectors"].items()
+                       if name.startswith(("connector.erp", "connector.mail"))}
+            assert watched == {f"connector.{k}@{e}": True for k in ("erp", "mail")
+                               for e in (A, B)}, ready["connectors"]
             for code, case in cases.items():
                 own, elsewhere = by_code[code], by_code[B if code == A else A]
                 listed = await http.get("/contracts", headers=_auth(own))

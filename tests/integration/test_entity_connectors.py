@@ -229,6 +229,9 @@ async def test_each_entity_asks_its_own_dsure_with_its_own_token(engine: Engine)
     assert [c.contract_number for _, _, c in found[:2]] == ["31072-0011K", "31072-0022S"]
     (dead,) = outbox(engine, Topics.SURETY_COMMANDS.dlq)
     assert_iam4(load_headers(dead.headers), "tokorozawa-city", "dsure")
+    # /readyz and the metrics watch each entity's own connector
+    assert sorted(wiring.connectors) == ["connector.dsure@kawagoe-city",
+                                         "connector.dsure@saitama-pref"]
 
 
 async def test_each_entity_sends_to_its_own_cloudsign_team(engine: Engine,
