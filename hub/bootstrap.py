@@ -37,9 +37,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EntityConfigError",
     "Wiring",
+    "check_entities",
     "city_signer",
     "default_wiring",
     "entity_consumers",
+    "entity_signers",
     "invoice_consumer",
     "load_wiring",
     "staff_routers",
@@ -176,15 +178,44 @@ class EntityConfigError(ValueError):
     """An entity's connectors are configured incompletely: the hub does not start."""
 
 
+ENTITY_CONNECTORS = ("erp", "mail", "signer", "cloudsign", "dsure")
+"""The kinds of connector a procuring entity may have of its own (``[entities.<code>.<kind>]``)."""
+
+
+def check_entities(settings: Settings) -> None:
+    """A kind of connector configured for some entities must be configured for all of them
+    (:class:`EntityConfigError` names the entities without it)."""
+    problems = []
+    for kind in ENTITY_CONNECTORS:
+        have = {code for code, e in settings.entities.items() if getattr(e, kind) is not None}
+        if have and have != set(settings.entities):
+            problems.append(f"{kind} missing for " + ", ".join(sorted(set(settings.entities)
+                                                                      - have)))
+    if problems:
+        raise EntityConfigError(
+            "entities' connectors incomplete: " + "; ".join(problems) + " (configure "
+            "[entities.<code>.<connector>] for each entity, or for none)")
+
+
 def entity_consumers(wiring: Wiring, settings: Settings) -> None:
-    """With ``entities`` configured, each procuring entity's ERP commands and mails go to
-    its own ERP and mail sender only (connectors/_shared/entities.py); a message of an
-    entity without one is dead-lettered, naming it. A kind of connector configured for
-    some entities must be configured for all of them: otherwise the start stops, naming
-    the entities without it. A kind configured for none stays the installation's one."""
+    """With ``entities`` configured, each procuring entity's ERP commands, mails, CloudSign
+    contracts and D・Sure lookups go to its own peer only (connectors/_shared/entities.py);
+    a message of an entity without one is dead-lettered naming it (IAM-4). A kind of
+    connector configured for some entities must be configured for all of them: otherwise
+    the start stops, naming the entities without it. A kind configured for none stays the
+    installation's one. Each entity's connector is watched as ``<consumer>@<entity>``
+    (``/readyz``, metrics) instead of the installation's. The city signers are chosen in
+    :func:`case_pipelines`."""
     if not settings.entities:
         return
+    check_entities(settings)
     from connectors._shared.entities import per_entity
+    from connectors.cloudsign import effects as cloudsign_effects
+    from connectors.cloudsign.connector import CloudSignConnector
+    from connectors.cloudsign.settings import CloudSignSettings
+    from connectors.dsure import effects as dsure_effects
+    from connectors.dsure.connector import DSureConnector
+    from connectors.dsure.settings import DSureSettings
     from connectors.erp import ErpConnector, ErpSettings
     from connectors.erp import effects as erp_effects
     from connectors.mail import MailConnector, MailSettings
@@ -198,29 +229,37 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
         m = entity.mail
         return MailConnector(MailSettings().model_copy(update={
             "host": m.host, "port": m.port, "security": m.security, "username": m.username,
-            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}))
+            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}),
+            documents=wiring.mail_documents())
+
+    def cloudsign(entity: Any) -> Any:
+        # One document store for all: the contract process reads the signed PDFs from it.
+        shared = wiring.connectors.get("connector.cloudsign")
+        return CloudSignConnector(CloudSignSettings().model_copy(update={
+            "base_url": entity.cloudsign.base_url, "client_id": entity.cloudsign.client_id}),
+            store=getattr(shared, "store", None))
+
+    def dsure(entity: Any) -> Any:
+        return DSureConnector(DSureSettings().model_copy(update={
+            "base_url": entity.dsure.base_url, "api_token": entity.dsure.api_token}))
 
     kinds = (("erp", "connector.erp", erp, erp_effects),
-             ("mail", "connector.mail", mail, mail_effects))
-    problems = []
-    for kind, _, _, _ in kinds:
-        have = {code for code, e in settings.entities.items() if getattr(e, kind) is not None}
-        if have and have != set(settings.entities):
-            problems.append(f"{kind} missing for " + ", ".join(sorted(set(settings.entities)
-                                                                      - have)))
-    if problems:
-        raise EntityConfigError(
-            "entities' connectors incomplete: " + "; ".join(problems) + " (configure "
-            "[entities.<code>.<connector>] for each entity, or for none)")
+             ("mail", "connector.mail", mail, mail_effects),
+             ("cloudsign", "connector.cloudsign", cloudsign, cloudsign_effects),
+             ("dsure", "connector.dsure", dsure, dsure_effects))
     for kind, consumer, make, module in kinds:
         if all(getattr(e, kind) is None for e in settings.entities.values()):
             continue
-        by_entity = {}
+        by_entity, built = {}, {}
         for code, entity in sorted(settings.entities.items()):
             connector = make(entity)
             by_entity[code] = module.effects(connector)
+            built[f"{consumer}@{code}"] = connector
             if hasattr(connector, "aclose"):
                 wiring.closers.append(connector.aclose)
+        # /readyz and the metrics show each entity's own connector, not the unused default
+        wiring.connectors.pop(consumer, None)
+        wiring.connectors.update(built)
         for n, spec in enumerate(wiring.consumers):
             if spec.name == consumer:
                 wiring.consumers[n] = dataclasses.replace(
@@ -229,11 +268,41 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
         log.info("%s: one per procuring entity: %s", kind, ", ".join(sorted(by_entity)))
 
 
+def entity_signers(settings: Settings) -> dict[str, Any]:
+    """Each procuring entity's own city signer (``[entities.<code>.signer]``), by entity
+    code; empty when no entity has one (the installation's :func:`city_signer` signs)."""
+    if not any(e.signer is not None for e in settings.entities.values()):
+        return {}
+    check_entities(settings)
+    from connectors.citysigner import CitySigner, CitySignerSettings
+    from connectors.tsa import TsaConnector, TsaSettings
+    from connectors.tsa.connector import HubTimeStamper
+
+    tsa = TsaSettings()
+    roots = tsa.load_trust_roots()
+    if not roots:  # as the embedded default's signer: the test PKI's TSA (never in production)
+        from connectors.devpki import ensure_pki
+
+        roots = ensure_pki(RUN_DIR / "pki").trust_roots
+        log.warning("city signers: no HUB_TSA_TRUST_ROOTS; trusting the test PKI's TSA")
+    stamper = HubTimeStamper(TsaConnector(tsa, roots))
+    signers: dict[str, Any] = {}
+    for code, entity in sorted(settings.entities.items()):
+        s = entity.signer
+        assert s is not None  # check_entities: all or none
+        signers[code] = CitySigner(CitySignerSettings(
+            module=s.module, token_label=s.token_label, key_label=s.key_label, pin=s.pin,
+            chain=s.chain, trust_roots=s.trust_roots, reason=s.reason), stamper)
+    log.info("city signer: one per procuring entity: %s", ", ".join(signers))
+    return signers
+
+
 def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
     """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
 
-    The city's own signer: the token ``HUB_CITYSIGNER_*`` configures, else the local
-    SoftHSM2 token (:func:`city_signer`); without SoftHSM2, card cases wait in city-agreed.
+    The city's own signer: each entity's own (:func:`entity_signers`) when entities have
+    one; else the token ``HUB_CITYSIGNER_*`` configures, else the local SoftHSM2 token
+    (:func:`city_signer`); without SoftHSM2, card cases wait in city-agreed.
     """
     from hub.contract import wiring as contract
     from hub.contract.review_api import review_router
@@ -245,8 +314,8 @@ def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
 
     use_policy(contract.policy_from_settings(settings))
     wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
-    signer = city_signer()
-    if signer is not None:
+    signer: Any = entity_signers(settings) or city_signer()
+    if signer:
         wiring.consumers.append(contract.city_signer_consumer(wiring.engine, signer,
                                                               wiring.documents()))
     wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
@@ -344,6 +413,9 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     from hub.staff_api import staff_router
 
     roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
+    for entity in settings.entities.values():  # each entity's own signer's roots too
+        if entity.signer is not None:
+            roots += load_pem_files(entity.signer.trust_roots)
     identity = staff_identity(settings.staff, RUN_DIR)
     log.info("staff: %r", identity)
     wiring.routers.append(archive_router(wiring.engine, roots, identity=identity))

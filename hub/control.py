@@ -14,28 +14,35 @@ paused, and the next batch after resume starts at the first record not handled. 
 is per process: with several ``hub run`` processes, each is paused through its own API.
 
 Only the hub's administrators (管理者) may steer connectors. :func:`administrator_only`
-is the one place that decides who that is: today the strongest staff credential the hub
-has, a staff bearer token (hub/staff.py); an identity provider with roles replaces its
-check with "the 管理者 role" without touching the routes. Every steering call is logged
-(who asked from where, what, the outcome), never with a credential.
+is the one place that decides who that is: with the staff's identity (hub/identity.py)
+a caller holding the ``admin`` role (401 IAM-1 without a valid token, 403 IAM-2 without
+the role); with a bare :class:`~hub.staff.StaffAuth`, any staff token. Every steering
+call is logged (who asked from where, what, the outcome), never with a credential; with
+the identity and a database, pause, resume and restart, refused ones too, are also rows
+of the hash-chained audit trail (``connectors.pause`` ..., docs/identity.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
+from hub import audit
 from hub.broker import ConsumerRuntime
+from hub.identity import Principal, Role, StaffIdentity, denied_role
 from hub.plugins import RunningConnector
 from hub.staff import StaffAuth
+from schemas.envelope import utc_now
 from schemas.rejection import RuleViolation
 
 __all__ = ["ADMINISTRATOR_ROLE", "ConnectorControl", "administrator_only", "control_router",
@@ -44,7 +51,7 @@ __all__ = ["ADMINISTRATOR_ROLE", "ConnectorControl", "administrator_only", "cont
 log = logging.getLogger("hub.control")
 
 ADMINISTRATOR_ROLE = "管理者"
-"""The role the control API requires (today: a staff bearer token, see module doc)."""
+"""The role the control API requires (``admin`` in the staff's identity, hub/identity.py)."""
 
 UNKNOWN = RuleViolation(
     rule_id="OPS-1",
@@ -58,23 +65,74 @@ BAD_CONFIG = "OPS-2"
 """A connector configuration that its settings class refuses (config/validate)."""
 
 
-def administrator_only(router: APIRouter, auth: StaffAuth) -> APIRouter:
-    """``router`` for the 管理者 role only: every route answers 401 without it.
+def administrator_only(router: APIRouter, auth: StaffAuth | StaffIdentity,
+                       engine: Engine | None = None) -> APIRouter:
+    """``router`` for the 管理者 role only: every route answers 401 without a valid staff
+    token and, with the staff's identity, 403 (IAM-2) without the ``admin`` role. The
+    caller is left in ``request.state.staff`` for the routes' audit rows."""
+    if isinstance(auth, StaffAuth):
+        guarded = APIRouter(dependencies=[Depends(auth.require)])
+        guarded.include_router(router)
+        return guarded
+    identity = auth
 
-    The hook for role-based staff identity: replace ``auth.require`` here with a check of
-    the ``管理者`` role; the routes and their tests stay as they are."""
-    guarded = APIRouter(dependencies=[Depends(auth.require)])
+    async def admin(request: Request,
+                    authorization: Annotated[str | None, Header()] = None) -> None:
+        who = identity.known(authorization)
+        if who is None:  # a provider's first token may fetch its keys
+            who = await run_in_threadpool(identity.principal, authorization)
+        if Role.ADMIN not in who.roles:
+            if engine is not None:
+                await run_in_threadpool(_audit, engine, who, request,
+                                        action="connectors.access",
+                                        target=request.url.path[:300], outcome="denied",
+                                        detail="role")
+            raise denied_role({Role.ADMIN})
+        request.state.staff = who
+
+    guarded = APIRouter(dependencies=[Depends(admin)])
     guarded.include_router(router)
     return guarded
+
+
+def _audit(engine: Engine, who: Principal, request: Request, *, action: str, target: str,
+           outcome: str, detail: str = "") -> None:
+    scope = who.entity_filter()
+    audit.record_alone(engine, actor=who.who, actor_kind=who.kind,
+                       role=Role.ADMIN.value if Role.ADMIN in who.roles else "",
+                       entity=",".join(sorted(scope)) if scope is not None else "*",
+                       action=action, target=target, at=utc_now(), client=_who(request),
+                       outcome=outcome, detail=detail)
 
 
 class ConnectorControl:
     """The running connectors of a hub and their consumers, as the API steers them."""
 
     def __init__(self, connectors: Sequence[RunningConnector],
-                 runtimes: Callable[[], Sequence[ConsumerRuntime]]) -> None:
+                 runtimes: Callable[[], Sequence[ConsumerRuntime]],
+                 engine: Engine | None = None) -> None:
         self.connectors = {c.name: c for c in connectors}
         self._runtimes = runtimes
+        self.engine = engine
+        """Where steering calls are audited (with the staff's identity)."""
+
+    @contextlib.asynccontextmanager
+    async def audited(self, request: Request, action: str, name: str) -> AsyncIterator[None]:
+        """One audit row for a steering call, its outcome as it ended (``refused`` for an
+        unknown connector, ``failed`` for an error); nothing without a database or a
+        caller resolved by the staff's identity."""
+        who: Principal | None = getattr(request.state, "staff", None)
+        outcome = "failed"
+        try:
+            yield
+            outcome = "ok"
+        except HTTPException as exc:
+            outcome = "refused" if exc.status_code < 500 else "failed"
+            raise
+        finally:
+            if self.engine is not None and who is not None:
+                await run_in_threadpool(_audit, self.engine, who, request, action=action,
+                                        target=name, outcome=outcome)
 
     def runtime(self, running: RunningConnector) -> ConsumerRuntime | None:
         return next((rt for rt in self._runtimes() if rt.spec.name == running.spec.name), None)
@@ -172,19 +230,21 @@ def control_router(control: ConnectorControl) -> APIRouter:
 
     @router.put("/{name}/pause")
     async def pause(name: str, request: Request) -> dict[str, Any]:
-        running = control.get(name)
-        rt = control.runtime(running)
-        if rt is not None:
-            await rt.pause()
+        async with control.audited(request, "connectors.pause", name):
+            running = control.get(name)
+            rt = control.runtime(running)
+            if rt is not None:
+                await rt.pause()
         log.info("connector %s paused (asked from %s)", name, _who(request))
         return await control.status(running)
 
     @router.put("/{name}/resume")
     async def resume(name: str, request: Request) -> dict[str, Any]:
-        running = control.get(name)
-        rt = control.runtime(running)
-        if rt is not None:
-            rt.resume()
+        async with control.audited(request, "connectors.resume", name):
+            running = control.get(name)
+            rt = control.runtime(running)
+            if rt is not None:
+                rt.resume()
         log.info("connector %s resumed (asked from %s)", name, _who(request))
         return await control.status(running)
 
@@ -192,16 +252,17 @@ def control_router(control: ConnectorControl) -> APIRouter:
     async def restart(name: str, request: Request) -> dict[str, Any]:
         """A fresh connector from its settings; its consumer keeps its offsets. The batch
         in flight ends first, and a paused connector stays paused."""
-        running = control.get(name)
-        rt = control.runtime(running)
-        was_paused = rt is not None and rt.paused
-        if rt is not None and not was_paused:
-            await rt.pause()
-        try:
-            await running.restart()
-        finally:
+        async with control.audited(request, "connectors.restart", name):
+            running = control.get(name)
+            rt = control.runtime(running)
+            was_paused = rt is not None and rt.paused
             if rt is not None and not was_paused:
-                rt.resume()
+                await rt.pause()
+            try:
+                await running.restart()
+            finally:
+                if rt is not None and not was_paused:
+                    rt.resume()
         log.info("connector %s restarted (asked from %s)", name, _who(request))
         return await control.status(running)
 
@@ -232,7 +293,9 @@ def control_router(control: ConnectorControl) -> APIRouter:
 
 
 def mount(http: Any, connectors: Sequence[RunningConnector],
-          runtimes: Callable[[], Sequence[ConsumerRuntime]], auth: StaffAuth) -> None:
-    """Add the control API, for administrators only, to the hub's FastAPI app."""
-    control = ConnectorControl(connectors, runtimes)
-    http.include_router(administrator_only(control_router(control), auth))
+          runtimes: Callable[[], Sequence[ConsumerRuntime]], auth: StaffAuth | StaffIdentity,
+          engine: Engine | None = None) -> None:
+    """Add the control API, for administrators only, to the hub's FastAPI app; ``engine``:
+    where steering calls are audited (with the staff's identity)."""
+    control = ConnectorControl(connectors, runtimes, engine)
+    http.include_router(administrator_only(control_router(control), auth, engine))

@@ -85,6 +85,7 @@ class RetriesAndDeadLetters:
             reason = "permanent-failure" if permanent else "retries-exhausted"
             report.committed.extend(insert_records(session, [self._dead_letter_row(
                 d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
+                text=(getattr(exc, "text_ja", ""), getattr(exc, "text_en", "")),
                 history=history)]))
             outcome = "dead"
             report.dead_reasons.append(reason)

@@ -175,9 +175,15 @@ def _card_roots_problems() -> list[Problem]:
     return []
 
 
-def _city_signer_problems(environ: Mapping[str, str]) -> list[Problem]:
+def _city_signer_problems(environ: Mapping[str, str], settings: Settings) -> list[Problem]:
     from connectors.citysigner import CitySignerSettings
 
+    own = {code: e.signer for code, e in settings.entities.items() if e.signer is not None}
+    if own:  # each entity signs with its own token (docs/identity.md): check each of them
+        return [p for code, s in sorted(own.items()) for p in _test_signer(
+            environ, s.chain + s.trust_roots, (f"entities.{code}.signer.chain",
+                                               f"entities.{code}.signer.trust_roots",
+                                               "SOFTHSM2_CONF"))]
     signer = CitySignerSettings()
     if not signer.pin.get_secret_value():
         return [Problem("PRD-2", ("HUB_CITYSIGNER_PIN", "HUB_CITYSIGNER_MODULE"),
@@ -187,12 +193,18 @@ def _city_signer_problems(environ: Mapping[str, str]) -> list[Problem]:
                         "No city signing token is configured: the hub would sign for the city "
                         "with the SoftHSM2 test token and a test key. Set the PKCS#11 module, "
                         "token and PIN of the city's HSM or signing card.")]
+    return _test_signer(environ, signer.chain + signer.trust_roots,
+                        ("HUB_CITYSIGNER_CHAIN", "HUB_CITYSIGNER_TRUST_ROOTS", "SOFTHSM2_CONF"))
+
+
+def _test_signer(environ: Mapping[str, str], certificates: tuple[Path, ...],
+                 names: tuple[str, ...]) -> list[Problem]:
+    """PRD-2: a signer whose certificates are the test PKI's or whose token is the embedded
+    default's SoftHSM2 directory."""
     conf = environ.get("SOFTHSM2_CONF", "")
     softhsm_dir = (run_dir() / "softhsm").resolve()
-    if (_is_test_pki(signer.chain + signer.trust_roots)
-            or (conf and Path(conf).resolve().is_relative_to(softhsm_dir))):
-        return [Problem("PRD-2", ("HUB_CITYSIGNER_CHAIN", "HUB_CITYSIGNER_TRUST_ROOTS",
-                                  "SOFTHSM2_CONF"),
+    if _is_test_pki(certificates) or (conf and Path(conf).resolve().is_relative_to(softhsm_dir)):
+        return [Problem("PRD-2", names,
                         "市の署名にテスト用認証基盤（またはテスト用 SoftHSM2 トークン）が"
                         "使われています。本番の署名鍵と証明書チェーンを設定してください。",
                         "The city's signer uses the project's test PKI or its SoftHSM2 test "
@@ -216,15 +228,24 @@ def _secrets_problems(settings: Settings) -> list[Problem]:
     ]
     if hasattr(cloudsign, "webhook_token"):
         chosen.append(("HUB_CLOUDSIGN_WEBHOOK_TOKEN", _secret(cloudsign, "webhook_token")))
+    own = _own_kinds(settings)
     issued = [  # a peer issues these: not the default, not empty
         ("HUB_APPLICATION_API_TOKEN", _secret(application, "api_token")),
-        ("HUB_DSURE_API_TOKEN", _secret(DSureSettings(), "api_token")),
-        ("HUB_CLOUDSIGN_CLIENT_ID", _secret(cloudsign, "client_id")),
     ]
-    if mail.username:
+    if "dsure" not in own:
+        issued.append(("HUB_DSURE_API_TOKEN", _secret(DSureSettings(), "api_token")))
+    if "cloudsign" not in own:
+        issued.append(("HUB_CLOUDSIGN_CLIENT_ID", _secret(cloudsign, "client_id")))
+    if mail.username and "mail" not in own:
         issued.append(("HUB_MAIL_PASSWORD", _secret(mail, "password")))
-    if erp.username:
+    if erp.username and "erp" not in own:
         issued.append(("HUB_ERP_PASSWORD", _secret(erp, "password")))
+    for code, entity in sorted(settings.entities.items()):  # each entity's own credentials
+        for kind, field in (("dsure", "api_token"), ("cloudsign", "client_id"),
+                            ("erp", "password"), ("mail", "password")):
+            part = getattr(entity, kind)
+            if part is not None and (field != "password" or part.username):
+                issued.append((f"entities.{code}.{kind}.{field}", _secret(part, field)))
     found = [p for name, value in chosen
              if (p := _secret_problem(name, value, chosen_by_city=True))]
     found += [p for name, value in issued
@@ -257,6 +278,13 @@ def _secrets_problems(settings: Settings) -> list[Problem]:
     return found
 
 
+def _own_kinds(settings: Settings) -> set[str]:
+    """The kinds of connector each procuring entity has of its own (docs/identity.md): the
+    installation's settings of those kinds are not used, the entities' are checked."""
+    return {kind for kind in ("erp", "mail", "cloudsign", "dsure")
+            if any(getattr(e, kind) is not None for e in settings.entities.values())}
+
+
 def _plain(url: str) -> bool:
     return urlsplit(url).scheme.lower() != "https"
 
@@ -270,6 +298,7 @@ def _peer_problems(settings: Settings) -> list[Problem]:
     from connectors.tsa.settings import TsaSettings
 
     mail = MailSettings()
+    own = _own_kinds(settings)
     urls = [
         ("application", "HUB_APPLICATION_BASE_URL", ApplicationSettings().base_url),
         ("dsure", "HUB_DSURE_BASE_URL", DSureSettings().base_url),
@@ -280,6 +309,12 @@ def _peer_problems(settings: Settings) -> list[Problem]:
         ("review-links", "HUB_CONTRACT__REVIEW_BASE_URL",
          settings.contract.review_base_url or "http://(the hub's own address)"),
     ]
+    urls = [u for u in urls if u[0] not in own]  # each entity's own instead (below)
+    for code, entity in sorted(settings.entities.items()):
+        for kind, field in (("dsure", "base_url"), ("cloudsign", "base_url"), ("erp", "url")):
+            part = getattr(entity, kind)
+            if part is not None:
+                urls.append((kind, f"entities.{code}.{kind}.{field}", getattr(part, field)))
     allowed = set(settings.insecure_plain_http_peers)
     found = []
     for peer, name, url in urls:
@@ -293,14 +328,19 @@ def _peer_problems(settings: Settings) -> list[Problem]:
                                  f"{name} is not https:// ({peer}): credentials and documents "
                                  "would travel in clear. Use an https:// URL (or, accepting the "
                                  f"risk, add {peer} to HUB_INSECURE_PLAIN_HTTP_PEERS)."))
-    if mail.security == "none" and "smtp" not in allowed:
-        found.append(Problem("PRD-4", ("HUB_MAIL_SECURITY",),
-                             "SMTP が暗号化されていません。HUB_MAIL_SECURITY を starttls か tls に"
+    if "mail" in own:
+        plain_mail = [f"entities.{code}.mail.security" for code, e in sorted(
+            settings.entities.items()) if e.mail is not None and e.mail.security == "none"]
+    else:
+        plain_mail = ["HUB_MAIL_SECURITY"] if mail.security == "none" else []
+    if "smtp" not in allowed:
+        found.extend(Problem("PRD-4", (name,),
+                             f"SMTP が暗号化されていません。{name} を starttls か tls に"
                              "してください（危険を承知で許す場合のみ HUB_INSECURE_PLAIN_HTTP_PEERS"
                              " に smtp を加えます）。",
-                             "SMTP is not encrypted: set HUB_MAIL_SECURITY to starttls or tls "
+                             f"SMTP is not encrypted: set {name} to starttls or tls "
                              "(or, accepting the risk, add smtp to "
-                             "HUB_INSECURE_PLAIN_HTTP_PEERS)."))
+                             "HUB_INSECURE_PLAIN_HTTP_PEERS).") for name in plain_mail)
     return found
 
 
@@ -360,7 +400,8 @@ def production_problems(settings: Settings,
     HTTP and SMTP to peers, PRD-5 Kafka without TLS and authentication, PRD-6 the hub's
     own HTTP without TLS."""
     env = os.environ if environ is None else environ
-    return [*_card_roots_problems(), *_city_signer_problems(env), *_secrets_problems(settings),
+    return [*_card_roots_problems(), *_city_signer_problems(env, settings),
+            *_secrets_problems(settings),
             *_peer_problems(settings), *_insecure_names_problems(settings),
             *_kafka_problems(settings), *_own_http_problems(settings)]
 

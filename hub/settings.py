@@ -257,14 +257,45 @@ class EntityMailSettings(BaseModel):
     from_name: str = Field(max_length=60)
 
 
+class EntitySignerSettings(BaseModel):
+    """One procuring entity's city signer (CON-2): its PKCS#11 token and key, and the
+    certificates that go with its signature (as ``HUB_CITYSIGNER_*`` for one city)."""
+
+    module: str = Field(default="/usr/lib/softhsm/libsofthsm2.so", max_length=300,
+                        description="PKCS#11 module of the entity's signing token.")
+    token_label: str = Field(min_length=1, max_length=32)
+    key_label: str = Field(min_length=1, max_length=64)
+    pin: SecretStr = Field(description="The token's user PIN.")
+    chain: tuple[Path, ...] = Field(default=(), description="Intermediate CA certificates.")
+    trust_roots: tuple[Path, ...] = Field(default=(), description="Roots for B-LT data.")
+    reason: str = Field(default="契約締結（発注者）", max_length=100)
+
+
+class EntityCloudSignSettings(BaseModel):
+    """One procuring entity's CloudSign team: its API and client id (the webhook, the
+    document directory and the limits stay the installation's ``HUB_CLOUDSIGN_*``)."""
+
+    base_url: str = Field(pattern=r"^https?://", max_length=300)
+    client_id: SecretStr
+
+
+class EntityDSureSettings(BaseModel):
+    """One procuring entity's D・Sure access: the service and the entity's own token."""
+
+    base_url: str = Field(pattern=r"^https?://", max_length=300)
+    api_token: SecretStr
+
+
 class EntitySettings(BaseModel):
-    """One procuring entity's own connectors (``[entities.<code>.erp]``, ``.mail`` in the
-    settings file): never shared with another entity, never a default (docs/identity.md).
-    The signer, the CloudSign client and the D・Sure trust are still the installation's own
-    (one of each)."""
+    """One procuring entity's own connectors (``[entities.<code>.erp]``, ``.mail``,
+    ``.signer``, ``.cloudsign``, ``.dsure`` in the settings file): never shared with another
+    entity, never a default (docs/identity.md)."""
 
     erp: EntityErpSettings | None = None
     mail: EntityMailSettings | None = None
+    signer: EntitySignerSettings | None = None
+    cloudsign: EntityCloudSignSettings | None = None
+    dsure: EntityDSureSettings | None = None
 
 
 class StaffSettings(BaseModel):

@@ -16,9 +16,9 @@ __all__ = ["RuleId", "RuleViolation"]
 RuleId = Annotated[str, Field(
     pattern=r"^(REG|CHG|RNW|PIN|WIN|SUR|CON|INV|NTF|EDGE|IAM|OPS|X-[A-Z][A-Z0-9]{1,19})-\d{1,2}$")]
 """A rule of docs/rule-ids.md; EDGE-1 … EDGE-3 are the HTTP edge's limits (docs/security.md),
-IAM-1 … IAM-3 the staff's identity (docs/identity.md), OPS-n the control API's answers;
-``X-<CONNECTOR>-n`` a rule an installed connector plugin names for its own peer
-(docs/connectors.md)."""
+IAM-1 … IAM-4 the staff's identity and each entity's own connectors (docs/identity.md),
+OPS-n the control API's answers; ``X-<CONNECTOR>-n`` a rule an installed connector plugin
+names for its own peer (docs/connectors.md)."""
 
 
 class RuleViolation(BaseModel):

@@ -4,9 +4,9 @@ A joint installation serves many procuring entities, each with its own ERP, sign
 sender and CloudSign team. :func:`per_entity` turns one connector's effects per entity into
 one set of effects that picks by the envelope's ``procuring_entity``. A message of an
 entity with no connector configured is never sent to another entity's peer and never to a
-default: it fails permanently (:class:`EntityNotConfiguredError`), so it is dead-lettered
-at once with the entity and the connector named, and can be replayed once the entity is
-configured (docs/identity.md).
+default: it fails permanently (:class:`EntityNotConfiguredError`, rule IAM-4), so it is
+dead-lettered at once with the entity and the connector named and what to do in Japanese
+and English, and can be replayed once the entity is configured (docs/identity.md).
 """
 
 from __future__ import annotations
@@ -18,17 +18,37 @@ from connectors._shared.effects import Effect, Emitter
 from connectors._shared.errors import PermanentPeerError
 from schemas.envelope import Envelope
 from schemas.registry import Payload
+from schemas.rejection import RuleViolation
 
-__all__ = ["EntityNotConfiguredError", "per_entity"]
+__all__ = ["ENTITY_RULE", "EntityNotConfiguredError", "not_configured", "per_entity"]
+
+
+ENTITY_RULE = "IAM-4"
+"""A procuring entity's messages go to its own connectors only (docs/rule-ids.md)."""
+
+
+def not_configured(connector: str, entity: str) -> RuleViolation:
+    """IAM-4: what the administrator does about an entity with no such connector."""
+    return RuleViolation(
+        rule_id=ENTITY_RULE,
+        message_ja=f"調達機関「{entity}」の {connector} の接続先が設定されていません。"
+                   "他の機関の接続先には送りません。",
+        message_en=f"No {connector} connector is configured for the procuring entity "
+                   f"{entity!r}; the message is not sent to another entity's.",
+        next_step_ja=f"管理者が entities.{entity}.{connector} を設定し、hub dlq replay で"
+                     "このメッセージを再処理してください。",
+        next_step_en=f"An administrator configures entities.{entity}.{connector}, then "
+                     "replays this dead letter with `hub dlq replay`.")
 
 
 class EntityNotConfiguredError(PermanentPeerError):
-    """No connector of this kind is configured for the message's procuring entity."""
+    """No connector of this kind is configured for the message's procuring entity (IAM-4)."""
 
     def __init__(self, connector: str, entity: str) -> None:
-        super().__init__(connector, f"no {connector} connector is configured for the "
-                         f"procuring entity {entity!r}; configure entities.{entity}."
-                         f"{connector} and replay this dead letter")
+        super().__init__(connector, f"{ENTITY_RULE}: no {connector} connector is configured "
+                         f"for the procuring entity {entity!r}; configure entities.{entity}."
+                         f"{connector} and replay this dead letter",
+                         (not_configured(connector, entity),))
         self.entity = entity
 
 

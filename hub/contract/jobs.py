@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connectors._shared.entities import EntityNotConfiguredError
 from connectors._shared.errors import PeerInMaintenance
 from hub.consumers import ConsumerSpec, EffectContext
 from hub.contract.models import CitySignatureRow
@@ -194,7 +195,7 @@ def signing_window(entity: str, at: datetime,
     return None if policy is None else policy.maintenance_at(at, WindowStop.SIGNING)
 
 
-def city_signer_consumer(engine: Engine, signer: CitySigning,
+def city_signer_consumer(engine: Engine, signer: CitySigning | Mapping[str, CitySigning],
                          store: SqlDocumentStore | None = None, *,
                          clock: Callable[[], datetime] = utc_now,
                          book: PolicyBook | None = None) -> ConsumerSpec:
@@ -206,7 +207,11 @@ def city_signer_consumer(engine: Engine, signer: CitySigning,
     like every consumer, so one process signs a case; the signature is recorded with the
     signed PDF before the command is emitted, so a request redelivered after a crash
     reuses it instead of signing and timestamping again. The signer's maintenance window
-    (WIN-3) holds the request; a failure is retried with backoff, then dead-lettered."""
+    (WIN-3) holds the request; a failure is retried with backoff, then dead-lettered.
+
+    ``signer`` by procuring entity: each case is signed with its own entity's key only; a
+    case of an entity with none is dead-lettered at once naming it (IAM-4), never signed
+    with another entity's key."""
     docs = store or SqlDocumentStore(engine)
 
     async def sign(ctx: EffectContext, envelope: Envelope[Any]) -> None:
@@ -223,8 +228,12 @@ def city_signer_consumer(engine: Engine, signer: CitySigning,
         done = found.done
         if done is None:
             assert found.pdf is not None
+            entity = found.state.procuring_entity
+            chosen = signer.get(entity) if isinstance(signer, Mapping) else signer
+            if chosen is None:
+                raise EntityNotConfiguredError("signer", entity)
             try:
-                result = await signer.sign(found.pdf)
+                result = await chosen.sign(found.pdf)
             except PeerInMaintenance as exc:  # WIN-3: held until the window ends, not failed
                 log.info("city signing held until %s: %s", exc.until.isoformat(), exc)
                 raise

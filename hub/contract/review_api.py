@@ -19,7 +19,9 @@ the command arrives; a step its rules refuse now is answered 422 at once). Refus
 CON-3 (or CON-1) in Japanese and English with the next step: 404 for a token that opens
 nothing (forged, guessed, purged), 410 for an expired, replaced or spent link, 403 for a
 missing, wrong or expired code or an address outside the link. Every view and action,
-refused ones too, is audited in ``con_review_audit`` (when, what, who, client address).
+refused ones too, is written to the hash-chained audit trail (``hub_audit``: when, what,
+who, which link, the case's entity, client address, outcome), a step's row in the
+transaction of its command.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
@@ -308,7 +310,8 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
         with Session(engine) as db, db.begin():
             audit(db, action=action, status=status, client=_client(request), at=clock(),
                   case_id=opened.state.case_id if opened else case_id,
-                  link_id=opened.row.link_id if opened else None, actor=actor, detail=detail)
+                  link_id=opened.row.link_id if opened else None, actor=actor, detail=detail,
+                  entity=opened.state.procuring_entity if opened else None, durable=False)
 
     def refuse(request: Request, action: str, status: int, violation: RuleViolation, *,
                opened: Opened | None = None, case_id: str | None = None,
@@ -369,7 +372,8 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
                 enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
                 audit(db, action=action, status=202, client=_client(request), at=now,
                       case_id=opened.state.case_id, link_id=opened.row.link_id, actor=who,
-                      detail=str(envelope.message_id))
+                      detail=str(envelope.message_id),
+                      entity=opened.state.procuring_entity)
         if result is not CodeCheck.OK:
             raise refuse(request, action, 403, texts.code_refused(result.value),
                          opened=opened, actor=who)
@@ -377,10 +381,16 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
 
     def simple(request: Request, opened: Opened, action: str, who: str,
                step: Payload) -> AcceptedOut:
-        accepted = publish_step(engine, opened.state, step, clock(), PRODUCER)
-        record(request, action, 202, opened=opened, actor=who,
-               detail=str(accepted.request_id))
-        return accepted
+        """A step without the code: its command and its audit row in one transaction."""
+        now = clock()
+        refuse_early(opened.state, step, now)
+        envelope = _envelope(opened.state, step, now, PRODUCER)
+        with Session(engine) as db, db.begin():
+            enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
+            audit(db, action=action, status=202, client=_client(request), at=now,
+                  case_id=opened.state.case_id, link_id=opened.row.link_id, actor=who,
+                  detail=str(envelope.message_id), entity=opened.state.procuring_entity)
+        return AcceptedOut(request_id=envelope.message_id)
 
     refusals: dict[int | str, dict[str, Any]] = {
         code: {"description": text, "model": _Refused}
@@ -429,7 +439,8 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
                 mail = _code_mail(opened.state, who, sent, now + CODE_TTL)
                 enqueue(db, Topics.MAIL_REQUESTS, _envelope(opened.state, mail, now, PRODUCER))
                 audit(db, action="code", status=202, client=_client(request), at=now,
-                      case_id=opened.state.case_id, link_id=opened.row.link_id, actor=who)
+                      case_id=opened.state.case_id, link_id=opened.row.link_id, actor=who,
+                      entity=opened.state.procuring_entity)
         if sent is None:
             raise refuse(request, "code", 403, texts.codes_used_up(), opened=opened, actor=who)
         return CodeSentOut(sent_to=who, expires_at=now + CODE_TTL)

@@ -12,8 +12,9 @@ A review link is a capability: whoever holds its URL can read the contract set. 
   address that asks for it (:func:`issue_code`), valid :data:`CODE_TTL`, at most
   :data:`CODE_ATTEMPTS` tries and :data:`CODES_PER_LINK` codes per link, stored as an
   HMAC keyed with the link's token (a copy of the database cannot test codes offline);
-- every view and action through a link, refused ones included, is written to
-  ``con_review_audit`` (:func:`audit`): who, when, from which client address.
+- every view and action through a link, refused ones included, is written to the
+  hash-chained audit trail ``hub_audit`` (:func:`audit`, pipelines/audit.py): who, when,
+  which link, from which client address, with what outcome.
 
 Expired links are deleted some time after their expiry (:func:`purge_links`); until then
 an expired link still offers a re-send (410 instead of 404).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -32,7 +34,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from pipelines.contract.models import ReviewAuditRow, ReviewLinkRow
+from pipelines.audit import record
+from pipelines.contract.models import ReviewLinkRow
 
 __all__ = [
     "CODES_PER_LINK",
@@ -161,14 +164,25 @@ def check_code(session: Session, row: ReviewLinkRow, token: str, *, by: str, cod
     return CodeCheck.EXHAUSTED if row.code_attempts >= CODE_ATTEMPTS else CodeCheck.WRONG
 
 
+REFUSED = {403: "denied", 404: "refused", 410: "refused", 422: "refused"}
+
+
 def audit(session: Session, *, action: str, status: int, client: str | None, at: datetime,
           case_id: str | None = None, link_id: str | None = None, actor: str | None = None,
-          detail: str | None = None) -> None:
-    """One line of ``con_review_audit`` (never the token or the code)."""
-    session.add(ReviewAuditRow(at=at, action=action[:16], status=status,
-                               client=(client or "?")[:64], case_id=case_id,
-                               link_id=link_id, actor=actor[:254] if actor else None,
-                               detail=detail[:200] if detail else None))
+          detail: str | None = None, entity: str | None = None, durable: bool = True) -> None:
+    """One row of the hash-chained audit trail (``hub_audit``, pipelines/audit.py) in
+    ``session``'s transaction, never with the token or the code: actor the address given
+    (``anonymous`` when none), kind ``contractor``, the case's entity, action
+    ``review.<action>``, target the case, outcome from the HTTP status; the status, the
+    link's id and the refusal in its detail (JSON). ``durable=False`` for a row with no
+    effect of its own (a view, a refusal), as for the staff's reads."""
+    outcome = "ok" if status < 400 else REFUSED.get(status, "failed")
+    record(session, actor=actor or "anonymous", actor_kind="contractor",
+           action=f"review.{action[:16]}", target=case_id or "-", at=at,
+           entity=entity or "", client=(client or "?")[:64], outcome=outcome,
+           detail=json.dumps({"status": status, "link_id": link_id,
+                              "detail": detail[:200] if detail else None},
+                             ensure_ascii=False), durable=durable)
 
 
 def purge_links(session: Session, now: datetime, keep_expired: timedelta) -> int:

@@ -10,8 +10,9 @@
   keep (電子帳簿保存法, CON-7).
 - ``con_review_link`` (migration 0010): review links by the SHA-256 of their token (the
   token is never stored), with the link's one-time code as an HMAC (CON-3, :mod:`.links`).
-- ``con_review_audit``: every view of and action through a review link, refused ones
-  too: when, what, the answer's status, who said they were, and the client address.
+Every view of and action through a review link is in the hash-chained audit trail
+(``hub_audit``, pipelines/audit.py); migration 0016 moved the former ``con_review_audit``
+rows there.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-__all__ = ["CaseRow", "DocumentRow", "ReviewAuditRow", "ReviewLinkRow"]
+__all__ = ["CaseRow", "DocumentRow", "ReviewLinkRow"]
 
 Ts = sa.DateTime(timezone=True)
 
@@ -90,19 +91,3 @@ class ReviewLinkRow(SQLModel, table=True):
     code_expires_at: datetime | None = _ts(nullable=True)
     code_attempts: int = 0
     codes_sent: int = 0
-
-
-class ReviewAuditRow(SQLModel, table=True):
-    """One view of or action through a review link (who, when, from where)."""
-
-    __tablename__ = "con_review_audit"
-
-    id: int | None = Field(default=None, primary_key=True)
-    at: datetime = _ts(index=True)
-    action: str = Field(max_length=16)
-    status: int
-    client: str = Field(max_length=64)
-    case_id: str | None = Field(default=None, max_length=100, index=True)
-    link_id: str | None = Field(default=None, max_length=36)
-    actor: str | None = Field(default=None, max_length=254)
-    detail: str | None = Field(default=None, max_length=200)

@@ -12,6 +12,7 @@ audited with the client address; expired links are purged.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import uuid
@@ -38,9 +39,10 @@ from hub.gateway.purge import purge_edge
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
+from pipelines.audit import AuditRecord, verify
 from pipelines.contract.handlers import use_policy
 from pipelines.contract.links import CODE_ATTEMPTS, token_sha256
-from pipelines.contract.models import ReviewAuditRow, ReviewLinkRow
+from pipelines.contract.models import ReviewLinkRow
 from pipelines.contract.rules import LINK_NAMESPACE
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case
@@ -62,6 +64,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.smtp]
 
 OB = OutboxRecord.__table__
 CASE = "R8-0300"
+ENTITY = "ashikaga-city"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CLERK = ContractParty(name="田中 太郎", email="tanaka@demo.co.jp")
 
@@ -330,15 +333,29 @@ async def test_every_view_and_action_is_audited_with_the_client(site: Site) -> N
                                                             if code != "999999" else "000000"})
     site.http.post(f"/contract/review/{token}/agree", json={"by": BOSS.email, "code": code})
     with Session(site.engine) as session:
-        rows = session.exec(sa.select(ReviewAuditRow).order_by(  # type: ignore[call-overload]
-            ReviewAuditRow.id)).all()  # type: ignore[arg-type]
-    seen = [(r[0].action, r[0].status, r[0].actor, r[0].case_id) for r in rows]
-    assert seen == [("view", 200, None, CASE), ("document", 200, None, CASE),
-                    ("view", 404, None, None), ("code", 202, BOSS.email, CASE),
-                    ("agree", 403, BOSS.email, CASE), ("agree", 202, BOSS.email, CASE)]
-    assert {r[0].client for r in rows} == {"testclient"}
-    assert all(token not in str(r[0].model_dump()) and code not in str(r[0].model_dump())
+        rows = [r for (r,) in session.exec(sa.select(AuditRecord).where(  # type: ignore[call-overload]
+            AuditRecord.action.startswith("review.")).order_by(  # type: ignore[attr-defined]
+            AuditRecord.id))]  # type: ignore[arg-type]
+        chain = verify(session)
+    seen = [(r.action, json.loads(r.detail)["status"], r.outcome, r.actor, r.target, r.entity)
+            for r in rows]
+
+    assert seen == [
+        ("review.view", 200, "ok", "anonymous", CASE, ENTITY),
+        ("review.document", 200, "ok", "anonymous", CASE, ENTITY),
+        ("review.view", 404, "refused", "anonymous", "-", ""),
+        ("review.code", 202, "ok", BOSS.email, CASE, ENTITY),
+        ("review.agree", 403, "denied", BOSS.email, CASE, ENTITY),
+        ("review.agree", 202, "ok", BOSS.email, CASE, ENTITY)]
+    assert {r.client for r in rows} == {"testclient"}
+    assert {r.actor_kind for r in rows} == {"contractor"}
+    links = {json.loads(r.detail)["link_id"] for r in rows}
+    assert len(links - {None}) == 1  # the one link, by its id
+    assert all(token not in str(r.model_dump()) and code not in str(r.model_dump())
                for r in rows)
+    # the review rows are part of the one hash chain: `hub audit verify` covers them
+    assert chain.ok, chain.reason
+    assert chain.checked >= len(rows)
 
 
 async def test_forward_outside_the_application_is_refused_by_con1(site: Site) -> None:

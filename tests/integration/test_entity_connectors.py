@@ -90,6 +90,18 @@ async def test_each_entity_lands_only_in_its_own_erp(erps: tuple[ErpPeer, ErpPee
     assert header(headers, "x-dlq-reason") == "permanent-failure"
     assert header(headers, "x-dlq-error-class") == "EntityNotConfiguredError"
     assert "tokorozawa-city" in (header(headers, "x-dlq-error-message") or "")
+    assert_iam4(headers, "tokorozawa-city", "erp")
+
+
+def assert_iam4(headers: Any, entity: str, connector: str) -> None:
+    """The dead letter names IAM-4 and says in both languages what to do."""
+    assert header(headers, "x-dlq-rule-ids") == "IAM-4"
+    text_ja = header(headers, "x-dlq-text-ja") or ""
+    text_en = header(headers, "x-dlq-text-en") or ""
+    assert entity in text_ja
+    assert "hub dlq replay" in text_ja
+    assert f"entities.{entity}.{connector}" in text_en
+    assert "replay" in text_en
 
 
 def test_an_entity_without_an_erp_stops_the_start(engine: Engine) -> None:
@@ -151,3 +163,151 @@ def test_a_connector_some_entities_have_is_required_of_all(engine: Engine) -> No
             "kawagoe-city": EntitySettings(erp=Erp(url="http://127.0.0.1:1/"), mail=Mail(
                 from_address="a@city.kawagoe.example.jp", from_name="川越市")),
             "saitama-pref": EntitySettings(erp=Erp(url="http://127.0.0.1:2/"))}))
+
+
+async def run_entity_consumer(engine: Engine, wiring: Wiring, settings: Settings,
+                              topic: Any, envelopes: list[Any], seed: int) -> None:
+    """The wiring's one consumer, made per entity, through the real processor."""
+    entity_consumers(wiring, settings)
+    (spec,) = wiring.consumers
+    proc = Processor(spec, engine, RetrySettings(max_attempts=3), producer="test",
+                     clock=Clock(), rng=random.Random(seed))
+    try:
+        await proc.process([Delivery(topic=topic.name, partition=0, offset=n, key=key,
+                                     value=value, headers=headers)
+                            for n, (key, value, headers) in enumerate(map(encode, envelopes))])
+    finally:
+        for close in wiring.closers:
+            if inspect.isawaitable(result := close()):
+                await result
+
+
+async def test_each_entity_asks_its_own_dsure_with_its_own_token(engine: Engine) -> None:
+    from connectors.dsure.peer import DSurePeer, seed_certificate
+    from hub.settings import EntityDSureSettings as DSure
+    from schemas.surety import SuretyCheckRequested, SuretyKeySource
+
+    kawagoe, saitama = DSurePeer(token="kawagoe-dsure-token"), DSurePeer(token="saitama-token")
+    kawagoe.start()
+    saitama.start()
+    try:
+        # each certificate is published on one service only: where it is found tells
+        # which service was asked, and each service takes only its own entity's token
+        k = kawagoe.issue(seed_certificate("31072-0011K"))
+        s = saitama.issue(seed_certificate("31072-0022S"))
+
+        def check(entity: str, number: str, key: str) -> Any:
+            return new_envelope(SuretyCheckRequested(
+                contract_number=number, auth_key=key, source=SuretyKeySource.APPLICATION),
+                correlation_id=number, procuring_entity=entity, producer="test")
+
+        wiring = Wiring(engine=engine, consumers=[ConsumerSpec(
+            "connector.dsure", (Topics.SURETY_COMMANDS,), handlers={}, description="D・Sure")])
+        await run_entity_consumer(engine, wiring, Settings(entities={
+            "kawagoe-city": EntitySettings(dsure=DSure(base_url=kawagoe.url,
+                                                       api_token="kawagoe-dsure-token")),
+            "saitama-pref": EntitySettings(dsure=DSure(base_url=saitama.url,
+                                                       api_token="saitama-token"))}),
+            Topics.SURETY_COMMANDS, [
+                check("kawagoe-city", "31072-0011K", k.auth_key),
+                check("saitama-pref", "31072-0022S", s.auth_key),
+                check("saitama-pref", "31072-0011K", k.auth_key),  # kawagoe's: not on saitama's
+                check("tokorozawa-city", "31072-0011K", k.auth_key)], seed=3)
+    finally:
+        kawagoe.stop()
+        saitama.stop()
+    from schemas.wire import decode
+
+    answers = [decode(r.value, load_headers(r.headers))
+               for r in outbox(engine, Topics.SURETY_EVENTS.name)]
+    found = [(a.procuring_entity, a.type, getattr(a.payload, "certificate", None))
+             for a in answers]
+    assert [(e, t) for e, t, _ in found] == [
+        ("kawagoe-city", "surety.certificate-fetched"),
+        ("saitama-pref", "surety.certificate-fetched"),
+        ("saitama-pref", "surety.lookup-refused")], found
+    assert [c.contract_number for _, _, c in found[:2]] == ["31072-0011K", "31072-0022S"]
+    (dead,) = outbox(engine, Topics.SURETY_COMMANDS.dlq)
+    assert_iam4(load_headers(dead.headers), "tokorozawa-city", "dsure")
+    # /readyz and the metrics watch each entity's own connector
+    assert sorted(wiring.connectors) == ["connector.dsure@kawagoe-city",
+                                         "connector.dsure@saitama-pref"]
+
+
+async def test_each_entity_sends_to_its_own_cloudsign_team(engine: Engine,
+                                                           tmp_path: Any) -> None:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    from connectors.cloudsign import CloudSignConnector, CloudSignSettings
+    from connectors.cloudsign.peer import CloudSignPeer
+    from hub.settings import EntityCloudSignSettings as CloudSign
+    from schemas.cloudsign import ContractParticipant, ContractSendRequested
+
+    kawagoe, saitama = CloudSignPeer(client_id="kawagoe-team"), CloudSignPeer(
+        client_id="saitama-team")
+    kawagoe.start()
+    saitama.start()
+    shared = CloudSignConnector(CloudSignSettings(document_dir=tmp_path))  # type: ignore[call-arg]
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.drawString(60, 780, "contract")
+    pdf.save()
+    ref = shared.store.put("請負契約書.pdf", buffer.getvalue())
+
+    def send(entity: str, case_id: str) -> Any:
+        return new_envelope(ContractSendRequested(
+            request_id=uuid.uuid4(), case_id=case_id, title=f"請負契約書 {case_id}",
+            files=(ref,), participants=(ContractParticipant(
+                name="足利 一郎", email="ichiro@example.co.jp"),)),
+            correlation_id=case_id, procuring_entity=entity, producer="test")
+
+    try:
+        wiring = Wiring(engine=engine, consumers=[ConsumerSpec(
+            "connector.cloudsign", (Topics.CONTRACT_COMMANDS,), handlers={},
+            description="CloudSign")], connectors={"connector.cloudsign": shared})
+        await run_entity_consumer(engine, wiring, Settings(entities={
+            "kawagoe-city": EntitySettings(cloudsign=CloudSign(base_url=kawagoe.url,
+                                                               client_id="kawagoe-team")),
+            "saitama-pref": EntitySettings(cloudsign=CloudSign(base_url=saitama.url,
+                                                               client_id="saitama-team"))}),
+            Topics.CONTRACT_COMMANDS, [send("kawagoe-city", "K-1"), send("saitama-pref", "S-1"),
+                                       send("kawagoe-city", "K-2"),
+                                       send("tokorozawa-city", "T-1")], seed=4)
+        titles = {name: sorted(peer.document(d)["title"] for d in peer.document_ids())
+                  for name, peer in (("kawagoe", kawagoe), ("saitama", saitama))}
+    finally:
+        kawagoe.stop()
+        saitama.stop()
+        await shared.aclose()
+    assert titles == {"kawagoe": ["請負契約書 K-1", "請負契約書 K-2"],
+                      "saitama": ["請負契約書 S-1"]}
+    (dead,) = outbox(engine, Topics.CONTRACT_COMMANDS.dlq)
+    assert_iam4(load_headers(dead.headers), "tokorozawa-city", "cloudsign")
+
+
+def test_entity_signers_are_each_entitys_own_token_and_all_or_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from hub.bootstrap import entity_signers
+    from hub.settings import EntitySignerSettings as Signer
+    from tests.card.pki import shared_pki
+
+    monkeypatch.setenv("HUB_TSA_TRUST_ROOTS", json.dumps([str(shared_pki().root.cert_path)]))
+
+    def signer(label: str) -> Signer:
+        return Signer(token_label=label, key_label="city", pin=f"pin-{label}")  # type: ignore[arg-type]
+
+    signers = entity_signers(Settings(entities={
+        "kawagoe-city": EntitySettings(signer=signer("kawagoe")),
+        "saitama-pref": EntitySettings(signer=signer("saitama"))}))
+    assert {code: s.settings.token_label for code, s in signers.items()} == {
+        "kawagoe-city": "kawagoe", "saitama-pref": "saitama"}
+    assert signers["saitama-pref"].settings.pin.get_secret_value() == "pin-saitama"
+    assert "pin-" not in repr(signers)
+    assert entity_signers(Settings(entities={"kawagoe-city": EntitySettings()})) == {}
+    with pytest.raises(EntityConfigError, match="signer missing for saitama-pref"):
+        entity_signers(Settings(entities={"kawagoe-city": EntitySettings(signer=signer("k")),
+                                          "saitama-pref": EntitySettings()}))

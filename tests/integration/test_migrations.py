@@ -4,6 +4,7 @@ RNW-8) reads the pending rows through their own partial index (migration 0006)."
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,3 +106,61 @@ def test_the_propagation_query_reads_the_pending_rows_by_their_index(pg_engine: 
             "and due_at <= :now order by due_at, propagation_id limit 100"),
             {"now": now}).scalars())
     assert "ix_reg_pending_propagation_due" in plan, plan
+
+
+def test_0016_moves_the_review_audit_into_the_verified_chain(engine: Engine) -> None:
+    """The review links' own audit rows join the hash chain after the rows already there,
+    with their case's entity; ``hub audit verify``'s walk holds over them, and a moved row
+    edited afterwards is named."""
+    from alembic import command
+    from sqlmodel import Session
+
+    from hub.migrations import _config
+    from pipelines.audit import AuditRecord, record, verify
+
+    config = _config(engine)
+    before = ScriptDirectory.from_config(config).get_revision(
+        "0016_review_audit_trail").down_revision
+    assert isinstance(before, str)
+    command.downgrade(config, before)
+    at = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
+    with Session(engine) as tx, tx.begin():  # a staff row already in the trail
+        record(tx, actor="kansa@city.example.jp", actor_kind="person", action="audit.list",
+               target="hub_audit", at=at, role="auditor", entity="kawagoe-city")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO con_case (case_id, procuring_entity, route, status, subject, "
+            "amount_yen, contractor_user_id, contractor_name, city_name, agreed, parties, "
+            "opened_at, updated_at, state) VALUES ('R8-0016', 'kawagoe-city', 'card', "
+            "'review', 's', 1, 'U1', 'c', 'city', 0, 2, :now, :now, '{}')"), {"now": at})
+        conn.execute(sa.text(
+            "INSERT INTO con_review_audit (at, action, status, client, case_id, link_id, "
+            "actor, detail) VALUES (:at, 'view', 200, '192.0.2.1', 'R8-0016', 'L-1', NULL, "
+            "NULL), (:at, 'agree', 403, '192.0.2.1', 'R8-0016', 'L-1', 'boss@hokuto.jp', "
+            "'CON-3 wrong code'), (:at, 'view', 404, '192.0.2.9', NULL, NULL, NULL, NULL)"),
+            {"at": at})
+    upgrade(engine)
+    assert "con_review_audit" not in sa.inspect(engine).get_table_names()
+    with Session(engine) as session:
+        rows = list(session.exec(sa.select(AuditRecord).order_by(  # type: ignore[call-overload]
+            AuditRecord.id)).scalars())  # type: ignore[arg-type]
+        report = verify(session)
+    assert report.ok, report.reason
+    assert report.checked == len(rows) == 4
+    assert [(r.action, r.actor, r.entity, r.target, r.outcome, r.client) for r in rows[1:]] == [
+        ("review.view", "anonymous", "kawagoe-city", "R8-0016", "ok", "192.0.2.1"),
+        ("review.agree", "boss@hokuto.jp", "kawagoe-city", "R8-0016", "denied", "192.0.2.1"),
+        ("review.view", "anonymous", "", "-", "refused", "192.0.2.9")]
+    assert json.loads(rows[2].detail) == {"status": 403, "link_id": "L-1",
+                                          "detail": "CON-3 wrong code"}
+    assert all(r.at.replace(tzinfo=UTC) == at for r in rows)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE hub_audit SET actor = 'someone' WHERE id = :id"),
+                     {"id": rows[2].id})
+    with Session(engine) as session:
+        edited = verify(session)
+    assert (edited.ok, edited.broken_id) == (False, rows[2].id)
+    command.downgrade(config, before)  # the table comes back, empty; the trail keeps its rows
+    assert "con_review_audit" in sa.inspect(engine).get_table_names()
+    upgrade(engine)
+    assert differences(engine) == []

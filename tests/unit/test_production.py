@@ -242,3 +242,68 @@ def test_hub_run_without_settings_refuses_to_start(tmp_path: Path) -> None:
         assert default not in out
     assert "Traceback" not in out
     assert not (tmp_path / "run" / "hub.db").exists()  # refused before opening anything
+
+
+def test_each_entitys_own_signer_is_checked_instead_of_the_installations(
+        ready: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With every entity signing with its own token, HUB_CITYSIGNER_* is not needed; an
+    entity whose signer's roots are the test PKI is named."""
+    from hub.settings import EntitySettings, EntitySignerSettings
+
+    monkeypatch.delenv("HUB_CITYSIGNER_PIN")
+
+    def entity(root: Path) -> EntitySettings:
+        return EntitySettings(signer=EntitySignerSettings(
+            module="/usr/lib/city-hsm/pkcs11.so", token_label="city", key_label="city",
+            pin="73915026", trust_roots=(root,)))  # type: ignore[arg-type]
+
+    city_root = _root_pem(tmp_path / "city-root.pem", "City Root")
+    test_root = _root_pem(tmp_path / "test-root.pem", "Hub Test Root CA",
+                          "Procurement Hub Test PKI")
+    fine = Settings(entities={"kawagoe-city": entity(city_root),
+                              "saitama-pref": entity(city_root)})
+    assert production_problems(fine) == []
+    one_test = Settings(entities={"kawagoe-city": entity(city_root),
+                                  "saitama-pref": entity(test_root)})
+    assert [(p.check, p.settings[0]) for p in production_problems(one_test)] == [
+        ("PRD-2", "entities.saitama-pref.signer.chain")]
+
+
+def test_each_entitys_own_peers_are_checked_instead_of_the_installations(
+        ready: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With each entity's own ERP, mail sender, D・Sure and CloudSign, the installation's
+    settings of those kinds are not needed (they are not used); each entity's URL, mail
+    security and credentials are checked instead (PRD-3, PRD-4), named by the entity."""
+    from hub.settings import (
+        EntityCloudSignSettings,
+        EntityDSureSettings,
+        EntityErpSettings,
+        EntityMailSettings,
+        EntitySettings,
+    )
+
+    for name in ("HUB_DSURE_API_TOKEN", "HUB_CLOUDSIGN_CLIENT_ID", "HUB_ERP_URL",
+                 "HUB_DSURE_BASE_URL", "HUB_CLOUDSIGN_BASE_URL", "HUB_MAIL_SECURITY"):
+        monkeypatch.delenv(name)
+
+    def entity(url: str, token: str, security: str) -> EntitySettings:
+        return EntitySettings(
+            erp=EntityErpSettings(url=f"{url}/erp/"),
+            mail=EntityMailSettings(host="smtp.city.example.jp", security=security,  # type: ignore[arg-type]
+                                    from_address="keiyaku@city.example.jp", from_name="市"),
+            dsure=EntityDSureSettings(base_url=f"{url}/dsure", api_token=token),  # type: ignore[arg-type]
+            cloudsign=EntityCloudSignSettings(base_url=f"{url}/cs", client_id=token))  # type: ignore[arg-type]
+
+    fine = entity("https://kawagoe.example.jp", _strong(), "tls")
+    assert production_problems(Settings(entities={"kawagoe-city": fine,
+                                                  "saitama-pref": fine})) == []
+    poor = entity("http://saitama.example.jp", "local-dsure-token", "none")
+    found = [(p.check, p.settings) for p in production_problems(Settings(entities={
+        "kawagoe-city": fine, "saitama-pref": poor}))]
+    assert found == [
+        ("PRD-3", ("entities.saitama-pref.dsure.api_token",)),
+        ("PRD-3", ("entities.saitama-pref.cloudsign.client_id",)),
+        ("PRD-4", ("entities.saitama-pref.dsure.base_url",)),
+        ("PRD-4", ("entities.saitama-pref.cloudsign.base_url",)),
+        ("PRD-4", ("entities.saitama-pref.erp.url",)),
+        ("PRD-4", ("entities.saitama-pref.mail.security",))], found
