@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from itertools import chain
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Union
 
 from aiokafka import TopicPartition
