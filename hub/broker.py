@@ -137,7 +137,7 @@ class ConsumerRuntime:
             await self.accept(msg.raw_message)
 
         subscriber(on_batch)
-        subscriber.get_msg = _waiting_poll(subscriber)
+        subscriber.get_msg = _waiting_poll(subscriber)  # type: ignore[method-assign,assignment]
         self.subscriber = subscriber
 
     async def accept(self, records: Sequence[Any]) -> None:
