@@ -1,0 +1,200 @@
+"""What the console's pages show, read from the store and the process (never written).
+
+- :func:`registrations`: the answers to registration requests (``gw_outcome``) of today and
+  this week (Asia/Tokyo), accepted, rejected by rule ID and held for confirmation, and
+  the REG-11 queue (``reg_pending_confirmation``), for the caller's entities;
+- :func:`cases_by_status`: ``con_case`` counted by status, for the caller's entities;
+- :func:`dead_letters`: dead-lettered messages per consumer from the processing records
+  (kept until retention), and per consumer and reason from this process's metrics;
+- :func:`consumer_lag`: ``hub_consumer_lag`` of the partitions this process holds;
+- :func:`connectors`: each connector's health, circuit and maintenance window;
+- :func:`timeline`: a case's steps from its stored state, the staff's audit rows and the
+  review link's own record, oldest first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from hub import metrics
+from hub.db import ProcessedMessage
+from hub.gateway.models import OutcomeRow
+from pipelines.audit import AuditRecord
+from pipelines.contract.models import CaseRow, ReviewAuditRow
+from pipelines.contract.state import CaseState
+from pipelines.registration.models import PendingConfirmationRow
+from schemas.envelope import JST
+from schemas.registration import (
+    CardRegistered,
+    CardRenewed,
+    ContactChanged,
+    RegistrationNeedsConfirmation,
+    RegistrationRejected,
+)
+
+__all__ = [
+    "Registrations",
+    "TimelineEntry",
+    "cases_by_status",
+    "connectors",
+    "consumer_lag",
+    "dead_letters",
+    "registrations",
+    "timeline",
+    "week_start",
+]
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight in Asia/Tokyo of ``now``'s day."""
+    local = now.astimezone(JST)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 in Asia/Tokyo of ``now``'s week."""
+    today = day_start(now)
+    return today - timedelta(days=today.weekday())
+
+
+@dataclass
+class Tally:
+    accepted: int = 0
+    rejected: int = 0
+    needs_confirmation: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Registrations:
+    today: Tally
+    week: Tally
+    queue: int
+
+
+_KIND = {CardRegistered.message_type: "accepted", ContactChanged.message_type: "accepted",
+         CardRenewed.message_type: "accepted", RegistrationRejected.message_type: "rejected",
+         RegistrationNeedsConfirmation.message_type: "needs_confirmation"}
+"""The answers the gateway keeps (hub/gateway/outcomes.py), by kind."""
+
+
+def _kind(message_type: str) -> str | None:
+    return _KIND.get(message_type)
+
+
+def registrations(db: Session, entities: frozenset[str] | None, now: datetime) -> Registrations:
+    today, week = Tally(), Tally()
+    since_day, since_week = day_start(now), week_start(now)
+    rows = db.exec(select(OutcomeRow).where(col(OutcomeRow.received_at) >= since_week))
+    for row in rows:
+        payload = row.payload
+        if entities is not None and payload.get("procuring_entity") not in entities:
+            continue
+        kind = _kind(row.message_type)
+        if kind is None:
+            continue
+        rules = [str(v.get("rule_id")) for v in payload.get("violations") or ()]
+        tallies = (week, today) if _aware(row.received_at) >= since_day else (week,)
+        for tally in tallies:
+            setattr(tally, kind, getattr(tally, kind) + 1)
+            tally.by_rule.update(rules)
+    queue = 0
+    for command in db.exec(select(PendingConfirmationRow.command)):
+        if entities is None or command.get("procuring_entity") in entities:
+            queue += 1
+    return Registrations(today, week, queue)
+
+
+def cases_by_status(db: Session, entities: frozenset[str] | None) -> dict[str, int]:
+    query = select(CaseRow.status, sa.func.count()).group_by(CaseRow.status)
+    if entities is not None:
+        query = query.where(col(CaseRow.procuring_entity).in_(sorted(entities)))
+    return {str(status): int(n) for status, n in db.exec(query)}
+
+
+def dead_letters(db: Session) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+    """(recorded dead letters per consumer, this process's per consumer and reason)."""
+    query = (select(ProcessedMessage.consumer, sa.func.count())
+             .where(ProcessedMessage.outcome == "dead").group_by(ProcessedMessage.consumer))
+    stored = {str(c): int(n) for c, n in db.exec(query)}
+    live = [(s.labels["consumer"], s.labels["reason"], int(s.value))
+            for family in metrics.DEAD_LETTERED.collect() for s in family.samples
+            if s.name.endswith("_total") and s.value]
+    return stored, sorted(live)
+
+
+def consumer_lag() -> list[tuple[str, str, int]]:
+    """(consumer, topic, records behind) summed over the partitions this process holds."""
+    lag: Counter[tuple[str, str]] = Counter()
+    for family in metrics.CONSUMER_LAG.collect():
+        for s in family.samples:
+            lag[(s.labels["consumer"], s.labels["topic"])] += int(s.value)
+    return sorted((c, t, n) for (c, t), n in lag.items())
+
+
+async def connectors(watch: Any, now: datetime) -> list[dict[str, Any]]:
+    """Each connector of the process's :class:`~hub.connector_watch.ConnectorWatch`."""
+    if watch is None:
+        return []
+    health: dict[str, dict[str, Any]] = await watch.health()
+    out = []
+    for name in sorted(set(health) | set(watch.connectors)):
+        found = dict(health.get(name) or {"ok": None, "state": "-", "detail": ""})
+        guard = getattr(watch.connectors.get(name), "guard", None)
+        found["name"] = name
+        found["window_until"] = None
+        if guard is not None:
+            found.setdefault("circuit", str(guard.breaker.state))
+            closed = guard.calendar.closed_until(now)
+            found["window_until"] = closed[0] if closed is not None else None
+        out.append(found)
+    return out
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    what: str
+    who: str = ""
+    detail: str = ""
+
+
+def _state_steps(state: CaseState) -> Iterable[TimelineEntry]:
+    yield TimelineEntry(state.opened_at, "econtract.opened (開札)", state.city_name)
+    steps = (
+        (state.contractor_agreed_at, "econtract.contractor-agreed (受注者の合意)",
+         state.contractor_agreed_by),
+        (state.contractor_signed_at, "econtract.contractor-signed (受注者の電子署名)",
+         state.contractor_signer),
+        (state.city_agreed_at, "econtract.city-agreed (発注者の合意)", None),
+        (state.city_signed_at, "econtract.city-signed (発注者の電子署名)", state.city_signer),
+        (state.concluded_at, "econtract.concluded (締結)", None),
+    )
+    for at, what, who in steps:
+        if at is not None:
+            yield TimelineEntry(at, what, who or "")
+
+
+def timeline(db: Session, state: CaseState) -> list[TimelineEntry]:
+    entries = list(_state_steps(state))
+    staff = db.exec(select(AuditRecord).where(AuditRecord.target == state.case_id)
+                    .where(AuditRecord.entity == state.procuring_entity)
+                    .order_by(col(AuditRecord.id)).limit(500))
+    entries += [TimelineEntry(_aware(r.at), f"staff: {r.action}", r.actor,
+                              f"{r.role} {r.outcome} {r.detail}".strip()) for r in staff]
+    review = db.exec(select(ReviewAuditRow).where(ReviewAuditRow.case_id == state.case_id)
+                     .order_by(col(ReviewAuditRow.id)).limit(500))
+    entries += [TimelineEntry(_aware(r.at), f"review link: {r.action}", r.actor or "",
+                              f"{r.status} {r.detail or ''}".strip()) for r in review]
+    return sorted(entries, key=lambda e: _aware(e.at))
