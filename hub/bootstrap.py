@@ -355,6 +355,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     # The staff console's pages call the same archive service (hub/console).
     wiring.routers.append(console_router(wiring.engine, identity, archive, ConsoleConfig(
         run_dir=RUN_DIR, secure=settings.http.tls, public_base=settings.public_base(),
+        kafka=settings,
         oidc_client_id=settings.staff.oidc.client_id if settings.staff.oidc else "hub-staff")))
 
 

@@ -42,8 +42,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.console import texts, views
-from hub.contract.archive_api import ArchiveService, ContractQuery
-from hub.identity import Principal, Role, StaffIdentity
+from hub.console.deadletters import LetterFilter, choices, letter_entity, matching
+from hub.contract.archive_api import ArchiveService, ContractQuery, scope_of
+from hub.dlq import DeadLetter, read_dead_letters, replay
+from hub.identity import Principal, Role, StaffIdentity, denied_role
+from hub.settings import Settings
 from pipelines.contract.archive import certificate_pdf
 from schemas.contract import ContractStatus
 from schemas.envelope import JST, utc_now
@@ -74,6 +77,10 @@ class ConsoleConfig:
     secure: bool = False
     public_base: str = "http://127.0.0.1:8480"
     oidc_client_id: str = "hub-staff"
+    kafka: Settings | None = None
+    """Where the dead-letter topics are read and replayed (the hub's settings)."""
+    dlq_topics: tuple[str, ...] = ()
+    """The dead-letter topics shown; empty: every topic's (``hub.plugins.all_topics``)."""
 
 
 def _console_key(run_dir: Path) -> bytes:
@@ -459,5 +466,140 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
                 "Content-Disposition": f'attachment; filename="{case_id}.pdf"'})
 
         return await page(request, build)
+
+    # -- 利用者登録 ------------------------------------------------------------------------
+
+    @router.get("/registrations")
+    async def registrations(request: Request) -> Response:
+        def build(who: Principal) -> Response:
+            scope = who.entity_filter()
+            with Session(engine) as db:
+                found = views.decisions(db, scope)
+                queue = views.held(db, scope)
+            archive.write(who, request, "console.registrations", "registrations",
+                          role=sorted(who.roles)[0] if who.roles else "",
+                          entity=scope_of(who), detail=f"{len(found)} decision(s)")
+            return render(request, "registrations.html.j2", who, active="registrations",
+                          decisions=found, queue=queue)
+
+        return await page(request, build)
+
+    # -- デッドレター ----------------------------------------------------------------------
+
+    def admin_only(who: Principal, request: Request, action: str) -> None:
+        if Role.ADMIN not in who.roles:
+            archive.write(who, request, action, "dead-letters", entity=scope_of(who),
+                          outcome="denied", detail="role")
+            raise denied_role({Role.ADMIN})
+
+    async def letters_of(who: Principal) -> list[DeadLetter]:
+        """The dead letters of the caller's entities (every one for ``*``)."""
+        if config.kafka is None:
+            raise HTTPException(503, detail="this hub reads no dead-letter topics")
+        if config.dlq_topics:
+            topics = list(config.dlq_topics)
+        else:
+            from hub.plugins import all_topics
+
+            topics = [t.dlq for t in all_topics()]
+        found = await read_dead_letters(config.kafka, topics)
+        return matching(found, who.entity_filter(), LetterFilter())
+
+    async def admin_page(request: Request, action: str,
+                         build: Callable[[Principal], Any]) -> Response:
+        try:
+            who = await run_in_threadpool(caller, request)
+        except _Login:
+            return to_login(request)
+        try:
+            await run_in_threadpool(admin_only, who, request, action)
+            answer: Response = await build(who)
+        except HTTPException as exc:
+            return refusal(request, who, exc)
+        return answer
+
+    def one(letters: list[DeadLetter], ref: str) -> DeadLetter:
+        found = next((d for d in letters if d.ref == ref), None)
+        if found is None:
+            raise HTTPException(404, detail={"violations": [RuleViolation(
+                rule_id="OPS-3", message_ja=f"デッドレター {ref} はありません（再送済みで"
+                "保存期間を過ぎたか、所属機関のものではありません）。",
+                message_en=f"No dead letter {ref} (replayed and past its retention, or not "
+                "one of your entities').", next_step_ja="デッドレター一覧から選び直してください。",
+                next_step_en="Choose it again from the dead-letter list.").model_dump()]})
+        return found
+
+    def letter_row(d: DeadLetter) -> dict[str, Any]:
+        return {**d.summary(), "entity": letter_entity(d), "original_topic": d.original_topic}
+
+    @router.get("/dead-letters")
+    async def dead_letters(request: Request) -> Response:
+        params = request.query_params
+        form = {k: params.get(k, "") for k in ("topic", "reason", "rule", "entity", "since")}
+
+        async def build(who: Principal) -> Response:
+            problems = []
+            since = None
+            if form["since"]:
+                try:
+                    since = date.fromisoformat(form["since"])
+                except ValueError:
+                    problems.append(f"since: {form['since']!r} is not a date (YYYY-MM-DD)")
+            mine = await letters_of(who)
+            wanted = LetterFilter(topic=form["topic"], reason=form["reason"], rule=form["rule"],
+                                  entity=form["entity"], since=since)
+            shown = matching(mine, None, wanted)
+
+            def replayed() -> dict[str, tuple[datetime, str]]:
+                archive.write(who, request, "dlq.list", "dead-letters", role=Role.ADMIN.value,
+                              entity=scope_of(who), detail=f"{len(shown)} letter(s)")
+                with Session(engine) as db:
+                    return views.replays(db, (d.ref for d in shown))
+
+            done = await run_in_threadpool(replayed)
+            return render(request, "deadletters.html.j2", who, status=422 if problems else 200,
+                          active="dlq", form=form, replays=done,
+                          letters=[letter_row(d) for d in shown],
+                          choices=choices(mine), problems=problems, total=len(mine))
+
+        return await admin_page(request, "dlq.list", build)
+
+    @router.get("/dead-letters/letter")
+    async def dead_letter(request: Request) -> Response:
+        ref = request.query_params.get("ref", "")
+        confirm = request.query_params.get("confirm") == "1"
+
+        async def build(who: Principal) -> Response:
+            letter = one(await letters_of(who), ref)
+            await run_in_threadpool(archive.write, who, request, "dlq.show", ref,
+                                    role=Role.ADMIN.value, entity=letter_entity(letter))
+            return render(request, "deadletter.html.j2", who, active="dlq",
+                          letter={**letter.details(), "entity": letter_entity(letter),
+                                  "original_topic": letter.original_topic},
+                          confirm=confirm, replayed=False)
+
+        return await admin_page(request, "dlq.show", build)
+
+    @router.post("/dead-letters/replay")
+    async def dead_letter_replay(request: Request) -> Response:
+        form = await request.form()
+        ref = str(form.get("ref", ""))
+
+        async def build(who: Principal) -> Response:
+            checked_csrf(request, form)
+            letter = one(await letters_of(who), ref)
+            assert config.kafka is not None
+            await replay(config.kafka, [letter])
+            # As `hub dlq replay`'s row, written once the letter is back on its topic.
+            await run_in_threadpool(archive.write, who, request, "dlq.replay", letter.ref,
+                                    role=Role.ADMIN.value, entity=letter_entity(letter),
+                                    detail=letter.original_topic)
+            log.info("console: %s replayed dead letter %s", who.who, letter.ref)
+            return render(request, "deadletter.html.j2", who, active="dlq",
+                          letter={**letter.details(), "entity": letter_entity(letter),
+                                  "original_topic": letter.original_topic},
+                          confirm=False, replayed=True)
+
+        return await admin_page(request, "dlq.replay", build)
 
     return router

@@ -124,6 +124,51 @@ WORDS: dict[str, tuple[str, str]] = {
     "csrf": ("フォームの有効期限が切れたか、別の画面から送信されました。画面を開き直して、"
              "もう一度操作してください。", "The form expired or was sent from another page: "
              "open the page again and repeat the step."),
+    "decisions": ("最近の申請と判定", "Recent requests and decisions"),
+    "queue_note": ("REG-11 の確認は、申請者本人が IC カードで改めて認証して行います"
+                   "（カードエージェントの画面）。職員がこの画面で代わりに確認・却下する機能は"
+                   "ありません。", "A REG-11 confirmation is made by the applicant, "
+                   "authenticating again with the IC card (the card agent's page); staff "
+                   "cannot confirm or reject on their behalf here."),
+    "kind_accepted": ("受付", "Accepted"),
+    "kind_rejected": ("却下", "Rejected"),
+    "kind_needs_confirmation": ("確認待ち", "Needs confirmation"),
+    "user_id": ("利用者ID", "User ID"),
+    "trade_name": ("商号", "Trade name"),
+    "card_serial": ("カードのシリアル番号", "Card serial"),
+    "held_since": ("保留した日時", "Held since"),
+    "dlq_title": ("デッドレター", "Dead letters"),
+    "dlq_filters": ("デッドレターの絞り込み", "Filter dead letters"),
+    "dlq_results": ("{n} 件（所属機関の全 {total} 件中）", "{n} of your entities' {total}"),
+    "any": ("すべて", "Any"),
+    "entity": ("発注機関", "Procuring entity"),
+    "since": ("発生日（以降）", "Since (day)"),
+    "ref": ("位置（トピック/パーティション/オフセット）", "Where (topic/partition/offset)"),
+    "original": ("元のトピック", "Original topic"),
+    "message_type": ("メッセージ種別", "Message type"),
+    "attempts": ("試行回数", "Attempts"),
+    "error_text": ("エラー", "Error"),
+    "at": ("発生日時", "When"),
+    "replayed_by": ("再送済み", "Replayed"),
+    "show": ("表示", "Show"),
+    "headers": ("ヘッダー", "Headers"),
+    "history": ("試行の履歴", "Attempt history"),
+    "value": ("メッセージ本文（秘密情報は伏せ字）", "Message (secrets redacted)"),
+    "what_to_do": ("対処方法", "What to do"),
+    "replay_one": ("この1件を再送する…", "Replay this one…"),
+    "replay_confirm": ("再送の確認", "Confirm the replay"),
+    "replay_warning": ("このメッセージを元のトピック {topic} に再送します。原因が解消されて"
+                       "いない場合は、再びデッドレターになります。再送は監査記録に残ります。",
+                       "This message goes back to its topic {topic}. If its cause is not "
+                       "fixed it is dead-lettered again. The replay is written to the audit "
+                       "trail."),
+    "replay_do": ("再送する", "Replay"),
+    "cancel": ("やめる", "Cancel"),
+    "replayed_now": ("{ref} を {topic} に再送しました。", "{ref} was sent back to {topic}."),
+    "back_to_dlq": ("デッドレター一覧に戻る", "Back to the dead letters"),
+    "stored_by_ref": ("本文は大きいため参照で保管されています（hub_claim_check）。"
+                      "「hub dlq show」で表示できます。", "The message is stored by reference "
+                      "(hub_claim_check); `hub dlq show` prints it."),
     "bad_filter": ("検索条件が正しくありません", "The search filters are not valid"),
 }
 """key → (Japanese, English)."""

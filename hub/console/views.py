@@ -40,13 +40,17 @@ from schemas.registration import (
 )
 
 __all__ = [
+    "Decision",
     "Registrations",
     "TimelineEntry",
     "cases_by_status",
     "connectors",
     "consumer_lag",
     "dead_letters",
+    "decisions",
+    "held",
     "registrations",
+    "replays",
     "timeline",
     "week_start",
 ]
@@ -198,3 +202,62 @@ def timeline(db: Session, state: CaseState) -> list[TimelineEntry]:
     entries += [TimelineEntry(_aware(r.at), f"review link: {r.action}", r.actor or "",
                               f"{r.status} {r.detail or ''}".strip()) for r in review]
     return sorted(entries, key=lambda e: _aware(e.at))
+
+
+def replays(db: Session, refs: Iterable[str]) -> dict[str, tuple[datetime, str]]:
+    """When and by whom each of ``refs`` was last replayed (the audit trail's
+    ``dlq.replay`` rows: the console's and the command line's)."""
+    wanted = sorted(set(refs))
+    if not wanted:
+        return {}
+    query = (select(AuditRecord).where(AuditRecord.action == "dlq.replay")
+             .where(col(AuditRecord.target).in_(wanted)).order_by(col(AuditRecord.id)))
+    return {r.target: (_aware(r.at), r.actor) for r in db.exec(query)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One answer to a registration request, as the 利用者登録 page lists it."""
+
+    at: datetime
+    kind: str
+    entity: str
+    user_id: str
+    violations: tuple[dict[str, Any], ...]
+
+
+def decisions(db: Session, entities: frozenset[str] | None, limit: int = 200,
+              ) -> list[Decision]:
+    """The newest answers to registration requests (``gw_outcome``) of ``entities``; a
+    rejection with every violation's rule ID and texts, a held one with its reason."""
+    query = select(OutcomeRow).order_by(col(OutcomeRow.received_at).desc()).limit(limit * 4)
+    out = []
+    for row in db.exec(query):
+        payload, kind = row.payload, _kind(row.message_type)
+        if kind is None or (entities is not None
+                            and payload.get("procuring_entity") not in entities):
+            continue
+        found = list(payload.get("violations") or ())
+        if isinstance(payload.get("reason"), dict):
+            found.append(payload["reason"])
+        out.append(Decision(_aware(row.received_at), kind,
+                            str(payload.get("procuring_entity") or ""),
+                            str(payload.get("user_id") or ""), tuple(found)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def held(db: Session, entities: frozenset[str] | None) -> list[dict[str, Any]]:
+    """The REG-11 queue: registrations held until the person confirms them."""
+    query = select(PendingConfirmationRow).order_by(col(PendingConfirmationRow.created_at))
+    out = []
+    for row in db.exec(query):
+        command = row.command
+        if entities is not None and command.get("procuring_entity") not in entities:
+            continue
+        out.append({"id": row.confirmation_id, "at": _aware(row.created_at),
+                    "entity": command.get("procuring_entity", ""),
+                    "user_id": command.get("user_id", ""),
+                    "trade_name": command.get("trade_name", ""), "serial": row.serial})
+    return out

@@ -71,6 +71,11 @@ class Console:
             return list(reversed(audit.rows(db, limit=1000)))
 
 
+def _violation(rule: str, ja: str) -> dict[str, str]:
+    return {"rule_id": rule, "message_ja": ja, "message_en": f"{rule} in English.",
+            "next_step_ja": "窓口に連絡してください。", "next_step_en": "Call the desk."}
+
+
 @pytest.fixture
 def console(engine: Engine, tmp_path: Path) -> Iterator[Console]:
     users = LocalUsers(tmp_path / "staff-users.json")
@@ -90,8 +95,9 @@ def console(engine: Engine, tmp_path: Path) -> Iterator[Console]:
                            ContractStatus.CONTRACTOR_SIGNED))
         for n, (kind, entity, payload) in enumerate((
                 ("registration.card-registered", "kawagoe-city", {}),
-                ("registration.rejected", "kawagoe-city", {"violations": [
-                    {"rule_id": "REG-3"}, {"rule_id": "REG-4"}]}),
+                ("registration.rejected", "kawagoe-city", {"user_id": "U0042", "violations": [
+                    _violation("REG-3", "商号が資格審査情報と一致しません。"),
+                    _violation("REG-4", "パスワードの有効期限が切れています。")]}),
                 ("registration.rejected", "saitama-pref", {"violations": [{"rule_id": "REG-1"}]}),
                 ("registration.needs-confirmation", "kawagoe-city", {}))):
             db.add(OutcomeRow(request_id=f"r{n}", message_type=kind, received_at=now
@@ -236,3 +242,17 @@ def test_english_is_one_switch_away_and_kept(console: Console) -> None:
     assert "Cases by status" in again.text
     back = console.http.get("/console/dashboard?lang=ja")
     assert '<html lang="ja">' in back.text
+
+
+def test_the_registrations_page_shows_decisions_with_rule_ids_and_both_languages(
+        console: Console) -> None:
+    console.login("keiyaku")
+    page = console.http.get("/console/registrations")
+    assert page.status_code == 200
+    decisions = page.text.split('id="decisions"')[1]
+    assert "<strong>REG-3</strong>" in decisions
+    assert "商号が資格審査情報と一致しません。" in decisions
+    assert "REG-4 in English." in decisions
+    assert "U0042" in decisions
+    assert "REG-1<" not in decisions  # saitama-pref's
+    assert "申請者本人が IC カードで" in page.text  # who confirms REG-11, and where
