@@ -9,7 +9,8 @@
 - the case search works with the keyboard only (Tab and Enter reach the search and a
   result);
 - axe-core (npm, deploy/setup.d/30-browser.sh) finds no serious or critical violation on
-  any page, in Japanese and in English.
+  any page (log-in, dashboard, cases, case, 403, 利用者登録, デッドレター), in Japanese and
+  in English.
 
 Each page's screenshot at 1366×768 goes to ``HUB_CONSOLE_SCREENSHOTS`` when set (the
 repository's are in docs/console/), else to the test's temporary directory.
@@ -230,6 +231,15 @@ async def test_the_case_search_by_keyboard_only_and_each_page_accessible_in_engl
             await _screenshot(page, shots, "dashboard-admin-en")
             await page.goto(hub_url + "/console/cases?counterparty=%E3%83%87%E3%83%A2")
             await _accessible(page, "cases (en)")
+            await page.goto(hub_url + "/console/registrations?lang=ja")
+            await expect(page.locator("h1")).to_have_text("利用者登録")
+            await _accessible(page, "registrations")
+            await _screenshot(page, shots, "registrations")
+            await page.goto(hub_url + "/console/dead-letters")
+            await expect(page.locator("#f-reason")).to_be_visible()
+            await _accessible(page, "dead letters")
+            await _screenshot(page, shots, "dead-letters")
+            await page.goto(hub_url + "/console/dashboard?lang=en")
             await page.goto(hub_url + "/console/cases/KB-1")
             await expect(page.locator("#case-status")).to_have_text(
                 "Contractor signed (awaiting the city)")
