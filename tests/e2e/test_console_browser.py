@@ -8,6 +8,8 @@
 - staff of another entity gets the 403 page (IAM-3) for that case's URL;
 - the case search works with the keyboard only (Tab and Enter reach the search and a
   result);
+- a 管理者 filters the dead letters by reason, opens one, confirms its replay, and the
+  mail it carried is sent once by the hub's mail connector to the SMTP peer;
 - axe-core (npm, deploy/setup.d/30-browser.sh) finds no serious or critical violation on
   any page (log-in, dashboard, cases, case, 403, 利用者登録, デッドレター), in Japanese and
   in English.
@@ -22,21 +24,31 @@ import asyncio
 import json
 import os
 import re
+import secrets
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from hub.db import ProcessedMessage
+from hub.delivery import Delivery
+from hub.dlq import dead_letter_headers
 from hub.identity import LocalUsers
 from hub.sample.timeline import CaseTimeline
 from hub.staff import local_token, token_sha256
 from pipelines.contract.store import load_case, save_case
 from schemas.contract import ContractStatus
+from schemas.envelope import new_envelope, utc_now
+from schemas.mail import MailKind, MailRequested
 from schemas.surety import SuretyProduct
+from schemas.topics import Topics
+from schemas.wire import encode
 from tests.e2e.casestack import CaseStack, case_run, fresh_case
 from tests.support.hubproc import ROOT, wait_for
+from tests.support.kafka import publish_raw
 from tests.support.staff import case as stored_case
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow,
@@ -186,7 +198,7 @@ async def test_an_approver_finds_the_case_agrees_as_the_city_and_sees_it_conclud
             await browser.close()
 
 
-async def test_the_case_search_by_keyboard_only_and_each_page_accessible_in_english(
+async def test_keyboard_case_search_a_dead_letter_replayed_once_and_pages_accessible(
         case_stack: CaseStack, tmp_path: Path) -> None:
     stack = case_stack
     with Session(stack.engine) as db, db.begin():
@@ -196,9 +208,15 @@ async def test_the_case_search_by_keyboard_only_and_each_page_accessible_in_engl
                                       ContractStatus.APPLIED))
         save_case(db, stored_case("SP-1", "saitama-pref", "x@pref.saitama.example.jp",
                                   ContractStatus.APPLIED))
+    tag = secrets.token_hex(4)
+    entity = f"e2e-{tag}"  # the dead letter's: no other test's letter is of it
     _users(stack).add("kanri", PASSWORD, email="kanri@city.example.jp",
-                      entities=["kawagoe-city"], roles=["admin", "approver"], name="管理 花子")
+                      entities=["kawagoe-city", entity], roles=["admin", "approver"],
+                      name="管理 花子")
     hub_url = await _start(stack)
+    to = f"dlq-{tag}@kensetsu.example.jp"
+    letter = _dead_mail(entity, to)
+    await publish_raw(stack.kafka, Topics.MAIL_REQUESTS.dlq, [letter])
     shots = _shots(tmp_path)
     async with async_playwright() as play:
         browser = await _browser(play)
@@ -235,10 +253,26 @@ async def test_the_case_search_by_keyboard_only_and_each_page_accessible_in_engl
             await expect(page.locator("h1")).to_have_text("利用者登録")
             await _accessible(page, "registrations")
             await _screenshot(page, shots, "registrations")
+            # a 管理者 filters the dead letters by reason, replays one: processed once
             await page.goto(hub_url + "/console/dead-letters")
-            await expect(page.locator("#f-reason")).to_be_visible()
+            await page.select_option("#f-reason", "retries-exhausted")
+            await page.select_option("#f-entity", entity)
+            await page.click("#filter")
+            await expect(page.locator("#letters tbody tr")).to_have_count(1)
             await _accessible(page, "dead letters")
             await _screenshot(page, shots, "dead-letters")
+            await page.click("#letters tbody a")
+            await expect(page.locator("#reason")).to_have_text("retries-exhausted")
+            await _accessible(page, "dead letter")
+            await page.click("#replay-one")
+            await expect(page.locator("#replay")).to_be_visible()
+            await _accessible(page, "dead letter, confirm")
+            await _screenshot(page, shots, "dead-letter-confirm")
+            await page.click("#replay")
+            await expect(page.locator("#replayed")).to_be_visible()
+            await wait_for(lambda: bool(stack.mails_to({to})), 60, "the replayed mail")
+            await wait_for(lambda: _processed(stack, letter), 30, "its processing record")
+            assert len(stack.mails_to({to})) == 1
             await page.goto(hub_url + "/console/dashboard?lang=en")
             await page.goto(hub_url + "/console/cases/KB-1")
             await expect(page.locator("#case-status")).to_have_text(
@@ -250,6 +284,37 @@ async def test_the_case_search_by_keyboard_only_and_each_page_accessible_in_engl
             await _accessible(page, "403 (en)")
         finally:
             await browser.close()
+
+
+def _dead_mail(entity: str, to: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """A 利用者登録のお知らせ the mail connector dead-lettered after its retries, as the
+    hub writes it to ``proc.mail.requests.dlq``."""
+    request = MailRequested(mail_id=uuid.uuid4(), kind=MailKind.REGISTRATION, to=(to,),
+                            values={"procuring_entity_name": "川越市",
+                                    "company_name": "北東組株式会社",
+                                    "company_id": "1234567890123456",
+                                    "contact_name": "北東 次郎",
+                                    "contact_address": "北東市中央町2丁目3番4号"})
+    key, value, headers = encode(new_envelope(request, correlation_id=str(request.mail_id),
+                                              procuring_entity=entity, producer="e2e"))
+    delivery = Delivery(topic=Topics.MAIL_REQUESTS.name, partition=0, offset=0, key=key,
+                        value=value, headers=headers)
+    return key or b"", value, dead_letter_headers(
+        delivery, consumer="connector.mail", reason="retries-exhausted",
+        error_class="SMTPConnectError", error_message="connection refused", attempts=3,
+        text_ja="メールサーバーに接続できませんでした。", text_en="The mail relay refused.",
+        history=[{"attempt": 1, "error": "connection refused"}],
+        at=utc_now().isoformat())
+
+
+def _processed(stack: CaseStack, letter: tuple[bytes, bytes, list[tuple[str, bytes]]],
+               ) -> bool:
+    message_id = dict(letter[2])["x-message-id"].decode()
+    with Session(stack.engine) as db:
+        rows = db.exec(select(ProcessedMessage).where(
+            ProcessedMessage.consumer == "connector.mail",
+            ProcessedMessage.message_id == message_id)).all()
+    return [r.outcome for r in rows] == ["done"]
 
 
 async def _tab_to(page: Page, selector: str, presses: int = 40) -> None:
