@@ -63,6 +63,16 @@ PRE_COOKIE = "hub_console_pre"
 PKCE verifier are bound to."""
 PREFIX = "/console"
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
+"""Every page: no script at all, no framing (clickjacking), forms only to the hub, no copy
+of a case's page kept by the browser or a proxy."""
+
 _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(("j2", "html")))
 
@@ -177,7 +187,7 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
             csrf=csrf_for(token) if token else "", status_label=status_label(lang),
             yen=_yen, jst=_jst, prefix=PREFIX, entities=entities_label(who, lang),
             **context)
-        response = HTMLResponse(body, status_code=status)
+        response = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
         if request.query_params.get("lang") in ("ja", "en"):
             set_cookie(response, LANG_COOKIE, lang, max_age=365 * 86400)
         return response

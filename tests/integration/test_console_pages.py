@@ -140,6 +140,9 @@ def test_login_sets_an_httponly_samesite_cookie_and_the_dashboard_counts_own_ent
     assert cookie.has_nonstandard_attr("HttpOnly")
     assert (cookie.get_nonstandard_attr("SameSite") or "").lower() == "lax"
     assert not cookie.secure  # no TLS here; ConsoleConfig(secure=True) with TLS
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "script-src" not in page.headers["content-security-policy"]  # none at all
+    assert page.headers["cache-control"] == "no-store"
     html = page.text
     assert "承認 太郎" in html
     # kawagoe-city: one accepted, one rejected (REG-3, REG-4), one needing confirmation;
