@@ -14,6 +14,8 @@ reads need any staff role, the contract set 契約担当, the city's agreement �
 case of another procuring entity is refused (IAM-3) and the list shows only the caller's
 entities. The acting officer is the token's, never a request body's. Every step and read
 writes an audit row (hub/audit.py), a step's in the same transaction as its command.
+The checks, steps and rows live in :class:`ArchiveService`, which the staff console's
+pages (hub/console) call as these routes do.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
