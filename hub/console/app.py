@@ -234,7 +234,7 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
         given = str(form.get("csrf", ""))
         if not token or not hmac.compare_digest(given, csrf_for(token)):
             raise HTTPException(403, detail={"violations": [RuleViolation(
-                rule_id="IAM-4", message_ja=texts.word("csrf", "ja"),
+                rule_id="IAM-5", message_ja=texts.word("csrf", "ja"),
                 message_en=texts.word("csrf", "en"),
                 next_step_ja="画面を開き直して操作してください。",
                 next_step_en="Open the page again and repeat the step.").model_dump()]})

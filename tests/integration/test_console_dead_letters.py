@@ -105,7 +105,7 @@ def test_an_administrator_filters_shows_confirms_and_replays_one(
     assert 'id="replay"' in confirm.text
     forged = http.post("/console/dead-letters/replay", data={"ref": ref, "csrf": "x"})
     assert forged.status_code == 403
-    assert "IAM-4" in forged.text
+    assert "IAM-5" in forged.text
     done = http.post("/console/dead-letters/replay", data={"ref": ref, "csrf": token.group(1)})
     assert done.status_code == 200, done.text
     assert 'id="replayed"' in done.text

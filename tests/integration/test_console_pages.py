@@ -1,7 +1,7 @@
 """The staff console's pages over the real database (the ``engine`` fixture: SQLite and
 PostgreSQL), people of the local user store: log-in and its cookie, each person sees only
 their entities' cases and only the steps their roles allow, another entity's case is the
-403 page naming IAM-3, a form without its CSRF token changes nothing (IAM-4), and the
+403 page naming IAM-3, a form without its CSRF token changes nothing (IAM-5), and the
 city's agreement from the case page goes through the archive service: the same command,
 officer and audit row as the API's. The browser tests are in tests/e2e/test_console_*."""
 
@@ -203,7 +203,7 @@ def test_an_approver_agrees_as_the_city_from_the_case_page(console: Console) -> 
     assert 'id="agree"' in page.text
     missing = console.http.post("/console/cases/K-1/city-agreement", data={})
     assert missing.status_code == 403
-    assert "IAM-4" in missing.text
+    assert "IAM-5" in missing.text
     assert console.commands() == []
     agreed = console.http.post("/console/cases/K-1/city-agreement",
                                data={"csrf": console.csrf("/console/cases/K-1")},
