@@ -8,8 +8,8 @@
   (kept until retention), and per consumer and reason from this process's metrics;
 - :func:`consumer_lag`: ``hub_consumer_lag`` of the partitions this process holds;
 - :func:`connectors`: each connector's health, circuit and maintenance window;
-- :func:`timeline`: a case's steps from its stored state, the staff's audit rows and the
-  review link's own record, oldest first.
+- :func:`timeline`: a case's steps from its stored state and its rows of the audit trail
+  (the staff's, and the review link's where the trail holds them), oldest first.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hub import metrics
 from hub.db import ProcessedMessage
 from hub.gateway.models import OutcomeRow
 from pipelines.audit import AuditRecord
-from pipelines.contract.models import CaseRow, ReviewAuditRow
+from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
 from pipelines.registration.models import PendingConfirmationRow
 from schemas.envelope import JST
@@ -191,16 +191,15 @@ def _state_steps(state: CaseState) -> Iterable[TimelineEntry]:
 
 
 def timeline(db: Session, state: CaseState) -> list[TimelineEntry]:
+    """The case's recorded steps and its rows of the audit trail: the staff's steps and
+    reads, and the review link's views and actions (``actor_kind`` ``contractor``)."""
     entries = list(_state_steps(state))
-    staff = db.exec(select(AuditRecord).where(AuditRecord.target == state.case_id)
-                    .where(AuditRecord.entity == state.procuring_entity)
-                    .order_by(col(AuditRecord.id)).limit(500))
-    entries += [TimelineEntry(_aware(r.at), f"staff: {r.action}", r.actor,
-                              f"{r.role} {r.outcome} {r.detail}".strip()) for r in staff]
-    review = db.exec(select(ReviewAuditRow).where(ReviewAuditRow.case_id == state.case_id)
-                     .order_by(col(ReviewAuditRow.id)).limit(500))
-    entries += [TimelineEntry(_aware(r.at), f"review link: {r.action}", r.actor or "",
-                              f"{r.status} {r.detail or ''}".strip()) for r in review]
+    rows = db.exec(select(AuditRecord).where(AuditRecord.target == state.case_id)
+                   .where(AuditRecord.entity == state.procuring_entity)
+                   .order_by(col(AuditRecord.id)).limit(1000))
+    entries += [TimelineEntry(_aware(r.at), ("review link: " if r.actor_kind == "contractor"
+                                             else "staff: ") + r.action, r.actor,
+                              f"{r.role} {r.outcome} {r.detail}".strip()) for r in rows]
     return sorted(entries, key=lambda e: _aware(e.at))
 
 
