@@ -402,13 +402,15 @@ def gateway(wiring: Wiring) -> Any:
 
 
 def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
-    """The contract archive and the city's steps (CON-6, CON-7) and the staff's identity
-    routes (log-in, audit trail), for the staff only (hub/identity.py, docs/identity.md).
+    """The contract archive and the city's steps (CON-6, CON-7), the staff's identity
+    routes (log-in, audit trail) and the staff console (``/console``), for the staff only
+    (hub/identity.py, docs/identity.md, docs/console.md).
     Signatures are re-validated against the gateway's signature roots and the city
     signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
     from connectors.citysigner import CitySignerSettings
     from connectors.citysigner.signer import load_pem_files
-    from hub.contract.archive_api import archive_router
+    from hub.console import ConsoleConfig, console_router
+    from hub.contract.archive_api import ArchiveService, archive_router
     from hub.identity import staff_identity
     from hub.staff_api import staff_router
 
@@ -418,8 +420,15 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
             roots += load_pem_files(entity.signer.trust_roots)
     identity = staff_identity(settings.staff, RUN_DIR)
     log.info("staff: %r", identity)
-    wiring.routers.append(archive_router(wiring.engine, roots, identity=identity))
+    archive = ArchiveService(wiring.engine, roots)
+    wiring.routers.append(archive_router(wiring.engine, roots, identity=identity,
+                                         service=archive))
     wiring.routers.append(staff_router(wiring.engine, identity))
+    # The staff console's pages call the same archive service (hub/console).
+    wiring.routers.append(console_router(wiring.engine, identity, archive, ConsoleConfig(
+        run_dir=RUN_DIR, secure=settings.http.tls, public_base=settings.public_base(),
+        kafka=settings,
+        oidc_client_id=settings.staff.oidc.client_id if settings.staff.oidc else "hub-staff")))
 
 
 def default_wiring(settings: Settings) -> Wiring:

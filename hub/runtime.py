@@ -183,6 +183,7 @@ class Hub:
         self.http: FastAPI = build_http_app(self.readiness, liveness=self.liveness,
                                             connectors=self.connectors.health,
                                             limits=edge_limits(settings.http))
+        self.http.state.connectors = self.connectors  # the staff console's dashboard
         for router in http_routers:
             self.http.include_router(router)
         self._serve_http = serve_http

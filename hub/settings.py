@@ -234,6 +234,9 @@ class OidcSettings(BaseModel):
     algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
     entity_group_prefix: str = "/entities/"
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+    client_id: str = Field(default="hub-staff", min_length=1, max_length=200,
+                           description="The provider's public client (authorization code "
+                           "with PKCE) the staff console logs people in with.")
 
 
 class EntityErpSettings(BaseModel):
