@@ -44,7 +44,7 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
-from pipelines.contract.state import CaseState
+from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import DOC_SCHEME, load_case
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
 from schemas.envelope import utc_now
@@ -92,9 +92,11 @@ class ValidationOut(BaseModel):
 def archive_router(  # noqa: PLR0915 -- one router, its routes in order
         engine: Engine, roots: tuple[x509.Certificate, ...],
         clock: Callable[[], datetime] = utc_now, *, identity: StaffIdentity,
-        store: DocumentStore | None = None) -> APIRouter:
+        store: DocumentStore | None = None, policy: ContractPolicy | None = None) -> APIRouter:
     """``store``: the shared document store the archive reads and the contract sets go to
-    (default: the database's, :class:`~hub.documents.SqlDocumentStore`)."""
+    (default: the database's, :class:`~hub.documents.SqlDocumentStore`); ``policy``: the
+    city's contract policy, as the process manager's (the defaults otherwise)."""
+    policy = policy or ContractPolicy()
     router = APIRouter(prefix="/contracts", tags=["contract archive"])
     docs: DocumentStore = store or SqlDocumentStore(engine)
 
@@ -215,9 +217,10 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
 
     def publish(state: CaseState, payload: Payload, who: Principal, request: Request, *,
                 action: str, role: str) -> AcceptedOut:
-        return publish_step(engine, state, payload, clock(), PRODUCER, also=lambda tx: write(
-            who, request, action, state.case_id, role=role, entity=state.procuring_entity,
-            into=tx))
+        return publish_step(engine, state, payload, clock(), PRODUCER, policy=policy,
+                            also=lambda tx: write(who, request, action, state.case_id,
+                                                  role=role, entity=state.procuring_entity,
+                                                  into=tx))
 
     def refused(who: Principal, request: Request, action: str, state: CaseState, *,
                 role: str, exc: HTTPException) -> HTTPException:
@@ -244,7 +247,7 @@ def archive_router(  # noqa: PLR0915 -- one router, its routes in order
             uri=f"{DOC_SCHEME}{digest}", filename=f"{case_id}.pdf", size_bytes=len(pdf),
             sha256=digest))
         try:
-            refuse_early(state, command, clock())  # before keeping a set nobody may review
+            refuse_early(state, command, clock(), policy)  # before keeping a set nobody may review
         except HTTPException as exc:
             raise refused(who, request, action, state, role=role, exc=exc) from None
         docs.put(pdf, filename=command.document.filename)

@@ -38,8 +38,12 @@ from hub.outbox import enqueue
 from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
-from pipelines.registration.handlers import current_policy_book
-from pipelines.registration.policy import MaintenanceWindow, PolicyBook, WindowStop
+from pipelines.registration.policy import (
+    MaintenanceWindow,
+    PolicyBook,
+    WindowStop,
+    default_policy_book,
+)
 from schemas.contract import (
     CitySignatureApplied,
     ContractorSignatureAccepted,
@@ -190,7 +194,7 @@ def signing_window(entity: str, at: datetime,
                        book: PolicyBook | None = None) -> MaintenanceWindow | None:
     """WIN-2: the entity's announced e-contract maintenance window that stops signing at
     ``at`` (the policy book's ``maintenance``), if any."""
-    policy = (book or current_policy_book()).get(entity, SystemKind.E_CONTRACT)
+    policy = (book or default_policy_book()).get(entity, SystemKind.E_CONTRACT)
     return None if policy is None else policy.maintenance_at(at, WindowStop.SIGNING)
 
 

@@ -24,7 +24,6 @@ from hub.gateway.models import SigningJobRow
 from hub.gateway.sessions import CardSession
 from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from pipelines.registration.common import maintenance_violation
-from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.policy import WindowStop
 from pipelines.registration.queries import find_active_card
 
@@ -80,7 +79,7 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
     if len(signed) > MAX_PDF:
         raise refusal(413, "CON-5", ("PDFが大きすぎます。", "The PDF is too large."),
                       ("発注者にお問い合わせください。", "Contact the entity."))
-    policy = current_policy_book().get(who.procuring_entity, who.system)
+    policy = cfg.book.get(who.procuring_entity, who.system)
     if policy is not None and (closed := maintenance_violation(
             policy, cfg.now(), WindowStop.SIGNING)) is not None:
         raise GatewayRefusalError(503, [closed])  # WIN-2: the job stays pending until then

@@ -38,7 +38,6 @@ from hub.delivery import Delivery
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.contract.handlers import use_cloudsign_store
 from pipelines.contract.store import get_document, load_case, put_document
 from schemas.cloudsign import ContractCompletionNotified
 from schemas.contract import (
@@ -118,7 +117,6 @@ async def route(engine: Engine, peer: CloudSignPeer, tmp_path: Path) -> AsyncIte
                           rng=random.Random(3))
     yield Route(Processor(spec, engine, retry, producer="test", rng=random.Random(4)),
                 cloudsign, engine)
-    use_cloudsign_store(None)
     await conn.aclose()
 
 

@@ -53,7 +53,6 @@ from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
 from pipelines.contract.erp import default_period
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
 from pipelines.registration.models import CardRegistrationRow, CardRow, ContractorRow
@@ -145,15 +144,13 @@ def tsa(pki: DevPki) -> Iterator[ReferenceTsa]:
 
 
 @pytest.fixture
-def world(engine: Engine) -> Iterator[World]:
-    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
-                              review_base_url="https://hub.example/contract/review"))
+def world(engine: Engine) -> World:
     clock = Clock()
-    (spec,) = consumers()
+    (spec,) = consumers(policy=ContractPolicy(
+        review_link_ttl=timedelta(days=7), review_base_url="https://hub.example/contract/review"))
     proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                      producer="test", clock=clock, rng=random.Random(5))
-    yield World(proc, clock, engine)
-    use_policy(None)
+    return World(proc, clock, engine)
 
 
 class FileKeyCitySigner:

@@ -38,7 +38,6 @@ from hub.gateway.purge import purge_edge
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.links import CODE_ATTEMPTS, token_sha256
 from pipelines.contract.models import ReviewAuditRow, ReviewLinkRow
 from pipelines.contract.rules import LINK_NAMESPACE
@@ -145,15 +144,15 @@ class Site:
 
 @pytest.fixture
 def site(engine: Engine, tmp_path: Any) -> Iterator[Site]:
-    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
-                              review_base_url="https://hub.example/contract/review"))
+    policy = ContractPolicy(review_link_ttl=timedelta(days=7),
+                            review_base_url="https://hub.example/contract/review")
     clock = Clock()
-    (spec,) = consumers()
+    (spec,) = consumers(policy=policy)
     proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                      producer="test", clock=clock, rng=random.Random(8))
     app = FastAPI()
-    app.include_router(review_router(engine, clock))
-    app.include_router(archive_router(engine, (), clock, identity=every_entity()))
+    app.include_router(review_router(engine, clock, policy=policy))
+    app.include_router(archive_router(engine, (), clock, identity=every_entity(), policy=policy))
     with SmtpPeer() as smtp, TestClient(app, headers=AUTH) as http:
         settings = MailSettings(host="127.0.0.1", port=smtp.port, timeout_s=5,
                                 from_address="no-reply@city.example", documents_dir=tmp_path,
@@ -161,7 +160,6 @@ def site(engine: Engine, tmp_path: Any) -> Iterator[Site]:
         mail = MailConnector(settings, documents=DirectoryDocumentStore(
             tmp_path, settings.documents_base_url, b"test-link-signing-key-0123456789"))
         yield Site(http, proc, engine, clock, smtp, mail)
-    use_policy(None)
 
 
 async def in_review(site: Site) -> str:

@@ -27,7 +27,6 @@ from hub.db import OutboxRecord, create_db_engine
 from hub.outbox import load_headers
 from hub.settings import Settings, StaffSettings
 from hub.staff import token_sha256
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import save_case
 from schemas.contract import (
@@ -81,7 +80,6 @@ async def http(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         if inspect.isawaitable(result := close()):
             await result
     wiring.engine.dispose()
-    use_policy(None)  # the wiring set the process's contract policy
 
 
 def refused(response: httpx.Response) -> None:

@@ -22,7 +22,7 @@ from hub.delivery import Delivery
 from hub.processing import BatchReport, Processor
 from hub.settings import RetrySettings
 from pipelines.invoices.models import InvoiceRow
-from pipelines.registration.handlers import HANDLERS as REGISTRATION
+from pipelines.registration.handlers import RegistrationHandlers
 from pipelines.registration.models import ContractorRow
 from schemas.envelope import new_envelope
 from schemas.erp import ErpRegistrationRequested
@@ -67,7 +67,8 @@ class Run:
 
 async def registered_contractor(engine: Engine, invoice_number: str | None) -> str:
     """Register a contractor through the registration pipeline; its 企業ID."""
-    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,), handlers=REGISTRATION)
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,),
+                        handlers=RegistrationHandlers().handlers)
     report = await Run(engine, spec).send(
         qualification_update(qual(invoice_number=invoice_number)), command_of(register()),
         key="1234567890")
