@@ -118,9 +118,8 @@ def registration_consumer(book: PolicyBook | None = None) -> ConsumerSpec:
         (Topics.REGISTRATION_COMMANDS, Topics.QUALIFICATION_UPDATES),
         handlers=pipeline.handlers,
         prepare=pipeline.prepare,
-        # Its batch costs about 15 statements and a commit whatever its size: at 2,000
-        # records instead of 500 it handled 16-18 % more commands/s at 17 % less CPU
-        # per command (benchmarks/bench_registration.py, docs/performance.md).
+        # Its batch costs about 15 statements and a commit whatever its size, so larger
+        # batches spread that over more commands (docs/performance.md).
         batch_max_records=2_000,
         description="利用者登録・変更・ICカード更新: REG, CHG, RNW rules; events and NTF mails",
         emits=((Topics.REGISTRATION_EVENTS, events), (Topics.MAIL_REQUESTS, (MailRequested,))),

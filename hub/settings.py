@@ -82,7 +82,8 @@ class KafkaSettings(BaseModel):
     # Both only bound how long an idle consumer waits: records end the wait at once. Every
     # consumer group of the process polls this often when idle (FastStream's batch loop
     # waits batch_timeout_ms, then sleeps as long; each fetch the broker holds up to
-    # fetch_max_wait_ms): at 5 / 10 ms an idle hub took 0.28 of a core and Kafka 0.39.
+    # fetch_max_wait_ms), so shorter waits cost an idle hub and Kafka CPU for nothing
+    # (docs/performance.md).
     batch_timeout_ms: int = Field(default=20, ge=1, le=5_000)
     fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=5_000,

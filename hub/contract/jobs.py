@@ -5,7 +5,8 @@
 - :func:`collect_contractor_signatures` (CON-2, CON-5): a gateway signing job the gateway
   has validated becomes :class:`ContractorSignatureAccepted`, the signed PDF archived.
   The gateway calls :func:`accept_contractor_signature` in the transaction that accepts
-  the signed PDF, so this job only finds what was signed before that hook existed.
+  the signed PDF, so this job only finds accepted jobs no such hook handed over (a
+  gateway wired without it).
 - :func:`city_signer_consumer` (CON-2, CON-7): not a job but a consumer of the process's
   events: a case the city agreed to is signed by the city's own signer (PAdES B-LT) and
   becomes :class:`CitySignatureApplied`; the signed PDF goes to the shared document

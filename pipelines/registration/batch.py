@@ -272,9 +272,9 @@ class Batch:
     def finish(self, session: Session) -> None:
         """Write what the batch's events changed, in bulk (inside the batch transaction).
 
-        Once, at the batch's end: the batch is done with then. (It used to copy its World
-        as the new base, for a second call that nobody makes: 2 % of a registration's CPU,
-        the copy filing every contractor and card again.)
+        Once, at the batch's end: the batch is done with then, so its World is not kept
+        as a base for a later call, and a second call is refused rather than written
+        against a stale base.
         """
         if self._finished:
             raise RuntimeError("Batch.finish: the batch was written already")
