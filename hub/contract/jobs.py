@@ -34,7 +34,7 @@ from connectors._shared.errors import PeerInMaintenance
 from hub.consumers import ConsumerSpec, EffectContext
 from hub.contract.models import CitySignatureRow
 from hub.documents.store import SqlDocumentStore
-from hub.gateway.models import SigningJobRow
+from hub.gateway.models import SigningJobRow, SigningJobStatus
 from hub.outbox import enqueue
 from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
@@ -114,7 +114,7 @@ def collect_contractor_signatures(session: Session, now: datetime) -> int:
     done = 0
     found = session.exec(select(CaseRow, SigningJobRow).where(
         CaseRow.status == ContractStatus.CONTRACTOR_AGREED.value,
-        CaseRow.signing_job_id == SigningJobRow.id, SigningJobRow.status == "signed",
+        CaseRow.signing_job_id == SigningJobRow.id, SigningJobRow.status == SigningJobStatus.SIGNED,
         SigningJobRow.signed_document.is_not(None)))  # type: ignore[union-attr]
     for row, job in found:
         state = CaseState.model_validate(row.state)

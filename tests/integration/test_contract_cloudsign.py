@@ -56,7 +56,7 @@ from tests.card.pdfs import make_pdf
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0200"
 CLIENT_ID = "hub-cloudsign-client"
 
@@ -83,9 +83,9 @@ class Route:
     async def relay(self) -> None:
         """What Kafka would carry: every new outbox record to both consumers."""
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(OB).where(OB.c.topic.in_(
+            rows = list(conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic.in_(
                 (Topics.CONTRACT_COMMANDS.name, Topics.CONTRACT_EVENTS.name))
-            ).order_by(OB.c.id)))
+            ).order_by(OUTBOX.c.id)))
         fresh, self.relayed = rows[self.relayed:], len(rows)
         for row in fresh:
             env = decode(row.value, load_headers(row.headers))

@@ -40,7 +40,7 @@ from tests.support.processing import Clock
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 TOKEN = "hub-app-token"
 CASE = "R8-0077"
 CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
@@ -67,7 +67,8 @@ class Hub:
 
     def published(self, topic: str) -> list[tuple[int, Envelope[Any]]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                .order_by(OUTBOX.c.id))
             return [(r.id, decode(r.value, load_headers(r.headers))) for r in rows]
 
     async def hand_on(self) -> None:

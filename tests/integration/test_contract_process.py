@@ -80,7 +80,7 @@ from tests.support.processing import Clock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0042"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
@@ -109,7 +109,8 @@ class World:
 
     def published(self, topic: str) -> list[Envelope[Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                .order_by(OUTBOX.c.id))
             return [decode(r.value, load_headers(r.headers)) for r in rows]
 
     def types(self) -> list[str]:

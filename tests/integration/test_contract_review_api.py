@@ -59,7 +59,7 @@ from tests.support.staff import AUTH, every_entity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp]
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0300"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CLERK = ContractParty(name="田中 太郎", email="tanaka@demo.co.jp")
@@ -91,8 +91,8 @@ class Site:
 
     def _rows(self, topic: str) -> list[Any]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(OB).where(OB.c.topic == topic)
-                                     .order_by(OB.c.id)))
+            return list(conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                     .order_by(OUTBOX.c.id)))
 
     async def relay(self) -> None:
         rows = self._rows(Topics.CONTRACT_COMMANDS.name)
@@ -137,8 +137,9 @@ class Site:
 
     def last_event(self) -> Envelope[Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(OB).where(OB.c.topic == Topics.CONTRACT_EVENTS.name)
-                               .order_by(OB.c.id.desc()).limit(1)).one()
+            row = conn.execute(sa.select(OUTBOX)
+                               .where(OUTBOX.c.topic == Topics.CONTRACT_EVENTS.name)
+                               .order_by(OUTBOX.c.id.desc()).limit(1)).one()
         return decode(row.value, load_headers(row.headers))
 
 

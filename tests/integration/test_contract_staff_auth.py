@@ -43,7 +43,7 @@ pytestmark = pytest.mark.postgres
 
 TOKEN = "staff-token-for-the-test-0123456789"
 CASE = "R8-0610"
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 def applied_case() -> CaseState:
@@ -126,8 +126,8 @@ async def test_staff_token_lists_and_uploads_the_contract_set(
             ).status_code == 404
     engine = create_db_engine(db_url)
     with engine.connect() as conn:
-        rows = list(conn.execute(sa.select(OB).where(
-            OB.c.topic == Topics.CONTRACT_COMMANDS.name)))
+        rows = list(conn.execute(sa.select(OUTBOX).where(
+            OUTBOX.c.topic == Topics.CONTRACT_COMMANDS.name)))
     engine.dispose()
     (command,) = (decode(row.value, load_headers(row.headers)).payload for row in rows)
     assert isinstance(command, ContractSetPrepared)  # the step went out to the process
