@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -108,12 +108,9 @@ class LookUp(StrEnum):
     """A held registration: (confirmation id, "")."""
 
 
-class Asked(NamedTuple):
-    """One look-up a batch has made: its kind and the values that name it."""
-
-    kind: LookUp
-    scope: str
-    value: str = ""
+Asked = tuple[LookUp, str, str]
+"""One look-up a batch has made: (kind, scope, value), the two values as its kind says.
+A plain tuple: a batch makes thousands of them."""
 
 
 Command = (CardRegistrationRequested | RegistrationConfirmed | ContactChangeRequested
@@ -202,7 +199,8 @@ class Batch:
         return missing
 
     def _confirmations(self, session: Session, ids: list[str]) -> None:
-        missing = [m.scope for m in self._missing(Asked(LookUp.CONFIRMATION, i) for i in ids)]
+        missing = [scope for _, scope, _ in
+                   self._missing((LookUp.CONFIRMATION, i, "") for i in ids)]
         if not missing:
             return
         for p in session.execute(sa.select(PENDING_CONFIRMATIONS).where(
@@ -215,11 +213,11 @@ class Batch:
                 self.world.confirmations[cid] = self.base.confirmations[cid] = held
 
     def _qualifications(self, session: Session, pairs: set[tuple[str, str]]) -> None:
-        missing = self._missing(Asked(LookUp.QUALIFICATION, e, u) for e, u in pairs)
+        missing = self._missing((LookUp.QUALIFICATION, e, u) for e, u in pairs)
         if not missing:
             return
-        entities = sorted({m.scope for m in missing})
-        users = sorted({m.value for m in missing})
+        entities = sorted({entity for _, entity, _ in missing})
+        users = sorted({user for _, _, user in missing})
         # A superset (entities x users) comes back; every row of it is current data.
         # Just the record's columns (not the verifier, key and times), positionally.
         rows = session.execute(
@@ -231,13 +229,14 @@ class Batch:
             key = (entity, _DOMAINS[domain], values[0])
             if key not in known:
                 known[key] = base[key] = record_from(values)
-        self._loaded.update(Asked(LookUp.QUALIFICATION, e, u) for e in entities for u in users)
+        self._loaded.update((LookUp.QUALIFICATION, e, u) for e in entities for u in users)
 
     def _contractors(self, session: Session, users: dict[str, set[str]],
                      company: dict[str, set[tuple[LookUp, str]]]) -> None:
         for network in sorted(users.keys() | company.keys()):
-            wanted = [Asked(LookUp.CONTRACTOR, network, u) for u in users.get(network, ())] + [
-                Asked(kind, network, value) for kind, value in company.get(network, ())]
+            wanted: list[Asked] = [
+                (LookUp.CONTRACTOR, network, u) for u in users.get(network, ())] + [
+                (kind, network, value) for kind, value in company.get(network, ())]
             missing = self._missing(wanted)
             if not missing:
                 continue
@@ -268,15 +267,15 @@ class Batch:
                         c.corporate_number, contact_of(rep) if rep else None)
 
     def _cards(self, session: Session, users: dict[str, set[str]], keys: list[CardKey]) -> None:
-        wanted_keys = [(m.scope, m.value)
-                       for m in self._missing(Asked(LookUp.CARD, *k) for k in keys)]
+        wanted_keys = [(issuer, serial) for _, issuer, serial
+                       in self._missing((LookUp.CARD, *k) for k in keys)]
         # Cards by owner are asked for apart from the contractors of the same user IDs.
-        owners = self._missing(Asked(LookUp.CARDS_OF_OWNER, n, u)
+        owners = self._missing((LookUp.CARDS_OF_OWNER, n, u)
                                for n, us in users.items() for u in us)
         selects = [matching(session, CARDS, CARDS.c.user_id,
-                            sorted(m.value for m in owners if m.scope == n),
+                            sorted(user for _, net, user in owners if net == n),
                             equal={CARDS.c.network: n})
-                   for n in sorted({m.scope for m in owners})]
+                   for n in sorted({net for _, net, _ in owners})]
         if wanted_keys:
             # One look-up per issuer (they are few), each probing (issuer, serial).
             selects += [matching(session, CARDS, CARDS.c.serial,
@@ -304,7 +303,7 @@ class Batch:
         for row in update.rows:
             key = (update.procuring_entity, update.domain, row.user_id)
             self.world.qualifications[key] = self.base.qualifications[key] = row
-            self._loaded.add(Asked(LookUp.QUALIFICATION, update.procuring_entity, row.user_id))
+            self._loaded.add((LookUp.QUALIFICATION, update.procuring_entity, row.user_id))
 
     # -- writing ------------------------------------------------------------------------
 
