@@ -16,9 +16,9 @@ so "N-1 over the first-to-last span" flattered large batches; it is still report
 figures from the first answer to the last), which holds better than throughput on a
 machine that is busy with something else.
 
-The consumer runs with its per-batch hook ``prepare=pipelines.registration.handlers.prepare``
-(the batch's state read in a few queries, written back in bulk at its end); the benchmark
-adds it when ``registration_consumer()`` does not pass it yet.
+The consumer runs with its per-batch hook ``RegistrationHandlers.prepare``
+(pipelines/registration/handlers.py: the batch's state read in a few queries, written back
+in bulk at its end), as ``registration_consumer()`` wires it.
 
 The topics are this run's own (``proc.bench.<tag>.*``, deleted afterwards): the handlers'
 emits are renamed from the real topics to them, so that tens of thousands of records do
@@ -114,15 +114,12 @@ class _RenamedTopics:
 
 def bench_consumer(tag: str) -> Any:
     from hub.bootstrap import registration_consumer
-    from pipelines.registration import handlers
     from schemas.topics import KeyKind, Topics, TopicSpec
 
     names = topic_names(tag)
     spec = registration_consumer()
     if os.environ.get("BENCH_BATCH"):  # another batch size than the consumer's own
         spec = dataclasses.replace(spec, batch_max_records=int(os.environ["BENCH_BATCH"]))
-    if spec.prepare is None:  # until hub.bootstrap passes prepare=handlers.prepare itself
-        spec = dataclasses.replace(spec, prepare=handlers.prepare)
     renamed = {Topics.REGISTRATION_EVENTS.name: TopicSpec(names["events"], "bench", KeyKind.CASE),
                Topics.MAIL_REQUESTS.name: TopicSpec(names["mail"], "bench", KeyKind.CASE)}
 
@@ -412,7 +409,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "kafka": f"Apache Kafka 4.1.1 on loopback, {describe()}, 6 partitions",
         "database": "PostgreSQL on loopback, fsync on",
         "hub": "one process, registration_consumer() as the hub runs it (prepare="
-               f"handlers.prepare, up to {batch_size()} records per batch)",
+               f"RegistrationHandlers.prepare, up to {batch_size()} records per batch)",
         "outputs_per_command": "CardRegistered + PropagationScheduled + MailRequested",
         **run,
         "runs": [{k: r[k] for k in ("commands_per_s", "first_to_last_per_s", "span_s",

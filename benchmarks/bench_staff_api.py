@@ -52,6 +52,7 @@ from hub.db import create_db_engine
 from hub.identity import OidcVerifier, Principal, StaffIdentity
 from hub.settings import OidcSettings
 from pipelines.contract.archive import ContractListItem, search_contracts
+from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, save_case
 from schemas.contract import CityAgreed, ContractStatus
 from tests.support.staff import case
@@ -90,7 +91,7 @@ def bare_router(engine: Engine, identity: StaffIdentity) -> APIRouter:
         state = load_case(db, case_id)
         assert state is not None
         return publish_step(engine, state, CityAgreed(case_id=case_id, by=APPROVER),
-                            datetime.now(UTC), "bench")
+                            datetime.now(UTC), "bench", policy=ContractPolicy())
 
     return router
 

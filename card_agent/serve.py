@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -90,6 +91,16 @@ NOT_PAIRED = _violation(
     "Reload the page, which pairs it again, and retry.")
 
 
+class OperationStatus(StrEnum):
+    """Where one card operation stands (``GET /operations/<id>``'s ``status``)."""
+
+    WAITING = "waiting"
+    """Asked for; the person has not completed it yet."""
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 @dataclass
 class Operation:
     """One card operation a paired page asked for; the person completes it at /op/<id>."""
@@ -99,7 +110,7 @@ class Operation:
     origin: str
     params: dict[str, Any]
     created: float
-    status: str = "waiting"  # waiting | done | failed | cancelled
+    status: OperationStatus = OperationStatus.WAITING
     step: int = 0  # renew: 0 old card, 1 new card
     result: dict[str, Any] = field(default_factory=dict)
     violations: list[RuleViolation] = field(default_factory=list)
@@ -244,15 +255,15 @@ class AgentService:
         return gateway
 
     def cancel(self, op: Operation) -> None:
-        if op.status == "waiting":
-            op.status = "cancelled"
+        if op.status == OperationStatus.WAITING:
+            op.status = OperationStatus.CANCELLED
 
     def present_pin(self, op: Operation, pin: str) -> None:
         """One attempt with ``pin`` for ``op`` (PIN-1: once; the person decides to retry).
 
         The PIN goes to the card and nowhere else; it is never kept or logged.
         """
-        if op.status != "waiting":
+        if op.status != OperationStatus.WAITING:
             return
         op.message = None
         with self._card:
@@ -264,18 +275,18 @@ class AgentService:
                 card.verify_pin(pin)
                 self._complete(op, card)
             except CardLockedError as exc:
-                op.status, op.violations = "failed", [exc.violation]
+                op.status, op.violations = OperationStatus.FAILED, [exc.violation]
             except CardError as exc:
                 # A wrong PIN or a card pulled out: the page says so; the person decides.
                 op.message = exc.violation
                 if not isinstance(exc, _RETRYABLE):
-                    op.status, op.violations = "failed", [exc.violation]
+                    op.status, op.violations = OperationStatus.FAILED, [exc.violation]
                 elif _locked_now(card):
-                    op.status, op.violations = "failed", [CardLockedError().violation]
+                    op.status, op.violations = OperationStatus.FAILED, [CardLockedError().violation]
             except GatewayRefusedError as exc:
-                op.status, op.violations = "failed", list(exc.violations)
+                op.status, op.violations = OperationStatus.FAILED, list(exc.violations)
             except TsaInMaintenance as exc:
-                op.status = "failed"
+                op.status = OperationStatus.FAILED
                 op.violations = [_violation(
                     "WIN-3",
                     f"タイムスタンプ局がメンテナンス中です({exc.until:%Y-%m-%d %H:%M} UTC まで)。",
@@ -283,7 +294,7 @@ class AgentService:
                     "終了後にもう一度署名してください。署名依頼はそのまま残ります。",
                     "Sign again afterwards; the job stays pending.")]
             except (TsaError, httpx.HTTPError) as exc:
-                op.status = "failed"
+                op.status = OperationStatus.FAILED
                 op.violations = [_violation(
                     "PIN-2",
                     "ハブまたはタイムスタンプ局に接続できませんでした。署名は送信されていません。",
@@ -328,14 +339,14 @@ class AgentService:
             signed = sign_pdf(op.document, card, self.tsa, chain=self.chain,
                               reason=f"署名依頼 {op.job['id']}")
             op.result = gateway.submit_signed(op.job["id"], signed)
-        op.status = "done"
+        op.status = OperationStatus.DONE
 
     def public(self, op: Operation) -> dict[str, Any]:
         """What the paired page learns of an operation."""
         out: dict[str, Any] = {"id": op.id, "kind": op.kind, "status": op.status,
                                "step": op.step,
                                "violations": [v.model_dump() for v in op.violations]}
-        if op.status == "done":
+        if op.status == OperationStatus.DONE:
             out["result"] = op.result
         return out
 
@@ -581,16 +592,16 @@ def _v_html(v: RuleViolation) -> str:
 def _op_html(agent: AgentService, op: Operation) -> str:
     title = _TITLES[op.kind]
     out = [f"<h1>{_e(title)}</h1>"]
-    if op.status == "done":
+    if op.status == OperationStatus.DONE:
         out.append("<div class=ok id=done>完了しました。このウィンドウを閉じて、"
                    "ハブのページに戻って"
                    "ください。 / Done: close this window and return to the hub's page.</div>")
         return "".join(out)
-    if op.status == "cancelled":
+    if op.status == OperationStatus.CANCELLED:
         out.append("<p id=cancelled>取り消しました。署名・送信は行っていません。 / Cancelled; "
                    "nothing was signed or sent.</p>")
         return "".join(out)
-    if op.status == "failed":
+    if op.status == OperationStatus.FAILED:
         out.extend(_v_html(v) for v in op.violations)
         out.append("<p>このウィンドウを閉じてください。 / Close this window.</p>")
         return "".join(out)
@@ -616,7 +627,7 @@ def _op_html(agent: AgentService, op: Operation) -> str:
         return "".join(out)
     out.append(f"<p>ICカード: {_e(card['subject'])}(serial {_e(card['serial'])})</p>")
     if pin and pin["locked"]:
-        op.status, op.violations = "failed", [CardLockedError().violation]
+        op.status, op.violations = OperationStatus.FAILED, [CardLockedError().violation]
         out.append(_v_html(op.violations[0]))
         return "".join(out)
     left = pin["retries_left"] if pin else None

@@ -31,8 +31,8 @@ _MD = "sha256"
 RESERVED = 16_384
 """Hex digits kept in the PDF for the CMS signature (8 KiB; the card's with its chain and
 the RFC 3161 token is ~6 KiB with the test PKI). A fixed size spares pyHanko's size
-estimate, a complete dry-run CMS with a dummy timestamp token fetched from the TSA: the
-signature's CPU 65 -> 29 ms. A CMS that does not fit is made again with the estimate."""
+estimate, a complete dry-run CMS with a dummy timestamp token fetched from the TSA
+(docs/performance.md). A CMS that does not fit is made again with the estimate."""
 _TOO_LARGE = "payload larger than expected"
 
 

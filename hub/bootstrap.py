@@ -4,6 +4,10 @@ The default wiring runs every pipeline and connector of the project against the
 settings' database and the connectors' own settings (``HUB_MAIL_*``, ``HUB_ERP_*``,
 ...), whose defaults are the reference peers on loopback. ``hub run --bootstrap
 module:function`` swaps it for another wiring (an integrator's own, or the tests').
+
+This is the composition root: the pipelines' handlers are built here from what they
+depend on (the registration policy book, the contract policy, the card gateway's signing
+jobs, CloudSign's store), as the connectors are; no pipeline reads a setting itself.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,6 +36,7 @@ from schemas.topics import Topics
 
 if TYPE_CHECKING:
     from hub.plugins import ConnectorRegistry
+    from pipelines.registration.policy import PolicyBook
 
 __all__ = [
     "EntityConfigError",
@@ -44,6 +48,7 @@ __all__ = [
     "entity_signers",
     "invoice_consumer",
     "load_wiring",
+    "policy_book",
     "staff_routers",
     "surety_consumer",
 ]
@@ -88,24 +93,35 @@ class Wiring:
     """The connector plugins started (the control API steers them)."""
 
 
-def registration_consumer() -> ConsumerSpec:
-    """The central pipeline of REG/CHG/RNW (利用者登録・変更・ICカード更新)."""
-    from pipelines.registration import handlers
+def policy_book(settings: Settings) -> PolicyBook:
+    """The registration policy (REG, CHG, RNW, WIN): the file ``HUB_REGISTRATION_POLICY``
+    names, else the packaged default."""
+    from pipelines.registration.policy import default_policy_book, load_policy_book
+
+    path = settings.registration_policy
+    return load_policy_book(path) if path else default_policy_book()
+
+
+def registration_consumer(book: PolicyBook | None = None) -> ConsumerSpec:
+    """The central pipeline of REG/CHG/RNW (利用者登録・変更・ICカード更新), deciding with
+    ``book`` (the packaged default policy if not given)."""
+    from pipelines.registration.handlers import MESSAGE_TYPES, RegistrationHandlers
+    from pipelines.registration.policy import default_policy_book
     from schemas import registration
     from schemas.mail import MailRequested
 
     events = tuple(v for v in vars(registration).values()
                    if isinstance(v, type) and issubclass(v, Payload) and v is not Payload
                    and v.__module__ == registration.__name__
-                   and v not in handlers.HANDLERS)
+                   and v not in MESSAGE_TYPES)
+    pipeline = RegistrationHandlers(book or default_policy_book())
     return ConsumerSpec(
         "registration",
         (Topics.REGISTRATION_COMMANDS, Topics.QUALIFICATION_UPDATES),
-        handlers=handlers.HANDLERS,
-        prepare=handlers.prepare,
-        # Its batch costs about 15 statements and a commit whatever its size: at 2,000
-        # records instead of 500 it handled 16-18 % more commands/s at 17 % less CPU
-        # per command (benchmarks/bench_registration.py, docs/performance.md).
+        handlers=pipeline.handlers,
+        prepare=pipeline.prepare,
+        # Its batch costs about 15 statements and a commit whatever its size, so larger
+        # batches spread that over more commands (docs/performance.md).
         batch_max_records=2_000,
         description="利用者登録・変更・ICカード更新: REG, CHG, RNW rules; events and NTF mails",
         emits=((Topics.REGISTRATION_EVENTS, events), (Topics.MAIL_REQUESTS, (MailRequested,))),
@@ -130,8 +146,9 @@ def invoice_consumer() -> ConsumerSpec:
                         "the ERP", emits=invoices.EMITS)
 
 
-def propagation_job(interval_s: float) -> ScheduledJob:
-    """REG-9, CHG-3, RNW-8: apply what is due to the other entities (idempotent, resumable)."""
+def propagation_job(interval_s: float, book: PolicyBook | None = None) -> ScheduledJob:
+    """REG-9, CHG-3, RNW-8: apply what is due to the other entities (idempotent, resumable),
+    each target asked again under ``book`` (the packaged default policy if not given)."""
     from pipelines.registration.propagation import propagate
 
     def emit(session: Session, event: Payload, pending: Any) -> None:
@@ -149,7 +166,7 @@ def propagation_job(interval_s: float) -> ScheduledJob:
 
         def once() -> Any:
             with Session(engine) as session:
-                return propagate(session, utc_now(), emit=emit)
+                return propagate(session, utc_now(), emit=emit, book=book)
 
         return await asyncio.to_thread(once)
 
@@ -297,8 +314,10 @@ def entity_signers(settings: Settings) -> dict[str, Any]:
     return signers
 
 
-def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
-    """Surety (SUR), invoices (INV) and the contract conclusion process (CON).
+def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings,
+                   book: PolicyBook | None = None) -> None:
+    """Surety (SUR), invoices (INV) and the contract conclusion process (CON); ``book``:
+    the registration policy, whose e-contract maintenance windows hold the city's signing.
 
     The city's own signer: each entity's own (:func:`entity_signers`) when entities have
     one; else the token ``HUB_CITYSIGNER_*`` configures, else the local SoftHSM2 token
@@ -310,16 +329,14 @@ def case_pipelines(wiring: Wiring, cloudsign: Any, settings: Settings) -> None:
 
     wiring.consumers.append(surety_consumer())
     wiring.consumers.append(invoice_consumer())
-    from pipelines.contract.handlers import use_policy
-
-    use_policy(contract.policy_from_settings(settings))
-    wiring.consumers.extend(contract.consumers(cloudsign_store=cloudsign.store))
+    policy = contract.policy_from_settings(settings)
+    wiring.consumers.extend(contract.consumers(policy=policy, cloudsign_store=cloudsign.store))
     signer: Any = entity_signers(settings) or city_signer()
     if signer:
         wiring.consumers.append(contract.city_signer_consumer(wiring.engine, signer,
-                                                              wiring.documents()))
+                                                              wiring.documents(), book=book))
     wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
-    wiring.routers.append(review_router(wiring.engine))
+    wiring.routers.append(review_router(wiring.engine, policy=policy))
     wiring.routers.append(download_router(wiring.documents(), wiring.links()))
 
 
@@ -376,9 +393,10 @@ def webhook_routers(wiring: Wiring) -> None:
     wiring.routers.append(cloudsign_webhook(wiring.engine, publisher.publish))
 
 
-def gateway(wiring: Wiring) -> Any:
-    """The card agents' gateway (returns its GatewayConfig). Without HUB_GATEWAY_CARD_ROOTS
-    the embedded default trusts the project's test PKI (never in production)."""
+def gateway(wiring: Wiring, book: PolicyBook | None = None) -> Any:
+    """The card agents' gateway (returns its GatewayConfig), judging log-ins and signing
+    windows by ``book``. Without HUB_GATEWAY_CARD_ROOTS the embedded default trusts the
+    project's test PKI (never in production)."""
     from hub.gateway import OUTCOME_CONSUMER, GatewaySettings, build_router, gateway_config
     from hub.gateway.pages import build_pages_router
 
@@ -394,7 +412,8 @@ def gateway(wiring: Wiring) -> Any:
                     pki.directory)
     from hub.contract.jobs import accept_contractor_signature
 
-    config = gateway_config(wiring.engine, settings, on_signed=accept_contractor_signature)
+    config = gateway_config(wiring.engine, settings, on_signed=accept_contractor_signature,
+                            book=book)
     wiring.routers.append(build_router(config))
     wiring.routers.append(build_pages_router(settings.agent_url))
     wiring.consumers.append(OUTCOME_CONSUMER)
@@ -411,6 +430,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     from connectors.citysigner.signer import load_pem_files
     from hub.console import ConsoleConfig, console_router
     from hub.contract.archive_api import ArchiveService, archive_router
+    from hub.contract.wiring import policy_from_settings
     from hub.identity import staff_identity
     from hub.staff_api import staff_router
 
@@ -420,7 +440,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
             roots += load_pem_files(entity.signer.trust_roots)
     identity = staff_identity(settings.staff, RUN_DIR)
     log.info("staff: %r", identity)
-    archive = ArchiveService(wiring.engine, roots)
+    archive = ArchiveService(wiring.engine, roots, policy=policy_from_settings(settings))
     wiring.routers.append(archive_router(wiring.engine, roots, identity=identity,
                                          service=archive))
     wiring.routers.append(staff_router(wiring.engine, identity))
@@ -435,14 +455,14 @@ def default_wiring(settings: Settings) -> Wiring:
     """Every pipeline and connector of the hub."""
     engine = create_db_engine(settings.database_url.get_secret_value())
     wiring = Wiring(engine=engine, publisher=OutboxPublisher(engine), settings=settings)
-    wiring.consumers.append(registration_consumer())
-    interval = float(os.environ.get("HUB_PROPAGATION_INTERVAL_S", timedelta(minutes=5).seconds))
-    wiring.jobs.append(propagation_job(interval))
+    book = policy_book(settings)
+    wiring.consumers.append(registration_consumer(book))
+    wiring.jobs.append(propagation_job(settings.propagation_interval_s, book))
     connectors = connector_consumers(wiring)
     entity_consumers(wiring, settings)
-    case_pipelines(wiring, connectors["connector.cloudsign"], settings)
+    case_pipelines(wiring, connectors["connector.cloudsign"], settings, book)
     webhook_routers(wiring)
-    staff_routers(wiring, settings, gateway(wiring).signature_roots)
+    staff_routers(wiring, settings, gateway(wiring, book).signature_roots)
     wiring.jobs.append(edge_purge(settings))
     return wiring
 

@@ -267,12 +267,12 @@ class ConsumerRuntime:
     async def finish_commit(self) -> None:
         """Wait for the offset commit in flight, if any, for at most ``stop_commit_timeout_s``.
 
-        Stopping calls this while the consumer is still open. aiokafka (0.14) never ends a
-        commit that is in flight while its consumer stops: the closed connection marks the
-        group coordinator dead, a closing coordinator is not looked up again, and the commit
-        retries "coordinator not available" every 100 ms for ever (the hub would then ignore
-        SIGTERM). A commit given up is only a redelivery to the next owner: the records'
-        effects are committed and deduplicated.
+        Stopping calls this while the consumer is still open, because aiokafka (0.14) never
+        ends a commit that is in flight while its consumer stops: the closed connection
+        marks the group coordinator dead, a closing coordinator is not looked up again, and
+        the commit retries "coordinator not available" for ever, so stopping would never
+        end. A commit given up is only a redelivery to the next owner: the records' effects
+        are committed and deduplicated.
         """
         task, self._committing = self._committing, None
         if task is None:

@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_MAX_RECORD_BYTES", "H_CLAIM", "H_CLAIM_BYTES", "check_in", "
 
 H_CLAIM = "x-hub-claim-check"
 H_CLAIM_BYTES = "x-hub-claim-check-bytes"
-CC = ClaimCheckRecord.__table__  # type: ignore[attr-defined]
+CLAIM_CHECKS = ClaimCheckRecord.__table__  # type: ignore[attr-defined]
 
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
 """Below the broker's default ``message.max.bytes`` (1,048,588) with room for the batch's
@@ -73,8 +73,9 @@ def check_in(session: Session, topic: str, *, key: bytes | None, value: bytes,
     del key  # the pointer keeps the record's key; the stored value is enough to restore it
     ref = uuid.uuid4().hex
     digest = hashlib.sha256(value).hexdigest()
-    session.execute(sa.insert(CC).values(ref=ref, topic=topic, value=value, size=len(value),
-                                         sha256=digest, created_at=now))
+    session.execute(sa.insert(CLAIM_CHECKS).values(ref=ref, topic=topic, value=value,
+                                                   size=len(value), sha256=digest,
+                                                   created_at=now))
     kept = [(k, v) for k, v in headers if k not in (H_CLAIM, H_CLAIM_BYTES)]
     pointer = orjson.dumps({"claim_check": ref, "bytes": len(value), "sha256": digest,
                             "note": "stored by reference: the value is in the hub's "
@@ -94,7 +95,8 @@ def resolve(engine: Engine, deliveries: Sequence[Any]) -> None:
         return
     refs = sorted({r for r in wanted.values() if r})
     with engine.connect() as conn:
-        query = sa.select(CC.c.ref, CC.c.value).where(CC.c.ref.in_(refs))
+        query = sa.select(CLAIM_CHECKS.c.ref, CLAIM_CHECKS.c.value).where(
+            CLAIM_CHECKS.c.ref.in_(refs))
         values: dict[str, bytes] = {row.ref: row.value for row in conn.execute(query)}
     for d, ref in wanted.items():
         value = values.get(ref or "")
@@ -108,5 +110,6 @@ def resolve(engine: Engine, deliveries: Sequence[Any]) -> None:
 def stored_value(engine: Engine, ref: str) -> bytes | None:
     """The value of one claim check, if it is still stored (``hub dlq show``)."""
     with engine.connect() as conn:
-        value = conn.execute(sa.select(CC.c.value).where(CC.c.ref == ref)).scalar()
+        value = conn.execute(sa.select(CLAIM_CHECKS.c.value).where(
+            CLAIM_CHECKS.c.ref == ref)).scalar()
     return None if value is None else bytes(value)

@@ -337,13 +337,13 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_propagate(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.bootstrap import propagation_job
+    from hub.bootstrap import policy_book, propagation_job
     from hub.db import create_db_engine
 
     engine = create_db_engine(settings.database_url.get_secret_value())
 
     async def once() -> Any:
-        return await propagation_job(0).run(engine)
+        return await propagation_job(0, policy_book(settings)).run(engine)
 
     report = asyncio.run(once())
     _print({"done": report.done, "skipped": report.skipped, "failed": report.failed,
@@ -379,7 +379,8 @@ def _cmd_connectors(args: argparse.Namespace, settings: Settings) -> int:
 
     scheme = "https" if settings.http.tls_cert_file is not None else "http"
     base = (args.url or f"{scheme}://{settings.http_host}:{settings.http_port}").rstrip("/")
-    token = os.environ.get("HUB_STAFF_TOKEN") or local_token(RUN_DIR)
+    token = (settings.staff_token.get_secret_value() if settings.staff_token
+             else local_token(RUN_DIR))
     method, path = {
         "list": ("GET", "/connectors"),
         "status": ("GET", f"/connectors/{args.name}/status"),

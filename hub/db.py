@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "ClaimCheckRecord",
     "OutboxRecord",
     "ProcessedMessage",
+    "ProcessedOutcome",
     "ScheduledRetry",
     "create_db_engine",
     "is_postgres",
@@ -43,6 +45,19 @@ __all__ = [
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UtcTimestamp = sa.DateTime(timezone=True)
+
+
+class ProcessedOutcome(StrEnum):
+    """What a consumer's marker in ``hub_processed_message`` says of a message."""
+
+    DONE = "done"
+    """Handled, its effects committed: a redelivery is a duplicate."""
+    DEAD = "dead"
+    """Dead-lettered: only a replay from the dead-letter topic is handled again."""
+    RETRYING = "retrying"
+    """A retry is scheduled: only that retry (or a replay) is handled again."""
+    CLAIMED = "claimed"
+    """An effect's outside call is under way (see ``Processor._claim_effect``)."""
 
 
 class ProcessedMessage(SQLModel, table=True):
@@ -157,9 +172,8 @@ def _private_sqlite_file(database: str | None) -> None:
 
 def _binary_arrays(dbapi_conn: Any, _record: Any) -> None:
     """Lists go to PostgreSQL as binary arrays. A batch's look-ups bind arrays of thousands
-    of values (pipelines.bulk); psycopg quoted each value of a text array in Python, a
-    twentieth of the registration batch's CPU. Binary: 0.8 ms against 1.9 ms for a query
-    on 2,000 values."""
+    of values (pipelines.bulk); as text arrays psycopg would quote each value in Python
+    (docs/performance.md)."""
     dbapi_conn.adapters.register_dumper(list, ListBinaryDumper)
 
 

@@ -49,7 +49,7 @@ class LeaseRow(SQLModel, table=True):
     acquired_at: datetime = Field(sa_type=UtcTimestamp)
 
 
-LT = LeaseRow.__table__  # type: ignore[attr-defined]
+LEASES = LeaseRow.__table__  # type: ignore[attr-defined]
 
 def holder_id() -> str:
     """A new holder's name: host, pid and a random part (pids repeat; one process may run
@@ -78,15 +78,15 @@ class Lease:
         if not self._shared:
             return True
         now = self._clock()
-        stmt = postgresql.insert(LT).values(name=self.name, holder=self.holder,
-                                            expires_at=now + self.ttl, acquired_at=now)
+        stmt = postgresql.insert(LEASES).values(name=self.name, holder=self.holder,
+                                                expires_at=now + self.ttl, acquired_at=now)
         upsert = stmt.on_conflict_do_update(
-            index_elements=[LT.c.name],
+            index_elements=[LEASES.c.name],
             set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at,
-                  "acquired_at": sa.case((LT.c.holder == stmt.excluded.holder,
-                                          LT.c.acquired_at), else_=stmt.excluded.acquired_at)},
-            where=sa.or_(LT.c.holder == stmt.excluded.holder, LT.c.expires_at <= now),
-        ).returning(LT.c.holder)
+                  "acquired_at": sa.case((LEASES.c.holder == stmt.excluded.holder,
+                                          LEASES.c.acquired_at), else_=stmt.excluded.acquired_at)},
+            where=sa.or_(LEASES.c.holder == stmt.excluded.holder, LEASES.c.expires_at <= now),
+        ).returning(LEASES.c.holder)
         with self.engine.begin() as conn:
             got = conn.execute(upsert).scalar()
         return got == self.holder
@@ -96,16 +96,16 @@ class Lease:
         if not self._shared:
             return
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(LT).where(LT.c.name == self.name,
-                                             LT.c.holder == self.holder))
+            conn.execute(sa.delete(LEASES).where(LEASES.c.name == self.name,
+                                                 LEASES.c.holder == self.holder))
 
     def holder_now(self) -> str | None:
         """Who holds the lease now (None: nobody, or it has expired)."""
         if not self._shared:
             return self.holder
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(LT.c.holder, LT.c.expires_at)
-                               .where(LT.c.name == self.name)).first()
+            row = conn.execute(sa.select(LEASES.c.holder, LEASES.c.expires_at)
+                               .where(LEASES.c.name == self.name)).first()
         return None if row is None or row.expires_at <= self._clock() else str(row.holder)
 
     @contextlib.asynccontextmanager

@@ -400,8 +400,8 @@ class OutboxRelay:
         the topics whose records did not all go (the others' records are sent).
 
         Records go into the producer's batch builders directly instead of one ``send()``
-        each (a future, a partitioner call and an accumulator look-up per record: about
-        half of the relay's CPU); the partition is the one ``send()`` would choose (the
+        each (a future, a partitioner call and an accumulator look-up per record;
+        docs/performance.md); the partition is the one ``send()`` would choose (the
         default partitioner: murmur2 of the key, the same as Kafka's Java clients), once per
         key. Order within a partition is kept: its batches are queued in turn. A record
         larger than ``max_record_bytes`` is first stored by reference."""

@@ -38,7 +38,13 @@ from sqlmodel import Session
 from hub import claimcheck, metrics, tracing
 from hub.claimcheck import is_pointer
 from hub.consumers import BatchState, ConsumerSpec
-from hub.db import OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres, transaction
+from hub.db import (
+    ProcessedMessage,
+    ProcessedOutcome,
+    ScheduledRetry,
+    is_postgres,
+    transaction,
+)
 from hub.delivery import Delivery
 from hub.failures import BatchReport, RetriesAndDeadLetters
 from hub.logs import correlation
@@ -54,14 +60,9 @@ from schemas.wire import WireError
 __all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
 
 log = logging.getLogger(__name__)
-PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
-OB = OutboxRecord.__table__  # type: ignore[attr-defined]
-SR = ScheduledRetry.__table__  # type: ignore[attr-defined]
+PROCESSED = ProcessedMessage.__table__  # type: ignore[attr-defined]
+RETRIES = ScheduledRetry.__table__  # type: ignore[attr-defined]
 
-
-CLAIMED = "claimed"
-"""The outcome of an effect's message while its outside call is under way (see
-``Processor._claim_effect``)."""
 
 EFFECT_CLAIM_POLL_S = 0.2
 """How often a consumer looks again at an effect another consumer has claimed."""
@@ -78,8 +79,9 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 class _Context:
     """What a handler sees (pipelines.ports.HandlerContext)."""
 
-    session_: Session | None
-    now_: datetime
+    transaction_session: Session | None
+    """The batch's session; an effect has none."""
+    processing_time: datetime
     producer: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     appended: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict)
@@ -88,22 +90,23 @@ class _Context:
 
     @property
     def session(self) -> Session:
-        if self.session_ is None:
+        if self.transaction_session is None:
             raise RuntimeError("an effect has no database session; emit events instead")
-        return self.session_
+        return self.transaction_session
 
     @property
     def now(self) -> datetime:
-        return self.now_
+        return self.processing_time
 
     def append_row(self, table: sa.Table, row: dict[str, Any]) -> None:
         self.appended.setdefault(table, []).append(row)
 
     def emit(self, topic: TopicSpec, payload: Payload, *, cause: Envelope[Any],
              correlation_id: str | None = None, entity: str | None = None) -> Envelope[Any]:
-        env = caused_envelope(payload, cause, producer=self.producer, occurred_at=self.now_,
+        env = caused_envelope(payload, cause, producer=self.producer,
+                              occurred_at=self.processing_time,
                               correlation_id=correlation_id, entity=entity)
-        self.rows.append(record_row(topic, env, self.now_))
+        self.rows.append(record_row(topic, env, self.processing_time))
         return env
 
 
@@ -215,8 +218,8 @@ class Processor(RetriesAndDeadLetters):
         now = self.clock()
         ids = [d.dedupe_id for d in deliveries]
         seen: dict[str, str] = {row[0]: row[1] for row in session.execute(self._seen_query(ids))}
-        inserts: dict[str, str] = {}
-        updates: dict[str, str] = {}
+        inserts: dict[str, ProcessedOutcome] = {}
+        updates: dict[str, ProcessedOutcome] = {}
         outbox: list[dict[str, Any]] = []
         ctx = _Context(session, now, self.producer)
         if self.spec.prepare is not None:
@@ -231,7 +234,7 @@ class Processor(RetriesAndDeadLetters):
                 if prior is None:
                     outbox.append(self._dead_letter_row(d, now, reason=env.reason.value,
                                                         error=env, text=(env.text_ja, env.text_en)))
-                    inserts[mid] = seen[mid] = "dead"
+                    inserts[mid] = seen[mid] = ProcessedOutcome.DEAD
                     report.dead_reasons.append(env.reason.value)
                 else:
                     report.duplicate += 1
@@ -251,9 +254,9 @@ class Processor(RetriesAndDeadLetters):
             finally:
                 correlation.reset(token)
             outbox.extend(ctx.rows)
-            (updates if prior is not None else inserts)[mid] = seen[mid] = "done"
+            (updates if prior is not None else inserts)[mid] = seen[mid] = ProcessedOutcome.DONE
             if d.retry_id is not None:
-                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
+                session.execute(sa.delete(RETRIES).where(RETRIES.c.id == d.retry_id))
             report.done += 1
             self._observe_age(env, now)
         if ctx.prepared is not None:
@@ -269,32 +272,34 @@ class Processor(RetriesAndDeadLetters):
         the primary key instead of filtering the consumer's rows against a long IN list.
         """
         if not is_postgres(self.engine):
-            return sa.select(PM.c.message_id, PM.c.outcome).where(
-                PM.c.consumer == self.spec.name, PM.c.message_id.in_(ids))
+            return sa.select(PROCESSED.c.message_id, PROCESSED.c.outcome).where(
+                PROCESSED.c.consumer == self.spec.name, PROCESSED.c.message_id.in_(ids))
         wanted = sa.func.unnest(sa.bindparam("ids", ids, type_=ARRAY(sa.String))) \
             .table_valued("id").render_derived()
-        return sa.select(PM.c.message_id, PM.c.outcome).select_from(wanted.join(
-            PM, sa.and_(PM.c.consumer == self.spec.name, PM.c.message_id == wanted.c.id)))
+        return sa.select(PROCESSED.c.message_id, PROCESSED.c.outcome).select_from(wanted.join(
+            PROCESSED, sa.and_(PROCESSED.c.consumer == self.spec.name,
+                               PROCESSED.c.message_id == wanted.c.id)))
 
     def _should_handle(self, d: Delivery, prior: str | None) -> bool:
         if prior is None:
             return True
-        if prior == CLAIMED:  # an effect under way elsewhere, or its process died
+        if prior == ProcessedOutcome.CLAIMED:  # an effect under way elsewhere, or its owner died
             return True
-        if prior == "dead":
+        if prior == ProcessedOutcome.DEAD:
             return d.is_replay
-        if prior == "retrying":
+        if prior == ProcessedOutcome.RETRYING:
             return d.retry_id is not None or d.is_replay
         return False
 
-    def _write(self, session: Session, now: datetime, inserts: dict[str, str],
-               updates: dict[str, str], outbox: list[dict[str, Any]]) -> list[PendingRecord]:
-        insert_rows(session, PM, [
+    def _write(self, session: Session, now: datetime, inserts: dict[str, ProcessedOutcome],
+               updates: dict[str, ProcessedOutcome], outbox: list[dict[str, Any]],
+               ) -> list[PendingRecord]:
+        insert_rows(session, PROCESSED, [
             {"consumer": self.spec.name, "message_id": m, "outcome": o, "processed_at": now}
             for m, o in inserts.items()])
         for m, o in updates.items():
-            session.execute(sa.update(PM).where(PM.c.consumer == self.spec.name,
-                                                PM.c.message_id == m)
+            session.execute(sa.update(PROCESSED).where(PROCESSED.c.consumer == self.spec.name,
+                                                       PROCESSED.c.message_id == m)
                             .values(outcome=o, processed_at=now))
         return insert_records(session, outbox)
 
@@ -307,7 +312,7 @@ class Processor(RetriesAndDeadLetters):
         if not self._should_handle(d, prior) or not await self._claim_effect(d, prior):
             report.duplicate += 1
             return
-        prior = CLAIMED
+        prior = ProcessedOutcome.CLAIMED
         handler = self.spec.handler_for(env.payload)
         ctx = _Context(None, self.clock(), self.producer)
         token = correlation.set(env.correlation_id)
@@ -332,7 +337,7 @@ class Processor(RetriesAndDeadLetters):
                 return True
             await asyncio.sleep(EFFECT_CLAIM_POLL_S)
             prior = await asyncio.to_thread(self._outcome_of, d.dedupe_id)
-            if prior != CLAIMED and not self._should_handle(d, prior):
+            if prior != ProcessedOutcome.CLAIMED and not self._should_handle(d, prior):
                 return False
 
     def _claim(self, message_id: str, prior: str | None) -> bool:
@@ -341,25 +346,26 @@ class Processor(RetriesAndDeadLetters):
             if prior is None:
                 try:
                     with session.begin_nested():
-                        session.execute(sa.insert(PM).values(
-                            consumer=self.spec.name, message_id=message_id, outcome=CLAIMED,
-                            processed_at=now))
+                        session.execute(sa.insert(PROCESSED).values(
+                            consumer=self.spec.name, message_id=message_id,
+                            outcome=ProcessedOutcome.CLAIMED, processed_at=now))
                 except sa.exc.IntegrityError:
                     return False
                 return True
-            held = PM.c.outcome == prior
-            if prior == CLAIMED:
+            held = PROCESSED.c.outcome == prior
+            if prior == ProcessedOutcome.CLAIMED:
                 stale = now - timedelta(seconds=self.retry.effect_claim_s)
-                held = held & (PM.c.processed_at < stale)
-            taken = session.execute(sa.update(PM).where(
-                PM.c.consumer == self.spec.name, PM.c.message_id == message_id, held,
-            ).values(outcome=CLAIMED, processed_at=now))
+                held = held & (PROCESSED.c.processed_at < stale)
+            taken = session.execute(sa.update(PROCESSED).where(
+                PROCESSED.c.consumer == self.spec.name, PROCESSED.c.message_id == message_id, held,
+            ).values(outcome=ProcessedOutcome.CLAIMED, processed_at=now))
             return bool(taken.rowcount)  # type: ignore[attr-defined]
 
     def _outcome_of(self, message_id: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(PM.c.outcome).where(
-                PM.c.consumer == self.spec.name, PM.c.message_id == message_id)).scalar()
+            return conn.execute(sa.select(PROCESSED.c.outcome).where(
+                PROCESSED.c.consumer == self.spec.name,
+                PROCESSED.c.message_id == message_id)).scalar()
 
     def _record_effect(self, d: Delivery, prior: str | None, ctx: _Context,
                        report: BatchReport) -> None:
@@ -368,10 +374,11 @@ class Processor(RetriesAndDeadLetters):
         with transaction(self.engine) as session:
             for table, rows in ctx.appended.items():
                 session.execute(sa.insert(table), rows)
-            report.committed.extend(self._write(session, now, {} if prior else {mid: "done"},
-                                                {mid: "done"} if prior else {}, ctx.rows))
+            done: dict[str, ProcessedOutcome] = {mid: ProcessedOutcome.DONE}
+            report.committed.extend(self._write(session, now, {} if prior else done,
+                                                done if prior else {}, ctx.rows))
             if d.retry_id is not None:
-                session.execute(sa.delete(SR).where(SR.c.id == d.retry_id))
+                session.execute(sa.delete(RETRIES).where(RETRIES.c.id == d.retry_id))
         report.done += 1
         env = d.decoded
         if isinstance(env, Envelope):

@@ -34,7 +34,14 @@ from sqlalchemy.engine import Engine
 
 from hub import metrics
 from hub.consumers import ConsumerSpec
-from hub.db import ClaimCheckRecord, OutboxRecord, ProcessedMessage, ScheduledRetry, is_postgres
+from hub.db import (
+    ClaimCheckRecord,
+    OutboxRecord,
+    ProcessedMessage,
+    ProcessedOutcome,
+    ScheduledRetry,
+    is_postgres,
+)
 from hub.gateway.models import ChallengeRow, SessionRow
 from hub.settings import RetentionSettings
 from schemas.envelope import utc_now
@@ -44,11 +51,11 @@ __all__ = ["RETENTION_LOCK_KEY", "Retention", "table_sizes"]
 
 log = logging.getLogger(__name__)
 RETENTION_LOCK_KEY = 0x68_75_62_5F_72_74  # "hub_rt": one pruner at a time per database
-PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
-CC = ClaimCheckRecord.__table__  # type: ignore[attr-defined]
-CH = ChallengeRow.__table__  # type: ignore[attr-defined]
-SE = SessionRow.__table__  # type: ignore[attr-defined]
-MEASURED = (PM, CC, CH, SE, OutboxRecord.__table__,  # type: ignore[attr-defined]
+PROCESSED = ProcessedMessage.__table__  # type: ignore[attr-defined]
+CLAIM_CHECKS = ClaimCheckRecord.__table__  # type: ignore[attr-defined]
+CHALLENGES = ChallengeRow.__table__  # type: ignore[attr-defined]
+CARD_SESSIONS = SessionRow.__table__  # type: ignore[attr-defined]
+MEASURED = (PROCESSED, CLAIM_CHECKS, CHALLENGES, CARD_SESSIONS, OutboxRecord.__table__,  # type: ignore[attr-defined]
             ScheduledRetry.__table__)  # type: ignore[attr-defined]
 
 
@@ -88,20 +95,21 @@ class Retention:
         now = self.clock()
         s = self.settings
         margin = timedelta(seconds=s.margin_s)
-        deleted = {PM.name: 0, CC.name: 0}
+        deleted = {PROCESSED.name: 0, CLAIM_CHECKS.name: 0}
         for spec in self.consumers:
             kept = timedelta(milliseconds=max(t.retention_ms for t in spec.topics)) + margin
             kept_dead = timedelta(milliseconds=max(t.dlq_retention_ms for t in spec.topics)
                                   ) + margin
-            for outcome, keep in (("done", kept), ("dead", kept_dead)):
-                deleted[PM.name] += self._delete(engine, PM, sa.and_(
-                    PM.c.consumer == spec.name, PM.c.outcome == outcome,
-                    PM.c.processed_at < now - keep))
-        is_dead_letter = CC.c.topic.like(f"%{DLQ_SUFFIX}")
-        deleted[CC.name] += self._delete(engine, CC, sa.and_(
-            ~is_dead_letter, CC.c.created_at < now - timedelta(seconds=s.claim_check_s)))
-        deleted[CC.name] += self._delete(engine, CC, sa.and_(
-            is_dead_letter, CC.c.created_at < now - timedelta(seconds=s.dead_letter_s)))
+            for outcome, keep in ((ProcessedOutcome.DONE, kept),
+                                  (ProcessedOutcome.DEAD, kept_dead)):
+                deleted[PROCESSED.name] += self._delete(engine, PROCESSED, sa.and_(
+                    PROCESSED.c.consumer == spec.name, PROCESSED.c.outcome == outcome,
+                    PROCESSED.c.processed_at < now - keep))
+        is_dead_letter = CLAIM_CHECKS.c.topic.like(f"%{DLQ_SUFFIX}")
+        deleted[CLAIM_CHECKS.name] += self._delete(engine, CLAIM_CHECKS, sa.and_(
+            ~is_dead_letter, CLAIM_CHECKS.c.created_at < now - timedelta(seconds=s.claim_check_s)))
+        deleted[CLAIM_CHECKS.name] += self._delete(engine, CLAIM_CHECKS, sa.and_(
+            is_dead_letter, CLAIM_CHECKS.c.created_at < now - timedelta(seconds=s.dead_letter_s)))
         return deleted
 
     def _delete(self, engine: Engine, table: sa.Table, where: Any) -> int:

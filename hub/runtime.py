@@ -57,8 +57,8 @@ log = logging.getLogger(__name__)
 HTTP_KEEP_ALIVE_S = 65
 """Idle keep-alive of the hub's HTTP server: longer than clients keep idle connections
 (httpx: 5 s), so a client never sends on a connection the server is closing at the same
-moment (the card agent's PUT of a signed PDF after a long signature: "Server
-disconnected" under load, benchmarks/results/cases.json). Uvicorn's own default is 5 s."""
+moment (a request would fail with "Server disconnected", such as the card agent's PUT of
+a signed PDF after a long signature). Uvicorn's own default is 5 s."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,8 @@ def settle_garbage_collector() -> None:
     """Once started: what exists now (modules, settings, wiring) lives as long as the
     process, so it is moved out of the collector's way (``gc.freeze``), and young
     collections run every 10,000 allocations instead of 700. A batch of commands allocates
-    tens of thousands of short-lived objects; with the defaults the collector took about a
-    sixth of the registration pipeline's CPU, mostly re-scanning the long-lived objects
-    (benchmarks/bench_registration.py)."""
+    tens of thousands of short-lived objects; with the defaults the collector would spend
+    much of the pipeline's CPU re-scanning the long-lived objects (docs/performance.md)."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()

@@ -413,6 +413,18 @@ class Settings(BaseSettings):
         "mails); default the hub's own HTTP host and port. Set it where the hub is behind "
         "a proxy or a load balancer: every process then links to the same place.")
     retry: RetrySettings = RetrySettings()
+    registration_policy: Path | None = Field(
+        default=None,
+        description="The registration policy TOML file (REG, CHG, RNW, WIN-1, WIN-2; "
+        "docs/rules.md); default the packaged pipelines/registration/default_policy.toml.")
+    propagation_interval_s: float = Field(
+        default=300.0, ge=0,
+        description="How often the job applying due propagations to the other entities "
+        "runs (REG-9, CHG-3, RNW-8).")
+    staff_token: SecretStr | None = Field(
+        default=None,
+        description="The staff API token `hub connectors` sends (default the local "
+        "RUN_DIR/staff-token).")
     contract: ContractSettings = ContractSettings()
     staff: StaffSettings = StaffSettings()
     entities: dict[str, EntitySettings] = Field(

@@ -1,10 +1,10 @@
 """The TLS context of HTTP clients made for one call (or one case), made once per process.
 
-httpx loads its CA bundle for every client it builds with the default ``verify=True``:
-~18 ms CPU, more than a whole RFC 3161 timestamp otherwise costs. A client that cannot be
-kept (the TSA's: pyHanko's sync API runs each signature on its own event loop) takes this
-context instead; it verifies exactly as httpx's default does (certifi's CAs, or the file
-in ``SSL_CERT_FILE``).
+httpx loads its CA bundle for every client it builds with the default ``verify=True``,
+which costs more than the rest of an RFC 3161 timestamp (docs/performance.md). A client
+that cannot be kept (the TSA's: pyHanko's sync API runs each signature on its own event
+loop) takes this context instead; it verifies exactly as httpx's default does (certifi's
+CAs, or the file in ``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations

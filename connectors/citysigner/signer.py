@@ -37,7 +37,7 @@ _MD = "sha256"
 _RESERVED = 16_384
 """Hex digits kept in the PDF for the CMS signature (8 KiB; the city's signature with its
 chain and the RFC 3161 token is ~4.3 KiB with the test PKI). A fixed size spares pyHanko's
-size estimate, which is a complete dry-run CMS signature: half the signing CPU. A CMS that
+size estimate, which is a complete dry-run CMS signature (docs/performance.md). A CMS that
 does not fit is made again with the estimate (:meth:`CitySigner.sign`)."""
 _TOO_LARGE = "payload larger than expected"
 
@@ -69,8 +69,8 @@ class _UnparsedTokens(TimeStamper):
 
     The TSA connector parses a token completely to verify it; asn1crypto then re-encodes
     every parsed level each time pyHanko dumps or copies the signer info that holds the
-    token, which grows with the nesting depth: ~0.5 s CPU per signature. A token loaded
-    from its bytes dumps them as they are (the city's signature: ~620 -> ~140 ms CPU)."""
+    token, work that grows with the nesting depth. A token loaded from its bytes dumps
+    them as they are (docs/performance.md)."""
 
     def __init__(self, inner: TimeStamper) -> None:
         super().__init__(include_nonce=inner.include_nonce)  # type: ignore[no-untyped-call]

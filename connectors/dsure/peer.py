@@ -25,7 +25,6 @@ this way.
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -38,13 +37,12 @@ from pydantic import BaseModel, ValidationError
 from connectors._shared.loopback import LoopbackServer, PeerFaults, install_faults, serve_forever
 from connectors.dsure.mapping import certificate_to_peer
 from connectors.dsure.noticepdf import render_key_notice
-from connectors.dsure.settings import DSureSettings
+from connectors.dsure.settings import LOCAL_ISSUER_TOKEN, DSurePeerSettings, DSureSettings
 from schemas.envelope import JST
 from schemas.surety import SuretyCertificate, SuretyIssueKind, SuretyProduct
 
 __all__ = ["LOCAL_ISSUER_TOKEN", "DSurePeer", "IssuedCertificate", "create_app", "seed_certificate"]
 
-LOCAL_ISSUER_TOKEN = "local-surety-issuer"  # noqa: S105 -- the loopback reference's default
 """The issuer token of the reference service in the local default (not a real secret)."""
 _KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
@@ -178,7 +176,7 @@ def main() -> None:
     settings = DSureSettings()
     peer = DSurePeer(token=settings.api_token.get_secret_value(),
                      port=urlparse(settings.base_url).port,
-                     issuer_token=os.environ.get("HUB_DSURE_ISSUER_TOKEN", LOCAL_ISSUER_TOKEN))
+                     issuer_token=DSurePeerSettings().issuer_token.get_secret_value())
     peer.issue(seed_certificate(), auth_key="Z28YUE4J3Bux")
     serve_forever(peer)
 

@@ -20,8 +20,8 @@ REPLY_TYPE = "application/timestamp-reply"
 class TsaAdapter:
     """Talks HTTP to one TSA. A fresh client per call: pyHanko's sync API runs each
     signature on its own event loop, and a pooled client cannot outlive its loop. The TLS
-    context is the process's one (connectors._shared.tls): loading the CA bundle is ~18 ms
-    CPU, most of a timestamp's."""
+    context is the process's one (connectors._shared.tls), so the CA bundle is loaded once,
+    not per call."""
 
     def __init__(self, name: str, url: str, timeout_s: float) -> None:
         self.name = name

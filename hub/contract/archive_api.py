@@ -46,7 +46,7 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
-from pipelines.contract.state import CaseState
+from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import DOC_SCHEME, load_case
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
 from schemas.envelope import utc_now
@@ -110,8 +110,10 @@ class ArchiveService:
 
     def __init__(self, engine: Engine, roots: tuple[x509.Certificate, ...],
                  clock: Callable[[], datetime] = utc_now, *,
-                 store: DocumentStore | None = None) -> None:
+                 store: DocumentStore | None = None,
+                 policy: ContractPolicy | None = None) -> None:
         self.engine, self.roots, self.clock = engine, roots, clock
+        self.policy = policy or ContractPolicy()
         self.docs: DocumentStore = store or SqlDocumentStore(engine)
 
     def write(self, who: Principal, request: Request, action: str, target: str, *,
@@ -196,7 +198,7 @@ class ArchiveService:
     def publish(self, state: CaseState, payload: Payload, who: Principal, request: Request,
                 *, action: str, role: str) -> AcceptedOut:
         return publish_step(self.engine, state, payload, self.clock(), PRODUCER,
-                            also=lambda tx: self.write(
+                            policy=self.policy, also=lambda tx: self.write(
                                 who, request, action, state.case_id, role=role,
                                 entity=state.procuring_entity, into=tx))
 
@@ -222,7 +224,8 @@ class ArchiveService:
             uri=f"{DOC_SCHEME}{digest}", filename=f"{case_id}.pdf", size_bytes=len(pdf),
             sha256=digest))
         try:
-            refuse_early(state, command, self.clock())  # before keeping a set nobody may review
+            # before keeping a set nobody may review
+            refuse_early(state, command, self.clock(), self.policy)
         except HTTPException as exc:
             raise self.refused(who, request, action, state, role=role, exc=exc) from None
         self.docs.put(pdf, filename=command.document.filename)
@@ -281,12 +284,13 @@ def archive_router(
         engine: Engine, roots: tuple[x509.Certificate, ...],
         clock: Callable[[], datetime] = utc_now, *, identity: StaffIdentity,
         store: DocumentStore | None = None, service: ArchiveService | None = None,
-) -> APIRouter:
+        policy: ContractPolicy | None = None) -> APIRouter:
     """``store``: the shared document store the archive reads and the contract sets go to
     (default: the database's, :class:`~hub.documents.SqlDocumentStore`); ``service``: the
-    :class:`ArchiveService` to use (the console shares it), else one on these."""
+    :class:`ArchiveService` to use (the console shares it), else one on these; ``policy``:
+    the city's contract policy, as the process manager's (the defaults otherwise)."""
     router = APIRouter(prefix="/contracts", tags=["contract archive"])
-    svc = service or ArchiveService(engine, roots, clock, store=store)
+    svc = service or ArchiveService(engine, roots, clock, store=store, policy=policy)
 
     def session() -> Iterator[Session]:
         with Session(engine) as s:

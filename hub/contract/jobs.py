@@ -5,7 +5,8 @@
 - :func:`collect_contractor_signatures` (CON-2, CON-5): a gateway signing job the gateway
   has validated becomes :class:`ContractorSignatureAccepted`, the signed PDF archived.
   The gateway calls :func:`accept_contractor_signature` in the transaction that accepts
-  the signed PDF, so this job only finds what was signed before that hook existed.
+  the signed PDF, so this job only finds accepted jobs no such hook handed over (a
+  gateway wired without it).
 - :func:`city_signer_consumer` (CON-2, CON-7): not a job but a consumer of the process's
   events: a case the city agreed to is signed by the city's own signer (PAdES B-LT) and
   becomes :class:`CitySignatureApplied`; the signed PDF goes to the shared document
@@ -34,13 +35,17 @@ from connectors._shared.errors import PeerInMaintenance
 from hub.consumers import ConsumerSpec, EffectContext
 from hub.contract.models import CitySignatureRow
 from hub.documents.store import SqlDocumentStore
-from hub.gateway.models import SigningJobRow
+from hub.gateway.models import SigningJobRow, SigningJobStatus
 from hub.outbox import enqueue
 from pipelines.contract.models import CaseRow
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import DOC_SCHEME, get_document, load_case, put_document
-from pipelines.registration.handlers import current_policy_book
-from pipelines.registration.policy import MaintenanceWindow, PolicyBook, WindowStop
+from pipelines.registration.policy import (
+    MaintenanceWindow,
+    PolicyBook,
+    WindowStop,
+    default_policy_book,
+)
 from schemas.contract import (
     CitySignatureApplied,
     ContractorSignatureAccepted,
@@ -110,7 +115,7 @@ def collect_contractor_signatures(session: Session, now: datetime) -> int:
     done = 0
     found = session.exec(select(CaseRow, SigningJobRow).where(
         CaseRow.status == ContractStatus.CONTRACTOR_AGREED.value,
-        CaseRow.signing_job_id == SigningJobRow.id, SigningJobRow.status == "signed",
+        CaseRow.signing_job_id == SigningJobRow.id, SigningJobRow.status == SigningJobStatus.SIGNED,
         SigningJobRow.signed_document.is_not(None)))  # type: ignore[union-attr]
     for row, job in found:
         state = CaseState.model_validate(row.state)
@@ -191,7 +196,7 @@ def signing_window(entity: str, at: datetime,
                        book: PolicyBook | None = None) -> MaintenanceWindow | None:
     """WIN-2: the entity's announced e-contract maintenance window that stops signing at
     ``at`` (the policy book's ``maintenance``), if any."""
-    policy = (book or current_policy_book()).get(entity, SystemKind.E_CONTRACT)
+    policy = (book or default_policy_book()).get(entity, SystemKind.E_CONTRACT)
     return None if policy is None else policy.maintenance_at(at, WindowStop.SIGNING)
 
 

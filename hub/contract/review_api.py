@@ -44,7 +44,6 @@ from sqlmodel import Session
 
 from hub.outbox import enqueue
 from pipelines.contract import texts
-from pipelines.contract.handlers import current_policy
 from pipelines.contract.links import (
     CODE_TTL,
     CodeCheck,
@@ -56,7 +55,7 @@ from pipelines.contract.links import (
 )
 from pipelines.contract.models import ReviewLinkRow
 from pipelines.contract.rules import decide
-from pipelines.contract.state import CaseState
+from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import get_document, load_case
 from schemas.contract import (
     ContractForwarded,
@@ -138,14 +137,15 @@ class ReviewRefusalError(HTTPException):
         """Offer the re-send form on the HTML page (an expired or replaced link)."""
 
 
-def refuse_early(state: CaseState, payload: Payload, now: datetime) -> None:
+def refuse_early(state: CaseState, payload: Payload, now: datetime,
+                 policy: ContractPolicy) -> None:
     """Answer 422 with the rules a step breaks now, rather than only on the events topic.
 
     The process manager decides again when the command arrives; this is the same pure
     decision taken on the state as the page sees it.
     """
     decision = decide(state, payload, entity=state.procuring_entity, now=now, acted_at=now,
-                      policy=current_policy())
+                      policy=policy)
     if decision.rejected:
         raise HTTPException(422, detail={"violations": [
             v.model_dump() for v in decision.violations]})
@@ -158,12 +158,12 @@ def _envelope(state: CaseState, payload: Payload, now: datetime, producer: str) 
 
 
 def publish_step(engine: Engine, state: CaseState, payload: Payload, now: datetime,
-                 producer: str, *, also: Callable[[Session], object] | None = None
-                 ) -> AcceptedOut:
+                 producer: str, *, policy: ContractPolicy,
+                 also: Callable[[Session], object] | None = None) -> AcceptedOut:
     """A person's step, decided early by the pure rules, then queued for the process
     through the outbox (the process manager decides again when it arrives). ``also``
     writes in the same transaction (the step's audit row, hub/audit.py)."""
-    refuse_early(state, payload, now)
+    refuse_early(state, payload, now, policy)
     envelope = _envelope(state, payload, now, producer)
     with Session(engine) as db, db.begin():
         enqueue(db, Topics.CONTRACT_COMMANDS, envelope)
@@ -296,7 +296,12 @@ def _code_mail(state: CaseState, to: str, code: str, expires_at: datetime) -> Ma
                           f"{state.city_name}の契約担当に連絡してください。"})
 
 
-def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> APIRouter:  # noqa: PLR0915 -- one router, its routes side by side
+def review_router(  # noqa: PLR0915 -- one router, its routes side by side
+        engine: Engine, clock: Callable[[], datetime] = utc_now, *,
+        policy: ContractPolicy | None = None) -> APIRouter:
+    """``policy``: the city's contract policy, as the process manager's (the defaults
+    otherwise); the router's early decisions take it."""
+    policy = policy or ContractPolicy()
     router = APIRouter(prefix="/contract/review", tags=["contract review"],
                        route_class=ReviewRoute)
 
@@ -359,7 +364,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
         who = recipient(request, opened, action, body.by)
         now = clock()
         step = payload(opened)
-        refuse_early(opened.state, step, now)
+        refuse_early(opened.state, step, now, policy)
         envelope = _envelope(opened.state, step, now, PRODUCER)
         with Session(engine) as db, db.begin():
             row = find_link(db, token, for_update=True)
@@ -383,7 +388,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now) -> AP
                step: Payload) -> AcceptedOut:
         """A step without the code: its command and its audit row in one transaction."""
         now = clock()
-        refuse_early(opened.state, step, now)
+        refuse_early(opened.state, step, now, policy)
         envelope = _envelope(opened.state, step, now, PRODUCER)
         with Session(engine) as db, db.begin():
             enqueue(db, Topics.CONTRACT_COMMANDS, envelope)

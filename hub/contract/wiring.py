@@ -1,10 +1,11 @@
 """What hub/bootstrap.py's default wiring runs for the contract process (CON-1 … CON-7).
 
-    wiring.consumers.extend(contract.consumers(cloudsign_store=...))
-    wiring.consumers.append(contract.city_signer_consumer(engine, city_signer))
+    policy = contract.policy_from_settings(settings)
+    wiring.consumers.extend(contract.consumers(policy=policy, cloudsign_store=...))
+    wiring.consumers.append(contract.city_signer_consumer(engine, city_signer, book=book))
     wiring.jobs.extend(contract.jobs(interval_s=settings.contract.job_interval_s))
-    wiring.routers.append(archive_router(engine, roots, identity=...))  # .archive_api
-    wiring.routers.append(review_router(engine))                      # .review_api
+    wiring.routers.append(archive_router(engine, roots, identity=..., policy=policy))
+    wiring.routers.append(review_router(engine, policy=policy))       # .review_api
 
 The process manager's handler (pipelines/contract) queues the contractor's signing job
 through the :class:`~pipelines.ports.SigningJobs` port; :class:`GatewaySigningJobs`
@@ -31,13 +32,7 @@ from hub.contract.jobs import (
 from hub.gateway.jobs import create_job
 from hub.runtime import ScheduledJob
 from hub.settings import Settings
-from pipelines.contract.handlers import (
-    EVENTS,
-    HANDLERS,
-    DocumentBridge,
-    use_cloudsign_store,
-    use_signing_jobs,
-)
+from pipelines.contract.handlers import EVENTS, ContractHandlers, DocumentBridge
 from pipelines.contract.state import ContractPolicy
 from schemas.application import CorrectionRequested
 from schemas.cloudsign import ContractSendRequested
@@ -77,20 +72,22 @@ class GatewaySigningJobs:
                           amount_yen=amount_yen, document=document, now=now).id
 
 
-def consumers(*, cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
+def consumers(*, policy: ContractPolicy | None = None,
+              cloudsign_store: DocumentBridge | None = None) -> list[ConsumerSpec]:
     """The process manager: its commands, CloudSign's events (CON-1 … CON-4), the
     surety pipeline's 契約保証 completion (SUR-6) and the online 電子契約利用申出書 (CON-1,
     corrections back to the online system); on conclusion the ERP's 契約登録.
-    ``cloudsign_store``: the CloudSign connector's document store
+    ``policy``: the city's contract policy (:func:`policy_from_settings`; the defaults
+    otherwise). ``cloudsign_store``: the CloudSign connector's document store
     (``CloudSignConnector().store``), for the CloudSign route.
     The contractor's signing jobs go to the card gateway (:class:`GatewaySigningJobs`)."""
-    use_signing_jobs(GatewaySigningJobs())
-    if cloudsign_store is not None:
-        use_cloudsign_store(cloudsign_store)
+    handlers = ContractHandlers(policy=policy or ContractPolicy(),
+                                signing_jobs=GatewaySigningJobs(),
+                                cloudsign_store=cloudsign_store)
     return [ConsumerSpec(
         "contract", (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS, Topics.SURETY_EVENTS,
                      Topics.APPLICATION_EVENTS),
-        handlers=HANDLERS,
+        handlers=handlers.handlers,
         description="電子契約の締結: CON-1 … CON-4; card route and CloudSign route; the "
         "online 電子契約利用申出書 and its corrections",
         emits=((Topics.CONTRACT_EVENTS, EVENTS),

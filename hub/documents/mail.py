@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from connectors.mail.documents import DocumentNotFoundError as MailDocumentNotFound
 from connectors.mail.documents import StoredDocument as MailDocument
 from hub.documents.links import LinkSigner
-from hub.documents.store import DT, DocumentNotFoundError, SqlDocumentStore, is_key
+from hub.documents.store import DOCUMENTS, DocumentNotFoundError, SqlDocumentStore, is_key
 
 __all__ = ["MailDocuments"]
 
@@ -40,8 +40,8 @@ class MailDocuments:
             return part
         if len(part) == 32 and is_key(part + "0" * 32):  # an older, shortened reference
             with self.store.engine.connect() as conn:
-                found = conn.execute(sa.select(DT.c.sha256).where(
-                    DT.c.sha256.startswith(part, autoescape=True)).limit(2)).scalars().all()
+                found = conn.execute(sa.select(DOCUMENTS.c.sha256).where(
+                    DOCUMENTS.c.sha256.startswith(part, autoescape=True)).limit(2)).scalars().all()
             if len(found) == 1:
                 return str(found[0])
         raise MailDocumentNotFound(f"no document {ref[:200]!r}")

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _KEY = re.compile(r"[0-9a-f]{64}")
-DT = DocumentRow.__table__  # type: ignore[attr-defined]
+DOCUMENTS = DocumentRow.__table__  # type: ignore[attr-defined]
 
 
 def content_key(content: bytes) -> str:
@@ -115,7 +115,8 @@ class SqlDocumentStore:
         if not is_key(key):
             raise DocumentNotFoundError(f"no document {key[:80]!r}")
         with self.engine.connect() as conn:
-            content = conn.execute(sa.select(DT.c.content).where(DT.c.sha256 == key)).scalar()
+            content = conn.execute(sa.select(DOCUMENTS.c.content).where(
+                DOCUMENTS.c.sha256 == key)).scalar()
         if content is None:
             raise DocumentNotFoundError(f"no document {key[:12]}…")
         if content_key(content) != key:
@@ -126,8 +127,9 @@ class SqlDocumentStore:
         if not is_key(key):
             raise DocumentNotFoundError(f"no document {key[:80]!r}")
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(DT.c.filename, DT.c.size_bytes, DT.c.created_at)
-                               .where(DT.c.sha256 == key)).first()
+            row = conn.execute(sa.select(DOCUMENTS.c.filename, DOCUMENTS.c.size_bytes,
+                                         DOCUMENTS.c.created_at)
+                               .where(DOCUMENTS.c.sha256 == key)).first()
         if row is None:
             raise DocumentNotFoundError(f"no document {key[:12]}…")
         return StoredDocument(key, row.filename, _content_type(row.filename),
@@ -137,4 +139,4 @@ class SqlDocumentStore:
         if not is_key(key):
             return
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(DT).where(DT.c.sha256 == key))
+            conn.execute(sa.delete(DOCUMENTS).where(DOCUMENTS.c.sha256 == key))

@@ -1,4 +1,4 @@
-"""HTTP gateway of the hub for card agents (issue 4).
+"""HTTP gateway of the hub for card agents.
 
 Challenge/response login with the IC card (:mod:`.cardauth`, :mod:`.sessions`),
 registration/change/renewal submission (:mod:`.submit`) and their outcomes

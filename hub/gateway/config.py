@@ -12,6 +12,8 @@ from cryptography import x509
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from pipelines.registration.policy import PolicyBook, default_policy_book
+
 __all__ = ["GatewayConfig"]
 
 
@@ -22,7 +24,8 @@ def _utcnow() -> dt.datetime:
 @dataclass(frozen=True)
 class GatewayConfig:
     """``card_roots``: CAs whose cards may authenticate; ``signature_roots``: roots a
-    returned signature and its timestamp must chain to (card CAs and the TSA's)."""
+    returned signature and its timestamp must chain to (card CAs and the TSA's);
+    ``book``: the registration policy that log-ins and signing windows are judged by."""
 
     engine: Engine
     card_roots: tuple[x509.Certificate, ...]
@@ -34,6 +37,7 @@ class GatewayConfig:
     on_signed: Callable[[Session, Any, dt.datetime], Any] | None = None
     """Called with (session, job, now) in the transaction that accepts a job's signed PDF,
     so the job's owner takes its next step in that same commit (the contract process)."""
+    book: PolicyBook = field(default_factory=default_policy_book)
 
     def now(self) -> dt.datetime:
         return self.clock()

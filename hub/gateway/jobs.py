@@ -20,11 +20,10 @@ from sqlmodel import Session, select
 
 from hub.gateway.config import GatewayConfig
 from hub.gateway.errors import GatewayRefusalError, refusal
-from hub.gateway.models import SigningJobRow
+from hub.gateway.models import SigningJobRow, SigningJobStatus
 from hub.gateway.sessions import CardSession
 from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from pipelines.registration.common import maintenance_violation
-from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.policy import WindowStop
 from pipelines.registration.queries import find_active_card
 
@@ -41,7 +40,7 @@ def create_job(session: Session, *, network: str, user_id: str, procuring_entity
         id=uuid.uuid4().hex, network=network, user_id=user_id,
         procuring_entity=procuring_entity, subject=subject, parties=parties,
         amount_yen=amount_yen, document=document,
-        document_sha256=hashlib.sha256(document).hexdigest(), status="pending",
+        document_sha256=hashlib.sha256(document).hexdigest(), status=SigningJobStatus.PENDING,
         created_at=now,
     )
     session.add(row)
@@ -80,13 +79,13 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
     if len(signed) > MAX_PDF:
         raise refusal(413, "CON-5", ("PDFが大きすぎます。", "The PDF is too large."),
                       ("発注者にお問い合わせください。", "Contact the entity."))
-    policy = current_policy_book().get(who.procuring_entity, who.system)
+    policy = cfg.book.get(who.procuring_entity, who.system)
     if policy is not None and (closed := maintenance_violation(
             policy, cfg.now(), WindowStop.SIGNING)) is not None:
         raise GatewayRefusalError(503, [closed])  # WIN-2: the job stays pending until then
     with cfg.transaction() as session:
         job = get_job(session, who, job_id)
-        if job.status != "pending":
+        if job.status != SigningJobStatus.PENDING:
             raise refusal(409, "CON-5", ("この文書は署名済みです。", "This job is already signed."),
                           ("一覧を更新してください。", "Refresh the job list."))
         try:
@@ -108,7 +107,7 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
                            "The signed document is not the document of this job."),
                           ("依頼された文書に署名し直してください。",
                            "Sign the document of this job again."))
-        job.status = "signed"
+        job.status = SigningJobStatus.SIGNED
         job.signed_document = signed
         job.signed_at = cfg.now()
         job.signer_issuer, job.signer_serial = result

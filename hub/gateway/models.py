@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ChallengeRow", "OutcomeRow", "SessionRow", "SigningJobRow"]
+__all__ = ["ChallengeRow", "OutcomeRow", "SessionRow", "SigningJobRow", "SigningJobStatus"]
 
 Ts = sa.DateTime(timezone=True)
 
@@ -62,6 +63,15 @@ class OutcomeRow(SQLModel, table=True):
     message_type: str = Field(max_length=100)
     payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     received_at: datetime = _ts()
+
+
+class SigningJobStatus(StrEnum):
+    """Where a contractor's signing job stands (``gw_signing_job.status``)."""
+
+    PENDING = "pending"
+    """Waiting for the contractor's card signature."""
+    SIGNED = "signed"
+    """Its signed PDF validated and kept."""
 
 
 class SigningJobRow(SQLModel, table=True):

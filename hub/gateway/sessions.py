@@ -25,7 +25,6 @@ from hub.gateway.cardauth import VerifiedCard, verify_card_proof
 from hub.gateway.config import GatewayConfig
 from hub.gateway.errors import GatewayRefusalError, refusal
 from hub.gateway.models import SessionRow
-from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.login import LoginAttempt, decide_login
 from pipelines.registration.queries import ActiveCard, find_active_card, login_card_of
 from pipelines.registration.store import aware
@@ -81,7 +80,7 @@ def require_login(cfg: GatewayConfig, session: Session, attempt: LoginAttempt) -
     with the rule that says why (403; 503 inside a maintenance window, WIN-2)."""
     now = cfg.now()
     card = login_card_of(session, attempt.card.issuer, attempt.card.serial)
-    violations = decide_login(current_policy_book(), card, attempt, now)
+    violations = decide_login(cfg.book, card, attempt, now)
     if not violations:
         found = find_active_card(session, attempt.card.issuer, attempt.card.serial, now,
                                  entity=attempt.procuring_entity, domain=attempt.domain)

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from hub.consumers import ConsumerSpec
 from hub.gateway.config import GatewayConfig
 from hub.gateway.outcomes import OUTCOME_TYPES, handle_registration_event
+from pipelines.registration.policy import PolicyBook, default_policy_book
 from schemas.topics import Topics
 
 __all__ = ["OUTCOME_CONSUMER", "GatewaySettings", "gateway_config"]
@@ -52,7 +53,7 @@ def _load(paths: tuple[Path, ...]) -> tuple[x509.Certificate, ...]:
 
 def gateway_config(engine: Engine, settings: GatewaySettings | None = None, *,
                    on_signed: Callable[[Session, Any, dt.datetime], Any] | None = None,
-                   ) -> GatewayConfig:
+                   book: PolicyBook | None = None) -> GatewayConfig:
     from connectors.tsa.settings import TsaSettings
 
     s = settings or GatewaySettings()
@@ -63,7 +64,7 @@ def gateway_config(engine: Engine, settings: GatewaySettings | None = None, *,
     return GatewayConfig(engine=engine, card_roots=card_roots, signature_roots=signature_roots,
                          session_ttl=dt.timedelta(minutes=s.session_minutes),
                          challenge_ttl=dt.timedelta(seconds=s.challenge_seconds),
-                         on_signed=on_signed)
+                         on_signed=on_signed, book=book or default_policy_book())
 
 
 OUTCOME_CONSUMER = ConsumerSpec(

@@ -14,6 +14,7 @@ Review-link expiry is judged at the time the person acted (the envelope's occurr
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlmodel import select
@@ -71,13 +72,9 @@ from schemas.topics import Topics
 __all__ = [
     "COMMANDS",
     "EVENTS",
-    "HANDLERS",
+    "MESSAGE_TYPES",
+    "ContractHandlers",
     "DocumentBridge",
-    "current_policy",
-    "handle_contract_message",
-    "use_cloudsign_store",
-    "use_policy",
-    "use_signing_jobs",
 ]
 
 
@@ -90,37 +87,6 @@ class DocumentBridge(Protocol):
 
 
 log = logging.getLogger(__name__)
-
-_policy: ContractPolicy | None = None
-_cloudsign_store: DocumentBridge | None = None
-_signing_jobs: SigningJobs | None = None
-
-
-def use_signing_jobs(jobs: SigningJobs | None) -> None:
-    """Where the contractor's IC-card signing jobs are queued (the hub's card gateway)."""
-    global _signing_jobs  # noqa: PLW0603 -- one gateway per process, set once at start-up
-    _signing_jobs = jobs
-
-
-def use_cloudsign_store(store: DocumentBridge | None) -> None:
-    """Where the CloudSign connector reads the sets it sends and keeps the signed PDFs.
-
-    With it, the CloudSign route takes the same archived sets as the card route and
-    archives the signed PDF CloudSign returns (CON-7); without it, refs pass unchanged.
-    """
-    global _cloudsign_store  # noqa: PLW0603 -- one store per process, set once at start-up
-    _cloudsign_store = store
-
-
-def use_policy(policy: ContractPolicy | None) -> None:
-    """Set the city's contract policy (``None``: back to :class:`ContractPolicy`'s defaults)."""
-    global _policy  # noqa: PLW0603 -- one policy per process, set once at start-up
-    _policy = policy
-
-
-def current_policy() -> ContractPolicy:
-    """The policy the handler decides with (set by :func:`use_policy`, else the defaults)."""
-    return _policy or ContractPolicy()
 
 
 def _case_id(ctx: HandlerContext, cmd: Payload) -> str | None:
@@ -143,25 +109,27 @@ def _company_id(ctx: HandlerContext, state: CaseState) -> CaseState:
     return state if found is None else state.model_copy(update={"contractor_id": found})
 
 
-def _signing_job(ctx: HandlerContext, state: CaseState) -> CaseState:
+def _signing_job(ctx: HandlerContext, state: CaseState,
+                 signing_jobs: SigningJobs | None) -> CaseState:
     assert state.document is not None
     try:
         pdf = get_document(ctx.session, state.document)
     except DocumentMissingError as exc:
         raise PermanentFailure(str(exc), rule_ids=("CON-2",)) from exc
-    if _signing_jobs is None:  # a wiring mistake: retried, then dead-lettered for replay
-        raise RuntimeError("no signing-job port wired; call use_signing_jobs() at start-up")
+    if signing_jobs is None:  # a wiring mistake: retried, then dead-lettered for replay
+        raise RuntimeError("no signing-job port wired: build ContractHandlers with "
+                           "signing_jobs")
     people = [state.contractor_name, state.city_name]
-    job_id = _signing_jobs.create_job(ctx.session, network=state.contractor_network,
+    job_id = signing_jobs.create_job(ctx.session, network=state.contractor_network,
                      user_id=state.contractor_user_id, procuring_entity=state.procuring_entity,
                      subject=state.title or state.subject, parties=people,
                      amount_yen=state.amount_yen, document=pdf, now=ctx.now)
     return state.model_copy(update={"signing_job_id": job_id})
 
 
-def _bridge(ctx: HandlerContext, decision: Decision, new: CaseState) -> CaseState:
+def _bridge(ctx: HandlerContext, decision: Decision, new: CaseState,
+            store: DocumentBridge | None) -> CaseState:
     """CloudSign route: hand archived sets to CloudSign's store, archive what it signed."""
-    store = _cloudsign_store
     if store is None or new.route is not ContractRoute.CLOUDSIGN:
         return new
     for i, command in enumerate(decision.commands):
@@ -204,49 +172,70 @@ def _online(ctx: HandlerContext, envelope: Envelope[Any], received: ApplicationR
                  correlation_id=received.case_id)
 
 
-def handle_contract_message(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
-    """Every step of the contract process (CON-1 … CON-4)."""
-    cmd = envelope.payload
-    received = cmd if isinstance(cmd, ApplicationReceived) else None
-    if received is not None:  # the online 申出書 (CON-1, CON-2); other forms are not ours
-        if received.form is not FormKind.E_CONTRACT_APPLICATION:
+@dataclass(frozen=True)
+class ContractHandlers:
+    """The process manager's handler, built with what it needs from the hub.
+
+    ``policy``: the city's contract policy (review links, CON-3). ``signing_jobs``: where
+    the contractor's IC-card signing jobs are queued (the hub's card gateway, CON-2); a
+    card-route case that reaches signing without one is retried, then dead-lettered.
+    ``cloudsign_store``: CloudSign's document store; with it the CloudSign route takes the
+    same archived sets as the card route and archives the signed PDF CloudSign returns
+    (CON-7); without it, refs pass unchanged.
+    """
+
+    policy: ContractPolicy = field(default_factory=ContractPolicy)
+    signing_jobs: SigningJobs | None = None
+    cloudsign_store: DocumentBridge | None = None
+
+    @property
+    def handlers(self) -> dict[type[Payload], Handler]:
+        """Every message type of :data:`MESSAGE_TYPES`, to :meth:`handle`."""
+        return dict.fromkeys(MESSAGE_TYPES, self.handle)
+
+    def handle(self, ctx: HandlerContext, envelope: Envelope[Any]) -> None:
+        """Every step of the contract process (CON-1 … CON-4)."""
+        cmd = envelope.payload
+        received = cmd if isinstance(cmd, ApplicationReceived) else None
+        if received is not None:  # the online 申出書 (CON-1, CON-2); other forms are not ours
+            if received.form is not FormKind.E_CONTRACT_APPLICATION:
+                return
+            online = application_of(received)
+            if online is None:
+                _online(ctx, envelope, received, received.problems)
+                return
+            cmd = online
+        case_id = _case_id(ctx, cmd)
+        if case_id is None:
+            return  # CloudSign's answer to a send this process did not ask for
+        state = load_case(ctx.session, case_id)
+        if state is not None and isinstance(cmd, _CONCLUDING):
+            state = _company_id(ctx, state)
+        decision = decide(state, cmd, entity=envelope.procuring_entity, now=ctx.now,
+                          acted_at=envelope.occurred_at, policy=self.policy)
+        if decision.rejected:
+            if received is not None:
+                _online(ctx, envelope, received, tuple(decision.violations))
+                return
+            ctx.emit(Topics.CONTRACT_EVENTS, ContractStepRejected(
+                case_id=case_id, step=envelope.type, violations=decision.violations),
+                cause=envelope, correlation_id=case_id)
             return
-        online = application_of(received)
-        if online is None:
-            _online(ctx, envelope, received, received.problems)
+        if decision.state is None:
             return
-        cmd = online
-    case_id = _case_id(ctx, cmd)
-    if case_id is None:
-        return  # CloudSign's answer to a send this process did not ask for
-    state = load_case(ctx.session, case_id)
-    if state is not None and isinstance(cmd, _CONCLUDING):
-        state = _company_id(ctx, state)
-    decision = decide(state, cmd, entity=envelope.procuring_entity, now=ctx.now,
-                      acted_at=envelope.occurred_at, policy=current_policy())
-    if decision.rejected:
-        if received is not None:
-            _online(ctx, envelope, received, tuple(decision.violations))
-            return
-        ctx.emit(Topics.CONTRACT_EVENTS, ContractStepRejected(
-            case_id=case_id, step=envelope.type, violations=decision.violations),
-            cause=envelope, correlation_id=case_id)
-        return
-    if decision.state is None:
-        return
-    new = decision.state
-    if decision.sign_request:
-        new = _signing_job(ctx, new)
-    new = _bridge(ctx, decision, new)
-    if new.concluded_at is not None and not decision.erp and any(
-            isinstance(e, ElectronicContractConcluded) for e in decision.events):
-        log.warning("case %s concluded but not registered in the ERP: %s; register it "
-                    "there by hand", case_id, why_not_registered(new))
-    if decision.new_link is not None and new.link is not None:
-        record_link(ctx.session, case_id, decision.new_link, number=new.link.number,
-                    created_at=ctx.now, expires_at=new.link.expires_at)
-    save_case(ctx.session, new)
-    _publish(ctx, envelope, case_id, decision)
+        new = decision.state
+        if decision.sign_request:
+            new = _signing_job(ctx, new, self.signing_jobs)
+        new = _bridge(ctx, decision, new, self.cloudsign_store)
+        if new.concluded_at is not None and not decision.erp and any(
+                isinstance(e, ElectronicContractConcluded) for e in decision.events):
+            log.warning("case %s concluded but not registered in the ERP: %s; register it "
+                        "there by hand", case_id, why_not_registered(new))
+        if decision.new_link is not None and new.link is not None:
+            record_link(ctx.session, case_id, decision.new_link, number=new.link.number,
+                        created_at=ctx.now, expires_at=new.link.expires_at)
+        save_case(ctx.session, new)
+        _publish(ctx, envelope, case_id, decision)
 
 
 _CONCLUDING = (CitySignatureApplied, ContractConcluded)
@@ -259,12 +248,10 @@ COMMANDS: tuple[type[Payload], ...] = (
 )
 """The process's own commands (``proc.contract.commands``)."""
 
-HANDLERS: dict[type[Payload], Handler] = {
-    **dict.fromkeys(COMMANDS, handle_contract_message),
-    **dict.fromkeys((ContractSent, ContractConcluded, ContractDeclined), handle_contract_message),
-    ContractSuretyCompleted: handle_contract_message,
-    ApplicationReceived: handle_contract_message,
-}
+MESSAGE_TYPES: tuple[type[Payload], ...] = (
+    *COMMANDS, ContractSent, ContractConcluded, ContractDeclined, ContractSuretyCompleted,
+    ApplicationReceived,
+)
 """Commands, CloudSign's events (``proc.contract.events``) on its route, the surety
 pipeline's 契約保証 completion (``proc.surety.events``, SUR-6), and the online
 電子契約利用申出書 (``proc.application.events``, CON-1; corrections go back on

@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -77,15 +78,40 @@ __all__ = ["Batch", "prepare_batch"]
 K = TypeVar("K")
 V = TypeVar("V")
 
-QT: sa.Table = QualificationRow.__table__  # type: ignore[attr-defined]
-CT: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]
-KT: sa.Table = CardRow.__table__  # type: ignore[attr-defined]
-RT: sa.Table = CardRegistrationRow.__table__  # type: ignore[attr-defined]
-FT: sa.Table = PendingConfirmationRow.__table__  # type: ignore[attr-defined]
-PT: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
+QUALIFICATIONS: sa.Table = QualificationRow.__table__  # type: ignore[attr-defined]
+CONTRACTORS: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]
+CARDS: sa.Table = CardRow.__table__  # type: ignore[attr-defined]
+CARD_REGISTRATIONS: sa.Table = CardRegistrationRow.__table__  # type: ignore[attr-defined]
+PENDING_CONFIRMATIONS: sa.Table = PendingConfirmationRow.__table__  # type: ignore[attr-defined]
+PENDING_PROPAGATIONS: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
 
-_RECORD = [QT.c[name] for name in RECORD_COLUMNS]
+_RECORD = [QUALIFICATIONS.c[name] for name in RECORD_COLUMNS]
 _DOMAINS = {d.value: d for d in Domain}
+
+
+class LookUp(StrEnum):
+    """What a batch asks the database for, by the two values that name it."""
+
+    QUALIFICATION = "qualification"
+    """資格審査情報 rows: (procuring entity, user ID)."""
+    CONTRACTOR = "contractor"
+    """A contractor: (network, user ID)."""
+    COMPANY_KEY = "company-key"
+    """Contractors by 商号 key (REG-11 look-alikes): (network, key)."""
+    CORPORATE_NUMBER = "corporate-number"
+    """Contractors by 法人番号: (network, number)."""
+    CARDS_OF_OWNER = "cards-of-owner"
+    """The cards of a contractor: (network, user ID)."""
+    CARD = "card"
+    """One card: (issuer, serial)."""
+    CONFIRMATION = "confirmation"
+    """A held registration: (confirmation id, "")."""
+
+
+Asked = tuple[LookUp, str, str]
+"""One look-up a batch has made: (kind, scope, value), the two values as its kind says.
+A plain tuple: a batch makes thousands of them."""
+
 
 Command = (CardRegistrationRequested | RegistrationConfirmed | ContactChangeRequested
            | CardRenewalRequested)
@@ -110,10 +136,8 @@ class Batch:
         self._covered: set[int] = set()
         self._finished = False
         """The commands (by id) whose state is loaded: the handler's own call is free."""
-        self._loaded: set[tuple[str, ...]] = set()
-        """What was asked of the database already: ("q", entity, user), ("u", network,
-        user) for contractors and cards by owner, ("k", network, company key),
-        ("n", network, 法人番号), ("c", issuer, serial), ("f", confirmation id)."""
+        self._loaded: set[Asked] = set()
+        """What was asked of the database already."""
 
     # -- reading ------------------------------------------------------------------------
 
@@ -144,7 +168,7 @@ class Batch:
         if variants:
             self._qualifications(session, variants)
         keys: list[CardKey] = []
-        company: dict[str, set[tuple[str, str]]] = {}
+        company: dict[str, set[tuple[LookUp, str]]] = {}
         for c in cmds:
             if isinstance(c, RegistrationConfirmed | ContactChangeRequested):
                 keys.append(c.card.key)
@@ -155,9 +179,9 @@ class Batch:
             keys.append(r.card.key)
             q = self.world.qualification(r.procuring_entity, r.domain, r.user_id)
             wanted = company.setdefault(network, set())
-            wanted.add(("k", trade_name_key(r.trade_name)))
+            wanted.add((LookUp.COMPANY_KEY, trade_name_key(r.trade_name)))
             if q is not None and q.corporate_number:
-                wanted.add(("n", q.corporate_number))
+                wanted.add((LookUp.CORPORATE_NUMBER, q.corporate_number))
         self._contractors(session, users, company)
         self._cards(session, users, keys)
 
@@ -169,16 +193,18 @@ class Batch:
             return held.command if held else None
         return None
 
-    def _missing(self, wanted: Iterable[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    def _missing(self, wanted: Iterable[Asked]) -> list[Asked]:
         missing = sorted(set(wanted) - self._loaded)
         self._loaded.update(missing)
         return missing
 
     def _confirmations(self, session: Session, ids: list[str]) -> None:
-        missing = [m[1] for m in self._missing(("f", i) for i in ids)]
+        missing = [scope for _, scope, _ in
+                   self._missing((LookUp.CONFIRMATION, i, "") for i in ids)]
         if not missing:
             return
-        for p in session.execute(sa.select(FT).where(_in(session, FT.c.confirmation_id, missing))):
+        for p in session.execute(sa.select(PENDING_CONFIRMATIONS).where(
+                _in(session, PENDING_CONFIRMATIONS.c.confirmation_id, missing))):
             cid = uuid.UUID(p.confirmation_id)
             if cid not in self.world.confirmations:
                 held = PendingConfirmation(
@@ -187,41 +213,49 @@ class Batch:
                 self.world.confirmations[cid] = self.base.confirmations[cid] = held
 
     def _qualifications(self, session: Session, pairs: set[tuple[str, str]]) -> None:
-        missing = self._missing(("q", e, u) for e, u in pairs)
+        missing = self._missing((LookUp.QUALIFICATION, e, u) for e, u in pairs)
         if not missing:
             return
-        entities, users = sorted({m[1] for m in missing}), sorted({m[2] for m in missing})
+        entities = sorted({entity for _, entity, _ in missing})
+        users = sorted({user for _, _, user in missing})
         # A superset (entities x users) comes back; every row of it is current data.
         # Just the record's columns (not the verifier, key and times), positionally.
-        rows = session.execute(sa.select(QT.c.entity, QT.c.domain, *_RECORD).where(
-            _in(session, QT.c.user_id, users), _in(session, QT.c.entity, entities)))
+        rows = session.execute(
+            sa.select(QUALIFICATIONS.c.entity, QUALIFICATIONS.c.domain, *_RECORD).where(
+                _in(session, QUALIFICATIONS.c.user_id, users),
+                _in(session, QUALIFICATIONS.c.entity, entities)))
         known, base = self.world.qualifications, self.base.qualifications
         for entity, domain, *values in rows:
             key = (entity, _DOMAINS[domain], values[0])
             if key not in known:
                 known[key] = base[key] = record_from(values)
-        self._loaded.update(("q", e, u) for e in entities for u in users)
+        self._loaded.update((LookUp.QUALIFICATION, e, u) for e in entities for u in users)
 
     def _contractors(self, session: Session, users: dict[str, set[str]],
-                     company: dict[str, set[tuple[str, str]]]) -> None:
+                     company: dict[str, set[tuple[LookUp, str]]]) -> None:
         for network in sorted(users.keys() | company.keys()):
-            wanted = [("u", network, u) for u in users.get(network, ())] + [
+            wanted: list[Asked] = [
+                (LookUp.CONTRACTOR, network, u) for u in users.get(network, ())] + [
                 (kind, network, value) for kind, value in company.get(network, ())]
             missing = self._missing(wanted)
             if not missing:
                 continue
-            by: dict[str, list[str]] = {"u": [], "k": [], "n": []}
+            by: dict[LookUp, list[str]] = {
+                LookUp.CONTRACTOR: [], LookUp.COMPANY_KEY: [], LookUp.CORPORATE_NUMBER: []}
             for kind, _, value in missing:
                 by[kind].append(value)
             # One index look-up per value (pipelines.bulk.matching), not one OR of arrays:
             # PostgreSQL ran that as a scan of every contractor of the network, a batch's
             # slowest statement, growing with the registry. The 商号 key and 法人番号 have
             # their own indexes; their network is checked here, so that only those serve.
-            selects = [matching(session, CT, CT.c.user_id, by["u"], equal={CT.c.network: network})
-                       ] if by["u"] else []
-            selects += [matching(session, CT, column, values)
-                        for column, values in ((CT.c.company_key, by["k"]),
-                                               (CT.c.corporate_number, by["n"])) if values]
+            by_user_id = by[LookUp.CONTRACTOR]
+            selects = [matching(session, CONTRACTORS, CONTRACTORS.c.user_id, by_user_id,
+                                equal={CONTRACTORS.c.network: network})] if by_user_id else []
+            selects += [matching(session, CONTRACTORS, column, values)
+                        for column, values in (
+                            (CONTRACTORS.c.company_key, by[LookUp.COMPANY_KEY]),
+                            (CONTRACTORS.c.corporate_number, by[LookUp.CORPORATE_NUMBER]))
+                        if values]
             for c in session.execute(_union_all(selects)):
                 if c.network != network:
                     continue
@@ -233,17 +267,21 @@ class Batch:
                         c.corporate_number, contact_of(rep) if rep else None)
 
     def _cards(self, session: Session, users: dict[str, set[str]], keys: list[CardKey]) -> None:
-        wanted_keys = [(m[1], m[2]) for m in self._missing(("c", *k) for k in keys)]
-        # Cards by owner have their own marks ("o"): "u" is the contractors'.
-        owners = list(self._missing(("o", n, u) for n, us in users.items() for u in us))
-        selects = [matching(session, KT, KT.c.user_id, sorted(m[2] for m in owners if m[1] == n),
-                            equal={KT.c.network: n}) for n in sorted({m[1] for m in owners})]
+        wanted_keys = [(issuer, serial) for _, issuer, serial
+                       in self._missing((LookUp.CARD, *k) for k in keys)]
+        # Cards by owner are asked for apart from the contractors of the same user IDs.
+        owners = self._missing((LookUp.CARDS_OF_OWNER, n, u)
+                               for n, us in users.items() for u in us)
+        selects = [matching(session, CARDS, CARDS.c.user_id,
+                            sorted(user for _, net, user in owners if net == n),
+                            equal={CARDS.c.network: n})
+                   for n in sorted({net for _, net, _ in owners})]
         if wanted_keys:
             # One look-up per issuer (they are few), each probing (issuer, serial).
-            selects += [matching(session, KT, KT.c.serial,
-                                 sorted({k[1] for k in wanted_keys if k[0] == issuer}),
-                                 equal={KT.c.issuer: issuer})
-                        for issuer in sorted({k[0] for k in wanted_keys})]
+            selects += [matching(session, CARDS, CARDS.c.serial,
+                                 sorted({serial for i, serial in wanted_keys if i == issuer}),
+                                 equal={CARDS.c.issuer: issuer})
+                        for issuer in sorted({i for i, _ in wanted_keys})]
         if not selects:
             return
         # Look-ups joined by UNION ALL, not one OR (see _contractors); a card found by both
@@ -252,8 +290,8 @@ class Batch:
         rows = [r for r in found.values() if (r.issuer, r.serial) not in self.world.cards]
         regs: dict[int, list[Any]] = {}
         if rows:
-            for r in session.execute(sa.select(RT).where(
-                    any_of(session, RT.c.card_id, [c.id for c in rows]))):
+            for r in session.execute(sa.select(CARD_REGISTRATIONS).where(
+                    any_of(session, CARD_REGISTRATIONS.c.card_id, [c.id for c in rows]))):
                 regs.setdefault(r.card_id, []).append(r)
         for row in rows:
             key = (row.issuer, row.serial)
@@ -265,16 +303,16 @@ class Batch:
         for row in update.rows:
             key = (update.procuring_entity, update.domain, row.user_id)
             self.world.qualifications[key] = self.base.qualifications[key] = row
-            self._loaded.add(("q", update.procuring_entity, row.user_id))
+            self._loaded.add((LookUp.QUALIFICATION, update.procuring_entity, row.user_id))
 
     # -- writing ------------------------------------------------------------------------
 
     def finish(self, session: Session) -> None:
         """Write what the batch's events changed, in bulk (inside the batch transaction).
 
-        Once, at the batch's end: the batch is done with then. (It used to copy its World
-        as the new base, for a second call that nobody makes: 2 % of a registration's CPU,
-        the copy filing every contractor and card again.)
+        Once, at the batch's end: the batch is done with then, so its World is not kept
+        as a base for a later call, and a second call is refused rather than written
+        against a stale base.
         """
         if self._finished:
             raise RuntimeError("Batch.finish: the batch was written already")
@@ -293,11 +331,12 @@ class Batch:
                  "representative_contact": json_of(c.representative_contact)}
                 for c in new + changed]
         if new:
-            insert_rows(session, CT, [{**r, "created_at": utc(now)} for r in rows[:len(new)]])
+            insert_rows(session, CONTRACTORS,
+                        [{**r, "created_at": utc(now)} for r in rows[:len(new)]])
         if changed:
-            session.execute(sa.update(CT).where(
-                CT.c.network == sa.bindparam("k_network"),
-                CT.c.user_id == sa.bindparam("k_user_id")).values(
+            session.execute(sa.update(CONTRACTORS).where(
+                CONTRACTORS.c.network == sa.bindparam("k_network"),
+                CONTRACTORS.c.user_id == sa.bindparam("k_user_id")).values(
                 company_name=sa.bindparam("company_name"),
                 company_key=sa.bindparam("company_key"),
                 corporate_number=sa.bindparam("corporate_number"),
@@ -317,16 +356,16 @@ class Batch:
                      **_card_state(c, now)} for c in new]
             if is_postgres_session(session):
                 # Ids taken from the sequence first, then one COPY (no RETURNING needed).
-                for row, made_id in zip(rows, next_ids(session, KT, len(rows)), strict=True):
+                for row, made_id in zip(rows, next_ids(session, CARDS, len(rows)), strict=True):
                     row["id"] = made_id
                     self._card_ids[(row["issuer"], row["serial"])] = made_id
-                insert_rows(session, KT, rows)
+                insert_rows(session, CARDS, rows)
             else:
-                for made in session.execute(sa.insert(KT).returning(
-                        KT.c.id, KT.c.issuer, KT.c.serial), rows):
+                for made in session.execute(sa.insert(CARDS).returning(
+                        CARDS.c.id, CARDS.c.issuer, CARDS.c.serial), rows):
                     self._card_ids[(made.issuer, made.serial)] = made.id
         if changed:
-            session.execute(sa.update(KT).where(KT.c.id == sa.bindparam("k_id")).values(
+            session.execute(sa.update(CARDS).where(CARDS.c.id == sa.bindparam("k_id")).values(
                 holder_organization=sa.bindparam("holder_organization"),
                 authenticated_at=sa.bindparam("authenticated_at"),
                 status=sa.bindparam("status")),
@@ -348,12 +387,12 @@ class Batch:
                     updates.append({**{f"k_{k}": v for k, v in where.items()}, **row})
                 else:
                     inserts.append({**where, **row})
-        insert_rows(session, RT, inserts)
+        insert_rows(session, CARD_REGISTRATIONS, inserts)
         if updates:
-            session.execute(sa.update(RT).where(
-                RT.c.card_id == sa.bindparam("k_card_id"),
-                RT.c.entity == sa.bindparam("k_entity"),
-                RT.c.domain == sa.bindparam("k_domain")).values(
+            session.execute(sa.update(CARD_REGISTRATIONS).where(
+                CARD_REGISTRATIONS.c.card_id == sa.bindparam("k_card_id"),
+                CARD_REGISTRATIONS.c.entity == sa.bindparam("k_entity"),
+                CARD_REGISTRATIONS.c.domain == sa.bindparam("k_domain")).values(
                 status=sa.bindparam("status"), department_name=sa.bindparam("department_name"),
                 contact=sa.bindparam("contact"), registered_at=sa.bindparam("registered_at")),
                 updates)
@@ -361,24 +400,25 @@ class Batch:
     def _write_confirmations(self, session: Session, now: datetime) -> None:
         gone = [str(c) for c in self.base.confirmations.keys() - self.world.confirmations.keys()]
         if gone:
-            session.execute(sa.delete(FT).where(_in(session, FT.c.confirmation_id, sorted(gone))))
+            session.execute(sa.delete(PENDING_CONFIRMATIONS).where(
+                _in(session, PENDING_CONFIRMATIONS.c.confirmation_id, sorted(gone))))
         fresh = {str(cid): p for cid, p in self.world.confirmations.items()
                  if cid not in self.base.confirmations}
         if not fresh:
             return
         # Held once before and held again (the person retried): the first row stays.
-        there = set(session.execute(sa.select(FT.c.confirmation_id).where(
-            _in(session, FT.c.confirmation_id, sorted(fresh)))).scalars())
+        there = set(session.execute(sa.select(PENDING_CONFIRMATIONS.c.confirmation_id).where(
+            _in(session, PENDING_CONFIRMATIONS.c.confirmation_id, sorted(fresh)))).scalars())
         rows = [{"confirmation_id": cid, "issuer": p.command.card.issuer,
                  "serial": p.command.card.serial, "command": json_of(p.command),
                  "created_at": utc(now)} for cid, p in fresh.items() if cid not in there]
-        insert_rows(session, FT, rows)
+        insert_rows(session, PENDING_CONFIRMATIONS, rows)
 
     def _write_propagations(self, session: Session, now: datetime) -> None:
         new, changed = _diff(self.base.propagations, self.world.propagations)
         ids = [str(p.scheduled.propagation_id) for p in new]
-        there = set(session.execute(sa.select(PT.c.propagation_id).where(
-            _in(session, PT.c.propagation_id, ids))).scalars()) if ids else set()
+        there = set(session.execute(sa.select(PENDING_PROPAGATIONS.c.propagation_id).where(
+            _in(session, PENDING_PROPAGATIONS.c.propagation_id, ids))).scalars()) if ids else set()
         inserts = []
         for prop in new:
             s = prop.scheduled
@@ -393,13 +433,14 @@ class Batch:
                 "note": prop.note[:500], "due_at": utc(s.due_at),
                 "scheduled": json_of(s), "created_at": utc(now),
                 "done_at": None if prop.status is PropagationStatus.PENDING else utc(now)})
-        insert_rows(session, PT, inserts)
+        insert_rows(session, PENDING_PROPAGATIONS, inserts)
         for prop in changed:
             values: dict[str, Any] = {"status": prop.status.value, "note": prop.note[:500]}
             if prop.status is not PropagationStatus.PENDING:
                 values["done_at"] = utc(now)
-            session.execute(sa.update(PT).where(
-                PT.c.propagation_id == str(prop.scheduled.propagation_id)).values(**values))
+            session.execute(sa.update(PENDING_PROPAGATIONS).where(
+                PENDING_PROPAGATIONS.c.propagation_id == str(prop.scheduled.propagation_id),
+            ).values(**values))
 
 
 def _union_all(selects: list[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:

@@ -21,9 +21,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from pipelines.registration.handlers import current_policy_book
 from pipelines.registration.models import PendingPropagationRow
-from pipelines.registration.policy import PolicyBook, WindowStop
+from pipelines.registration.policy import PolicyBook, WindowStop, default_policy_book
 from pipelines.registration.rules import run_pending
 from pipelines.registration.store import load_world, save_world, utc
 from pipelines.registration.world import PendingPropagation, PropagationStatus
@@ -83,7 +82,7 @@ def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
               limit: int = 1000, book: PolicyBook | None = None) -> PropagationReport:
     """Apply the propagations due at ``now`` (at most ``limit``), committing each one.
 
-    Each target's own policy (``book``, the handlers' policy if not given) is asked again
+    Each target's own policy (``book``, the packaged default if not given) is asked again
     (REG-5, REG-6, RNW-3, RNW-4): a refusal emits the target's ``RegistrationRejected``
     and a ``MailRequested`` (route it to the mail topic) and marks the item skipped.
 
@@ -91,7 +90,7 @@ def propagate(session: Session, now: datetime, *, emit: Emit | None = None,
     committed on its own (resumable after a crash), and a failing item is rolled back,
     counted and retried on the next run, without stopping the others.
     """
-    book = book or current_policy_book()
+    book = book or default_policy_book()
     report = PropagationReport()
     due = list(session.exec(
         select(PendingPropagationRow.propagation_id)

@@ -18,7 +18,7 @@ from hub.db import OutboxRecord
 from hub.gateway.config import GatewayConfig
 from hub.gateway.outcomes import handle_registration_event
 from hub.gateway.routes import build_router
-from pipelines.registration.handlers import HANDLERS
+from pipelines.registration.handlers import RegistrationHandlers
 from pipelines.registration.models import QualificationRow
 from pipelines.registration.store import make_password_verifier
 from schemas.envelope import Envelope, new_envelope
@@ -78,7 +78,7 @@ def seed_qualification(engine: Engine, user_id: str, now: dt.datetime) -> None:
 def run(engine: Engine, envelope: Envelope[Any], now: dt.datetime) -> None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         ctx = DriverContext(session, now)
-        HANDLERS[type(envelope.payload)](ctx, envelope)
+        RegistrationHandlers().handlers[type(envelope.payload)](ctx, envelope)
         for event in ctx.emitted:
             handle_registration_event(ctx, event)
 

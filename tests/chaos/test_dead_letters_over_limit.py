@@ -25,7 +25,7 @@ from tests.support.kafka import create_topics, publish
 from tests.support.ledger import LedgerEntryRequested
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 def entries(start: int, stop: int) -> list[Any]:
@@ -36,7 +36,7 @@ def entries(start: int, stop: int) -> list[Any]:
 
 def outbox_rows(engine: Any) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(OB)).scalar() or 0)
+        return int(conn.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar() or 0)
 
 
 def hub_cli(env: dict[str, str], *args: str) -> Any:
@@ -74,7 +74,7 @@ async def test_oversized_record_and_dead_letter_over_the_limit(
     #    message (over 1 MiB) and dead-letters it, by reference again.
     inline = b'{"type":"test.ledger.entry-requested","pad":"' + b"p" * 1_500_000 + b'"}'
     with pg_engine.begin() as conn:
-        conn.execute(sa.insert(OB).values(topic=t_in.name, key=b"case-x", value=inline,
+        conn.execute(sa.insert(OUTBOX).values(topic=t_in.name, key=b"case-x", value=inline,
                                           headers=dump_headers([]), created_at=utc_now()))
     await publish(kafka_bootstrap, t_in.name, entries(100, 200))
     await wait_for(lambda: len(ledger.entry_counts(pg_engine)) == 200, timeout_s=120,

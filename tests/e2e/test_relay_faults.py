@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 BIG = 2_096_900
 """The record of the report: it fits the broker (message.max.bytes 2,097,152), its
 dead-letter copy with the x-dlq-* headers does not."""
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 def entries(start: int, stop: int) -> list[Any]:
@@ -54,7 +54,7 @@ async def publish_big(bootstrap: str, topic: str, value: bytes) -> None:
 
 def outbox_rows(engine: Any) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(OB)).scalar() or 0)
+        return int(conn.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar() or 0)
 
 
 def assert_relay_alive(hub: Hub) -> None:
@@ -113,7 +113,7 @@ async def test_rows_an_older_hub_left_over_the_limit_go_by_reference_after_a_res
     headers = [("x-dlq-reason", b"oversize"), ("x-dlq-original-topic", t_in.name.encode()),
                ("x-dlq-error-message", b"oversize: 2096900 bytes > 1048576")]
     with pg_engine.begin() as conn:
-        conn.execute(sa.insert(OB), [
+        conn.execute(sa.insert(OUTBOX), [
             {"topic": t_in.dlq, "key": b"k", "value": big, "headers": dump_headers(headers),
              "created_at": utc_now()} for _ in range(4)])
     for run in range(2):

@@ -33,7 +33,7 @@ from tests.support.processing import outbox_rows as outbox
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 TOKEN = "hub-app-token"
 
 

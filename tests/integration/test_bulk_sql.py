@@ -19,10 +19,10 @@ from pipelines.bulk import any_of, insert_rows, json_of, matching, next_ids
 from pipelines.registration.models import ContractorRow, PendingPropagationRow
 from schemas.registration import Contact
 
-PT: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
-CT: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]
-OB: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
-PM: sa.Table = ProcessedMessage.__table__  # type: ignore[attr-defined]
+PENDING_PROPAGATIONS: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
+CONTRACTORS: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]
+OUTBOX: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
+PROCESSED: sa.Table = ProcessedMessage.__table__  # type: ignore[attr-defined]
 WHEN = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
 CONTACT = Contact(contact_name="工務部", postal_code="330-0063",
                   address="さいたま市浦和区高砂3-15-1", person_name="山田 太郎",
@@ -52,9 +52,9 @@ def test_copy_stores_what_an_insert_stores(engine: Engine) -> None:
     copied.append(propagation(3, scheduled=json_of(CONTACT), done_at=WHEN))
     inserted.append(propagation(13, scheduled=CONTACT.model_dump(mode="json"), done_at=WHEN))
     with Session(engine) as session, session.begin():
-        insert_rows(session, PT, copied)
-        session.execute(sa.insert(PT), inserted)
-    rows = stored(engine, PT, PT.c.attempts)
+        insert_rows(session, PENDING_PROPAGATIONS, copied)
+        session.execute(sa.insert(PENDING_PROPAGATIONS), inserted)
+    rows = stored(engine, PENDING_PROPAGATIONS, PENDING_PROPAGATIONS.c.attempts)
     assert len(rows) == 8
     for a, b in zip(rows[:4], rows[4:], strict=True):
         assert {k: v for k, v in a.items() if k not in ("propagation_id", "user_id", "attempts",
@@ -71,7 +71,7 @@ def test_copy_of_bytes_and_ids_from_the_sequence(engine: Engine) -> None:
     values = [bytes(range(256)), "値".encode() * 1000, b""]
     with Session(engine) as session, session.begin():
         if engine.dialect.name == "postgresql":
-            ids = next_ids(session, OB, 3)
+            ids = next_ids(session, OUTBOX, 3)
             assert ids == sorted(ids)
             assert len(set(ids)) == 3
             rows = [{"id": i, "topic": "t", "key": None, "value": v, "headers": "[]",
@@ -79,13 +79,13 @@ def test_copy_of_bytes_and_ids_from_the_sequence(engine: Engine) -> None:
         else:
             rows = [{"topic": "t", "key": None, "value": v, "headers": "[]",
                      "created_at": WHEN} for v in values]
-        insert_rows(session, OB, rows)
-    back = stored(engine, OB, OB.c.id)
+        insert_rows(session, OUTBOX, rows)
+    back = stored(engine, OUTBOX, OUTBOX.c.id)
     assert [r["value"] for r in back] == values
     assert [r["key"] for r in back] == [None] * 3
     with Session(engine) as session:
-        some = session.execute(sa.select(OB.c.value).where(
-            any_of(session, OB.c.id, [back[0]["id"], back[2]["id"]])).order_by(OB.c.id))
+        some = session.execute(sa.select(OUTBOX.c.value).where(
+            any_of(session, OUTBOX.c.id, [back[0]["id"], back[2]["id"]])).order_by(OUTBOX.c.id))
         assert list(some.scalars()) == [values[0], values[2]]
 
 
@@ -102,11 +102,11 @@ def test_ids_come_from_the_tables_sequence_named_once(pg_engine: Engine) -> None
     sa.event.listen(engine, "before_cursor_execute", seen)
     try:
         with Session(engine) as session, session.begin():
-            first = next_ids(session, OB, 5)
-            second = next_ids(session, OB, 500)
-            session.execute(sa.insert(OB).values(topic="t", key=None, value=b"v",
+            first = next_ids(session, OUTBOX, 5)
+            second = next_ids(session, OUTBOX, 500)
+            session.execute(sa.insert(OUTBOX).values(topic="t", key=None, value=b"v",
                                                  headers="[]", created_at=WHEN))
-            last = session.execute(sa.select(sa.func.max(OB.c.id))).scalar_one()
+            last = session.execute(sa.select(sa.func.max(OUTBOX.c.id))).scalar_one()
     finally:
         sa.event.remove(engine, "before_cursor_execute", seen)
     assert len(set(first + second)) == 505
@@ -135,27 +135,28 @@ def test_a_duplicate_key_is_sqlalchemys_integrity_error(engine: Engine) -> None:
     """The Processor tells a concurrent duplicate (IntegrityError) from a bug by this."""
     row = {"consumer": "c", "message_id": "m-1", "outcome": "done", "processed_at": WHEN}
     with Session(engine) as session, session.begin():
-        insert_rows(session, PM, [row])
+        insert_rows(session, PROCESSED, [row])
     with pytest.raises(sa.exc.IntegrityError), Session(engine) as session, session.begin():
-        insert_rows(session, PM, [{**row, "message_id": "m-2"}, row])
-    assert [r["message_id"] for r in stored(engine, PM, PM.c.message_id)] == ["m-1"]
+        insert_rows(session, PROCESSED, [{**row, "message_id": "m-2"}, row])
+    assert [r["message_id"] for r in stored(engine, PROCESSED, PROCESSED.c.message_id)] == ["m-1"]
 
 
 def test_nothing_to_insert_is_no_statement(engine: Engine) -> None:
     with Session(engine) as session, session.begin():
-        insert_rows(session, PM, [])
-        assert next_ids(session, OB, 0) == []
-    assert stored(engine, PM, PM.c.message_id) == []
+        insert_rows(session, PROCESSED, [])
+        assert next_ids(session, OUTBOX, 0) == []
+    assert stored(engine, PROCESSED, PROCESSED.c.message_id) == []
 
 
 def test_matching_finds_the_rows_of_the_values_and_the_condition(engine: Engine) -> None:
     rows = [propagation(i, network="saitama" if i % 2 else "tokyo") for i in range(6)]
     with Session(engine) as session, session.begin():
-        insert_rows(session, PT, rows)
+        insert_rows(session, PENDING_PROPAGATIONS, rows)
     with Session(engine) as session:
-        found = session.execute(matching(session, PT, PT.c.propagation_id,
+        found = session.execute(matching(session, PENDING_PROPAGATIONS,
+                                         PENDING_PROPAGATIONS.c.propagation_id,
                                          ["p-1", "p-2", "p-3", "p-9"],
-                                         equal={PT.c.network: "saitama"})).all()
+                                         equal={PENDING_PROPAGATIONS.c.network: "saitama"})).all()
     assert sorted(r.propagation_id for r in found) == ["p-1", "p-3"]
 
 
@@ -166,14 +167,15 @@ def test_matching_probes_the_index_on_a_table_without_statistics(pg_engine: Engi
     generic one, which the driver's prepared statement uses from its sixth execution on."""
     now = datetime.now(UTC)
     with Session(pg_engine) as session, session.begin():
-        insert_rows(session, CT, [
+        insert_rows(session, CONTRACTORS, [
             {"network": "saitama", "user_id": f"{7_000_000_000 + i}", "company_id": f"{i:016d}",
              "company_name": f"北東{i}建設株式会社", "company_key": f"key-{i}",
              "corporate_number": None, "representative_contact": None, "created_at": now}
             for i in range(5000)])
     wanted = [f"{7_000_000_000 + i}" for i in range(0, 5000, 10)]
     with Session(pg_engine) as session:
-        query = matching(session, CT, CT.c.user_id, wanted, equal={CT.c.network: "saitama"})
+        query = matching(session, CONTRACTORS, CONTRACTORS.c.user_id, wanted,
+                         equal={CONTRACTORS.c.network: "saitama"})
         assert len(session.execute(query).all()) == 500
         compiled = query.compile(dialect=pg_engine.dialect)
         names = list(compiled.params)
@@ -196,8 +198,8 @@ def test_json_columns_take_what_json_dumps_takes_and_fragments(engine: Engine) -
     rows = [propagation(1, scheduled={1: "一", "k": [None, 2.5]}),
             propagation(2, scheduled=json_of(CONTACT))]
     with Session(engine) as session, session.begin():
-        session.execute(sa.insert(PT), rows[:1])
-        insert_rows(session, PT, rows[1:])
-    back = stored(engine, PT, PT.c.attempts)
+        session.execute(sa.insert(PENDING_PROPAGATIONS), rows[:1])
+        insert_rows(session, PENDING_PROPAGATIONS, rows[1:])
+    back = stored(engine, PENDING_PROPAGATIONS, PENDING_PROPAGATIONS.c.attempts)
     assert back[0]["scheduled"] == {"1": "一", "k": [None, 2.5]}
     assert back[1]["scheduled"] == CONTACT.model_dump(mode="json")

@@ -36,7 +36,6 @@ from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from hub.bootstrap import city_signer, default_wiring
 from hub.settings import Settings
-from pipelines.contract.handlers import use_policy
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki
 from tests.card.softhsm import make_token
@@ -181,7 +180,6 @@ async def test_default_wiring_without_a_pin_signs_with_a_local_softhsm_token(
         monkeypatch.setenv("HUB_TSA_URL", tsa.url)
         monkeypatch.setenv("HUB_CONTRACT__JOB_INTERVAL_S", "0.5")
         wiring = default_wiring(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}"))
-        use_policy(None)  # the wiring set the process's policy; later tests set their own
         contract_jobs = {j.name: j.interval_s for j in wiring.jobs if j.name.startswith("contract")}
         assert contract_jobs == {"contract-timeouts": 0.5}
         assert "contract.city-signer" in {c.name for c in wiring.consumers}  # a consumer

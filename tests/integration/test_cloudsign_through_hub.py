@@ -39,7 +39,7 @@ from tests.support.processing import Clock
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CLIENT_ID = "hub-cloudsign-client"
 
 
@@ -76,7 +76,7 @@ def record(payload: Payload, offset: int, correlation_id: str = "R5-0001") -> De
 
 def events(engine: Engine, topic: str = Topics.CONTRACT_EVENTS.name) -> list[Any]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+        rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic).order_by(OUTBOX.c.id))
         return [decode(r.value, load_headers(r.headers)) if topic.endswith("events") else r
                 for r in rows]
 

@@ -38,7 +38,6 @@ from hub.delivery import Delivery
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.contract.handlers import use_cloudsign_store
 from pipelines.contract.store import get_document, load_case, put_document
 from schemas.cloudsign import ContractCompletionNotified
 from schemas.contract import (
@@ -57,7 +56,7 @@ from tests.card.pdfs import make_pdf
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0200"
 CLIENT_ID = "hub-cloudsign-client"
 
@@ -84,9 +83,9 @@ class Route:
     async def relay(self) -> None:
         """What Kafka would carry: every new outbox record to both consumers."""
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(OB).where(OB.c.topic.in_(
+            rows = list(conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic.in_(
                 (Topics.CONTRACT_COMMANDS.name, Topics.CONTRACT_EVENTS.name))
-            ).order_by(OB.c.id)))
+            ).order_by(OUTBOX.c.id)))
         fresh, self.relayed = rows[self.relayed:], len(rows)
         for row in fresh:
             env = decode(row.value, load_headers(row.headers))
@@ -118,7 +117,6 @@ async def route(engine: Engine, peer: CloudSignPeer, tmp_path: Path) -> AsyncIte
                           rng=random.Random(3))
     yield Route(Processor(spec, engine, retry, producer="test", rng=random.Random(4)),
                 cloudsign, engine)
-    use_cloudsign_store(None)
     await conn.aclose()
 
 

@@ -29,7 +29,6 @@ from hub.delivery import Delivery
 from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case
 from schemas.application import ApplicationSubmitted
@@ -41,7 +40,7 @@ from tests.support.processing import Clock
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 TOKEN = "hub-app-token"
 CASE = "R8-0077"
 CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
@@ -68,7 +67,8 @@ class Hub:
 
     def published(self, topic: str) -> list[tuple[int, Envelope[Any]]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                .order_by(OUTBOX.c.id))
             return [(r.id, decode(r.value, load_headers(r.headers))) for r in rows]
 
     async def hand_on(self) -> None:
@@ -106,8 +106,6 @@ def peer() -> Iterator[ApplicationPeer]:
 
 @pytest.fixture
 async def hub(engine: Engine, peer: ApplicationPeer) -> AsyncIterator[Hub]:
-    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
-                              review_base_url="https://hub.example/contract/review"))
     conn = ApplicationConnector(ApplicationSettings(
         base_url=peer.url, api_token=TOKEN, timeout_s=2.0, retry_attempts=2,  # type: ignore[arg-type]
         retry_base_s=0.01, retry_max_s=0.02, breaker_failures=50))
@@ -116,7 +114,8 @@ async def hub(engine: Engine, peer: ApplicationPeer) -> AsyncIterator[Hub]:
     connector = Processor(ConsumerSpec("connector.application", (Topics.APPLICATION_COMMANDS,),
                                        handlers=effects(conn)),
                           engine, retry, producer="test", clock=clock, rng=random.Random(3))
-    (spec,) = consumers()
+    (spec,) = consumers(policy=ContractPolicy(
+        review_link_ttl=timedelta(days=7), review_base_url="https://hub.example/contract/review"))
     contract = Processor(spec, engine, retry, producer="test", clock=clock,
                          rng=random.Random(5))
     hub = Hub(engine, peer, connector, contract, clock)
@@ -128,7 +127,6 @@ async def hub(engine: Engine, peer: ApplicationPeer) -> AsyncIterator[Hub]:
         correlation_id=CASE, procuring_entity="ashikaga-city", producer="test"))
     yield hub
     await conn.aclose()
-    use_policy(None)
 
 
 async def test_the_online_application_opens_the_contract_step(hub: Hub) -> None:

@@ -53,7 +53,6 @@ from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
 from pipelines.contract.erp import default_period
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import ContractPolicy
 from pipelines.contract.store import load_case, put_document
 from pipelines.registration.models import CardRegistrationRow, CardRow, ContractorRow
@@ -81,7 +80,7 @@ from tests.support.processing import Clock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.tsa]
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0042"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
 CITY = ContractParty(name="契約 花子", email="keiyaku@city.ashikaga.jp")
@@ -110,7 +109,8 @@ class World:
 
     def published(self, topic: str) -> list[Envelope[Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id))
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                .order_by(OUTBOX.c.id))
             return [decode(r.value, load_headers(r.headers)) for r in rows]
 
     def types(self) -> list[str]:
@@ -145,15 +145,13 @@ def tsa(pki: DevPki) -> Iterator[ReferenceTsa]:
 
 
 @pytest.fixture
-def world(engine: Engine) -> Iterator[World]:
-    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
-                              review_base_url="https://hub.example/contract/review"))
+def world(engine: Engine) -> World:
     clock = Clock()
-    (spec,) = consumers()
+    (spec,) = consumers(policy=ContractPolicy(
+        review_link_ttl=timedelta(days=7), review_base_url="https://hub.example/contract/review"))
     proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                      producer="test", clock=clock, rng=random.Random(5))
-    yield World(proc, clock, engine)
-    use_policy(None)
+    return World(proc, clock, engine)
 
 
 class FileKeyCitySigner:

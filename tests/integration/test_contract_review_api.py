@@ -40,7 +40,6 @@ from hub.outbox import load_headers
 from hub.processing import Processor
 from hub.settings import RetrySettings
 from pipelines.audit import AuditRecord, verify
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.links import CODE_ATTEMPTS, token_sha256
 from pipelines.contract.models import ReviewLinkRow
 from pipelines.contract.rules import LINK_NAMESPACE
@@ -62,7 +61,7 @@ from tests.support.staff import AUTH, every_entity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.smtp]
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 CASE = "R8-0300"
 ENTITY = "ashikaga-city"
 BOSS = ContractParty(name="足利 一郎", email="boss@demo.co.jp")
@@ -95,8 +94,8 @@ class Site:
 
     def _rows(self, topic: str) -> list[Any]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(OB).where(OB.c.topic == topic)
-                                     .order_by(OB.c.id)))
+            return list(conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                     .order_by(OUTBOX.c.id)))
 
     async def relay(self) -> None:
         rows = self._rows(Topics.CONTRACT_COMMANDS.name)
@@ -141,22 +140,23 @@ class Site:
 
     def last_event(self) -> Envelope[Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(OB).where(OB.c.topic == Topics.CONTRACT_EVENTS.name)
-                               .order_by(OB.c.id.desc()).limit(1)).one()
+            row = conn.execute(sa.select(OUTBOX)
+                               .where(OUTBOX.c.topic == Topics.CONTRACT_EVENTS.name)
+                               .order_by(OUTBOX.c.id.desc()).limit(1)).one()
         return decode(row.value, load_headers(row.headers))
 
 
 @pytest.fixture
 def site(engine: Engine, tmp_path: Any) -> Iterator[Site]:
-    use_policy(ContractPolicy(review_link_ttl=timedelta(days=7),
-                              review_base_url="https://hub.example/contract/review"))
+    policy = ContractPolicy(review_link_ttl=timedelta(days=7),
+                            review_base_url="https://hub.example/contract/review")
     clock = Clock()
-    (spec,) = consumers()
+    (spec,) = consumers(policy=policy)
     proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                      producer="test", clock=clock, rng=random.Random(8))
     app = FastAPI()
-    app.include_router(review_router(engine, clock))
-    app.include_router(archive_router(engine, (), clock, identity=every_entity()))
+    app.include_router(review_router(engine, clock, policy=policy))
+    app.include_router(archive_router(engine, (), clock, identity=every_entity(), policy=policy))
     with SmtpPeer() as smtp, TestClient(app, headers=AUTH) as http:
         settings = MailSettings(host="127.0.0.1", port=smtp.port, timeout_s=5,
                                 from_address="no-reply@city.example", documents_dir=tmp_path,
@@ -164,7 +164,6 @@ def site(engine: Engine, tmp_path: Any) -> Iterator[Site]:
         mail = MailConnector(settings, documents=DirectoryDocumentStore(
             tmp_path, settings.documents_base_url, b"test-link-signing-key-0123456789"))
         yield Site(http, proc, engine, clock, smtp, mail)
-    use_policy(None)
 
 
 async def in_review(site: Site) -> str:

@@ -27,7 +27,6 @@ from hub.db import OutboxRecord, create_db_engine
 from hub.outbox import load_headers
 from hub.settings import Settings, StaffSettings
 from hub.staff import token_sha256
-from pipelines.contract.handlers import use_policy
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import save_case
 from schemas.contract import (
@@ -44,7 +43,7 @@ pytestmark = pytest.mark.postgres
 
 TOKEN = "staff-token-for-the-test-0123456789"
 CASE = "R8-0610"
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 def applied_case() -> CaseState:
@@ -81,7 +80,6 @@ async def http(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         if inspect.isawaitable(result := close()):
             await result
     wiring.engine.dispose()
-    use_policy(None)  # the wiring set the process's contract policy
 
 
 def refused(response: httpx.Response) -> None:
@@ -128,8 +126,8 @@ async def test_staff_token_lists_and_uploads_the_contract_set(
             ).status_code == 404
     engine = create_db_engine(db_url)
     with engine.connect() as conn:
-        rows = list(conn.execute(sa.select(OB).where(
-            OB.c.topic == Topics.CONTRACT_COMMANDS.name)))
+        rows = list(conn.execute(sa.select(OUTBOX).where(
+            OUTBOX.c.topic == Topics.CONTRACT_COMMANDS.name)))
     engine.dispose()
     (command,) = (decode(row.value, load_headers(row.headers)).payload for row in rows)
     assert isinstance(command, ContractSetPrepared)  # the step went out to the process

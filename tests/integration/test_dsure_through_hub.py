@@ -36,8 +36,8 @@ from tests.support.processing import outbox_rows as outbox
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
-SR = ScheduledRetry.__table__
+OUTBOX = OutboxRecord.__table__
+RETRIES = ScheduledRetry.__table__
 TOKEN = "hub-test-token"
 
 
@@ -122,7 +122,7 @@ async def test_maintenance_holds_until_the_window_ends(
     peer.faults.maintenance_until = until
     await proc.process([record(check(issued), 0)])
     with engine.connect() as conn:
-        row = conn.execute(sa.select(SR)).one()
+        row = conn.execute(sa.select(RETRIES)).one()
     assert row.attempt == 0
     assert abs((row.due_at.replace(tzinfo=UTC) - until).total_seconds()) < 1
     peer.faults.clear()

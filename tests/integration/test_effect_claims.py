@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub.consumers import ConsumerSpec
-from hub.db import ProcessedMessage
+from hub.db import ProcessedMessage, ProcessedOutcome
 from hub.delivery import Delivery
-from hub.processing import CLAIMED, Processor
+from hub.processing import Processor
 from hub.settings import RetrySettings
 from schemas.envelope import Envelope, new_envelope
 from schemas.mail import MailKind, MailRequested, MailSent
@@ -25,7 +25,7 @@ from schemas.wire import encode
 
 pytestmark = [pytest.mark.postgres]
 
-PM = ProcessedMessage.__table__  # type: ignore[attr-defined]
+PROCESSED = ProcessedMessage.__table__  # type: ignore[attr-defined]
 
 
 class Peer:
@@ -69,21 +69,22 @@ async def test_two_consumers_holding_one_message_call_the_peer_once(engine: Engi
     await asyncio.wait_for(peer.entered.wait(), 10)
     second = asyncio.create_task(new_owner.process([d]))  # the same record, at the same time
     with engine.connect() as conn:
-        assert conn.execute(sa.select(PM.c.outcome)).scalar() == CLAIMED
+        assert conn.execute(sa.select(PROCESSED.c.outcome)).scalar() == ProcessedOutcome.CLAIMED
     peer.release.set()
     reports = await asyncio.wait_for(asyncio.gather(first, second), 30)
     assert peer.calls == 1
     assert sorted((r.done, r.duplicate) for r in reports) == [(0, 1), (1, 0)]
     with engine.connect() as conn:
-        assert conn.execute(sa.select(PM.c.outcome)).scalar() == "done"
+        assert conn.execute(sa.select(PROCESSED.c.outcome)).scalar() == "done"
 
 
 async def test_a_claim_left_by_a_dead_process_is_taken_over_after_its_time(
         engine: Engine) -> None:
     d = mail()
     with engine.begin() as conn:  # claimed by a process that was SIGKILLed mid-call
-        conn.execute(sa.insert(PM).values(
-            consumer="connector.mail", message_id=str(d.dedupe_id), outcome=CLAIMED,
+        conn.execute(sa.insert(PROCESSED).values(
+            consumer="connector.mail", message_id=str(d.dedupe_id),
+            outcome=ProcessedOutcome.CLAIMED,
             processed_at=datetime.now(UTC) - timedelta(seconds=5)))
     peer = Peer()
     peer.release.set()
@@ -92,13 +93,14 @@ async def test_a_claim_left_by_a_dead_process_is_taken_over_after_its_time(
     # a claim younger than its time is waited for, not taken
     d2 = mail()
     with engine.begin() as conn:
-        conn.execute(sa.insert(PM).values(
-            consumer="connector.mail", message_id=str(d2.dedupe_id), outcome=CLAIMED,
+        conn.execute(sa.insert(PROCESSED).values(
+            consumer="connector.mail", message_id=str(d2.dedupe_id),
+            outcome=ProcessedOutcome.CLAIMED,
             processed_at=datetime.now(UTC)))
     waiting = asyncio.create_task(processor(engine, peer, claim_s=60.0).process([d2]))
     await asyncio.sleep(0)
     with engine.begin() as conn:  # the claimer finishes
-        conn.execute(sa.update(PM).where(PM.c.message_id == str(d2.dedupe_id))
+        conn.execute(sa.update(PROCESSED).where(PROCESSED.c.message_id == str(d2.dedupe_id))
                      .values(outcome="done"))
     report = await asyncio.wait_for(waiting, 30)
     assert (report.duplicate, peer.calls) == (1, 1)

@@ -38,8 +38,8 @@ from tests.support.processing import outbox_rows as outbox
 
 pytestmark = [pytest.mark.soap, pytest.mark.postgres]
 
-OB = OutboxRecord.__table__
-SR = ScheduledRetry.__table__
+OUTBOX = OutboxRecord.__table__
+RETRIES = ScheduledRetry.__table__
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ async def test_erp_maintenance_holds_until_it_ends(hub: tuple[Processor, Clock],
         erp.state.maintenance_until = until
         await proc.process([record(command(), 0)])
         with engine.connect() as conn:
-            row = conn.execute(sa.select(SR)).one()
+            row = conn.execute(sa.select(RETRIES)).one()
         assert row.attempt == 0
         assert abs((row.due_at.replace(tzinfo=UTC) - until).total_seconds()) < 1
         erp.state.maintenance_until = None

@@ -8,6 +8,7 @@ scoped to their user ID, and returned signatures validated by pyHanko (CON-5, PI
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import tomllib
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from connectors.tsa.peer import ReferenceTsa
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.validation import validate_signed_pdf
-from pipelines.registration.handlers import use_policy_book
 from pipelines.registration.policy import PolicyBook, policy_book_from
 from schemas.envelope import JST
 from tests.card.hubside import (
@@ -91,6 +91,13 @@ class Hub:
 
     def client(self, creds: CardCredentials) -> GatewayClient:
         return GatewayClient(self.http, chain=creds.chain[:1], where=WHERE)
+
+    def use_book(self, book: PolicyBook, *clients: GatewayClient) -> None:
+        """The gateway rebuilt on ``book``; ``clients`` (their sessions kept) talk to it."""
+        self.cfg = dataclasses.replace(self.cfg, book=book)
+        self.http = TestClient(gateway_app(self.cfg))
+        for client in clients:
+            client.http = self.http
 
     def drive(self) -> int:
         return drive(self.engine, self.clock(), self.done)
@@ -351,15 +358,16 @@ def test_inside_an_announced_window_login_and_signing_answer_win2_with_its_end(
     start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(hours=2)
     window = {"date": start.date().isoformat(), "start": f"{start:%H:%M}",
               "end": f"{end:%H:%M}"}
+    unwindowed = hub.cfg
     try:
-        use_policy_book(book_with_mlit_windows([{**window, "stops": "signing"}]))
+        hub.use_book(book_with_mlit_windows([{**window, "stops": "signing"}]), a)
         with pytest.raises(GatewayRefusedError) as held:
             a.submit_signed(job, make_pdf())
         assert held.value.status == 503
         assert held.value.violations[0].rule_id == "WIN-2"
         assert f"{end:%H:%M}" in held.value.violations[0].next_step_ja
         assert a.job(job)["status"] == "pending"  # held, not failed
-        use_policy_book(book_with_mlit_windows([{**window, "stops": "all"}]))
+        hub.use_book(book_with_mlit_windows([{**window, "stops": "all"}]), a)
         with pytest.raises(GatewayRefusedError) as closed:
             a.jobs()  # the open session too
         assert (closed.value.status, closed.value.violations[0].rule_id) == (503, "WIN-2")
@@ -367,7 +375,7 @@ def test_inside_an_announced_window_login_and_signing_answer_win2_with_its_end(
             hub.client(cards["a"]).login(SoftCard(cards["a"]))
         assert refused.value.violations[0].rule_id == "WIN-2"
     finally:
-        use_policy_book(None)
+        hub.use_book(unwindowed.book, a)
     assert a.jobs()  # after the window (here: without it) the session works again
 
 

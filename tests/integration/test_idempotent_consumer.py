@@ -27,9 +27,9 @@ from tests.support.ledger import LedgerEntryRequested
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
-SR = ScheduledRetry.__table__
-PM = ProcessedMessage.__table__
+OUTBOX = OutboxRecord.__table__
+RETRIES = ScheduledRetry.__table__
+PROCESSED = ProcessedMessage.__table__
 
 
 class Clock:
@@ -66,7 +66,7 @@ def setup(engine: Engine) -> tuple[Processor, Clock, Engine]:
 
 def outbox(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(OB).order_by(OB.c.id)))
+        return list(conn.execute(sa.select(OUTBOX).order_by(OUTBOX.c.id)))
 
 
 async def test_duplicate_delivery_has_one_effect(setup: Any) -> None:
@@ -118,7 +118,7 @@ async def test_transient_failure_is_retried_with_backoff_then_succeeds(setup: An
     report = await proc.process([delivery(e, i) for i, e in enumerate(envs)])
     assert (report.done, report.retried) == (1, 1)  # entry 2 is not held back by entry 1
     with engine.connect() as conn:
-        row = conn.execute(sa.select(SR)).one()
+        row = conn.execute(sa.select(RETRIES)).one()
     assert row.attempt == 1
     first_delay = (row.due_at.replace(tzinfo=UTC) - clock.now).total_seconds()
     assert 0.8 <= first_delay <= 1.2  # base 1 s ± 20 % jitter
@@ -126,7 +126,7 @@ async def test_transient_failure_is_retried_with_backoff_then_succeeds(setup: An
     clock.now += timedelta(seconds=2)
     await proc.run_due_retries()
     with engine.connect() as conn:
-        row = conn.execute(sa.select(SR)).one()
+        row = conn.execute(sa.select(RETRIES)).one()
     assert row.attempt == 2
     second_delay = (row.due_at.replace(tzinfo=UTC) - clock.now).total_seconds()
     assert 1.6 <= second_delay <= 2.4  # doubled
@@ -134,9 +134,9 @@ async def test_transient_failure_is_retried_with_backoff_then_succeeds(setup: An
     await proc.run_due_retries()
     assert ledger.entry_counts(engine) == {1: 1, 2: 1}
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(SR)).scalar() == 0
-        assert conn.execute(sa.select(PM.c.outcome).where(
-            PM.c.message_id == str(envs[0].message_id))).scalar() == "done"
+        assert conn.execute(sa.select(sa.func.count()).select_from(RETRIES)).scalar() == 0
+        assert conn.execute(sa.select(PROCESSED.c.outcome).where(
+            PROCESSED.c.message_id == str(envs[0].message_id))).scalar() == "done"
     # The original record redelivered after the retry succeeded: no second effect.
     await proc.process([delivery(envs[0], 0)])
     assert ledger.entry_counts(engine)[1] == 1
@@ -208,7 +208,7 @@ async def test_maintenance_hold_waits_without_counting_an_attempt(setup: Any) ->
     proc.max_attempts = 1  # a counted failure would dead-letter at once
     await proc.process([delivery(entry(9), 0)])
     with engine.connect() as conn:
-        row = conn.execute(sa.select(SR)).one()
+        row = conn.execute(sa.select(RETRIES)).one()
     assert row.attempt == 0
     assert row.due_at.replace(tzinfo=UTC) == until
     clock.now = until + timedelta(seconds=1)

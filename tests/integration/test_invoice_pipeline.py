@@ -22,7 +22,7 @@ from hub.delivery import Delivery
 from hub.processing import BatchReport, Processor
 from hub.settings import RetrySettings
 from pipelines.invoices.models import InvoiceRow
-from pipelines.registration.handlers import HANDLERS as REGISTRATION
+from pipelines.registration.handlers import RegistrationHandlers
 from pipelines.registration.models import ContractorRow
 from schemas.envelope import new_envelope
 from schemas.erp import ErpRegistrationRequested
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.postgres
 NOW_DT = datetime.fromisoformat(NOW)
 T_NUMBER = "T9234567890123"
 SAMPLE = (Path(__file__).parent.parent / "data" / "jp_pint_invoice.xml").read_text("utf-8")
-OB = OutboxRecord.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxRecord.__table__  # type: ignore[attr-defined]
 
 
 class Run:
@@ -67,7 +67,8 @@ class Run:
 
 async def registered_contractor(engine: Engine, invoice_number: str | None) -> str:
     """Register a contractor through the registration pipeline; its 企業ID."""
-    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,), handlers=REGISTRATION)
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,),
+                        handlers=RegistrationHandlers().handlers)
     report = await Run(engine, spec).send(
         qualification_update(qual(invoice_number=invoice_number)), command_of(register()),
         key="1234567890")
@@ -79,7 +80,7 @@ async def registered_contractor(engine: Engine, invoice_number: str | None) -> s
 
 def outbox(engine: Engine) -> list[tuple[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(OB.c.topic, OB.c.value).order_by(OB.c.id))
+        rows = conn.execute(sa.select(OUTBOX.c.topic, OUTBOX.c.value).order_by(OUTBOX.c.id))
         return [(r.topic, decode(r.value).payload) for r in rows]
 
 
@@ -179,7 +180,7 @@ async def test_correction_replaces_the_unpaid_invoice_and_is_refused_once_paid(
                                 example("Example7-Return.Quan.ItPr"))))
     assert (second.done, second.dead_reasons) == (3, ["permanent-failure"])
     with engine.connect() as conn:
-        (dead,) = conn.execute(sa.select(OB.c.headers).where(OB.c.topic.like("%.dlq")))
+        (dead,) = conn.execute(sa.select(OUTBOX.c.headers).where(OUTBOX.c.topic.like("%.dlq")))
     assert "invoice 999" in dead.headers
     with Session(engine) as session:
         row = session.exec(select(InvoiceRow).where(InvoiceRow.invoice_id == "156")).one()

@@ -39,8 +39,8 @@ from tests.support.processing import outbox_rows as outbox
 
 pytestmark = [pytest.mark.smtp, pytest.mark.postgres]
 
-OB = OutboxRecord.__table__
-SR = ScheduledRetry.__table__
+OUTBOX = OutboxRecord.__table__
+RETRIES = ScheduledRetry.__table__
 VALUES = {"procuring_entity_name": "埼玉県", "company_name": "○○建設株式会社",
           "company_id": "1234567890123456",
           "contact_name": "埼玉 太郎", "contact_address": "埼玉県さいたま市○○1丁目23番地"}
@@ -112,7 +112,7 @@ async def test_maintenance_window_holds_the_mail_until_it_ends(
         proc.max_attempts = 1  # a counted failure would dead-letter at once
         await proc.process([record(mail(), 0)])
         with engine.connect() as conn:
-            row = conn.execute(sa.select(SR)).one()
+            row = conn.execute(sa.select(RETRIES)).one()
         assert row.attempt == 0
         assert abs((row.due_at.replace(tzinfo=UTC) - end).total_seconds()) < 1
         assert relay.received == []

@@ -21,7 +21,7 @@ from hub.db import OutboxRecord
 from hub.delivery import Delivery
 from hub.processing import Processor
 from hub.settings import RetrySettings
-from pipelines.registration.handlers import HANDLERS, prepare
+from pipelines.registration.handlers import RegistrationHandlers
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
@@ -65,6 +65,8 @@ from tests.unit.test_registration_rules import (
 pytestmark = pytest.mark.postgres
 
 NOW_DT = datetime.fromisoformat(NOW)
+PIPELINE = RegistrationHandlers()
+"""The registration handlers on the packaged default policy, as the hub runs them."""
 
 
 @dataclass
@@ -88,7 +90,7 @@ def handle(engine: Engine, payload: Payload, now: datetime = NOW_DT,
                             producer="gateway", occurred_at=acted_at or now)
     with Session(engine, expire_on_commit=False) as session, session.begin():
         ctx = FakeContext(session, now)
-        HANDLERS[type(payload)](ctx, envelope)
+        PIPELINE.handlers[type(payload)](ctx, envelope)
     return ctx.emitted
 
 
@@ -297,8 +299,8 @@ async def test_whole_batches_through_prepare_evolve_like_memory(
         ("renew", renew(apply_to_other_entities=True)), ("batch", {})]
     caplog.set_level(logging.INFO, logger="hub.processing")
     spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,
-                                         Topics.QUALIFICATION_UPDATES), handlers=HANDLERS,
-                        prepare=prepare)
+                                         Topics.QUALIFICATION_UPDATES), handlers=PIPELINE.handlers,
+                        prepare=PIPELINE.prepare)
     proc = Processor(spec, engine, RetrySettings(max_attempts=1, base_delay_s=1),
                      producer="test", clock=lambda: NOW_DT)
     # The qualifications arrive in the first batch too: the batch's own updates win.
@@ -331,8 +333,8 @@ async def test_a_batch_costs_the_same_statements_for_4_or_40_registrations(
     """The batch's state is read and written per batch, not per command: the number of
     statements on the registration tables does not grow with the batch (the benchmark's
     79 → 1,000+ commands/s)."""
-    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,), handlers=HANDLERS,
-                        prepare=prepare)
+    spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,), handlers=PIPELINE.handlers,
+                        prepare=PIPELINE.prepare)
     proc = Processor(spec, engine, RetrySettings(max_attempts=1, base_delay_s=1),
                      producer="test", clock=lambda: NOW_DT)
     users = [f"{5_000_000_000 + i:010d}" for i in range(44)]
@@ -361,10 +363,10 @@ async def test_a_batch_costs_the_same_statements_for_4_or_40_registrations(
 
 
 async def test_handlers_through_the_hub_processor_have_one_effect(engine: Engine) -> None:
-    """HANDLERS under the hub's idempotent consumer: events and mails reach the outbox in
+    """The handlers under the hub's idempotent consumer: events and mails reach the outbox in
     the command's transaction, and a redelivered command has no second effect."""
     spec = ConsumerSpec("registration", (Topics.REGISTRATION_COMMANDS,
-                                         Topics.QUALIFICATION_UPDATES), handlers=HANDLERS)
+                                         Topics.QUALIFICATION_UPDATES), handlers=PIPELINE.handlers)
     proc = Processor(spec, engine, RetrySettings(max_attempts=2, base_delay_s=1),
                      producer="test", clock=lambda: NOW_DT)
     messages = [qualification_update(qual()), command_of(register()),
@@ -391,10 +393,9 @@ def test_a_batch_is_written_once(engine: Engine) -> None:
     """Batch.finish writes the batch's changes at its end, once: a second call is refused
     instead of writing against a stale base."""
     from pipelines.registration.batch import prepare_batch
-    from pipelines.registration.handlers import current_policy_book
 
     with Session(engine) as session, session.begin():
-        batch = prepare_batch(current_policy_book(), session, [])
+        batch = prepare_batch(PIPELINE.book, session, [])
         batch.finish(session)
         with pytest.raises(RuntimeError, match="written already"):
             batch.finish(session)

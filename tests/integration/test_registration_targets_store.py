@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from pipelines.registration.handlers import use_policy_book
 from pipelines.registration.models import PendingPropagationRow
 from pipelines.registration.propagation import propagate
 from pipelines.registration.queries import find_active_card
@@ -75,18 +74,14 @@ def test_the_batch_holds_a_propagation_until_the_targets_window_ends(engine: Eng
     handle(engine, command_of(register()))
     book = _book(**{"kawagoe-city": {"maintenance": [
         {"date": "2026-11-25", "start": "02:00", "end": "05:00", "stops": "registration"}]}})
-    use_policy_book(book)
-    try:
-        with Session(engine) as session:
-            held = propagate(session, NIGHT)
-            assert (held.done, held.skipped, held.failed, held.held) == (0, 0, 0, 1)
-            (row,) = session.exec(select(PendingPropagationRow)).all()
-            assert (row.status, row.attempts) == ("pending", 0)
-            end = datetime(2026, 11, 25, 5, 0, tzinfo=JST)
-            assert aware(row.due_at) == end
-            assert propagate(session, NIGHT + timedelta(hours=1)).done == 0  # not due yet
-            after = propagate(session, end)
-            assert (after.done, after.held) == (1, 0)
-            assert find_active_card(session, ISSUER, "121", end, entity="kawagoe-city")
-    finally:
-        use_policy_book(None)
+    with Session(engine) as session:
+        held = propagate(session, NIGHT, book=book)
+        assert (held.done, held.skipped, held.failed, held.held) == (0, 0, 0, 1)
+        (row,) = session.exec(select(PendingPropagationRow)).all()
+        assert (row.status, row.attempts) == ("pending", 0)
+        end = datetime(2026, 11, 25, 5, 0, tzinfo=JST)
+        assert aware(row.due_at) == end
+        assert propagate(session, NIGHT + timedelta(hours=1), book=book).done == 0
+        after = propagate(session, end, book=book)
+        assert (after.done, after.held) == (1, 0)
+        assert find_active_card(session, ISSUER, "121", end, entity="kawagoe-city")

@@ -56,7 +56,7 @@ from tests.support.staff import case
 
 pytestmark = pytest.mark.postgres
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 KAWAGOE_APPLIED = case("K-0001", "kawagoe-city", KAWAGOE_OFFICER[2], ContractStatus.APPLIED)
@@ -82,8 +82,8 @@ class Site:
 
     def commands(self) -> list[object]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(OB).where(
-                OB.c.topic == Topics.CONTRACT_COMMANDS.name).order_by(OB.c.id)))
+            rows = list(conn.execute(sa.select(OUTBOX).where(
+                OUTBOX.c.topic == Topics.CONTRACT_COMMANDS.name).order_by(OUTBOX.c.id)))
         return [decode(r.value, load_headers(r.headers)).payload for r in rows]
 
 

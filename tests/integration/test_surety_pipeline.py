@@ -43,7 +43,7 @@ from tests.unit.test_surety_rules import CASE_ID, PERF, P, case, cert, perf_cert
 pytestmark = pytest.mark.postgres
 
 NOW = datetime(2022, 9, 28, 1, 0, tzinfo=UTC)
-OB = OutboxRecord.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxRecord.__table__  # type: ignore[attr-defined]
 
 
 class Feed:
@@ -71,7 +71,8 @@ class Feed:
 
     def outbox(self) -> list[tuple[str, Payload]]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(OB.c.topic, OB.c.value).order_by(OB.c.id)))
+            rows = list(conn.execute(sa.select(OUTBOX.c.topic, OUTBOX.c.value)
+                                     .order_by(OUTBOX.c.id)))
         return [(r.topic, decode(r.value).payload) for r in rows]
 
     def of(self, kind: type[Payload]) -> list[Any]:

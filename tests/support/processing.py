@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from hub.db import OutboxRecord
 
-OB = OutboxRecord.__table__
+OUTBOX = OutboxRecord.__table__
 
 
 class Clock:
@@ -26,4 +26,5 @@ class Clock:
 def outbox_rows(engine: Engine, topic: str) -> list[Any]:
     """The outbox rows bound for ``topic``, in the order they were written."""
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(OB).where(OB.c.topic == topic).order_by(OB.c.id)))
+        return list(conn.execute(sa.select(OUTBOX).where(OUTBOX.c.topic == topic)
+                                 .order_by(OUTBOX.c.id)))

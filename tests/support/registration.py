@@ -19,8 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from stdnum.jp import cn
 
 from hub.dlq import partitions_of
-from pipelines.registration.handlers import current_policy_book
-from pipelines.registration.policy import is_service_time
+from pipelines.registration.policy import default_policy_book, is_service_time
 from schemas.envelope import JST, Envelope, new_envelope
 from schemas.qualification import QualificationRecord, QualificationUpdated
 from schemas.registration import (
@@ -68,7 +67,7 @@ def last_service_time(entity: str, before: datetime | None = None) -> datetime:
 
     The person acted then; tests do not depend on the weekday or holiday they run on.
     """
-    policy = current_policy_book().get(entity, SystemKind.E_BID)
+    policy = default_policy_book().get(entity, SystemKind.E_BID)
     assert policy is not None, f"{entity}: not in the policy book"
     at = (before or datetime.now(JST)).astimezone(JST).replace(minute=0, second=0,
                                                                microsecond=0)

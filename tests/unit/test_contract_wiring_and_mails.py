@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from connectors.mail.templates import render, required_values
 from hub.contract.wiring import city_signer_consumer, consumers, jobs, policy_from_settings
 from hub.settings import Settings
-from pipelines.contract.handlers import COMMANDS, HANDLERS
+from pipelines.contract.handlers import COMMANDS
 from pipelines.contract.mails import concluded_mails, review_mail
 from pipelines.contract.state import CaseState, ContractPolicy, ReviewLink
 from schemas.application import ApplicationReceived, CorrectionRequested
@@ -51,10 +51,10 @@ def test_consumer_reads_commands_cloudsign_and_surety_events() -> None:
     assert spec.name == "contract"
     assert spec.topics == (Topics.CONTRACT_COMMANDS, Topics.CONTRACT_EVENTS,
                            Topics.SURETY_EVENTS, Topics.APPLICATION_EVENTS)
-    assert set(HANDLERS) == {*COMMANDS, ContractSent, ContractConcluded, ContractDeclined,
+    assert set(spec.handlers) == {*COMMANDS, ContractSent, ContractConcluded, ContractDeclined,
                              ContractSuretyCompleted, ApplicationReceived}
     assert dict(spec.emits)[Topics.APPLICATION_COMMANDS] == (CorrectionRequested,)
-    assert all(not spec.is_effect(h) for h in HANDLERS.values())  # transactional
+    assert all(not spec.is_effect(h) for h in spec.handlers.values())  # transactional
     emitted = dict(spec.emits)
     assert emitted[Topics.ERP_COMMANDS] == (ErpRegistrationRequested,)  # 契約登録 on conclusion
 

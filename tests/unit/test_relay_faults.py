@@ -30,8 +30,8 @@ from hub.settings import KafkaSettings, RetentionSettings, Settings
 from schemas.envelope import utc_now
 from tests.support.hubproc import wait_for
 
-OB = OutboxRecord.__table__
-CC = ClaimCheckRecord.__table__
+OUTBOX = OutboxRecord.__table__
+CLAIM_CHECKS = ClaimCheckRecord.__table__
 
 
 class FakeBatch:
@@ -135,7 +135,7 @@ def write(engine: Engine, topic: str, values: list[bytes]) -> None:
 
 def outbox_count(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(OB)).scalar() or 0)
+        return int(conn.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar() or 0)
 
 
 @pytest.fixture(autouse=True)
@@ -242,13 +242,13 @@ async def test_an_oversized_row_goes_by_reference_at_queue_time_and_at_send_time
     big = b"x" * 150_000
     write(engine, "t", [big])  # checked when queued: already a pointer in the outbox
     with engine.connect() as conn:
-        (queued,) = conn.execute(sa.select(OB.c.value, OB.c.headers)).all()
+        (queued,) = conn.execute(sa.select(OUTBOX.c.value, OUTBOX.c.headers)).all()
     assert len(queued.value) < 1000
     assert claimcheck.H_CLAIM in queued.headers
     # A row written before the check (an older hub, or a lower limit): the relay checks it
     # in before sending.
     with engine.begin() as conn:
-        conn.execute(sa.insert(OB).values(topic="t", key=b"k", value=big + b"!",
+        conn.execute(sa.insert(OUTBOX).values(topic="t", key=b"k", value=big + b"!",
                                           headers="[]", created_at=utc_now()))
     kafka = FakeKafka()
     relay = relay_for(engine, kafka)
@@ -256,7 +256,7 @@ async def test_an_oversized_row_goes_by_reference_at_queue_time_and_at_send_time
     assert len(kafka.got["t"]) == 2
     assert all(len(v) < 1000 for v in kafka.got["t"])
     with engine.connect() as conn:
-        stored = sorted(len(v) for v in conn.execute(sa.select(CC.c.value)).scalars())
+        stored = sorted(len(v) for v in conn.execute(sa.select(CLAIM_CHECKS.c.value)).scalars())
     assert stored == [150_000, 150_001]
 
 
@@ -264,7 +264,7 @@ async def test_a_broker_limit_below_the_setting_is_learnt(engine: Engine) -> Non
     kafka = FakeKafka()
     kafka.limit = 50_000  # the brokers' message.max.bytes is lower than max_record_bytes
     with engine.begin() as conn:
-        conn.execute(sa.insert(OB).values(topic="t", key=b"k", value=b"y" * 80_000,
+        conn.execute(sa.insert(OUTBOX).values(topic="t", key=b"k", value=b"y" * 80_000,
                                           headers="[]", created_at=utc_now()))
     relay = relay_for(engine, kafka)
     await run_until(relay, lambda: outbox_count(engine) == 0, "sent by reference")

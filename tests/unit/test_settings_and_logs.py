@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from connectors.dsure.settings import DSurePeerSettings
+from hub.bootstrap import policy_book
 from hub.logs import correlation, redact_text, setup_logging
 from hub.settings import Settings
+from pipelines.registration.policy import PolicyError, default_policy_book
 
 
 def test_defaults_are_the_embedded_local_setup() -> None:
@@ -39,6 +42,28 @@ def test_environment_and_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert s.kafka.bootstrap_servers == "env:9092"
     assert "kafka-secret" not in repr(s)
     assert "pw@" not in repr(s)
+
+
+def test_the_settings_the_pipelines_and_peers_take_keep_their_names(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Read through pydantic-settings, under the names they always had; the wiring builds
+    the registration policy from the file named, the packaged default without one."""
+    assert Settings().propagation_interval_s == 300
+    assert policy_book(Settings()) is default_policy_book()
+    broken = tmp_path / "policy.toml"
+    broken.write_text("[[entity]\n", encoding="utf-8")
+    monkeypatch.setenv("HUB_REGISTRATION_POLICY", str(broken))
+    monkeypatch.setenv("HUB_PROPAGATION_INTERVAL_S", "42")
+    monkeypatch.setenv("HUB_STAFF_TOKEN", "a staff token")
+    monkeypatch.setenv("HUB_DSURE_ISSUER_TOKEN", "an issuer token")
+    s = Settings()
+    assert (s.registration_policy, s.propagation_interval_s) == (broken, 42)
+    assert s.staff_token is not None
+    assert s.staff_token.get_secret_value() == "a staff token"
+    assert "a staff token" not in repr(s)
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        policy_book(s)
+    assert DSurePeerSettings().issuer_token.get_secret_value() == "an issuer token"
 
 
 @pytest.mark.parametrize("text", [
