@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers, PostgreSQL;
-# poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests;
+# poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests
+# (poppler's pdftoppm and pdfinfo also draw the review page's previews);
 # Prometheus for its promtool (the alert rules in deploy/prometheus are checked by a test);
 # the IPAex fonts, embedded in the PDFs the hub writes (pipelines/contract/pdfa.py).
 set -euo pipefail
