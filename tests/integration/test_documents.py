@@ -171,6 +171,8 @@ async def test_the_download_page_in_a_browser_and_its_refusal_pages(
     the very bytes stored; a tampered or expired link shows a page naming CON-4."""
     from playwright.async_api import async_playwright, expect
 
+    from tests.integration.test_contract_review_pages import accessible
+
     _, store, links = served
     pdf = make_pdf(30_000, "browser download")
     doc = store.put(pdf, filename="R8-0123.pdf")
@@ -179,13 +181,15 @@ async def test_the_download_page_in_a_browser_and_its_refusal_pages(
         browser = await play.chromium.launch(executable_path="/usr/bin/chromium",
                                              headless=True)
         try:
-            page = await browser.new_page(accept_downloads=True, locale="ja-JP")
+            page = await browser.new_page(accept_downloads=True, locale="ja-JP",
+                                          bypass_csp=True)  # for axe-core's script
             shown = await page.goto(url)
             assert shown is not None
             assert shown.status == 200
             await expect(page.locator("h1")).to_contain_text("締結済み契約書のダウンロード")
             await expect(page.locator("#filename")).to_have_text("R8-0123.pdf")
             await expect(page.locator("main")).to_contain_text(doc.key)  # its SHA-256
+            await accessible(page, "download")
             async with page.expect_download() as started:
                 await page.locator("#download").click()
             saved = await (await started.value).path()
@@ -200,6 +204,7 @@ async def test_the_download_page_in_a_browser_and_its_refusal_pages(
             assert expired.status == 410
             await expect(page.locator("h1")).to_contain_text("有効期限が切れています")
             await expect(page.locator("[role=alert]")).to_contain_text("expired")
+            await accessible(page, "download expired")
         finally:
             await browser.close()
     # API clients keep getting the bytes and JSON refusals
