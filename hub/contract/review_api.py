@@ -308,7 +308,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
                          kind="used")
         if not state.link.usable_at(clock()):
             raise refuse(request, action, 410,
-                         texts.link_expired(state.link.expires_at.isoformat()),
+                         texts.link_expired(f"{_jst(state.link.expires_at)} JST"),
                          opened=opened, actor=actor, resend=True, kind="expired")
         return opened
 

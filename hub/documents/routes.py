@@ -43,7 +43,7 @@ def _forged() -> HTTPException:
 
 
 def _expired(at: datetime) -> HTTPException:
-    when = at.isoformat()
+    when = f"{at.astimezone(JST):%Y/%m/%d %H:%M} JST"
     return _refusal(410, f"このダウンロードリンクの有効期限（{when}）を過ぎています。",
                     f"This download link expired at {when}.",
                     "発注者に文書の再送を依頼してください。",

@@ -13,7 +13,9 @@ deploy/setup.d/30-browser.sh) finds no serious or critical violation on any of t
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -63,10 +65,17 @@ AXE_DECLARED = (AXE_DIR / "package.json").exists()
 
 
 async def accessible(page: Page, name: str) -> None:
-    """axe-core's violations of impact serious or critical on ``page``: none."""
+    """axe-core's violations of impact serious or critical on ``page``: none. With
+    ``HUB_CONTRACTOR_SCREENSHOTS`` set, the page at 1366×768 is saved there as
+    ``<name>.png`` (the repository's are in docs/contractor-pages/)."""
+    shots = os.environ.get("HUB_CONTRACTOR_SCREENSHOTS")
+    if shots:
+        await page.screenshot(path=str(Path(shots) / f"{name.replace(' ', '-')}.png"))
     if not HAVE_AXE:
-        if not AXE_DECLARED:
-            pytest.skip("this tree does not declare axe-core (deploy/axe/package.json)")
+        if not AXE_DECLARED:  # the rest of the test still runs
+            warnings.warn("axe-core is not declared in this tree (deploy/axe/package.json): "
+                          f"no accessibility check of the {name} page", stacklevel=2)
+            return
         pytest.fail(f"axe-core is missing ({AXE}): run `bash deploy/setup.d/30-browser.sh`")
     await page.add_script_tag(path=str(AXE))
     found: list[dict[str, Any]] = await page.evaluate("""async () => {
