@@ -277,3 +277,38 @@ async def test_forms_without_the_pages_csrf_field_change_nothing(site: PageSite)
         actions = [r.action for r in conn.execute(sa.select(ReviewAuditRow.__table__))]
     assert actions.count("code") == 5  # every refused form is audited too
     assert "preview" in actions
+
+
+def test_previews_come_from_poppler_and_a_bad_pdf_gets_none() -> None:
+    from hub.contract.pages import PagePreview
+    from hub.sample.case import SampleCase
+
+    preview = PagePreview(cache_size=2)
+    pdf = SampleCase.new().contract_pdf()
+    assert preview.page_count("a" * 64, pdf) == 1
+    png = preview.png("a" * 64, pdf, 1)
+    assert png is not None
+    assert png.startswith(b"\x89PNG")
+    assert int.from_bytes(png[16:20], "big") == PagePreview.WIDTH  # IHDR width
+    assert preview.png("a" * 64, pdf, 2) is None  # no such page
+    assert preview.png("a" * 64, pdf, PagePreview.MAX_PAGES + 1) is None
+    broken = b"%PDF-1.7\n" + b"\x00garbage" * 1000
+    assert preview.page_count("b" * 64, broken) is None
+    assert preview.png("b" * 64, broken, 1) is None
+
+
+async def test_without_poppler_the_page_embeds_the_pdf(pg_engine: Engine,
+                                                       site: PageSite) -> None:
+    from hub.contract.pages import PagePreview
+
+    token = await in_review(site)
+    blind = PagePreview()
+    blind.available = False
+    app = FastAPI()
+    app.include_router(review_router(pg_engine, site.clock, preview=blind))
+    with TestClient(app) as http:
+        shown = http.get(f"/contract/review/{token}", headers=HTML)
+        assert shown.status_code == 200
+        assert f'<object id="preview" data="/contract/review/{token}/document"' in shown.text
+        assert "<img" not in shown.text
+        assert http.get(f"/contract/review/{token}/preview/1.png").status_code == 404
