@@ -188,3 +188,15 @@ def test_without_the_font_file_the_pdf_is_refused_with_what_to_install(
         certificate_pdf(_certificate())
     assert "fonts-ipaexfont" in str(refused.value)
     assert str(missing[0]) in str(refused.value)
+
+
+async def test_the_certificate_signed_by_the_city_validates_and_stays_pdfa_style(
+        module: str, tsa: ReferenceTsa, pki: DevPki) -> None:
+    """A 合意締結証明書 sealed with the city's key (as an entity may issue it) validates for
+    the hub and for pdfsig, and keeps its embedded font and PDF/A metadata."""
+    pdf = certificate_pdf(_certificate())
+    sealed = (await signer_on(module, tsa, pki).sign(pdf)).pdf
+    report = await async_validate_contract_pdf(sealed, pki.trust_roots)
+    assert report.valid, report
+    assert_outside_agrees(sealed, pki.trust_roots, hub_accepts=True, signatures=1)
+    assert_pdfa_style(sealed, "合意締結証明書 R8-0777")
