@@ -321,7 +321,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
         return who
 
     def with_code(request: Request, token: str, action: str, body: AgreeIn,
-                  payload: Callable[[Opened], Payload]) -> AcceptedOut:
+                  payload: Callable[[Opened], Payload]) -> tuple[Opened, AcceptedOut]:
         """A step that needs the one-time code: checked, the link spent and the command
         queued in one transaction (a wrong try counts even so)."""
         opened = open_link(request, token, action, actor=body.by.lower())
@@ -345,7 +345,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
         if result is not CodeCheck.OK:
             raise refuse(request, action, 403, texts.code_refused(result.value),
                          opened=opened, actor=who, kind="code")
-        return AcceptedOut(request_id=envelope.message_id)
+        return opened, AcceptedOut(request_id=envelope.message_id)
 
     def simple(request: Request, opened: Opened, action: str, who: str,
                step: Payload) -> AcceptedOut:
@@ -373,20 +373,21 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
                          resend=True)
         return opened, CodeSentOut(sent_to=who, expires_at=now + CODE_TTL)
 
-    def agree_step(request: Request, token: str, body: AgreeIn) -> AcceptedOut:
+    def agree_step(request: Request, token: str, body: AgreeIn) -> tuple[Opened, AcceptedOut]:
         return with_code(request, token, "agree", body, lambda o: ContractorAgreed(
             case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by))
 
-    def reject_step(request: Request, token: str, body: RejectIn) -> AcceptedOut:
+    def reject_step(request: Request, token: str, body: RejectIn
+                    ) -> tuple[Opened, AcceptedOut]:
         return with_code(request, token, "reject", body, lambda o: ContractorRejected(
             case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by,
             reason=body.reason))
 
-    def resend_step(request: Request, token: str, body: WhoIn) -> AcceptedOut:
+    def resend_step(request: Request, token: str, body: WhoIn) -> tuple[Opened, AcceptedOut]:
         opened = open_link(request, token, "resend", live=False, actor=body.by.lower())
-        return simple(request, opened, "resend", body.by.lower(),
-                      ReviewLinkResendRequested(case_id=opened.state.case_id,
-                                                requested_by=body.by))
+        return opened, simple(request, opened, "resend", body.by.lower(),
+                              ReviewLinkResendRequested(case_id=opened.state.case_id,
+                                                        requested_by=body.by))
 
     refusals: dict[int | str, dict[str, Any]] = {
         code: {"description": text, "model": _Refused}
@@ -461,12 +462,12 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
     @router.post("/{token}/agree", status_code=202, responses=refusals)
     def agree(token: Token, body: AgreeIn, request: Request) -> AcceptedOut:
         """書類の内容に同意 (CON-2), with the one-time code (CON-3)."""
-        return agree_step(request, token, body)
+        return agree_step(request, token, body)[1]
 
     @router.post("/{token}/reject", status_code=202, responses=refusals)
     def reject(token: Token, body: RejectIn, request: Request) -> AcceptedOut:
         """同意せず却下 (CON-2), with the one-time code (CON-3)."""
-        return reject_step(request, token, body)
+        return reject_step(request, token, body)[1]
 
     @router.post("/{token}/forward", status_code=202, responses=refusals)
     def forward(token: Token, body: ForwardIn, request: Request) -> AcceptedOut:
@@ -481,7 +482,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
     def resend(token: Token, body: WhoIn, request: Request) -> AcceptedOut:
         """再配信の依頼 (CON-3): a new link to a declared address, from an expired or
         replaced link too."""
-        return resend_step(request, token, body)
+        return resend_step(request, token, body)[1]
 
     # The page's forms (form-encoded, EDGE-4): the same steps, answered with pages.
 
@@ -566,18 +567,22 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
                              until=sent.expires_at)
         try:
             if isinstance(body, RejectIn):
-                accepted = await run_in_threadpool(reject_step, request, token, body)
+                opened, accepted = await run_in_threadpool(reject_step, request, token, body)
             elif isinstance(body, AgreeIn):
-                accepted = await run_in_threadpool(agree_step, request, token, body)
+                opened, accepted = await run_in_threadpool(agree_step, request, token, body)
             else:
-                accepted = await run_in_threadpool(resend_step, request, token, body)
+                opened, accepted = await run_in_threadpool(resend_step, request, token, body)
         except ReviewRefusalError as exc:
             if exc.kind != "code":
                 raise
             opened = await run_in_threadpool(open_link, request, token, action)
             return code_page(request, opened, token, body.by.lower(), exc.status_code,
                              error=exc.violation)
-        opened = await run_in_threadpool(open_link, request, token, action, live=False)
+        except HTTPException as exc:  # the rules refused the step now (422, refuse_early)
+            detail: dict[str, Any] = exc.detail if isinstance(exc.detail, dict) else {}
+            found = detail.get("violations") or [texts.link_spent().model_dump()]
+            return refusal_page(request, ReviewRefusalError(
+                exc.status_code, RuleViolation.model_validate(found[0])), token)
         return done_page(request, opened, action, accepted)
 
     return router
