@@ -11,8 +11,8 @@ metadata stream that declares ``pdfaid:part=2``, ``conformance=B`` and agrees wi
 document information dictionary, an sRGB output intent (the ICC profile of littlecms,
 through Pillow) for reportlab's DeviceRGB/DeviceGray colours, and a file identifier.
 pyHanko's signatures are incremental updates that keep these and update the XMP
-modification date together with the information dictionary. docs/contract.md says
-which PDF/A checks are made and which are not.
+modification date together with the information dictionary. veraPDF judges the
+results PDF/A-2b, signed and unsigned (docs/contract.md).
 """
 
 from __future__ import annotations

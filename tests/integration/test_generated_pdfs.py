@@ -4,7 +4,9 @@ judged by poppler (``pdffonts``, ``pdfinfo``) and, once signed, by ``pdfsig``.
 The sample contract set is signed as a case is (the contractor's PAdES B-T, then the
 city's B-LT from SoftHSM2 with the reference TSA); both signatures validate for the hub
 and for pdfsig, and the signed file still has every font embedded and XMP that agrees
-with its information dictionary. The card agent's PDFium reads the Japanese text back.
+with its information dictionary. veraPDF, the PDF/A validator, finds the sample, the
+certificate and both signed files PDF/A-2b conformant, and a plain reportlab PDF not.
+The card agent's PDFium reads the Japanese text back.
 Without the font file the hub refuses to write the PDF, saying what to install.
 """
 
@@ -35,8 +37,9 @@ from pipelines.contract.archive import (
     certificate_pdf,
 )
 from schemas.contract import DocumentRef
+from tests.card.pdfs import make_pdf
 from tests.integration.test_citysigner import module, pki, signer_on, tsa
-from tests.support.outside_validators import assert_outside_agrees
+from tests.support.outside_validators import assert_outside_agrees, verapdf_verdicts
 
 __all__ = ["module", "pki", "tsa"]  # fixtures, imported for pytest
 
@@ -154,7 +157,7 @@ def test_conclusion_certificate_embeds_ipaex_gothic() -> None:
         assert said in text
 
 
-async def test_signed_sample_contract_validates_and_keeps_fonts_and_xmp(
+async def test_signed_sample_and_certificate_validate_and_stay_pdfa(
         module: str, tsa: ReferenceTsa, pki: DevPki) -> None:
     case = SampleCase.new()
     pdf = case.contract_pdf()
@@ -178,6 +181,15 @@ async def test_signed_sample_contract_validates_and_keeps_fonts_and_xmp(
     # pyHanko's incremental updates keep the PDF/A metadata and update it in step
     assert_pdfa_style(both, f"工事請負契約書 {case.case_id}")
     assert info(both)["ModDate"] != info(pdf)["ModDate"]
+    sealed = (await signer_on(module, tsa, pki).sign(certificate_pdf(_certificate()))).pdf
+    assert_outside_agrees(sealed, pki.trust_roots, hub_accepts=True, signatures=1)
+    verdicts = verapdf_verdicts({"sample": pdf, "signed": both,
+                                 "certificate": certificate_pdf(_certificate()),
+                                 "sealed-certificate": sealed,
+                                 "plain": make_pdf(2_000, "not PDF/A")})
+    assert verdicts.pop("plain"), "veraPDF passed a PDF without PDF/A metadata"
+    assert verdicts == {"sample": [], "signed": [], "certificate": [],
+                        "sealed-certificate": []}, verdicts
 
 
 def test_without_the_font_file_the_pdf_is_refused_with_what_to_install(
@@ -188,15 +200,3 @@ def test_without_the_font_file_the_pdf_is_refused_with_what_to_install(
         certificate_pdf(_certificate())
     assert "fonts-ipaexfont" in str(refused.value)
     assert str(missing[0]) in str(refused.value)
-
-
-async def test_the_certificate_signed_by_the_city_validates_and_stays_pdfa_style(
-        module: str, tsa: ReferenceTsa, pki: DevPki) -> None:
-    """A 合意締結証明書 sealed with the city's key (as an entity may issue it) validates for
-    the hub and for pdfsig, and keeps its embedded font and PDF/A metadata."""
-    pdf = certificate_pdf(_certificate())
-    sealed = (await signer_on(module, tsa, pki).sign(pdf)).pdf
-    report = await async_validate_contract_pdf(sealed, pki.trust_roots)
-    assert report.valid, report
-    assert_outside_agrees(sealed, pki.trust_roots, hub_accepts=True, signatures=1)
-    assert_pdfa_style(sealed, "合意締結証明書 R8-0777")
