@@ -521,6 +521,7 @@ def review_router(engine: Engine, clock: Callable[[], datetime] = utc_now,  # no
         return render("done.html.j2", 202, heading_ja="電子契約の確認",
                       heading_en="Contract review", city_name=opened.state.city_name,
                       done_ja=done_ja, done_en=done_en, next_ja=next_ja, next_en=next_en,
+                      next_link="/contractor/jobs" if action == "agree" else None,
                       request_id=str(accepted.request_id))
 
     async def form_fields(request: Request, token: str, action: str) -> dict[str, str]:

@@ -172,6 +172,7 @@ async def test_contractor_sees_the_pdf_and_agrees_with_the_mailed_code(
     async with page.expect_navigation():
         await page.keyboard.press("Enter")  # submits the agree form
     await expect(page.locator("#done")).to_contain_text("同意を受け付けました")
+    await expect(page.locator("#next-link")).to_have_attribute("href", "/contractor/jobs")
     await accessible(page, "done")
     await site.relay()
     state = site.state()
