@@ -24,6 +24,8 @@ export HUB_TEST_KEYCLOAK=$(bash deploy/keycloak.sh url)
 .venv/bin/python -m hub.cli schemas check
 # Jaeger for the trace test (tests/e2e/test_traces_jaeger.py): built once, then cached.
 bash deploy/jaeger.sh build
+# veraPDF, the PDF/A validator, for tests/integration/test_generated_pdfs.py: fetched once.
+bash deploy/verapdf.sh fetch
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

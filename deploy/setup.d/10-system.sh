@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers, PostgreSQL;
-# poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests;
-# Prometheus for its promtool (the alert rules in deploy/prometheus are checked by a test).
+# poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests
+# (poppler's pdftoppm and pdfinfo also draw the review page's previews);
+# Prometheus for its promtool (the alert rules in deploy/prometheus are checked by a test);
+# the IPAex fonts, embedded in the PDFs the hub writes (pipelines/contract/pdfa.py).
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
@@ -11,6 +13,8 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v pdfsig >/dev/null || need+=(poppler-utils)
 command -v certutil >/dev/null || need+=(libnss3-tools)
 command -v promtool >/dev/null || need+=(prometheus)
+[ -f /usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf ] \
+  && [ -f /usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf ] || need+=(fonts-ipaexfont)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: please install as root: ${need[*]}" >&2; exit 1; }
   apt-get update -qq

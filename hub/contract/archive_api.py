@@ -46,11 +46,13 @@ from pipelines.contract.archive import (
     revalidate,
     search_contracts,
 )
+from pipelines.contract.pdfa import JapaneseFontMissingError
 from pipelines.contract.state import CaseState, ContractPolicy
 from pipelines.contract.store import DOC_SCHEME, load_case
 from schemas.contract import CityAgreed, ContractSetPrepared, ContractStatus, DocumentRef
 from schemas.envelope import utc_now
 from schemas.registry import Payload
+from schemas.rejection import RuleViolation
 
 __all__ = [
     "READ_ROLES",
@@ -320,7 +322,16 @@ def archive_router(
     @router.get("/{case_id}/certificate.pdf")
     def certificate_as_pdf(case_id: str, who: caller_t, request: Request, db: db_t) -> Response:
         cert = svc.certificate(who, request, case_id, db)
-        return Response(certificate_pdf(cert), media_type="application/pdf")
+        try:
+            return Response(certificate_pdf(cert), media_type="application/pdf")
+        except JapaneseFontMissingError as exc:  # the JSON certificate still works
+            raise HTTPException(503, detail={"violations": [RuleViolation(
+                rule_id="CON-6", message_ja="証明書のPDFを作成できません（日本語フォントが"
+                "ありません）。", message_en=f"The certificate PDF cannot be written: {exc}",
+                next_step_ja="証明書はJSON（/certificate）で取得できます。管理者に"
+                "fonts-ipaexfont の導入を依頼してください。",
+                next_step_en="Get the certificate as JSON (/certificate) and ask the "
+                "operator to install fonts-ipaexfont.").model_dump()]}) from None
 
     @router.get("/{case_id}/document")
     def document(case_id: str, who: caller_t, request: Request, db: db_t) -> Response:

@@ -14,6 +14,11 @@ case number nor a copy of the database opens a review page.
   the process's commands; a re-send works from an expired or replaced link too, so the
   contractor can always ask for a new one.
 
+A browser gets pages (hub/contract/pages.py, templates/): the case with the contract set's
+pages as images (``GET /{token}/preview/{n}.png``), the code, agree and reject forms,
+which post to ``/{token}/form/{code,agree,reject,resend}`` with a CSRF field (EDGE-4) and
+go through the same steps as the JSON routes, and a page for each refusal.
+
 Accepted steps answer 202 with the request id (the process manager decides again when
 the command arrives; a step its rules refuse now is answered 422 at once). Refusals name
 CON-3 (or CON-1) in Japanese and English with the next step: 404 for a token that opens
@@ -26,22 +31,29 @@ transaction of its command.
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
 # definition time, and they name the router's local session dependency.
-import html
-import json
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.contract.pages import (
+    PagePreview,
+    csrf_cookie,
+    csrf_field,
+    csrf_refusal,
+    csrf_valid,
+    render,
+    wants_html,
+)
 from hub.outbox import enqueue
 from pipelines.contract import texts
 from pipelines.contract.links import (
@@ -127,14 +139,26 @@ class CodeSentOut(BaseModel):
     expires_at: datetime
 
 
+_REFUSED = ("受け付けられませんでした", "Not accepted")
+_HEADINGS = {
+    "invalid": ("このリンクは無効です", "This link is not valid"),
+    "expired": ("リンクの有効期限が切れています", "This link has expired"),
+    "replaced": ("このリンクは新しいリンクに置き換えられました", "This link was replaced"),
+    "used": ("このリンクは使用済みです", "This link has been used"),
+}
+
+
 class ReviewRefusalError(HTTPException):
     """A refused review request: its status and the violation (rule, ja, en, next step)."""
 
-    def __init__(self, status: int, violation: RuleViolation, *, resend: bool = False) -> None:
+    def __init__(self, status: int, violation: RuleViolation, *, resend: bool = False,
+                 kind: str = "refused") -> None:
         super().__init__(status, detail={"violations": [violation.model_dump()]})
         self.violation = violation
         self.resend = resend
         """Offer the re-send form on the HTML page (an expired or replaced link)."""
+        self.kind = kind
+        """What the page's heading says: invalid, expired, replaced, used, or refused."""
 
 
 def refuse_early(state: CaseState, payload: Payload, now: datetime,
@@ -172,56 +196,24 @@ def publish_step(engine: Engine, state: CaseState, payload: Payload, now: dateti
     return AcceptedOut(request_id=envelope.message_id)
 
 
-def _wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and "application/json" not in accept
+def _base(path: str) -> str:
+    """``/contract/review/{token}`` of any path under it."""
+    return "/".join(path.split("/")[:4])
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="ja"><head><meta charset="utf-8">
-<meta name="referrer" content="no-referrer">
-<title>{title}</title></head>
-<body><main>
-<h1>{title}</h1>
-{body}
-</main></body></html>
-"""
-
-
-def _page(title: str, body: str, status: int) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                 "X-Frame-Options": "DENY"})
-
-
-def refusal_page(error: ReviewRefusalError, action: str) -> HTMLResponse:
-    """The refusal as a page: rule, Japanese and English, next step, and a re-send form
-    where one can help (an expired or replaced link)."""
-    v = error.violation
-    body = (f"<p><strong>{html.escape(v.message_ja)}</strong><br>{html.escape(v.message_en)}</p>"
-            f"<p>{html.escape(v.next_step_ja)}<br>{html.escape(v.next_step_en)}</p>"
-            f"<p><small>{html.escape(v.rule_id)} / HTTP {error.status_code}</small></p>")
-    if error.resend:
-        body += (f'<form method="post" action="{html.escape(action)}">'
-                 '<label>メールアドレス / E-mail address '
-                 '<input type="email" name="by" required maxlength="100"></label> '
-                 '<button type="submit">リンクを再送 / Send the link again</button></form>')
-    return _page("電子契約の確認 / Contract review", body, error.status_code)
-
-
-def _review_page(out: ReviewOut) -> HTMLResponse:
-    rows = [("案件 / Case", out.case_id), ("件名 / Subject", out.subject),
-            ("契約書 / Contract set", out.title or "-"), ("発注者 / City", out.city_name),
-            ("受注者 / Contractor", out.contractor_name),
-            ("有効期限 / Valid until", out.expires_at.astimezone(JST).strftime(
-                "%Y/%m/%d %H:%M"))]
-    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                    for k, v in rows)
-    body = (f"<table>{table}</table>"
-            '<p><a href="document">契約書を開く / Open the contract set</a></p>'
-            "<p>同意または差戻しには、ご自身のアドレスに届く確認コードが必要です。<br>"
-            "Agreeing or rejecting needs the confirmation code mailed to your address.</p>")
-    return _page("電子契約の確認 / Contract review", body, 200)
+def refusal_page(request: Request, error: ReviewRefusalError, token: str | None = None
+                 ) -> HTMLResponse:
+    """The refusal as a page: heading, rule, Japanese and English, next step, and a
+    re-send form where one can help (an expired or replaced link, codes used up)."""
+    base = _base(request.url.path)
+    cookie = csrf_cookie(request)
+    token = token if token is not None else base.rsplit("/", 1)[-1]
+    ja, en = _HEADINGS.get(error.kind, _REFUSED)
+    return render("refusal.html.j2", error.status_code, cookie=cookie, heading_ja=ja,
+                  heading_en=en, v=error.violation, status=error.status_code,
+                  resend_action=f"{base}/form/resend" if error.resend else None,
+                  csrf=csrf_field(cookie[0], token),
+                  back=base if error.kind == "code" else None)
 
 
 class ReviewRoute(APIRoute):
@@ -235,17 +227,11 @@ class ReviewRoute(APIRoute):
             try:
                 return await original(request)
             except ReviewRefusalError as exc:
-                if _wants_html(request):
-                    return refusal_page(exc, _resend_action(request.url.path))
+                if wants_html(request):
+                    return refusal_page(request, exc)
                 return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
         return handler
-
-
-def _resend_action(path: str) -> str:
-    parts = path.rstrip("/").split("/")
-    # /contract/review/{token}[/{action}]: the form posts to /contract/review/{token}/resend
-    return "/".join([*parts[:4], "resend"]) if len(parts) >= 4 else path
 
 
 @dataclass
@@ -259,25 +245,6 @@ class Opened:
 
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-async def _who(request: Request) -> WhoIn:
-    """The re-send's body: JSON, or the HTML refusal page's form."""
-    raw = await request.body()
-    content_type = request.headers.get("content-type", "")
-    try:
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-        else:
-            fields = json.loads(raw)
-        return WhoIn.model_validate(fields)
-    except (ValueError, ValidationError, RecursionError) as exc:
-        raise ReviewRefusalError(422, RuleViolation(
-            rule_id="CON-3", message_ja="メールアドレスが正しくありません。",
-            message_en="The e-mail address is not valid.",
-            next_step_ja="確認依頼メールの宛先のアドレスを入力してください。",
-            next_step_en="Enter the address the review mail was sent to.",
-            field="by")) from exc
 
 
 def _code_mail(state: CaseState, to: str, code: str, expires_at: datetime) -> MailRequested:
@@ -298,12 +265,14 @@ def _code_mail(state: CaseState, to: str, code: str, expires_at: datetime) -> Ma
 
 def review_router(  # noqa: PLR0915 -- one router, its routes side by side
         engine: Engine, clock: Callable[[], datetime] = utc_now, *,
-        policy: ContractPolicy | None = None) -> APIRouter:
+        policy: ContractPolicy | None = None, preview: PagePreview | None = None) -> APIRouter:
     """``policy``: the city's contract policy, as the process manager's (the defaults
-    otherwise); the router's early decisions take it."""
+    otherwise); the router's early decisions take it. ``preview``: draws the contract
+    set's pages for the HTML review page."""
     policy = policy or ContractPolicy()
     router = APIRouter(prefix="/contract/review", tags=["contract review"],
                        route_class=ReviewRoute)
+    pages = preview or PagePreview()
 
     def session() -> Iterator[Session]:
         with Session(engine) as s:
@@ -320,10 +289,11 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
 
     def refuse(request: Request, action: str, status: int, violation: RuleViolation, *,
                opened: Opened | None = None, case_id: str | None = None,
-               actor: str | None = None, resend: bool = False) -> ReviewRefusalError:
+               actor: str | None = None, resend: bool = False,
+               kind: str = "refused") -> ReviewRefusalError:
         record(request, action, status, opened=opened, case_id=case_id, actor=actor,
                detail=f"{violation.rule_id} {violation.message_en}")
-        return ReviewRefusalError(status, violation, resend=resend)
+        return ReviewRefusalError(status, violation, resend=resend, kind=kind)
 
     def open_link(request: Request, token: str, action: str, *, live: bool = True,
                   actor: str | None = None) -> Opened:
@@ -333,19 +303,21 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
             row = find_link(db, token)
             state = load_case(db, row.case_id) if row is not None else None
         if row is None or state is None:
-            raise refuse(request, action, 404, texts.link_unknown(), actor=actor)
+            raise refuse(request, action, 404, texts.link_unknown(), actor=actor,
+                         kind="invalid")
         opened = Opened(token, row, state)
         if state.link is None or str(state.link.link_id) != row.link_id:
             raise refuse(request, action, 410, texts.link_superseded(), opened=opened,
-                         actor=actor, resend=True)
+                         actor=actor, resend=True, kind="replaced")
         if not live:
             return opened
         if row.spent_at is not None or state.status is not ContractStatus.REVIEW:
-            raise refuse(request, action, 410, texts.link_spent(), opened=opened, actor=actor)
+            raise refuse(request, action, 410, texts.link_spent(), opened=opened, actor=actor,
+                         kind="used")
         if not state.link.usable_at(clock()):
             raise refuse(request, action, 410,
-                         texts.link_expired(state.link.expires_at.isoformat()),
-                         opened=opened, actor=actor, resend=True)
+                         texts.link_expired(f"{_jst(state.link.expires_at)} JST"),
+                         opened=opened, actor=actor, resend=True, kind="expired")
         return opened
 
     def recipient(request: Request, opened: Opened, action: str, by: str) -> str:
@@ -357,7 +329,7 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
         return who
 
     def with_code(request: Request, token: str, action: str, body: AgreeIn,
-                  payload: Callable[[Opened], Payload]) -> AcceptedOut:
+                  payload: Callable[[Opened], Payload]) -> tuple[Opened, AcceptedOut]:
         """A step that needs the one-time code: checked, the link spent and the command
         queued in one transaction (a wrong try counts even so)."""
         opened = open_link(request, token, action, actor=body.by.lower())
@@ -381,8 +353,8 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
                       entity=opened.state.procuring_entity)
         if result is not CodeCheck.OK:
             raise refuse(request, action, 403, texts.code_refused(result.value),
-                         opened=opened, actor=who)
-        return AcceptedOut(request_id=envelope.message_id)
+                         opened=opened, actor=who, kind="code")
+        return opened, AcceptedOut(request_id=envelope.message_id)
 
     def simple(request: Request, opened: Opened, action: str, who: str,
                step: Payload) -> AcceptedOut:
@@ -397,43 +369,9 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
                   detail=str(envelope.message_id), entity=opened.state.procuring_entity)
         return AcceptedOut(request_id=envelope.message_id)
 
-    refusals: dict[int | str, dict[str, Any]] = {
-        code: {"description": text, "model": _Refused}
-        for code, text in ((403, "A missing, wrong or expired code, or an address outside "
-                                 "the link (CON-3, CON-1)."),
-                           (404, "The token opens no review link (CON-3)."),
-                           (410, "The link expired, was replaced or was used (CON-3)."))}
+    # The steps, one function each; the JSON routes and the page's forms both call them.
 
-    @router.get("/{token}", responses={**refusals, 200: {"content": {"text/html": {}}}})
-    def show(token: Token, request: Request) -> Response:
-        """The case under review: JSON, or a page for a browser (``Accept: text/html``)."""
-        opened = open_link(request, token, "view")
-        link = opened.state.link
-        assert link is not None
-        s = opened.state
-        out = ReviewOut(case_id=s.case_id, subject=s.subject, title=s.title,
-                        city_name=s.city_name, contractor_name=s.contractor_name,
-                        status=s.status, expires_at=link.expires_at, recipients=list(link.to))
-        record(request, "view", 200, opened=opened)
-        if _wants_html(request):
-            return _review_page(out)
-        return JSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
-
-    @router.get("/{token}/document", responses={
-        **refusals, 200: {"content": {"application/pdf": {}}}})
-    def document(token: Token, request: Request,
-                 db: Annotated[Session, Depends(session)]) -> Response:
-        """The contract set under review (PDF)."""
-        opened = open_link(request, token, "document")
-        assert opened.state.document is not None
-        pdf = get_document(db, opened.state.document)
-        record(request, "document", 200, opened=opened)
-        return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})
-
-    @router.post("/{token}/code", status_code=202, responses=refusals)
-    def code(token: Token, body: WhoIn, request: Request) -> CodeSentOut:
-        """Mail a one-time code to ``by`` (one of the link's addresses), needed to agree or
-        reject; a new code replaces the last one (CON-3)."""
+    def send_code(request: Request, token: str, body: WhoIn) -> tuple[Opened, CodeSentOut]:
         opened = open_link(request, token, "code", actor=body.by.lower())
         who = recipient(request, opened, "code", body.by)
         now = clock()
@@ -447,21 +385,105 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
                       case_id=opened.state.case_id, link_id=opened.row.link_id, actor=who,
                       entity=opened.state.procuring_entity)
         if sent is None:
-            raise refuse(request, "code", 403, texts.codes_used_up(), opened=opened, actor=who)
-        return CodeSentOut(sent_to=who, expires_at=now + CODE_TTL)
+            raise refuse(request, "code", 403, texts.codes_used_up(), opened=opened, actor=who,
+                         resend=True)
+        return opened, CodeSentOut(sent_to=who, expires_at=now + CODE_TTL)
+
+    def agree_step(request: Request, token: str, body: AgreeIn) -> tuple[Opened, AcceptedOut]:
+        return with_code(request, token, "agree", body, lambda o: ContractorAgreed(
+            case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by))
+
+    def reject_step(request: Request, token: str, body: RejectIn
+                    ) -> tuple[Opened, AcceptedOut]:
+        return with_code(request, token, "reject", body, lambda o: ContractorRejected(
+            case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by,
+            reason=body.reason))
+
+    def resend_step(request: Request, token: str, body: WhoIn) -> tuple[Opened, AcceptedOut]:
+        opened = open_link(request, token, "resend", live=False, actor=body.by.lower())
+        return opened, simple(request, opened, "resend", body.by.lower(),
+                              ReviewLinkResendRequested(case_id=opened.state.case_id,
+                                                        requested_by=body.by))
+
+    refusals: dict[int | str, dict[str, Any]] = {
+        code: {"description": text, "model": _Refused}
+        for code, text in ((403, "A missing, wrong or expired code, or an address outside "
+                                 "the link (CON-3, CON-1)."),
+                           (404, "The token opens no review link (CON-3)."),
+                           (410, "The link expired, was replaced or was used (CON-3)."))}
+
+    def review_out(opened: Opened) -> ReviewOut:
+        s = opened.state
+        assert s.link is not None
+        return ReviewOut(case_id=s.case_id, subject=s.subject, title=s.title,
+                         city_name=s.city_name, contractor_name=s.contractor_name,
+                         status=s.status, expires_at=s.link.expires_at,
+                         recipients=list(s.link.to))
+
+    def review_page(request: Request, opened: Opened) -> HTMLResponse:
+        assert opened.state.document is not None
+        with Session(engine) as db:
+            pdf = get_document(db, opened.state.document)
+        count = pages.page_count(opened.state.document.sha256, pdf)
+        shown = list(range(1, min(count, pages.MAX_PAGES) + 1)) if count else []
+        cookie = csrf_cookie(request)
+        out = review_out(opened)
+        return render("review.html.j2", cookie=cookie, heading_ja="電子契約の確認",
+                      heading_en="Contract review", case=out, city_name=out.city_name,
+                      expires=_jst(out.expires_at), base=_base(request.url.path),
+                      pages=shown, page_count=count or 0, width=pages.WIDTH,
+                      csrf=csrf_field(cookie[0], opened.token))
+
+    @router.get("/{token}", responses={**refusals, 200: {"content": {"text/html": {}}}})
+    def show(token: Token, request: Request) -> Response:
+        """The case under review: JSON, or a page for a browser (``Accept: text/html``)."""
+        opened = open_link(request, token, "view")
+        record(request, "view", 200, opened=opened)
+        if wants_html(request):
+            return review_page(request, opened)
+        return JSONResponse(review_out(opened).model_dump(mode="json"),
+                            headers={"Cache-Control": "no-store"})
+
+    @router.get("/{token}/document", responses={
+        **refusals, 200: {"content": {"application/pdf": {}}}})
+    def document(token: Token, request: Request,
+                 db: Annotated[Session, Depends(session)]) -> Response:
+        """The contract set under review (PDF)."""
+        opened = open_link(request, token, "document")
+        assert opened.state.document is not None
+        pdf = get_document(db, opened.state.document)
+        record(request, "document", 200, opened=opened)
+        return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})
+
+    @router.get("/{token}/preview/{page}.png", include_in_schema=False)
+    def preview_page(token: Token, page: int, request: Request) -> Response:
+        """Page ``page`` of the contract set as an image, for the review page."""
+        opened = open_link(request, token, "preview")
+        assert opened.state.document is not None
+        with Session(engine) as db:
+            pdf = get_document(db, opened.state.document)
+        png = pages.png(opened.state.document.sha256, pdf, page)
+        record(request, "preview", 200 if png else 404, opened=opened, detail=f"page {page}")
+        if png is None:
+            return Response(status_code=404, headers={"Cache-Control": "no-store"})
+        return Response(png, media_type="image/png", headers={
+            "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+    @router.post("/{token}/code", status_code=202, responses=refusals)
+    def code(token: Token, body: WhoIn, request: Request) -> CodeSentOut:
+        """Mail a one-time code to ``by`` (one of the link's addresses), needed to agree or
+        reject; a new code replaces the last one (CON-3)."""
+        return send_code(request, token, body)[1]
 
     @router.post("/{token}/agree", status_code=202, responses=refusals)
     def agree(token: Token, body: AgreeIn, request: Request) -> AcceptedOut:
         """書類の内容に同意 (CON-2), with the one-time code (CON-3)."""
-        return with_code(request, token, "agree", body, lambda o: ContractorAgreed(
-            case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by))
+        return agree_step(request, token, body)[1]
 
     @router.post("/{token}/reject", status_code=202, responses=refusals)
     def reject(token: Token, body: RejectIn, request: Request) -> AcceptedOut:
         """同意せず却下 (CON-2), with the one-time code (CON-3)."""
-        return with_code(request, token, "reject", body, lambda o: ContractorRejected(
-            case_id=o.state.case_id, link_id=uuid.UUID(o.row.link_id), by=body.by,
-            reason=body.reason))
+        return reject_step(request, token, body)[1]
 
     @router.post("/{token}/forward", status_code=202, responses=refusals)
     def forward(token: Token, body: ForwardIn, request: Request) -> AcceptedOut:
@@ -472,26 +494,119 @@ def review_router(  # noqa: PLR0915 -- one router, its routes side by side
             case_id=opened.state.case_id, link_id=uuid.UUID(opened.row.link_id), by=body.by,
             to=body.to))
 
-    @router.post("/{token}/resend", status_code=202, responses=refusals,
-                 response_model=AcceptedOut, openapi_extra={
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": WhoIn.model_json_schema()},
-            "application/x-www-form-urlencoded": {"schema": WhoIn.model_json_schema()}}}})
-    def resend(token: Token, request: Request,
-               body: Annotated[WhoIn, Depends(_who)]) -> Response:
+    @router.post("/{token}/resend", status_code=202, responses=refusals)
+    def resend(token: Token, body: WhoIn, request: Request) -> AcceptedOut:
         """再配信の依頼 (CON-3): a new link to a declared address, from an expired or
-        replaced link's page too (its form gets a page back)."""
-        opened = open_link(request, token, "resend", live=False, actor=body.by.lower())
-        accepted = simple(request, opened, "resend", body.by.lower(),
-                          ReviewLinkResendRequested(case_id=opened.state.case_id,
-                                                    requested_by=body.by))
-        if _wants_html(request):
-            return _page("電子契約の確認 / Contract review",
-                         "<p>新しい確認用リンクをメールで送ります。<br>"
-                         "A new review link is being mailed to you.</p>", 202)
-        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+        replaced link too."""
+        return resend_step(request, token, body)[1]
+
+    # The page's forms (form-encoded, EDGE-4): the same steps, answered with pages.
+
+    def code_page(request: Request, opened: Opened, token: str, by: str, status: int, *,
+                  until: datetime | None = None,
+                  error: RuleViolation | None = None) -> HTMLResponse:
+        cookie = csrf_cookie(request)
+        out = review_out(opened)
+        return render("code.html.j2", status, cookie=cookie, heading_ja="同意・差戻し",
+                      heading_en="Agree or reject", case=out, city_name=out.city_name,
+                      base=_base(request.url.path), by=by, error=error, status=status,
+                      until=_jst(until) if until else "",
+                      csrf=csrf_field(cookie[0], token))
+
+    def done_page(request: Request, opened: Opened, action: str,
+                  accepted: AcceptedOut) -> HTMLResponse:
+        if action == "agree":
+            texts_ = ("同意を受け付けました。", "Your agreement was received.",
+                      "ICカードで電子署名をしてください。ICカードエージェントを起動し、"
+                      "利用者メニューの署名依頼（/contractor/jobs）から署名します。署名後、"
+                      "発注者が同意すると契約が締結され、締結済みの契約書がメールで届きます。",
+                      "Now sign with your IC card: start the card agent and sign the request "
+                      "on the contractor menu's signing page (/contractor/jobs). Once the city "
+                      "agrees too, the contract is concluded and the signed PDF is mailed.")
+        elif action == "reject":
+            texts_ = ("差戻しを受け付けました。", "Your rejection was received.",
+                      "発注者が契約書類を見直し、新しい確認依頼メールを送ります。",
+                      "The city reviews the contract set and sends a new review mail.")
+        else:
+            texts_ = ("新しい確認用リンクをメールで送ります。",
+                      "A new review link is being mailed to you.",
+                      "届いたメールのリンクから確認ページを開いてください。このリンクはもう使えません。",
+                      "Open the review page from the link in the new mail; this link no "
+                      "longer works.")
+        done_ja, done_en, next_ja, next_en = texts_
+        return render("done.html.j2", 202, heading_ja="電子契約の確認",
+                      heading_en="Contract review", city_name=opened.state.city_name,
+                      done_ja=done_ja, done_en=done_en, next_ja=next_ja, next_en=next_en,
+                      next_link="/contractor/jobs" if action == "agree" else None,
+                      request_id=str(accepted.request_id))
+
+    async def form_fields(request: Request, token: str, action: str) -> dict[str, str]:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not csrf_valid(request, token, fields.pop("csrf", "")):
+            raise refuse(request, action, 403, csrf_refusal())
+        return fields
+
+    def invalid_input(error: ValidationError) -> RuleViolation:
+        field = ".".join(str(p) for p in error.errors()[0]["loc"]) or "body"
+        if field == "code":
+            return texts.code_refused("wrong")
+        ja, en = {"reason": ("差戻しの理由を入力してください（1000文字まで）。",
+                             "Enter why you reject the set (up to 1,000 characters)."),
+                  }.get(field, ("メールアドレスが正しくありません。",
+                                "The e-mail address is not valid."))
+        return RuleViolation(rule_id="CON-3", message_ja=ja, message_en=en, field=field,
+                             next_step_ja="入力内容を確認して、もう一度送信してください。",
+                             next_step_en="Check what you entered and send it again.")
+
+    @router.post("/{token}/form/{action}", include_in_schema=False)
+    async def form_step(token: Token, action: str, request: Request) -> Response:
+        """The review page's forms: ``code``, ``agree``, ``reject`` and ``resend``."""
+        if action not in ("code", "agree", "reject", "resend"):
+            return Response(status_code=404)
+        fields = await form_fields(request, token, action)
+        models: dict[str, type[WhoIn]] = {"agree": AgreeIn, "reject": RejectIn}
+        model = models.get(action, WhoIn)
+        try:
+            body = model.model_validate(fields)
+        except ValidationError as exc:
+            violation = invalid_input(exc)
+            if action in ("agree", "reject") and "by" in fields and violation.field != "by":
+                opened = await run_in_threadpool(open_link, request, token, action)
+                record(request, action, 422, opened=opened, actor=fields["by"].lower(),
+                       detail=f"{violation.rule_id} {violation.message_en}")
+                return code_page(request, opened, token, fields["by"].lower(), 422,
+                                 error=violation)
+            raise refuse(request, action, 422, violation, resend=action == "resend") from None
+        if action == "code":
+            opened, sent = await run_in_threadpool(send_code, request, token, body)
+            return code_page(request, opened, token, sent.sent_to, 202,
+                             until=sent.expires_at)
+        try:
+            if isinstance(body, RejectIn):
+                opened, accepted = await run_in_threadpool(reject_step, request, token, body)
+            elif isinstance(body, AgreeIn):
+                opened, accepted = await run_in_threadpool(agree_step, request, token, body)
+            else:
+                opened, accepted = await run_in_threadpool(resend_step, request, token, body)
+        except ReviewRefusalError as exc:
+            if exc.kind != "code":
+                raise
+            opened = await run_in_threadpool(open_link, request, token, action)
+            return code_page(request, opened, token, body.by.lower(), exc.status_code,
+                             error=exc.violation)
+        except HTTPException as exc:  # the rules refused the step now (422, refuse_early)
+            detail: dict[str, Any] = exc.detail if isinstance(exc.detail, dict) else {}
+            found = detail.get("violations") or [texts.link_spent().model_dump()]
+            return refusal_page(request, ReviewRefusalError(
+                exc.status_code, RuleViolation.model_validate(found[0])), token)
+        return done_page(request, opened, action, accepted)
 
     return router
+
+
+def _jst(at: datetime) -> str:
+    return at.astimezone(JST).strftime("%Y/%m/%d %H:%M")
 
 
 class _Refused(BaseModel):

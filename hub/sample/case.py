@@ -19,10 +19,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from reportlab.lib.pagesizes import A4
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from pipelines.contract.pdfa import as_pdfa, japanese_font
 from schemas.case import CaseRegistered, ExpectedSurety
 from schemas.contract import ContractCaseOpened, ContractParty, ElectronicContractApplication
 from schemas.envelope import JST
@@ -34,9 +33,6 @@ from schemas.surety import (
 )
 
 __all__ = ["SampleCase"]
-
-_FONT = "HeiseiMin-W3"  # one of reportlab's built-in Japanese CID fonts: no font file needed
-pdfmetrics.registerFont(UnicodeCIDFont(_FONT))
 
 
 def _party(name: str, email: str) -> ContractParty:
@@ -159,13 +155,16 @@ class SampleCase:
             issued_at=datetime.now(JST))
 
     def contract_pdf(self) -> bytes:
-        """工事請負契約書: the contract set the city prepares (one page, Japanese)."""
+        """工事請負契約書: the contract set the city prepares (one page, Japanese, IPAex明朝
+        embedded, PDF/A-2b metadata; pipelines/contract/pdfa.py)."""
+        font = japanese_font("IPAexMincho")
         out = io.BytesIO()
-        pdf = canvas.Canvas(out, pagesize=A4)
-        pdf.setTitle(f"工事請負契約書 {self.case_id}")
-        pdf.setFont(_FONT, 18)
+        pdf = canvas.Canvas(out, pagesize=A4, initialFontName=font)
+        title = f"工事請負契約書 {self.case_id}"
+        pdf.setTitle(title)
+        pdf.setFont(font, 18)
         pdf.drawString(200, 780, "工事請負契約書")
-        pdf.setFont(_FONT, 11)
+        pdf.setFont(font, 11)
         start, end = self.period
         surety = self.guarantees[SuretyProduct.PERFORMANCE]
         lines = [f"契約番号: {self.case_id}", f"工事名: {self.subject}",
@@ -179,4 +178,5 @@ class SampleCase:
         for i, text in enumerate(lines):
             pdf.drawString(60, 730 - 20 * i, text)
         pdf.save()
-        return out.getvalue()
+        return as_pdfa(out.getvalue(), title=title, author=self.city_name,
+                       subject=self.subject, at=datetime.now(JST))

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from connectors.citysigner.verify import ValidationReport, validate_contract_pdf
 from pipelines.contract.models import CaseRow
+from pipelines.contract.pdfa import as_pdfa, japanese_font
 from pipelines.contract.state import CaseState
 from pipelines.contract.store import get_document, load_case, stored_bytes
 from schemas.contract import ContractStatus, DocumentRef
@@ -190,17 +191,16 @@ def _jst(at: datetime | None) -> str:
 
 
 def certificate_pdf(cert: ConclusionCertificate) -> bytes:
-    """The 合意締結証明書 as a one-page PDF (reportlab's built-in Japanese CID font)."""
+    """The 合意締結証明書 as a one-page PDF: IPAexゴシック embedded, PDF/A-2b metadata
+    (:mod:`pipelines.contract.pdfa`). Raises ``JapaneseFontMissingError`` without the font."""
     from reportlab.lib.pagesizes import A4
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfgen import canvas
 
-    font = "HeiseiKakuGo-W5"
-    pdfmetrics.registerFont(UnicodeCIDFont(font))
+    font = japanese_font("IPAexGothic")
     out = BytesIO()
-    page = canvas.Canvas(out, pagesize=A4)
-    page.setTitle(f"合意締結証明書 {cert.case_id}")
+    page = canvas.Canvas(out, pagesize=A4, initialFontName=font)
+    title = f"合意締結証明書 {cert.case_id}"
+    page.setTitle(title)
     lines = [
         ("合意締結証明書", 16),
         (f"案件番号: {cert.case_id}", 10), (f"件名: {cert.subject}", 10),
@@ -223,4 +223,5 @@ def certificate_pdf(cert: ConclusionCertificate) -> bytes:
         page.drawString(50, y, text[:110])
         y -= size + 10
     page.save()
-    return out.getvalue()
+    return as_pdfa(out.getvalue(), title=title, author=cert.parties[-1].name,
+                   subject=cert.subject, at=cert.issued_at)

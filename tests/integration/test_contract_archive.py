@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -183,3 +184,19 @@ def test_router_lists_certifies_and_validates(archive: Engine, pki: DevPki) -> N
         assert http.post("/contracts/R8-0100/validation").json()["valid"] is True
         missing = http.get("/contracts/R8-0102/certificate")
         assert (missing.status_code, missing.json()["detail"]["rule_id"]) == (404, "CON-6")
+
+
+def test_certificate_pdf_without_the_font_is_a_503_naming_con6(
+        archive: Engine, pki: DevPki, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pipelines.contract import pdfa
+
+    monkeypatch.setitem(pdfa.FONT_FILES, "IPAexGothic", (tmp_path / "ipaexg.ttf",))
+    app = FastAPI()
+    app.include_router(archive_router(archive, pki.trust_roots, identity=every_entity()))
+    with TestClient(app, headers=AUTH) as http:
+        refused = http.get("/contracts/R8-0100/certificate.pdf")
+        assert refused.status_code == 503
+        (violation,) = refused.json()["detail"]["violations"]
+        assert violation["rule_id"] == "CON-6"
+        assert "fonts-ipaexfont" in violation["next_step_en"]
+        assert http.get("/contracts/R8-0100/certificate").status_code == 200  # JSON still

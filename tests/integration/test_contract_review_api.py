@@ -186,6 +186,13 @@ async def in_review(site: Site) -> str:
     return await site.link()
 
 
+def csrf(page: str) -> str:
+    """The CSRF field of a page's forms."""
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
 def violation(answer: Any) -> dict[str, Any]:
     (found,) = answer.json()["detail"]["violations"]
     assert isinstance(found, dict)
@@ -290,8 +297,12 @@ async def test_refusals_are_bilingual_pages_with_their_status(site: Site) -> Non
     assert expired.status_code == 410
     assert "有効期限" in expired.text
     assert "expired" in expired.text
-    assert f'action="/contract/review/{token}/resend"' in expired.text  # the way out
-    resent = site.http.post(f"/contract/review/{token}/resend", data={"by": CLERK.email},
+    assert f'action="/contract/review/{token}/form/resend"' in expired.text  # the way out
+    forged = site.http.post(f"/contract/review/{token}/form/resend", data={"by": CLERK.email},
+                            headers=HTML)  # the form without the page's CSRF field
+    assert (forged.status_code, "EDGE-4") == (403, forged.text.split('class="rule">')[1][:6])
+    resent = site.http.post(f"/contract/review/{token}/form/resend",
+                            data={"by": CLERK.email, "csrf": csrf(expired.text)},
                             headers=HTML)  # the page's form
     assert resent.status_code == 202, resent.text
     assert "A new review link is being mailed" in resent.text

@@ -163,3 +163,52 @@ async def test_the_mail_links_a_large_pdf_to_the_hubs_own_route_valid_10_days(
     (part,) = list(mail.message.iter_attachments())
     assert part.get_filename() == "R8-0100.pdf"
     assert part.get_content() == small
+
+
+async def test_the_download_page_in_a_browser_and_its_refusal_pages(
+        served: tuple[str, SqlDocumentStore, LinkSigner]) -> None:
+    """A browser opening the mailed link gets the CON-4 download page; its button gives
+    the very bytes stored; a tampered or expired link shows a page naming CON-4."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.integration.test_contract_review_pages import accessible
+
+    _, store, links = served
+    pdf = make_pdf(30_000, "browser download")
+    doc = store.put(pdf, filename="R8-0123.pdf")
+    url = links.link(doc.key, doc.filename, datetime.now(UTC) + timedelta(days=10))
+    async with async_playwright() as play:
+        browser = await play.chromium.launch(executable_path="/usr/bin/chromium",
+                                             headless=True)
+        try:
+            page = await browser.new_page(accept_downloads=True, locale="ja-JP",
+                                          bypass_csp=True)  # for axe-core's script
+            shown = await page.goto(url)
+            assert shown is not None
+            assert shown.status == 200
+            await expect(page.locator("h1")).to_contain_text("締結済み契約書のダウンロード")
+            await expect(page.locator("#filename")).to_have_text("R8-0123.pdf")
+            await expect(page.locator("main")).to_contain_text(doc.key)  # its SHA-256
+            await accessible(page, "download")
+            async with page.expect_download() as started:
+                await page.locator("#download").click()
+            saved = await (await started.value).path()
+            assert saved.read_bytes() == pdf
+            tampered = await page.goto(url.replace("sig=", "sig=0"))
+            assert tampered is not None
+            assert tampered.status == 403
+            await expect(page.locator(".rule")).to_have_text("CON-4 / HTTP 403")
+            old = links.link(doc.key, doc.filename, datetime.now(UTC) - timedelta(seconds=1))
+            expired = await page.goto(old)
+            assert expired is not None
+            assert expired.status == 410
+            await expect(page.locator("h1")).to_contain_text("有効期限が切れています")
+            await expect(page.locator("[role=alert]")).to_contain_text("expired")
+            await accessible(page, "download expired")
+        finally:
+            await browser.close()
+    # API clients keep getting the bytes and JSON refusals
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).content == pdf
+        refused = await client.get(url.replace("sig=", "sig=0"))
+    assert refused.json()["detail"]["violations"][0]["rule_id"] == "CON-4"

@@ -7,6 +7,8 @@
   given roots: one verdict per signature.
 - :func:`openssl_ts_verify`: ``openssl ts -verify`` of an RFC 3161 token against the
   TSA's chain.
+- :func:`verapdf_verdicts`: veraPDF (the PDF Association's PDF/A validator, from Maven
+  Central by ``deploy/verapdf.sh``) over PDFs, as PDF/A-2b: the rules each one fails.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from typing import Any
 from jsonschema import Draft7Validator
 
 __all__ = ["PdfsigVerdict", "assert_outside_agrees", "asyncapi_problems", "openssl_ts_verify",
-           "outside_verdict", "pdfsig_verdicts", "signature_timestamps"]
+           "outside_verdict", "pdfsig_verdicts", "signature_timestamps", "verapdf_verdicts"]
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+VERAPDF = Path(__file__).resolve().parents[2] / "deploy" / "verapdf.sh"
 ASYNCAPI_SCHEMA = DATA / "asyncapi" / "asyncapi-3.0.0.schema.json"
 
 
@@ -178,3 +181,36 @@ def assert_outside_agrees(pdf: bytes, roots: Any, *, hub_accepts: bool,
                                  f"{details}")
     if signatures is not None:
         assert len(pdfsig_verdicts(pdf, roots)) == signatures, details
+
+
+_VERA_FILE = re.compile(r"^(PASS|FAIL) (.+) 2b$")
+_VERA_RULE = re.compile(r"^\s+FAIL (\S+)")
+
+
+def verapdf_verdicts(pdfs: dict[str, bytes]) -> dict[str, list[str]]:
+    """veraPDF over each of ``pdfs`` (name → bytes) as PDF/A-2b, in one run: the name →
+    the clauses of ISO 19005-2 it fails (empty: conforms). Raises when veraPDF cannot
+    run (``bash deploy/verapdf.sh fetch`` installs it; Maven and Java are needed)."""
+    if not VERAPDF.exists() or shutil.which("java") is None:
+        raise RuntimeError("veraPDF cannot run: java missing or deploy/verapdf.sh absent")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, pdf in pdfs.items():
+            path = Path(tmp) / f"{name}.pdf"
+            path.write_bytes(pdf)
+            paths[str(path)] = name
+        done = subprocess.run(["bash", str(VERAPDF), "validate", "--verbose", *paths],
+                              capture_output=True, text=True, timeout=300, check=False)
+    found: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in done.stdout.splitlines():
+        if m := _VERA_FILE.match(line):
+            current = paths.get(m.group(2))
+            if current is not None:
+                found[current] = [] if m.group(1) == "PASS" else ["(failed)"]
+        elif current is not None and (m := _VERA_RULE.match(line)):
+            found[current] = [r for r in found[current] if r != "(failed)"] + [m.group(1)]
+    if set(found) != set(pdfs):
+        raise RuntimeError(f"veraPDF gave no verdict for every file ({done.returncode}): "
+                           f"{(done.stdout + done.stderr)[-1500:]}")
+    return found
