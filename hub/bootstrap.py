@@ -229,7 +229,8 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
         m = entity.mail
         return MailConnector(MailSettings().model_copy(update={
             "host": m.host, "port": m.port, "security": m.security, "username": m.username,
-            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}),
+            "password": m.password, "from_address": m.from_address, "from_name": m.from_name,
+            "reply_to": m.reply_to}),
             documents=wiring.mail_documents())
 
     def cloudsign(entity: Any) -> Any:
@@ -403,7 +404,8 @@ def gateway(wiring: Wiring) -> Any:
 
 def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
     """The contract archive and the city's steps (CON-6, CON-7) and the staff's identity
-    routes (log-in, audit trail), for the staff only (hub/identity.py, docs/identity.md).
+    routes (log-in, audit trail, registrations, dead letters), for the staff only
+    (hub/identity.py, docs/identity.md).
     Signatures are re-validated against the gateway's signature roots and the city
     signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
     from connectors.citysigner import CitySignerSettings
@@ -411,6 +413,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     from hub.contract.archive_api import archive_router
     from hub.identity import staff_identity
     from hub.staff_api import staff_router
+    from hub.staff_queries import KafkaDeadLetters
 
     roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
     for entity in settings.entities.values():  # each entity's own signer's roots too
@@ -419,7 +422,8 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     identity = staff_identity(settings.staff, RUN_DIR)
     log.info("staff: %r", identity)
     wiring.routers.append(archive_router(wiring.engine, roots, identity=identity))
-    wiring.routers.append(staff_router(wiring.engine, identity))
+    wiring.routers.append(staff_router(wiring.engine, identity,
+                                       dead_letters=KafkaDeadLetters(settings)))
 
 
 def default_wiring(settings: Settings) -> Wiring:

@@ -48,6 +48,7 @@ def handle_registration_event(ctx: HandlerContext, envelope: Envelope[Any]) -> N
     key = str(envelope.causation_id)
     if ctx.session.get(OutcomeRow, key) is None:
         ctx.session.add(OutcomeRow(request_id=key, message_type=envelope.type,
+                                   procuring_entity=payload.procuring_entity,
                                    payload=payload.model_dump(mode="json"), received_at=ctx.now))
 
 
