@@ -20,6 +20,7 @@ entity's own staff never see a message that may be another entity's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
@@ -96,7 +97,10 @@ class DeadLetterOut(BaseModel):
 class DeadLetterSource(Protocol):
     """Where the dead letters are: Kafka's dead-letter topics (:class:`KafkaDeadLetters`)."""
 
-    async def read(self) -> list[DeadLetter]: ...
+    def topics(self) -> list[str]: ...
+
+    async def read(self, topics: Sequence[str] | None = None) -> list[DeadLetter]:
+        """Every dead letter of ``topics`` (of all :meth:`topics` with ``None``)."""
 
     async def replay(self, letters: Sequence[DeadLetter],
                      on_sent: Callable[[DeadLetter], object]) -> int: ...
@@ -116,8 +120,8 @@ class KafkaDeadLetters:
 
         return [t.dlq for t in all_topics()]
 
-    async def read(self) -> list[DeadLetter]:
-        return await read_dead_letters(self.settings, self.topics())
+    async def read(self, topics: Sequence[str] | None = None) -> list[DeadLetter]:
+        return await read_dead_letters(self.settings, list(topics or self.topics()))
 
     async def replay(self, letters: Sequence[DeadLetter],
                      on_sent: Callable[[DeadLetter], object]) -> int:
@@ -210,17 +214,23 @@ def _out(letter: DeadLetter, entity: str | None) -> DeadLetterOut:
 async def dead_letters(engine: Engine, who: Principal, source: DeadLetterSource, *,
                        client: str, at: datetime) -> list[DeadLetterOut]:
     """The dead letters the caller may see (their entities'), oldest first."""
-    role = _check(engine, who, DEAD_LETTER_READERS, "dlq.list", target="dead-letters",
-                  client=client, at=at)
-    out = []
-    for letter in await source.read():
-        entity = dead_letter_entity(letter, engine)
-        if _visible(who, entity):
-            out.append(_out(letter, entity))
-    audit.record_alone(engine, actor=who.who, actor_kind=who.kind, action="dlq.list",
-                       target="dead-letters", at=at, role=role.value, entity=_scope_text(who),
-                       client=client, detail=f"{len(out)} dead letter(s)")
-    return out
+    role = await asyncio.to_thread(_check, engine, who, DEAD_LETTER_READERS, "dlq.list",
+                                   target="dead-letters", client=client, at=at)
+    letters = await source.read()
+
+    def visible() -> list[DeadLetterOut]:  # the database: a value kept by reference
+        out = []
+        for letter in letters:
+            entity = dead_letter_entity(letter, engine)
+            if _visible(who, entity):
+                out.append(_out(letter, entity))
+        audit.record_alone(engine, actor=who.who, actor_kind=who.kind, action="dlq.list",
+                           target="dead-letters", at=at, role=role.value,
+                           entity=_scope_text(who), client=client,
+                           detail=f"{len(out)} dead letter(s)")
+        return out
+
+    return await asyncio.to_thread(visible)
 
 
 _NOT_FOUND = RuleViolation(
@@ -236,21 +246,24 @@ async def replay_dead_letter(engine: Engine, who: Principal, source: DeadLetterS
                              clock: Callable[[], datetime]) -> DeadLetterOut:
     """Send one dead letter back to its topic (管理者 of its entity); one audit row,
     written once Kafka has acknowledged it. Another entity's dead letter: 403 (IAM-3)."""
-    role = _check(engine, who, REPLAYERS, "dlq.replay", target=dead_letter_id,
-                  client=client, at=clock())
-    letter = next((d for d in await source.read() if letter_id(d) == dead_letter_id), None)
+    role = await asyncio.to_thread(_check, engine, who, REPLAYERS, "dlq.replay",
+                                   target=dead_letter_id, client=client, at=clock())
+    topic = dead_letter_id.rsplit(":", 2)[0]
+    # Only the named topic is read, and only one of the hub's dead-letter topics.
+    letters = await source.read([topic]) if topic in source.topics() else []
+    letter = next((d for d in letters if letter_id(d) == dead_letter_id), None)
     if letter is None:
-        audit.record_alone(engine, actor=who.who, actor_kind=who.kind, action="dlq.replay",
-                           target=dead_letter_id, at=clock(), role=role.value,
-                           entity=_scope_text(who), client=client, outcome="refused",
-                           detail="not found")
+        await asyncio.to_thread(
+            audit.record_alone, engine, actor=who.who, actor_kind=who.kind,
+            action="dlq.replay", target=dead_letter_id, at=clock(), role=role.value,
+            entity=_scope_text(who), client=client, outcome="refused", detail="not found")
         raise HTTPException(404, detail={"violations": [_NOT_FOUND.model_dump()]})
-    entity = dead_letter_entity(letter, engine)
+    entity = await asyncio.to_thread(dead_letter_entity, letter, engine)
     if not _visible(who, entity):
-        audit.record_alone(engine, actor=who.who, actor_kind=who.kind, action="dlq.replay",
-                           target=letter.ref, at=clock(), role=role.value,
-                           entity=entity or "", client=client, outcome="denied",
-                           detail="entity")
+        await asyncio.to_thread(
+            audit.record_alone, engine, actor=who.who, actor_kind=who.kind,
+            action="dlq.replay", target=letter.ref, at=clock(), role=role.value,
+            entity=entity or "", client=client, outcome="denied", detail="entity")
         raise denied_entity(entity or "（不明 / unknown）", what="dead-letter")
 
     def sent(done: DeadLetter) -> None:

@@ -161,6 +161,9 @@ def test_a_replay_is_the_entitys_administrators_and_is_audited_once(site: Site) 
     assert refusal(replay("kawagoe-kanri", 1), 403) == "IAM-3"  # saitama-pref's
     assert refusal(replay("kawagoe-kanri", 2), 403) == "IAM-3"  # no entity to tell
     assert refusal(replay("kawagoe-kanri", 9), 404) == "OPS-3"
+    not_a_dead_letter_topic = site.http.post(f"/staff/dead-letters/{site.spec.name}:0:0/replay",
+                                             headers=site.tokens["kawagoe-kanri"])
+    assert refusal(not_a_dead_letter_topic, 404) == "OPS-3"
     done = replay("kawagoe-kanri", 0)
     assert done.status_code == 200, done.text
     assert done.json()["entity"] == "kawagoe-city"
@@ -175,6 +178,7 @@ def test_a_replay_is_the_entitys_administrators_and_is_audited_once(site: Site) 
         (email("kawagoe-kanri"), "denied", "saitama-pref", f"{dlq}/0/1"),
         (email("kawagoe-kanri"), "denied", "", f"{dlq}/0/2"),
         (email("kawagoe-kanri"), "refused", "kawagoe-city", f"{dlq}:0:9"),
+        (email("kawagoe-kanri"), "refused", "kawagoe-city", f"{site.spec.name}:0:0"),
         (email("kawagoe-kanri"), "ok", "kawagoe-city", f"{dlq}/0/0"),
     ]
     assert steps[-1].role == "admin"
