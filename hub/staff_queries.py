@@ -35,6 +35,7 @@ from hub import audit
 from hub.claimcheck import H_CLAIM, stored_value
 from hub.dlq import DeadLetter, read_dead_letters, replay
 from hub.gateway.models import OutcomeRow
+from hub.gateway.outcomes import STATUS_OF_TYPE
 from hub.identity import Principal, Role, denied_entity, denied_role
 from hub.settings import Settings
 from schemas.rejection import RuleViolation
@@ -59,10 +60,6 @@ DEAD_LETTER_READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 REPLAYERS = frozenset({Role.ADMIN})
 
 Status = Literal["done", "rejected", "needs-confirmation"]
-_STATUS: dict[str, Status] = {
-    "registration.card-registered": "done", "registration.contact-changed": "done",
-    "registration.card-renewed": "done", "registration.rejected": "rejected",
-    "registration.needs-confirmation": "needs-confirmation"}
 
 
 class RegistrationOut(BaseModel):
@@ -173,7 +170,8 @@ def _registration(row: OutcomeRow) -> RegistrationOut:
         violations.append(RuleViolation.model_validate(payload["reason"]))
     return RegistrationOut(
         request_id=row.request_id, entity=row.procuring_entity, message_type=row.message_type,
-        status=_STATUS.get(row.message_type, "done"), received_at=row.received_at,
+        status=STATUS_OF_TYPE[row.message_type],  # type: ignore[arg-type]
+        received_at=row.received_at,
         domain=payload.get("domain"), user_id=payload.get("user_id"),
         company_id=payload.get("company_id"), rule_ids=[v.rule_id for v in violations],
         violations=violations)
