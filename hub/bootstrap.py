@@ -246,7 +246,8 @@ def entity_consumers(wiring: Wiring, settings: Settings) -> None:
         m = entity.mail
         return MailConnector(MailSettings().model_copy(update={
             "host": m.host, "port": m.port, "security": m.security, "username": m.username,
-            "password": m.password, "from_address": m.from_address, "from_name": m.from_name}),
+            "password": m.password, "from_address": m.from_address, "from_name": m.from_name,
+            "reply_to": m.reply_to}),
             documents=wiring.mail_documents())
 
     def cloudsign(entity: Any) -> Any:
@@ -422,8 +423,8 @@ def gateway(wiring: Wiring, book: PolicyBook | None = None) -> Any:
 
 def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any, ...]) -> None:
     """The contract archive and the city's steps (CON-6, CON-7), the staff's identity
-    routes (log-in, audit trail) and the staff console (``/console``), for the staff only
-    (hub/identity.py, docs/identity.md, docs/console.md).
+    routes (log-in, audit trail, registrations, dead letters) and the staff console
+    (``/console``), for the staff only (hub/identity.py, docs/identity.md, docs/console.md).
     Signatures are re-validated against the gateway's signature roots and the city
     signer's (``HUB_CITYSIGNER_TRUST_ROOTS``)."""
     from connectors.citysigner import CitySignerSettings
@@ -433,6 +434,7 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     from hub.contract.wiring import policy_from_settings
     from hub.identity import staff_identity
     from hub.staff_api import staff_router
+    from hub.staff_queries import KafkaDeadLetters
 
     roots = tuple(signature_roots) + load_pem_files(CitySignerSettings().trust_roots)
     for entity in settings.entities.values():  # each entity's own signer's roots too
@@ -443,7 +445,8 @@ def staff_routers(wiring: Wiring, settings: Settings, signature_roots: tuple[Any
     archive = ArchiveService(wiring.engine, roots, policy=policy_from_settings(settings))
     wiring.routers.append(archive_router(wiring.engine, roots, identity=identity,
                                          service=archive))
-    wiring.routers.append(staff_router(wiring.engine, identity))
+    wiring.routers.append(staff_router(wiring.engine, identity,
+                                       dead_letters=KafkaDeadLetters(settings)))
     # The staff console's pages call the same archive service (hub/console).
     wiring.routers.append(console_router(wiring.engine, identity, archive, ConsoleConfig(
         run_dir=RUN_DIR, secure=settings.http.tls, public_base=settings.public_base(),

@@ -204,12 +204,12 @@ def _operator() -> str:
 
 def _audited_replay(settings: Settings) -> Any:
     """One audit row per replayed dead letter, written once it is back on its topic."""
-    import orjson
     from sqlmodel import Session
 
     from hub import audit
     from hub.db import create_db_engine
     from hub.migrations import upgrade
+    from hub.staff_queries import dead_letter_entity
     from schemas.envelope import utc_now
 
     engine = create_db_engine(settings.database_url.get_secret_value())
@@ -217,10 +217,7 @@ def _audited_replay(settings: Settings) -> Any:
         upgrade(engine)
 
     def sent(letter: Any) -> None:
-        try:
-            entity = str(orjson.loads(letter.value or b"{}").get("procuring_entity") or "")
-        except (orjson.JSONDecodeError, AttributeError):
-            entity = ""
+        entity = dead_letter_entity(letter, engine) or ""
         with Session(engine) as tx, tx.begin():
             audit.record(tx, actor=_operator(), actor_kind="operator", role="admin",
                          entity=entity, action="dlq.replay", target=letter.ref,

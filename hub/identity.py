@@ -140,12 +140,17 @@ def denied_role(needed: Iterable[Role]) -> HTTPException:
     return HTTPException(403, detail={"violations": [violation.model_dump()]})
 
 
-def denied_entity(entity: str) -> HTTPException:
+_WHAT = {"case": ("案件", "case"), "dead-letter": ("デッドレター", "dead letter"),
+         "registration": ("登録", "registration")}
+
+
+def denied_entity(entity: str, what: str = "case") -> HTTPException:
+    ja, en = _WHAT[what]
     violation = RuleViolation(
         rule_id="IAM-3",
-        message_ja=f"この案件は発注機関「{entity}」のものです。あなたの所属機関の案件では"
+        message_ja=f"この{ja}は発注機関「{entity}」のものです。あなたの所属機関の{ja}では"
                    "ないため、見ることも操作することもできません。",
-        message_en=f"This case belongs to the procuring entity {entity}, which is not one of "
+        message_en=f"This {en} belongs to the procuring entity {entity}, which is not one of "
                    "yours: you can neither see nor act on it.",
         next_step_ja="所属機関の割り当てが誤っている場合は、管理者に修正を依頼してください。",
         next_step_en="If your entity assignment is wrong, ask an administrator to correct it.")

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from connectors._shared.settings import run_dir
+from schemas.mail import MailAddress
 from schemas.topics import ALL_TOPICS
 
 __all__ = [
@@ -248,7 +249,7 @@ class EntityErpSettings(BaseModel):
 
 
 class EntityMailSettings(BaseModel):
-    """One procuring entity's mail sender: its SMTP relay and From (the rest of
+    """One procuring entity's mail sender: its SMTP relay, From and Reply-To (the rest of
     ``HUB_MAIL_*``, such as the documents' directory, stays the installation's)."""
 
     host: str = "127.0.0.1"
@@ -258,6 +259,8 @@ class EntityMailSettings(BaseModel):
     password: SecretStr | None = None
     from_address: str = Field(max_length=254)
     from_name: str = Field(max_length=60)
+    reply_to: MailAddress | None = Field(
+        default=None, description="The Reply-To of the entity's mails (where answers go).")
 
 
 class EntitySignerSettings(BaseModel):

@@ -1,11 +1,14 @@
-"""Staff API around identity: the local store's log-in, who am I, and the audit trail.
+"""Staff API around identity: the local store's log-in, who am I, the audit trail, and the
+entity's registrations and dead letters.
 
 ``POST /auth/token`` (form: ``grant_type=password``, ``username``, ``password``) issues a
 short-lived token for a person of the built-in local user store (only when the store is
 on; an OpenID Connect provider issues its own). ``GET /staff/me`` shows the caller as the
 hub sees it. ``GET /staff/audit`` lists audit rows of the caller's entities, for 監査
 (``auditor``) only; ``GET /staff/audit/verify`` checks the hash chain. Both write their
-own audit row (docs/identity.md).
+own audit row (docs/identity.md). ``GET /staff/registrations`` (契約担当, 管理者, 監査),
+``GET /staff/dead-letters`` (管理者, 監査) and ``POST /staff/dead-letters/{id}/replay``
+(管理者) are thin: the checks, queries and audit rows are :mod:`hub.staff_queries`'.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at
@@ -20,9 +23,10 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub import audit
+from hub import audit, staff_queries
 from hub.contract.archive_api import client_address
 from hub.identity import Principal, Role, StaffIdentity, denied_role
+from hub.staff_queries import DeadLetterOut, DeadLetterSource, RegistrationOut
 from schemas.envelope import utc_now
 from schemas.rejection import RuleViolation
 
@@ -68,7 +72,10 @@ _BAD_LOGIN = RuleViolation(
 
 
 def staff_router(engine: Engine, identity: StaffIdentity,
-                 clock: Callable[[], datetime] = utc_now) -> APIRouter:
+                 clock: Callable[[], datetime] = utc_now,
+                 dead_letters: DeadLetterSource | None = None) -> APIRouter:
+    """The routes; the dead-letter routes only with ``dead_letters`` (the hub passes its
+    Kafka dead-letter topics)."""
     router = APIRouter(tags=["staff identity"])
 
     async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -134,5 +141,28 @@ def staff_router(engine: Engine, identity: StaffIdentity,
               outcome="ok" if report.ok else "failed", detail=report.reason)
         return {"ok": report.ok, "checked": report.checked, "broken_id": report.broken_id,
                 "reason": report.reason, "last_hash": report.last_hash}
+
+    @router.get("/staff/registrations")
+    def staff_registrations(who: caller_t, request: Request,
+                            since: Annotated[datetime | None, Query()] = None,
+                            limit: Annotated[int, Query(ge=1, le=1000)] = 100
+                            ) -> list[RegistrationOut]:
+        return staff_queries.registrations(engine, who, client=client_address(request),
+                                           at=clock(), since=since, limit=limit)
+
+    if dead_letters is not None:
+        source = dead_letters
+
+        @router.get("/staff/dead-letters")
+        async def staff_dead_letters(who: caller_t, request: Request) -> list[DeadLetterOut]:
+            return await staff_queries.dead_letters(engine, who, source,
+                                                    client=client_address(request), at=clock())
+
+        @router.post("/staff/dead-letters/{dead_letter_id}/replay")
+        async def staff_replay(who: caller_t, request: Request,
+                               dead_letter_id: str) -> DeadLetterOut:
+            return await staff_queries.replay_dead_letter(
+                engine, who, source, dead_letter_id, client=client_address(request),
+                clock=clock)
 
     return router

@@ -56,7 +56,7 @@ class MailConnector:
             s.documents_dir, s.documents_base_url, s.link_key.get_secret_value().encode())
         self.adapter = SmtpAdapter(s)
         self.guard = guard or Guard.from_settings(NAME, s)
-        self.sender = Sender(s.from_address, s.from_name, s.system_name)
+        self.sender = Sender(s.from_address, s.from_name, s.system_name, s.reply_to)
         self._now = now
 
     async def _document(self, ref: str, now: datetime

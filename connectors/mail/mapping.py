@@ -39,6 +39,7 @@ class Sender:
     address: str
     name: str
     system_name: str
+    reply_to: str | None = None
 
     @property
     def domain(self) -> str:
@@ -104,6 +105,8 @@ def build_message(request: MailRequested, sender: Sender, *, date: datetime,
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(display_name=sender.name, addr_spec=sender.address)
     message["To"] = ", ".join(request.to)
+    if sender.reply_to:
+        message["Reply-To"] = sender.reply_to
     message["Subject"] = subject
     message["Date"] = format_datetime(date.astimezone(JST))
     message["Message-ID"] = message_id_for(request.mail_id, sender.domain)

@@ -26,6 +26,8 @@ class MailSettings(ConnectorSettings):
     password: SecretStr | None = None
     from_address: MailAddress = "no-reply@procurement-hub.example"
     from_name: str = Field(default="電子調達ハブ", max_length=60)
+    reply_to: MailAddress | None = Field(
+        default=None, description="The Reply-To of every mail (where answers go), or none.")
     system_name: str = Field(
         default="電子調達ハブ", max_length=60,
         description="Footer name when a request carries no system_name value.")

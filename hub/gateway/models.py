@@ -6,7 +6,8 @@
   is never stored), bound to the card (issuer + serial) and its user ID (PIN-2), and to
   the procuring entity, system and domain they were opened for (REG-1, CHG-2).
 - ``gw_outcome``: what the registration pipeline answered to a request submitted here
-  (企業ID and summary, or the rejection with rule IDs), keyed by the request's id.
+  (企業ID and summary, or the rejection with rule IDs), keyed by the request's id, with
+  its procuring entity (the staff's registration list, hub/staff_queries.py).
 - ``gw_signing_job``: documents a contractor has to sign at the edge, per user ID, and
   the signed PDF once the hub validated it (CON-2, CON-5).
 """
@@ -58,9 +59,12 @@ class SessionRow(SQLModel, table=True):
 
 class OutcomeRow(SQLModel, table=True):
     __tablename__ = "gw_outcome"
+    __table_args__ = (sa.Index("ix_gw_outcome_entity_received", "procuring_entity",
+                               "received_at"),)
 
     request_id: str = Field(primary_key=True, max_length=64)
     message_type: str = Field(max_length=100)
+    procuring_entity: str = Field(default="", max_length=64)
     payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     received_at: datetime = _ts()
 

@@ -26,7 +26,7 @@ from schemas.registration import (
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
 
-__all__ = ["OUTCOME_TYPES", "handle_registration_event", "outcome"]
+__all__ = ["OUTCOME_TYPES", "STATUS_OF_TYPE", "handle_registration_event", "outcome"]
 
 _STATUS: dict[type[Payload], str] = {
     CardRegistered: "done",
@@ -37,6 +37,8 @@ _STATUS: dict[type[Payload], str] = {
 }
 OUTCOME_TYPES: tuple[type[Payload], ...] = tuple(_STATUS)
 """The registration events that answer a request (what the consumer subscribes to)."""
+STATUS_OF_TYPE: dict[str, str] = {cls.message_type: s for cls, s in _STATUS.items()}
+"""A kept answer's status (``done``, ``rejected``, ``needs-confirmation``) by its type."""
 
 
 def handle_registration_event(ctx: HandlerContext, envelope: Envelope[Any]) -> None:
@@ -48,6 +50,7 @@ def handle_registration_event(ctx: HandlerContext, envelope: Envelope[Any]) -> N
     key = str(envelope.causation_id)
     if ctx.session.get(OutcomeRow, key) is None:
         ctx.session.add(OutcomeRow(request_id=key, message_type=envelope.type,
+                                   procuring_entity=payload.procuring_entity,
                                    payload=payload.model_dump(mode="json"), received_at=ctx.now))
 
 

@@ -3,7 +3,7 @@
 One ``hub run`` process (real Kafka, a fresh PostgreSQL database, the reference peers) is
 configured for two procuring entities, ``mlit`` and ``kawagoe-city``, each with its own
 ERP (a reference SOAP ERP with its own ledger), its own mail sender (a reference SMTP
-relay with its own spool and its own From) and its own city signer (its own key in a
+relay with its own spool, its own From and Reply-To) and its own city signer (its own key in a
 SoftHSM2 token), and a staff token for each entity (契約担当, 承認者 and 監査 of that
 entity only). The installation's own ERP and SMTP relay run too and must stay untouched.
 
@@ -11,7 +11,8 @@ A case of each entity is carried from 利用者登録 to conclusion and the ERP'
 the contractor signing with the virtual IC card over PC/SC. Then:
 
 - each case's registration is in its own entity's ERP ledger only, its review, code and
-  conclusion mails in its own relay's spool only, from its own sender;
+  conclusion mails in its own relay's spool only, from its own sender with its own
+  Reply-To;
 - each signed PDF carries the city signature of its own entity's key (its certificate's
   subject, read from the PDF) and validates;
 - staff of one entity neither see the other's case in the list nor read, nor agree to,
@@ -64,6 +65,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e, pytest.m
 A, B = "mlit", "kawagoe-city"
 SENDERS = {A: ("keiyaku@mlit.example.go.jp", "国土交通省 契約課"),
            B: ("keiyaku@city.kawagoe.example.jp", "川越市 契約課")}
+REPLY_TO = {A: "toiawase@mlit.example.go.jp", B: "keiyaku-toiawase@city.kawagoe.example.jp"}
 SIGNERS = {A: "MLIT Test City Signer", B: "Kawagoe Test City Signer"}
 
 KAWAGOE_ECONTRACT = """
@@ -195,6 +197,7 @@ def settings_file(path: Path, entities: list[Entity], module: str, chain: Path,
             f'[entities.{e.code}.erp]', f'url = "http://127.0.0.1:{e.erp_port}/"',
             f'[entities.{e.code}.mail]', 'host = "127.0.0.1"', f"port = {e.smtp_port}",
             f'from_address = "{sender}"', f'from_name = "{name}"',
+            f'reply_to = "{REPLY_TO[e.code]}"',
             f'[entities.{e.code}.signer]', f'module = "{module}"',
             f'token_label = "{e.code[:32]}"', 'key_label = "city"', f'pin = "{e.pin}"',
             f'chain = ["{chain}"]', f'trust_roots = ["{root}"]', ""]
@@ -303,6 +306,7 @@ async def test_each_entity_reaches_only_its_own_peers_signer_and_staff(
             mine = mails_to(own.mails(), case)
             assert len(with_subject(mine, REVIEW)) == 1
             assert {m["From"].addresses[0].addr_spec for m in mine} == {SENDERS[code][0]}
+            assert {str(m["Reply-To"]) for m in mine} == {REPLY_TO[code]}
             assert mails_to(elsewhere.mails(), case) == []
             assert stack.mails_to({case.authorized.email.lower(),
                                    case.city_officer.email.lower()}) == []

@@ -2,7 +2,7 @@
 hub/bootstrap.py): two reference ERPs (spyne over HTTP) and two SMTP relays (aiosmtpd) on
 loopback behind the hub's real processor and database. A command of kawagoe-city lands
 only in kawagoe-city's ERP, saitama-pref's only in saitama-pref's; each entity's mail
-leaves through its own relay with its own From; a message of an entity with nothing
+leaves through its own relay with its own From and Reply-To; a message of an entity with nothing
 configured is dead-lettered at once naming the entity, never sent to another's; an
 entity listed without a connector the others have stops the start, naming it."""
 
@@ -13,6 +13,8 @@ import random
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,17 +124,24 @@ def mail(entity: str) -> Any:
                         producer="test")
 
 
-async def test_each_entity_mails_from_its_own_sender(engine: Engine) -> None:
-    with SmtpPeer() as kawagoe, SmtpPeer() as saitama:
+def spooled_reply_to(spool: Path) -> list[str]:
+    return [str(message_from_bytes(eml.read_bytes(), policy=policy.default)["Reply-To"])
+            for eml in sorted(spool.glob("*.eml"))]
+
+
+async def test_each_entity_mails_from_its_own_sender(engine: Engine, tmp_path: Path) -> None:
+    with (SmtpPeer(spool=tmp_path / "kawagoe") as kawagoe,
+          SmtpPeer(spool=tmp_path / "saitama") as saitama):
         wiring = Wiring(engine=engine, consumers=[ConsumerSpec(
             "connector.mail", (Topics.MAIL_REQUESTS,), handlers={}, description="SMTP")])
         entity_consumers(wiring, Settings(entities={
             "kawagoe-city": EntitySettings(mail=Mail(
                 port=kawagoe.port, from_address="keiyaku@city.kawagoe.example.jp",
-                from_name="川越市 契約課")),
+                from_name="川越市 契約課", reply_to="keiyaku-toiawase@city.kawagoe.example.jp")),
             "saitama-pref": EntitySettings(mail=Mail(
                 port=saitama.port, from_address="nyusatsu@pref.saitama.example.jp",
-                from_name="埼玉県 入札課"))}))
+                from_name="埼玉県 入札課",
+                reply_to="nyusatsu-madoguchi@pref.saitama.example.jp"))}))
         (spec,) = wiring.consumers
         proc = Processor(spec, engine, RetrySettings(max_attempts=3), producer="test",
                          clock=Clock(), rng=random.Random(2))
@@ -152,6 +161,11 @@ async def test_each_entity_mails_from_its_own_sender(engine: Engine) -> None:
     assert all("keiyaku@city.kawagoe.example.jp" in f for f in from_kawagoe)
     assert len(from_kawagoe) == 2
     assert ["nyusatsu@pref.saitama.example.jp" in f for f in from_saitama] == [True]
+    # Each relay's spool holds the mails as stored, each with its entity's Reply-To.
+    assert spooled_reply_to(tmp_path / "kawagoe") == [
+        "keiyaku-toiawase@city.kawagoe.example.jp"] * 2
+    assert spooled_reply_to(tmp_path / "saitama") == [
+        "nyusatsu-madoguchi@pref.saitama.example.jp"]
     (dead,) = outbox(engine, Topics.MAIL_REQUESTS.dlq)
     assert "tokorozawa-city" in (header(load_headers(dead.headers),
                                         "x-dlq-error-message") or "")

@@ -89,6 +89,29 @@ def test_0008_keeps_finding_cases_already_sent_to_cloudsign(engine: Engine) -> N
     assert found == "R8-0001"
 
 
+def test_0020_gives_earlier_registration_answers_their_entity(engine: Engine) -> None:
+    """Answers kept before the column existed are listed under the entity they name."""
+    from alembic import command
+
+    from hub.migrations import _config
+
+    command.downgrade(_config(engine), "0016_review_audit_trail")
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    with engine.begin() as conn:
+        for request_id, entity in (("r-1", "kawagoe-city"), ("r-2", "saitama-pref")):
+            conn.execute(sa.text(
+                "INSERT INTO gw_outcome (request_id, message_type, payload, received_at) "
+                "VALUES (:id, 'registration.rejected', :payload, :now)"),
+                {"id": request_id, "now": now, "payload": json.dumps(
+                    {"procuring_entity": entity, "violations": []})})
+    upgrade(engine)
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.text(  # type: ignore[arg-type]
+            "SELECT request_id, procuring_entity FROM gw_outcome")).all())
+    assert found == {"r-1": "kawagoe-city", "r-2": "saitama-pref"}
+    assert differences(engine) == []
+
+
 def test_the_propagation_query_reads_the_pending_rows_by_their_index(pg_engine: Engine) -> None:
     table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
     now = datetime(2026, 12, 5, tzinfo=UTC)

@@ -6,11 +6,14 @@ credentials; the hub verifies their access tokens against the realm's JWKS. A �
 kawagoe-city and a 承認者 of saitama-pref each see and act only on their own entity's
 cases; the acting officer is the token's; an expired, wrongly signed, tampered or
 other-audience token is refused; a rotated signing key is picked up; every step and
-refusal lands once in the audit trail with the right person.
+refusal lands once in the audit trail with the right person. The same holds for the
+registrations and dead letters (hub/staff_queries.py): the 契約担当 of kawagoe-city sees
+only kawagoe-city's registrations and may not read dead letters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 import jwt
+import orjson
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -32,13 +36,15 @@ from hub.contract.archive_api import archive_router
 from hub.db import OutboxRecord
 from hub.identity import IdentityError, OidcVerifier, Role, StaffIdentity
 from hub.outbox import load_headers
-from hub.settings import OidcSettings
+from hub.settings import KafkaSettings, OidcSettings, Settings
 from hub.staff_api import staff_router
+from hub.staff_queries import KafkaDeadLetters
 from pipelines.contract.store import save_case
 from schemas.contract import CityAgreed, ContractStatus
-from schemas.topics import Topics
+from schemas.topics import KeyKind, Topics, TopicSpec
 from schemas.wire import decode
 from tests.card.pdfs import make_pdf
+from tests.support.kafka import create_topics, publish_raw
 from tests.support.keycloak import (
     AUDITOR,
     ISSUER,
@@ -52,7 +58,7 @@ from tests.support.keycloak import (
     remove_signing_key,
     require_keycloak,
 )
-from tests.support.staff import case
+from tests.support.staff import case, registration_answers
 
 pytestmark = pytest.mark.postgres
 
@@ -211,6 +217,63 @@ def test_the_auditor_reads_the_trail_and_others_may_not(site: Site) -> None:
                           content=make_pdf(2_000), headers={**auditor,
                                                             "content-type": "application/pdf"})
     assert (step.status_code, violation(step)["rule_id"]) == (403, "IAM-2")
+
+
+@pytest.fixture
+def dlq_site(realm: None, engine: Engine, kafka_bootstrap: str, unique: str
+             ) -> Iterator[Site]:
+    """The staff routes with a dead-letter topic holding one letter of each entity and
+    one of an entity nobody in the realm belongs to."""
+    spec = TopicSpec(f"test.kcdlq.{unique}", "staff dead letters", KeyKind.CASE,
+                     partitions=1)
+    asyncio.run(create_topics(kafka_bootstrap, [spec]))
+    asyncio.run(publish_raw(kafka_bootstrap, spec.dlq, [
+        (b"k", orjson.dumps({"procuring_entity": e, "payload": {}}),
+         [("x-dlq-original-topic", spec.name.encode()), ("x-dlq-reason", b"rejected")])
+        for e in ("kawagoe-city", "saitama-pref", "tokorozawa-city")]))
+    verifier = OidcVerifier(OidcSettings(issuer=ISSUER, jwks_min_refetch_s=0))
+    identity = StaffIdentity(oidc=verifier)
+    source = KafkaDeadLetters(Settings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap)),
+                              topics=[spec.dlq])
+    app = FastAPI()
+    app.include_router(staff_router(engine, identity, dead_letters=source))
+    with TestClient(app) as http:
+        yield Site(http, engine, verifier)
+
+
+def test_registrations_and_dead_letters_are_the_entitys_and_the_roles(dlq_site: Site) -> None:
+    site = dlq_site
+    kawagoe = {registration_answers(site.engine, "kawagoe-city"),
+               registration_answers(site.engine, "kawagoe-city", rejected="REG-3")}
+    saitama = registration_answers(site.engine, "saitama-pref", rejected="REG-5")
+    officer = site.as_(login(*KAWAGOE_OFFICER[:2]))
+    listed = site.http.get("/staff/registrations", headers=officer)
+    assert listed.status_code == 200, listed.text
+    assert {r["request_id"] for r in listed.json()} == kawagoe
+    assert sorted(r["rule_ids"] for r in listed.json()) == [[], ["REG-3"]]
+    refused = site.http.get("/staff/dead-letters", headers=officer)
+    assert (refused.status_code, violation(refused)["rule_id"]) == (403, "IAM-2")
+    approver = site.as_(login(*SAITAMA_APPROVER[:2]))  # 承認者: neither list
+    for route in ("/staff/registrations", "/staff/dead-letters"):
+        refused = site.http.get(route, headers=approver)
+        assert (refused.status_code, violation(refused)["rule_id"]) == (403, "IAM-2")
+    auditor = site.as_(login(*AUDITOR[:2]))  # 監査 of both entities: theirs, not another's
+    assert {r["request_id"] for r in site.http.get(
+        "/staff/registrations", headers=auditor).json()} == kawagoe | {saitama}
+    letters = site.http.get("/staff/dead-letters", headers=auditor)
+    assert letters.status_code == 200, letters.text
+    assert [d["entity"] for d in letters.json()] == ["kawagoe-city", "saitama-pref"]
+    replay = site.http.post(f"/staff/dead-letters/{letters.json()[0]['id']}/replay",
+                            headers=auditor)
+    assert (replay.status_code, violation(replay)["rule_id"]) == (403, "IAM-2")
+    assert [(r.actor, r.action, r.outcome) for r in site.audit_rows()] == [
+        (KAWAGOE_OFFICER[2], "registrations.list", "ok"),
+        (KAWAGOE_OFFICER[2], "dlq.list", "denied"),
+        (SAITAMA_APPROVER[2], "registrations.list", "denied"),
+        (SAITAMA_APPROVER[2], "dlq.list", "denied"),
+        (AUDITOR[2], "registrations.list", "ok"),
+        (AUDITOR[2], "dlq.list", "ok"),
+        (AUDITOR[2], "dlq.replay", "denied")]
 
 
 def test_a_back_office_client_gets_only_its_entities_and_operations(site: Site) -> None:

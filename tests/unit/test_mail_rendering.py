@@ -90,6 +90,26 @@ def test_japanese_headers_are_rfc2047_encoded() -> None:
     assert 'charset="utf-8"' in raw.decode("ascii")
 
 
+def test_reply_to_is_the_senders_when_it_has_one() -> None:
+    with_reply = Sender("no-reply@city.example", "川越市 契約課", "電子調達ハブ",
+                        "keiyaku@city.example")
+    given = build_message(request(MailKind.REGISTRATION, CARD_VALUES), with_reply, date=NOW)
+    none = build_message(request(MailKind.REGISTRATION, CARD_VALUES), SENDER, date=NOW)
+    assert message_from_bytes(wire(given), policy=policy.default)["Reply-To"] == (
+        "keiyaku@city.example")
+    assert message_from_bytes(wire(none), policy=policy.default)["Reply-To"] is None
+
+
+def test_an_entity_reply_to_must_be_one_address() -> None:
+    from pydantic import ValidationError
+
+    from hub.settings import EntityMailSettings
+
+    with pytest.raises(ValidationError):
+        EntityMailSettings(from_address="a@city.example", from_name="市",
+                           reply_to="a@city.example\r\nBcc: victim@evil.example")
+
+
 @pytest.mark.parametrize("hostile", ["株式会社\r\nBcc: victim@evil.example", "A\nB", "A\rB",
                                      "A\u2028B", "A\x00B", "A\x1bB"])
 def test_line_breaks_in_names_or_subjects_are_refused(hostile: str) -> None:
