@@ -16,6 +16,16 @@ to ``HUB_TRACING__OTLP_ENDPOINT`` and:
 So one case is one trace across processes, connectors and HTTP calls. Dead letters and
 scheduled retries keep the headers of their record, hence its trace.
 
+The per-message spans (``process``, ``publish``) do not go through the OpenTelemetry SDK:
+they are the hot path, one or two per message, and the SDK's span objects, attribute
+checks, processor and protobuf encoder cost several times the hub's own work per message
+(docs/performance.md). :class:`_Recorder` keeps each finished span as a tuple, and one
+background thread encodes them as OTLP protobuf (the constant part of each kind of span,
+its name, kind and attributes, encoded once) and posts them in batches, the same OTLP/HTTP
+request the SDK's exporter sends. Their context is also made current in OpenTelemetry's
+context, so the SDK's spans (the httpx calls) are their children. A bounded queue: spans
+past ``MAX_QUEUE`` waiting are dropped and counted, never blocking a consumer.
+
 Off, nothing of OpenTelemetry is imported and each hook is one test of a module global.
 """
 
@@ -24,8 +34,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import struct
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from hub.settings import TracingSettings
@@ -48,9 +65,14 @@ _NULL: AbstractContextManager[None] = contextlib.nullcontext()
 class _State:
     tracer: Tracer | None = None
     provider: TracerProvider | None = None
+    recorder: _Recorder | None = None
     ratio: float = 1.0
     otel: Any = None
     """The few OpenTelemetry names the hot path uses, looked up once (:func:`configure`)."""
+
+
+_CURRENT: ContextVar[tuple[int, int] | None] = ContextVar("hub_trace_span", default=None)
+"""(trace id, span id) of the hub's own sampled span being handled, if any."""
 
 
 _state = _State()
@@ -83,6 +105,8 @@ def configure(settings: TracingSettings, *, instance: str | None = None) -> bool
                                 timeout=settings.export_timeout_s)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    _state.recorder = _Recorder(settings.otlp_endpoint.rstrip("/") + "/v1/traces",
+                                attributes, timeout_s=settings.export_timeout_s)
     _state.provider = provider
     _state.ratio = settings.sample_ratio
     _state.otel = _names()
@@ -93,10 +117,12 @@ def configure(settings: TracingSettings, *, instance: str | None = None) -> bool
 
 def shutdown() -> None:
     """Export what is buffered and stop (at the end of ``hub run``)."""
-    provider = _state.provider
+    provider, recorder = _state.provider, _state.recorder
     if provider is None:
         return
-    _state.tracer = _state.provider = None
+    _state.tracer = _state.provider = _state.recorder = None
+    if recorder is not None:
+        recorder.close()
     try:
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
@@ -111,41 +137,45 @@ def _names() -> Any:
     from types import SimpleNamespace
 
     from opentelemetry import context, trace
-    from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
     return SimpleNamespace(attach=context.attach, detach=context.detach,
                            current=trace.get_current_span, in_context=trace.set_span_in_context,
                            NonRecordingSpan=NonRecordingSpan, SpanContext=SpanContext,
-                           TraceFlags=TraceFlags, CONSUMER=SpanKind.CONSUMER,
-                           PRODUCER=SpanKind.PRODUCER)
+                           SAMPLED=TraceFlags(TraceFlags.SAMPLED), NOT_SAMPLED=TraceFlags(0))
 
 
 def inject(headers: list[tuple[str, bytes]], topic: str) -> None:
     """Add the current trace's ``traceparent`` to a record's ``headers`` (in place).
 
-    Outside any span a short ``publish`` span is started for the record, so that what
+    Outside any span a short ``publish`` span is recorded for the record, so that what
     comes in through HTTP or a job is a trace too."""
-    tracer = _state.tracer
-    if tracer is None:
+    recorder = _state.recorder
+    if recorder is None:
         return
-    otel = _state.otel
-    ctx = otel.current().get_span_context()
-    if ctx.is_valid:
-        _write(headers, ctx)
+    current = _CURRENT.get()
+    if current is not None:
+        _write(headers, current[0], current[1], 1)
         return
-    with tracer.start_as_current_span(f"{topic} publish", kind=otel.PRODUCER, attributes={
-            "messaging.system": "kafka", "messaging.operation.type": "publish",
-            "messaging.destination.name": topic}) as publish:
-        _write(headers, publish.get_span_context())
+    ctx = _state.otel.current().get_span_context()
+    if ctx.is_valid:  # an unsampled trace passing on, or an SDK span (an HTTP call's)
+        _write(headers, ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
+        return
+    trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    if random.random() >= _state.ratio:  # sampling, not security
+        _write(headers, trace_id, span_id, 0)
+        return
+    now = time.time_ns()
+    recorder.add((_template(f"{topic} publish", _PRODUCER, (
+        ("messaging.system", "kafka"), ("messaging.operation.type", "publish"),
+        ("messaging.destination.name", topic))), trace_id, span_id, 0, now, now, None))
+    _write(headers, trace_id, span_id, 1)
 
 
-def _write(headers: list[tuple[str, bytes]], ctx: Any) -> None:
+def _write(headers: list[tuple[str, bytes]], trace_id: int, span_id: int, flags: int) -> None:
     if any(k in (TRACEPARENT, TRACESTATE) for k, _ in headers):
         headers[:] = [(k, v) for k, v in headers if k not in (TRACEPARENT, TRACESTATE)]
-    headers.append((TRACEPARENT, b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id,
-                                                           int(ctx.trace_flags))))
-    if ctx.trace_state:
-        headers.append((TRACESTATE, ctx.trace_state.to_header().encode()))
+    headers.append((TRACEPARENT, b"00-%032x-%016x-%02x" % (trace_id, span_id, flags)))
 
 
 def _parse(value: bytes) -> tuple[int, int, int] | None:
@@ -169,43 +199,221 @@ def consuming(consumer: str, topic: str, headers: Sequence[tuple[str, bytes]],
     A trace that is not sampled (flag off in the record's ``traceparent``, or a new trace
     the ratio leaves out) records no span: its context is made current as it is, so that
     what the handler emits and its HTTP calls carry it on, at the cost of a header parse."""
-    tracer = _state.tracer
-    if tracer is None:
+    recorder = _state.recorder
+    if recorder is None:
         return _NULL
-    otel = _state.otel
-    parent = None
     value = next((v for k, v in headers if k == TRACEPARENT and v is not None), None)
     parsed = _parse(value) if value is not None else None
     if parsed is not None:
-        incoming = otel.SpanContext(parsed[0], parsed[1], is_remote=True,
-                                    trace_flags=otel.TraceFlags(parsed[2]))
         if not parsed[2] & 1:
-            return _PassingOn(incoming)
-        parent = otel.in_context(otel.NonRecordingSpan(incoming))
+            return _PassingOn(parsed[0], parsed[1])
+        trace_id, parent = parsed[0], parsed[1]
     elif random.random() >= _state.ratio:  # sampling, not security
-        return _PassingOn(None)
-    return tracer.start_as_current_span(
-        f"{consumer} process", context=parent, kind=otel.CONSUMER,
-        attributes={"messaging.system": "kafka", "messaging.operation.type": "process",
-                    "messaging.destination.name": topic,
-                    "messaging.consumer.group.name": consumer, **(attributes or {})})
+        return _PassingOn(None, None)
+    else:
+        trace_id, parent = random.getrandbits(128) or 1, 0
+    base = (("messaging.system", "kafka"), ("messaging.operation.type", "process"),
+            ("messaging.destination.name", topic), ("messaging.consumer.group.name", consumer))
+    extra = tuple((k, str(v)) for k, v in attributes.items()) if attributes else ()
+    return _Span(recorder, _template(f"{consumer} process", _CONSUMER, base + extra),
+                 trace_id, parent)
+
+
+class _Span:
+    """One of the hub's own sampled spans (``process``), recorded when it ends. As a
+    context manager it is the current span: :func:`inject` and OpenTelemetry (the SDK's
+    HTTP spans) see it as the parent."""
+
+    __slots__ = ("otel_token", "parent_id", "recorder", "span_id", "start", "template",
+                 "token", "trace_id")
+
+    def __init__(self, recorder: _Recorder, template: bytes, trace_id: int,
+                 parent_id: int) -> None:
+        self.recorder, self.template = recorder, template
+        self.trace_id, self.parent_id = trace_id, parent_id
+        self.span_id = random.getrandbits(64) or 1
+        self.start = 0
+        self.token: Any = None
+        self.otel_token: Any = None
+
+    def __enter__(self) -> _Span:
+        otel = _state.otel
+        self.token = _CURRENT.set((self.trace_id, self.span_id))
+        self.otel_token = otel.attach(otel.in_context(otel.NonRecordingSpan(
+            otel.SpanContext(self.trace_id, self.span_id, False, otel.SAMPLED))))
+        self.start = time.time_ns()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        end = time.time_ns()
+        _state.otel.detach(self.otel_token)
+        _CURRENT.reset(self.token)
+        self.recorder.add((self.template, self.trace_id, self.span_id, self.parent_id,
+                           self.start, end, exc_type.__name__ if exc_type else None))
+
+    def get_span_context(self) -> Any:
+        otel = _state.otel
+        return otel.SpanContext(self.trace_id, self.span_id, False, otel.SAMPLED)
+
+    @property
+    def parent(self) -> Any:
+        if not self.parent_id:
+            return None
+        otel = _state.otel
+        return otel.SpanContext(self.trace_id, self.parent_id, True, otel.SAMPLED)
 
 
 class _PassingOn:
     """Makes an unsampled trace's context current without a span (see :func:`consuming`)."""
 
-    __slots__ = ("incoming", "token")
+    __slots__ = ("span_id", "token", "trace_id")
 
-    def __init__(self, incoming: Any) -> None:
-        self.incoming = incoming
+    def __init__(self, trace_id: int | None, span_id: int | None) -> None:
+        self.trace_id, self.span_id = trace_id, span_id
         self.token: Any = None
 
     def __enter__(self) -> None:
         otel = _state.otel
-        incoming = self.incoming or otel.SpanContext(
-            random.getrandbits(128) or 1, random.getrandbits(64) or 1, is_remote=False,
-            trace_flags=otel.TraceFlags(0))
+        incoming = otel.SpanContext(self.trace_id or random.getrandbits(128) or 1,
+                                    self.span_id or random.getrandbits(64) or 1,
+                                    self.trace_id is not None, otel.NOT_SAMPLED)
         self.token = otel.attach(otel.in_context(otel.NonRecordingSpan(incoming)))
 
     def __exit__(self, *exc: object) -> None:
         _state.otel.detach(self.token)
+
+
+# -- OTLP protobuf, encoded by hand for the hub's own spans -----------------------------
+# opentelemetry/proto/collector/trace/v1/trace_service.proto and trace/v1/trace.proto:
+# ExportTraceServiceRequest{1 resource_spans}, ResourceSpans{1 resource, 2 scope_spans},
+# Resource{1 attributes}, ScopeSpans{1 scope, 2 spans}, InstrumentationScope{1 name},
+# Span{1 trace_id, 2 span_id, 4 parent_span_id, 5 name, 6 kind, 7 start (fixed64),
+# 8 end (fixed64), 9 attributes, 15 status}, KeyValue{1 key, 2 value},
+# AnyValue{1 string_value}, Status{2 message, 3 code}. Fields may come in any order.
+
+_CONSUMER, _PRODUCER = 5, 4
+"""SpanKind: SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER."""
+_TIMES = struct.Struct("<BQBQ")
+_TEMPLATES: dict[tuple[str, int, tuple[tuple[str, str], ...]], bytes] = {}
+MAX_QUEUE = 65_536
+"""Finished spans waiting for export; more are dropped (and counted)."""
+MAX_BATCH = 8_192
+"""Spans per OTLP request."""
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _attributes(number: int, pairs: Sequence[tuple[str, str]]) -> bytes:
+    return b"".join(_field(number, _field(1, k.encode()) + _field(2, _field(1, v.encode())))
+                    for k, v in pairs)
+
+
+def _template(name: str, kind: int, attributes: tuple[tuple[str, str], ...]) -> bytes:
+    """The constant fields of a kind of span: name, kind, attributes (encoded once)."""
+    key = (name, kind, attributes)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        found = _field(5, name.encode()) + bytes((6 << 3, kind)) + _attributes(9, attributes)
+        if len(_TEMPLATES) < 10_000:
+            _TEMPLATES[key] = found
+    return found
+
+
+def encode_spans(spans: Sequence[tuple[Any, ...]], resource: Sequence[tuple[str, str]],
+                 scope: str = "procurement-hub") -> bytes:
+    """An OTLP ``ExportTraceServiceRequest`` of the recorded ``spans``."""
+    pack = _TIMES.pack
+    encoded = []
+    for template, trace_id, span_id, parent_id, start, end, error in spans:
+        body = (template + b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08"
+                + span_id.to_bytes(8, "big") + pack(7 << 3 | 1, start, 8 << 3 | 1, end))
+        if parent_id:
+            body += b"\x22\x08" + parent_id.to_bytes(8, "big")
+        if error is not None:  # STATUS_CODE_ERROR, named by the exception's type only
+            body += _field(15, _field(2, error.encode()) + b"\x18\x02")
+        encoded.append(b"\x12" + _varint(len(body)) + body)
+    scope_spans = _field(2, _field(1, _field(1, scope.encode())) + b"".join(encoded))
+    return _field(1, _field(1, _attributes(1, resource)) + scope_spans)
+
+
+class _Recorder:
+    """The hub's own finished spans, exported over OTLP/HTTP by one background thread
+    every ``interval_s`` (sooner when ``MAX_BATCH`` wait)."""
+
+    def __init__(self, url: str, resource: dict[str, Any], *, timeout_s: float,
+                 interval_s: float = 0.5, start: bool = True) -> None:
+        self.url, self.timeout_s, self.interval_s = url, timeout_s, interval_s
+        self.resource = tuple((k, str(v)) for k, v in resource.items())
+        self.dropped = self.exported = self.failed = 0
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._warned_at = float("-inf")
+        self._thread = threading.Thread(target=self._run, name="hub-trace-export",
+                                        daemon=True)
+        if start:
+            self._thread.start()
+
+    def add(self, span: tuple[Any, ...]) -> None:
+        queue = self._queue
+        if len(queue) >= MAX_QUEUE:
+            self.dropped += 1
+            return
+        queue.append(span)
+        if len(queue) == MAX_BATCH:
+            self._wake.set()
+
+    def close(self) -> None:
+        """Export what waits, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=3 * self.timeout_s + 5)
+        if self.dropped:
+            log.warning("tracing: %d span(s) dropped, the export queue was full",
+                        self.dropped)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            while self._queue:
+                popleft = self._queue.popleft
+                batch = [popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+                self._post(encode_spans(batch, self.resource), len(batch))
+            if self._closing:
+                return
+
+    def _post(self, body: bytes, count: int) -> None:
+        # urllib, not httpx: httpx is instrumented, and an export must not make spans.
+        # The URL is http(s) (TracingSettings.otlp_endpoint's pattern).
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={  # noqa: S310
+            "Content-Type": "application/x-protobuf"})
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(request,  # noqa: S310 -- see above
+                                            timeout=self.timeout_s) as answer:
+                    answer.read()
+                self.exported += count
+                return
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == 2 or self._closing:
+                    self.failed += count
+                    if time.monotonic() - self._warned_at > 60:
+                        self._warned_at = time.monotonic()
+                        log.warning("tracing: %d span(s) not exported to %s (%s)", count,
+                                    self.url, type(exc).__name__)
+                    return
+                self._wake.wait(0.5 * 2 ** attempt)
