@@ -71,8 +71,9 @@ class _State:
     """The few OpenTelemetry names the hot path uses, looked up once (:func:`configure`)."""
 
 
-_CURRENT: ContextVar[tuple[int, int] | None] = ContextVar("hub_trace_span", default=None)
-"""(trace id, span id) of the hub's own sampled span being handled, if any."""
+_CURRENT: ContextVar[tuple[int, int, int] | None] = ContextVar("hub_trace_span", default=None)
+"""(trace id, span id, flags) of the message being handled, if any: the hub's own span
+(sampled) or the unsampled context passing on."""
 
 
 _state = _State()
@@ -155,7 +156,7 @@ def inject(headers: list[tuple[str, bytes]], topic: str) -> None:
         return
     current = _CURRENT.get()
     if current is not None:
-        _write(headers, current[0], current[1], 1)
+        _write(headers, *current)
         return
     ctx = _state.otel.current().get_span_context()
     if ctx.is_valid:  # an unsampled trace passing on, or an SDK span (an HTTP call's)
@@ -173,8 +174,10 @@ def inject(headers: list[tuple[str, bytes]], topic: str) -> None:
 
 
 def _write(headers: list[tuple[str, bytes]], trace_id: int, span_id: int, flags: int) -> None:
-    if any(k in (TRACEPARENT, TRACESTATE) for k, _ in headers):
-        headers[:] = [(k, v) for k, v in headers if k not in (TRACEPARENT, TRACESTATE)]
+    for k, _ in headers:
+        if k in (TRACEPARENT, TRACESTATE):
+            headers[:] = [(k, v) for k, v in headers if k not in (TRACEPARENT, TRACESTATE)]
+            break
     headers.append((TRACEPARENT, b"00-%032x-%016x-%02x" % (trace_id, span_id, flags)))
 
 
@@ -191,10 +194,15 @@ def _parse(value: bytes) -> tuple[int, int, int] | None:
     return (trace_id, span_id, flags) if trace_id and span_id else None
 
 
-def consuming(consumer: str, topic: str, headers: Sequence[tuple[str, bytes]],
-              attributes: dict[str, Any] | None = None) -> AbstractContextManager[Any]:
+def consuming(consumer: str, topic: str, headers: Sequence[tuple[str, bytes]], *,
+              calls_out: bool = True) -> AbstractContextManager[Any]:
     """The span of one message handled by ``consumer``, child of the record's trace
     (a new trace when the record has none). A no-op when tracing is off.
+
+    ``calls_out``: the handler may call out (HTTP through httpx), so the span is made
+    current in OpenTelemetry's context too, for the SDK's spans of those calls. A
+    transactional handler (a pure pipeline step in a database transaction) makes no
+    call: ``False`` spares it that (the records it emits see the span either way).
 
     A trace that is not sampled (flag off in the record's ``traceparent``, or a new trace
     the ratio leaves out) records no span: its context is made current as it is, so that
@@ -202,85 +210,84 @@ def consuming(consumer: str, topic: str, headers: Sequence[tuple[str, bytes]],
     recorder = _state.recorder
     if recorder is None:
         return _NULL
-    value = next((v for k, v in headers if k == TRACEPARENT and v is not None), None)
+    value = None
+    for k, v in headers:
+        if k == TRACEPARENT:
+            value = v
+            break
     parsed = _parse(value) if value is not None else None
     if parsed is not None:
-        if not parsed[2] & 1:
-            return _PassingOn(parsed[0], parsed[1])
+        if not parsed[2] & 1:  # passed on unsampled, with the record's context
+            return _Span(None, (parsed[0], parsed[1], 0), parsed[1], calls_out)
         trace_id, parent = parsed[0], parsed[1]
     elif random.random() >= _state.ratio:  # sampling, not security
-        return _PassingOn(None, None)
+        return _Span(None, (random.getrandbits(128) or 1, random.getrandbits(64) or 1, 0), 0,
+                     calls_out)
     else:
         trace_id, parent = random.getrandbits(128) or 1, 0
-    base = (("messaging.system", "kafka"), ("messaging.operation.type", "process"),
-            ("messaging.destination.name", topic), ("messaging.consumer.group.name", consumer))
-    extra = tuple((k, str(v)) for k, v in attributes.items()) if attributes else ()
-    return _Span(recorder, _template(f"{consumer} process", _CONSUMER, base + extra),
-                 trace_id, parent)
+    template = _PROCESS.get((consumer, topic))
+    if template is None:
+        template = _template(f"{consumer} process", _CONSUMER, (
+            ("messaging.system", "kafka"), ("messaging.operation.type", "process"),
+            ("messaging.destination.name", topic),
+            ("messaging.consumer.group.name", consumer)))
+        if len(_PROCESS) < 10_000:
+            _PROCESS[(consumer, topic)] = template
+    return _Span(template, (trace_id, random.getrandbits(64) or 1, 1), parent, calls_out)
 
 
 class _Span:
-    """One of the hub's own sampled spans (``process``), recorded when it ends. As a
-    context manager it is the current span: :func:`inject` and OpenTelemetry (the SDK's
-    HTTP spans) see it as the parent."""
+    """The context of one message being handled, current while it is: :func:`inject`
+    writes it into what the handler emits, and with ``calls_out`` OpenTelemetry (the
+    SDK's HTTP spans) sees it as the parent. With a ``template`` it is one of the hub's
+    own sampled spans (``process``), recorded when it ends; without, an unsampled
+    trace's context passing on (no span)."""
 
-    __slots__ = ("otel_token", "parent_id", "recorder", "span_id", "start", "template",
-                 "token", "trace_id")
+    __slots__ = ("calls_out", "ids", "otel_token", "parent_id", "start", "template", "token")
 
-    def __init__(self, recorder: _Recorder, template: bytes, trace_id: int,
-                 parent_id: int) -> None:
-        self.recorder, self.template = recorder, template
-        self.trace_id, self.parent_id = trace_id, parent_id
-        self.span_id = random.getrandbits(64) or 1
+    def __init__(self, template: bytes | None, ids: tuple[int, int, int], parent_id: int,
+                 calls_out: bool) -> None:
+        """``ids``: trace id, span id, flags (1 sampled); ``parent_id`` 0 for a trace's
+        first span (and for an unsampled trace started here)."""
+        self.template, self.ids, self.parent_id, self.calls_out = (template, ids, parent_id,
+                                                                   calls_out)
         self.start = 0
         self.token: Any = None
         self.otel_token: Any = None
 
-    def __enter__(self) -> _Span:
-        otel = _state.otel
-        self.token = _CURRENT.set((self.trace_id, self.span_id))
-        self.otel_token = otel.attach(otel.in_context(otel.NonRecordingSpan(
-            otel.SpanContext(self.trace_id, self.span_id, False, otel.SAMPLED))))
+    def __enter__(self) -> _Span | None:
+        self.token = _CURRENT.set(self.ids)
+        if self.calls_out:
+            otel = _state.otel
+            self.otel_token = otel.attach(otel.in_context(otel.NonRecordingSpan(
+                otel.SpanContext(self.ids[0], self.ids[1], self.parent_id != 0,
+                                 otel.SAMPLED if self.ids[2] else otel.NOT_SAMPLED))))
+        if self.template is None:
+            return None
         self.start = time.time_ns()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        end = time.time_ns()
-        _state.otel.detach(self.otel_token)
+        if self.template is not None:
+            end = time.time_ns()
+            recorder = _state.recorder
+            if recorder is not None:
+                recorder.add((self.template, self.ids[0], self.ids[1], self.parent_id,
+                              self.start, end, exc_type.__name__ if exc_type else None))
+        if self.otel_token is not None:
+            _state.otel.detach(self.otel_token)
         _CURRENT.reset(self.token)
-        self.recorder.add((self.template, self.trace_id, self.span_id, self.parent_id,
-                           self.start, end, exc_type.__name__ if exc_type else None))
 
     def get_span_context(self) -> Any:
         otel = _state.otel
-        return otel.SpanContext(self.trace_id, self.span_id, False, otel.SAMPLED)
+        return otel.SpanContext(self.ids[0], self.ids[1], False, otel.SAMPLED)
 
     @property
     def parent(self) -> Any:
         if not self.parent_id:
             return None
         otel = _state.otel
-        return otel.SpanContext(self.trace_id, self.parent_id, True, otel.SAMPLED)
-
-
-class _PassingOn:
-    """Makes an unsampled trace's context current without a span (see :func:`consuming`)."""
-
-    __slots__ = ("span_id", "token", "trace_id")
-
-    def __init__(self, trace_id: int | None, span_id: int | None) -> None:
-        self.trace_id, self.span_id = trace_id, span_id
-        self.token: Any = None
-
-    def __enter__(self) -> None:
-        otel = _state.otel
-        incoming = otel.SpanContext(self.trace_id or random.getrandbits(128) or 1,
-                                    self.span_id or random.getrandbits(64) or 1,
-                                    self.trace_id is not None, otel.NOT_SAMPLED)
-        self.token = otel.attach(otel.in_context(otel.NonRecordingSpan(incoming)))
-
-    def __exit__(self, *exc: object) -> None:
-        _state.otel.detach(self.token)
+        return otel.SpanContext(self.ids[0], self.parent_id, True, otel.SAMPLED)
 
 
 # -- OTLP protobuf, encoded by hand for the hub's own spans -----------------------------
@@ -294,7 +301,12 @@ class _PassingOn:
 _CONSUMER, _PRODUCER = 5, 4
 """SpanKind: SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER."""
 _TIMES = struct.Struct("<BQBQ")
+_IDS = struct.Struct(">BBQQBBQ")
+_PARENT = struct.Struct(">BBQ")
+_M64 = (1 << 64) - 1
 _TEMPLATES: dict[tuple[str, int, tuple[tuple[str, str], ...]], bytes] = {}
+_PROCESS: dict[tuple[str, str], bytes] = {}
+"""The ``process`` span's template by (consumer, topic): the hot path's one look-up."""
 MAX_QUEUE = 65_536
 """Finished spans waiting for export; more are dropped (and counted)."""
 MAX_BATCH = 8_192
@@ -334,15 +346,16 @@ def _template(name: str, kind: int, attributes: tuple[tuple[str, str], ...]) -> 
 def encode_spans(spans: Sequence[tuple[Any, ...]], resource: Sequence[tuple[str, str]],
                  scope: str = "procurement-hub") -> bytes:
     """An OTLP ``ExportTraceServiceRequest`` of the recorded ``spans``."""
-    pack = _TIMES.pack
+    times, ids, parent = _TIMES.pack, _IDS.pack, _PARENT.pack
     encoded = []
     for template, trace_id, span_id, parent_id, start, end, error in spans:
-        body = (template + b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08"
-                + span_id.to_bytes(8, "big") + pack(7 << 3 | 1, start, 8 << 3 | 1, end))
+        parts = [template, ids(0x0A, 16, trace_id >> 64, trace_id & _M64, 0x12, 8, span_id),
+                 times(7 << 3 | 1, start, 8 << 3 | 1, end)]
         if parent_id:
-            body += b"\x22\x08" + parent_id.to_bytes(8, "big")
+            parts.append(parent(0x22, 8, parent_id))
         if error is not None:  # STATUS_CODE_ERROR, named by the exception's type only
-            body += _field(15, _field(2, error.encode()) + b"\x18\x02")
+            parts.append(_field(15, _field(2, error.encode()) + b"\x18\x02"))
+        body = b"".join(parts)
         encoded.append(b"\x12" + _varint(len(body)) + body)
     scope_spans = _field(2, _field(1, _field(1, scope.encode())) + b"".join(encoded))
     return _field(1, _field(1, _attributes(1, resource)) + scope_spans)
