@@ -40,7 +40,8 @@ def traced() -> Iterator[None]:
     # Spans go to a loopback port where nothing listens: exporting fails quietly, in the
     # background, and does not change what the headers carry.
     assert tracing.configure(TracingSettings(
-        enabled=True, otlp_endpoint=f"http://127.0.0.1:{free_port()}", export_timeout_s=1))
+        enabled=True, otlp_endpoint=f"http://127.0.0.1:{free_port()}", export_timeout_s=1,
+        sample_ratio=1.0))
     try:
         yield
     finally:
@@ -50,6 +51,7 @@ def traced() -> Iterator[None]:
 
 def test_off_by_default_no_header_and_no_span() -> None:
     assert TracingSettings().enabled is False
+    assert TracingSettings().sample_ratio == 0.1  # an operator turns it up to follow all
     assert not tracing.enabled()
     assert header(_row_headers(), "traceparent") is None
     with tracing.consuming("c", "t", [("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16
