@@ -22,9 +22,11 @@ checks, processor and protobuf encoder cost several times the hub's own work per
 (docs/performance.md). :class:`_Recorder` keeps each finished span as a tuple, and one
 background thread encodes them as OTLP protobuf (the constant part of each kind of span,
 its name, kind and attributes, encoded once) and posts them in batches, the same OTLP/HTTP
-request the SDK's exporter sends. Their context is also made current in OpenTelemetry's
-context, so the SDK's spans (the httpx calls) are their children. A bounded queue: spans
-past ``MAX_QUEUE`` waiting are dropped and counted, never blocking a consumer.
+request the SDK's exporter sends. For handlers that may call out (effects), the span is
+also made current in OpenTelemetry's context, so the SDK's spans (the httpx calls) are its
+children. A bounded queue: spans past ``MAX_QUEUE`` waiting are dropped and counted, never
+blocking a consumer. The sampler is parent-based: a record's sampled flag is kept; a new
+trace is sampled at ``sample_ratio``.
 
 Off, nothing of OpenTelemetry is imported and each hook is one test of a module global.
 """
