@@ -67,10 +67,10 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
               connectors=wiring.connectors)
     if wiring.plugins is not None:
         from hub.control import mount
-        from hub.identity import staff_identity
+        from hub.staff import staff_auth
 
         mount(hub.http, list(wiring.plugins.running.values()), lambda: hub.runtimes,
-              staff_identity(settings.staff, RUN_DIR), wiring.engine)
+              staff_auth(settings.staff, RUN_DIR))
     asyncio.run(hub.run_until_signalled())
     return 0
 
