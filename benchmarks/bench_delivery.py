@@ -292,6 +292,10 @@ async def compare_tracing(args: argparse.Namespace) -> None:
             jaeger.stop()
     off = [r["hub"]["messages_per_s"] for r in rounds]
     on = [r["hub-traced"]["messages_per_s"] for r in rounds]
+    # CPU per message of the hub process: less moved by other work on the machine.
+    cpu_off = [r["hub"]["cpu_ms_per_message"] for r in rounds if r["hub"]["cpu_ms_per_message"]]
+    cpu_on = [r["hub-traced"]["cpu_ms_per_message"] for r in rounds
+              if r["hub-traced"]["cpu_ms_per_message"]]
     out = {
         "benchmark": "delivery, tracing off vs on (alternating, same run)",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -307,6 +311,11 @@ async def compare_tracing(args: argparse.Namespace) -> None:
         "on_median": statistics.median(on),
         "cost_of_tracing_pct": round(100 * (1 - statistics.median(on) / statistics.median(off)),
                                      1),
+        "pairs_on_over_off": [round(b / a, 3) for a, b in zip(off, on, strict=True)],
+        "cpu_ms_per_message_off": cpu_off,
+        "cpu_ms_per_message_on": cpu_on,
+        "cpu_added_pct": (round(100 * (statistics.median(cpu_on) / statistics.median(cpu_off)
+                                       - 1), 1) if cpu_off and cpu_on else None),
     }
     name = "all_sampled" if args.sample_ratio >= 1 else f"sampled_{args.sample_ratio:g}"
     (RESULTS / f"delivery_tracing_{name}.json").write_text(json.dumps(out, indent=2))

@@ -113,6 +113,8 @@ class ConsumerRuntime:
         self.subscriber: Any = None
         self.paused = False
         """Paused by the control API: its records wait on their topic (:meth:`pause`)."""
+        self._paused_metric = metrics.CONSUMER_PAUSED.labels(spec.name)
+        self._paused_metric.set(0)
         self.lag: dict[tuple[str, int], int] = {}
         """Records behind the end of each assigned partition, at the last measure."""
 
@@ -180,6 +182,7 @@ class ConsumerRuntime:
         (each partition sought back to its first record), so its records wait on the topic.
         Nothing is dropped or committed past what was handled."""
         self.paused = True
+        self._paused_metric.set(1)
         consumer = self._consumer()
         if consumer is not None:
             with contextlib.suppress(KafkaError, AssertionError):
@@ -191,6 +194,7 @@ class ConsumerRuntime:
     def resume(self) -> None:
         """Handle again, from the first record not handled."""
         self.paused = False
+        self._paused_metric.set(0)
         consumer = self._consumer()
         if consumer is not None:
             with contextlib.suppress(KafkaError, AssertionError):

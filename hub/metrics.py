@@ -8,6 +8,7 @@ __all__ = [
     "CLAIM_CHECKED",
     "CONSUMED",
     "CONSUMER_LAG",
+    "CONSUMER_PAUSED",
     "DEAD_LETTERED",
     "HANDLER_LATENCY",
     "MESSAGE_AGE",
@@ -34,6 +35,10 @@ DEAD_LETTERED = Counter("hub_messages_dead_lettered", "Records sent to a dead-le
                         ["consumer", "reason"])
 CONSUMER_LAG = Gauge("hub_consumer_lag", "Records behind the partition's end",
                      ["consumer", "topic", "partition"])
+CONSUMER_PAUSED = Gauge(
+    "hub_consumer_paused",
+    "1 while the control API holds the consumer paused (its records wait on their topic), "
+    "else 0; a connector's consumer is named connector.<name>", ["consumer"])
 HANDLER_LATENCY = Histogram(
     "hub_handler_latency_seconds",
     "Time to handle one batch of records in one transaction",

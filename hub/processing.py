@@ -249,7 +249,7 @@ class Processor(RetriesAndDeadLetters):
             ctx.rows = []
             token = correlation.set(env.correlation_id)
             try:
-                with tracing.consuming(self.spec.name, d.topic, d.headers):
+                with tracing.consuming(self.spec.name, d.topic, d.headers, calls_out=False):
                     handler(ctx, env)
             finally:
                 correlation.reset(token)

@@ -377,9 +377,10 @@ class TracingSettings(BaseModel):
         description="OTLP/HTTP receiver (a collector, Jaeger, Tempo); /v1/traces is added.")
     service_name: str = Field(default="procurement-hub", min_length=1, max_length=100)
     sample_ratio: float = Field(
-        default=1.0, ge=0.0, le=1.0,
-        description="Share of new traces kept; a trace that arrives with a record or a "
-        "request keeps its sampling decision.")
+        default=0.1, ge=0.0, le=1.0,
+        description="Share of new traces kept (parent-based: a trace that arrives with a "
+        "record or a request keeps its sampling decision). 1.0 to follow every case, at "
+        "a cost under sustained load (docs/performance.md).")
     export_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -99,6 +100,23 @@ class CloudSignAdapter:
         """``POST /documents/{id}``: sends a draft (先方確認中 after it); on a document
         already sent it is a reminder, so a retried send changes nothing."""
         return await self._document("POST", f"/documents/{document_id}", "send")
+
+    async def list_documents(self, *, since: datetime, page: int = 1,
+                             ) -> tuple[int, list[PeerDocument]]:
+        """``GET /documents``: one page (at most 100) of the documents last processed at or
+        after ``since``, with their files and parties; and how many there are in all."""
+        response = await self._call("GET", "/documents", "list", params={
+            "page": page, "status": -1,
+            "from": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        body = json_body(NAME, "list", response)
+        found = body.get("documents") if isinstance(body, dict) else None
+        total = body.get("total") if isinstance(body, dict) else None
+        if not isinstance(found, list) or not isinstance(total, int):
+            raise TransientPeerError(NAME, "list: answer is not a documentListModel")
+        try:
+            return total, [document_from_peer(d) for d in found]
+        except PeerFormatError as exc:
+            raise TransientPeerError(NAME, f"list: {exc}") from None
 
     async def get_document(self, document_id: str) -> PeerDocument:
         return await self._document("GET", f"/documents/{document_id}", "get")

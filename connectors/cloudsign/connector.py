@@ -16,13 +16,18 @@ Entry points:
   conclusion for good.
 
 Every HTTP call goes through the Guard on its own, so a failed upload retries the
-upload, not the whole document.
+upload, not the whole document. A send is idempotent per request id, also across a crash
+between CloudSign's answers and the hub's commit: the send journal (``sends``) records the
+intent before the document is created and its id right after, and a request seen before
+continues its document.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors._shared import Guard, Health, PermanentPeerError, TransientPeerError
@@ -34,7 +39,9 @@ from connectors.cloudsign.mapping import (
     declined,
     document_form,
     participant_form,
+    request_key,
 )
+from connectors.cloudsign.sends import SendJournal
 from connectors.cloudsign.settings import CloudSignSettings
 from schemas.cloudsign import (
     ContractConcluded,
@@ -66,17 +73,34 @@ class CloudSignConnector:
         self.adapter = adapter or CloudSignAdapter(self.settings)
         self.guard = guard or Guard.from_settings(NAME, self.settings, classify=classify_httpx)
         self.store = store or FileDocumentStore(self.settings.document_dir)
+        self.journal = SendJournal(self.settings.document_dir)
         self._clock = clock
 
     async def send(self, command: ContractSendRequested) -> ContractSent:
-        """Create, fill and send one document (CON-2)."""
+        """Create, fill and send one document (CON-2), once per request id.
+
+        Idempotent across crashes through the send journal (``sends``): a request seen
+        before continues its document (the files, parties and sending it lacks) instead
+        of creating another; a document already sent is answered as sent."""
         contents = [(ref.filename, self._read(ref)) for ref in command.files]
-        doc = await self.guard.call(
-            lambda: self.adapter.create_document(document_form(command)), what="create")
+        doc = await self._document_for(command)
+        if doc.status is SignedDocumentStatus.IN_PROGRESS:
+            return ContractSent(request_id=command.request_id, document_id=doc.id,
+                                sent_at=self._clock())
+        if doc.status is not SignedDocumentStatus.DRAFT:
+            raise PermanentPeerError(NAME, f"send: document {doc.id} of this request is in "
+                                     f"status {doc.status.value} ({doc.status.name}), not a "
+                                     "draft: it was sent and has ended")
+        uploaded = Counter(f.name for f in doc.files)
         for filename, content in contents:
+            if uploaded[filename] > 0:
+                uploaded[filename] -= 1
+                continue
             await self._upload(doc.id, filename, content)
+        present = {p.email.lower() for p in doc.participants}
         for participant in command.participants:
-            await self._add(doc.id, participant)
+            if participant.email.lower() not in present:
+                await self._add(doc.id, participant)
         sent = await self.guard.call(lambda: self.adapter.send(doc.id), what="send")
         if sent.status is not SignedDocumentStatus.IN_PROGRESS:
             raise PermanentPeerError(NAME, f"send: document {doc.id} is in status "
@@ -84,6 +108,43 @@ class CloudSignConnector:
                                      "(先方確認中): CloudSign did not send it")
         return ContractSent(request_id=command.request_id, document_id=doc.id,
                             sent_at=self._clock())
+
+    async def _document_for(self, command: ContractSendRequested) -> PeerDocument:
+        """The request's document: the one the journal names, the one CloudSign made just
+        before a crash (found by the request key in its note), or a new one."""
+        record = self.journal.get(command.request_id)
+        if record is not None and record.document_id is not None:
+            document_id = record.document_id
+            return await self.guard.call(lambda: self.adapter.get_document(document_id),
+                                         what="get")
+        if record is not None:
+            found = await self._find(command.request_id, record.intended_at)
+            if found is not None:
+                self.journal.created(record, found.id)
+                return found
+        else:
+            record = self.journal.intend(command.request_id, self._clock())
+        doc = await self.guard.call(
+            lambda: self.adapter.create_document(document_form(command)), what="create")
+        self.journal.created(record, doc.id)
+        return doc
+
+    async def _find(self, request_id: uuid.UUID, since: datetime) -> PeerDocument | None:
+        """The document whose note carries ``request_id``'s key, among those processed
+        since ``since`` (a minute earlier, for clock skew)."""
+        key = request_key(request_id)
+        page, seen = 1, 0
+        while True:
+            total, documents = await self.guard.call(
+                lambda page=page: self.adapter.list_documents(  # type: ignore[misc]
+                    since=since - timedelta(minutes=1), page=page), what="list")
+            for doc in documents:
+                if key in doc.note:
+                    return doc
+            seen += len(documents)
+            if not documents or seen >= total:
+                return None
+            page += 1
 
     async def conclude(self, document_id: str, case_id: str, claimed: int | None = None,
                        ) -> ContractConcluded | ContractDeclined | None:

@@ -5,12 +5,15 @@ vendored in tests/data/) the hub uses: a document has ``id``, ``title``, ``statu
 (0 下書き, 1 先方確認中, 2 締結済, 3 取消・却下, 4 テンプレート, 13 インポート書類),
 ``participants`` (``order`` 0 is the sender) and ``files``. Requests are form-encoded,
 as the API takes them. The document's ``note`` is a memo people can edit in CloudSign's
-screens: the hub writes the case number there for them and never reads it back (the
-case is found by the document id the hub keeps, ``pipelines.contract``).
+screens: the hub writes the case number there for them, and the send's request key
+(``依頼番号 <request id>``), by which a document created just before a crash is found
+again (connectors/cloudsign/sends.py); the case is found by the document id the hub
+keeps (``pipelines.contract``).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +36,7 @@ __all__ = [
     "document_form",
     "document_from_peer",
     "participant_form",
+    "request_key",
 ]
 
 
@@ -82,9 +86,14 @@ def document_from_peer(body: Any) -> PeerDocument:
 
 def document_form(command: ContractSendRequested) -> dict[str, str]:
     """``POST /documents``. The note is a memo for the city's staff in CloudSign's
-    screens (the case number); the hub never reads it back."""
+    screens (the case number) and the request key the send is found again by."""
     return {"title": command.title, "message": command.message,
-            "note": f"案件番号 {command.case_id}"}
+            "note": f"案件番号 {command.case_id} {request_key(command.request_id)}"}
+
+
+def request_key(request_id: uuid.UUID) -> str:
+    """What a document's note carries so that its send can be found by it."""
+    return f"依頼番号 {request_id}"
 
 
 def participant_form(participant: ContractParticipant) -> dict[str, str]:

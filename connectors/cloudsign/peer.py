@@ -8,6 +8,8 @@ it) in methods, paths, statuses, error shapes, optional fields and upload limits
   is valid; 400 ``invalid_request`` (empty) or ``invalid_client`` (unknown), 403
   ``forbidden`` for a disabled user (:meth:`CloudSignPeer.disable_client`).
 - ``POST /documents`` (form ``title``, ``note``, ``message``, all optional) → documentModel
+- ``GET /documents`` (``page`` of 100, ``status``, ``from``/``to`` on the last processing
+  time) → documentListModel ``{total, page, documents}``;
 - ``GET /documents/{id}``; ``PUT`` updates its data (never sends); ``POST`` sends a draft
   (status 0 → 1; 400 without a recipient or a file) or reminds (status 1);
   403 ``not_acceptable`` in any other status; ``DELETE`` removes a draft (204).
@@ -46,7 +48,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from reportlab.lib.pagesizes import A4
@@ -211,6 +213,33 @@ def create_app(state: _State, faults: PeerFaults) -> FastAPI:  # noqa: PLR0915 -
             "last_processed_at": now,
         }
         return JSONResponse(state.documents[doc_id])
+
+    @app.get("/documents")
+    async def documents(request: Request, page: str = "1", status: str = "-1",
+                        since: str | None = Query(default=None, alias="from"),
+                        until: str | None = Query(default=None, alias="to")) -> Response:
+        """書類の一覧: 100 a page (an unusable page is 1), filtered by status and by the
+        last processing time (``from``, ``to``, RFC 3339), oldest first."""
+        if (refused := state.refusal(request.headers.get("authorization"))) is not None:
+            return refused
+        try:
+            number = max(1, int(page))
+        except ValueError:
+            number = 1
+        try:
+            wanted = int(status)
+            bounds = [datetime.fromisoformat(b.replace("Z", "+00:00")) if b else None
+                      for b in (since, until)]
+        except ValueError:
+            return error(400, "status, from or to is not valid")
+        found = [d for d in state.documents.values()
+                 if (wanted == -1 or d["status"] == wanted)
+                 and (bounds[0] is None
+                      or datetime.fromisoformat(d["last_processed_at"]) >= bounds[0])
+                 and (bounds[1] is None
+                      or datetime.fromisoformat(d["last_processed_at"]) <= bounds[1])]
+        return JSONResponse({"total": len(found), "page": number,
+                             "documents": found[(number - 1) * 100:number * 100]})
 
     @app.get("/documents/{doc_id}")
     async def get(doc_id: str, request: Request) -> Response:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -141,6 +142,7 @@ async def test_pause_with_1000_in_flight_loses_doubles_and_handles_nothing(
     answer = await pausing
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "PAUSED"
+    assert paused_metric(running) == 1.0
     at_pause = len(ledger.handled)
     assert GATE_AT < at_pause < TOTAL
     # Everything not handled waits on the topic: the consumer's position is there, its lag
@@ -152,9 +154,16 @@ async def test_pause_with_1000_in_flight_loses_doubles_and_handles_nothing(
 
     resumed = await client.put("/connectors/counter/resume")
     assert resumed.json()["state"] == "RUNNING"
+    assert paused_metric(running) == 0.0
     await wait_for(lambda: len(ledger.handled) >= TOTAL, what="all 1,000 handled")
     await wait_for(lambda: _lag_is(client, 0), what="lag 0")
     assert sorted(ledger.handled) == list(range(TOTAL))  # none lost, none doubled
+
+
+def paused_metric(running: Running) -> float | None:
+    """``hub_consumer_paused`` of the connector's consumer, as /metrics shows it."""
+    return REGISTRY.get_sample_value("hub_consumer_paused",
+                                     {"consumer": running.hub.runtimes[0].spec.name})
 
 
 async def _lag_is(client: httpx.AsyncClient, expected: int) -> bool:
@@ -168,6 +177,7 @@ async def test_list_status_restart_and_validate(running: Running) -> None:
     assert listed[0]["settings_prefix"] == "HUB_TESTCOUNTER_"
     status = (await client.get("/connectors/counter/status")).json()
     assert status["state"] == "RUNNING"
+    assert paused_metric(running) == 0.0
     assert status["circuit"]["state"] == "closed"
     assert status["window"] is None
     assert status["last_error"] is None

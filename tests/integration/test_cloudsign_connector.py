@@ -290,3 +290,88 @@ async def test_sending_twice_is_a_reminder_not_an_error(
     sent = await connector.send(send_command(connector))
     again = await connector.adapter.send(sent.document_id)
     assert again.status.value == 1
+
+
+class Crash(BaseException):
+    """The process dies here (not an Exception: no retry or handler catches it)."""
+
+
+async def test_a_send_redelivered_after_a_crash_before_the_journal_knew_the_document(
+        peer: CloudSignPeer, tmp_path: Path) -> None:
+    """CloudSign created the document, the process died before the journal recorded its
+    id: the next process finds it by the request key in its note and sends that one."""
+    first = CloudSignConnector(settings_for(peer, tmp_path))
+    command = send_command(first)
+
+    def crash(*_: object) -> None:
+        raise Crash
+
+    first.journal.created = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await first.send(command)
+    await first.aclose()
+    (made,) = peer.document_ids()
+    assert peer.document(made)["status"] == 0  # created, nothing else
+
+    again = CloudSignConnector(settings_for(peer, tmp_path))  # the restarted process
+    try:
+        sent = await again.send(command)
+        assert peer.document_ids() == [made]
+        assert sent.document_id == made
+        doc = peer.document(made)
+        assert doc["status"] == 1
+        assert [f["name"] for f in doc["files"]] == ["請負契約書.pdf", "請書.pdf"]
+        assert [p["email"] for p in doc["participants"][1:]] == ["ichiro@example.co.jp",
+                                                                 "hanako@example.co.jp"]
+        # and once more, as a later redelivery: the journal now names the document
+        assert (await again.send(command)).document_id == made
+        assert peer.document_ids() == [made]
+    finally:
+        await again.aclose()
+
+
+async def test_a_send_redelivered_after_a_crash_mid_upload_completes_the_document(
+        peer: CloudSignPeer, tmp_path: Path) -> None:
+    """The process died after the first file was uploaded: the next delivery uploads only
+    the second, adds the parties once and sends the same document."""
+    first = CloudSignConnector(settings_for(peer, tmp_path))
+    command = send_command(first)
+    upload = first.adapter.upload_file
+    calls = 0
+
+    async def upload_then_crash(document_id: str, name: str, content: bytes) -> PeerDocument:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Crash
+        return await upload(document_id, name, content)
+
+    first.adapter.upload_file = upload_then_crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await first.send(command)
+    await first.aclose()
+    (made,) = peer.document_ids()
+    assert [f["name"] for f in peer.document(made)["files"]] == ["請負契約書.pdf"]
+
+    again = CloudSignConnector(settings_for(peer, tmp_path))
+    try:
+        sent = await again.send(command)
+    finally:
+        await again.aclose()
+    assert sent.document_id == made
+    assert peer.document_ids() == [made]
+    doc = peer.document(made)
+    assert doc["status"] == 1
+    assert [f["name"] for f in doc["files"]] == ["請負契約書.pdf", "請書.pdf"]
+    assert [p["email"] for p in doc["participants"][1:]] == ["ichiro@example.co.jp",
+                                                             "hanako@example.co.jp"]
+
+
+async def test_a_send_whose_document_has_ended_is_refused_for_good(
+        peer: CloudSignPeer, connector: CloudSignConnector) -> None:
+    command = send_command(connector)
+    sent = await connector.send(command)
+    peer.reject(sent.document_id, notify=False)
+    with pytest.raises(PermanentPeerError, match="not a draft"):
+        await connector.send(command)
+    assert peer.document_ids() == [sent.document_id]

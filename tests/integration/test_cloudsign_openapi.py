@@ -261,6 +261,10 @@ VALID_VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/documents/{id}", {}),
     ("POST", "/documents/{id}", {}),
     ("POST", "/documents/{id}", {}),  # a reminder
+    ("GET", "/documents", {}),
+    ("GET", "/documents", {"params": {"page": 1, "status": -1,
+                                      "from": "2026-01-01T00:00:00.000000Z"}}),
+    ("GET", "/documents", {"params": {"page": 7, "status": 1}}),  # past the end: empty
 ]
 
 

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from reportlab.pdfgen import canvas
 
 from connectors._shared.testkit import ConnectorContract, ContractPeer
@@ -143,12 +142,3 @@ class TestCloudSignContract(ConnectorContract):
 
     def same_answer(self, first: Any, second: Any) -> bool:
         return bool(first.document_id == second.document_id)
-
-    @pytest.mark.xfail(strict=True, raises=AssertionError,
-                       reason="CloudSign send is not idempotent yet: a redelivered "
-                       "ContractSendRequested whose first delivery was not committed (a crash "
-                       "between the call and the commit) creates a second document; the "
-                       "connector should look for a document carrying the request id first")
-    async def test_contract_duplicate_delivery_has_one_effect(
-            self, peer: ContractPeer, connector: Any) -> None:
-        await super().test_contract_duplicate_delivery_has_one_effect(peer, connector)

@@ -56,7 +56,7 @@ def test_request_forms_carry_the_case_and_the_parties_in_order() -> None:
         participants=(ContractParticipant(name="足利 一郎", email="ichiro@example.co.jp",
                                           organization="〇〇建設株式会社"),))
     form = document_form(command)
-    assert form["note"] == "案件番号 R5-0001"  # a memo for people; never read back
+    assert form["note"] == f"案件番号 R5-0001 依頼番号 {command.request_id}"  # found again by it
     assert participant_form(command.participants[0]) == {
         "email": "ichiro@example.co.jp", "name": "足利 一郎", "organization": "〇〇建設株式会社"}
     # optional and at most 64 characters in CloudSign's participantModel

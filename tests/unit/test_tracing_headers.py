@@ -40,7 +40,8 @@ def traced() -> Iterator[None]:
     # Spans go to a loopback port where nothing listens: exporting fails quietly, in the
     # background, and does not change what the headers carry.
     assert tracing.configure(TracingSettings(
-        enabled=True, otlp_endpoint=f"http://127.0.0.1:{free_port()}", export_timeout_s=1))
+        enabled=True, otlp_endpoint=f"http://127.0.0.1:{free_port()}", export_timeout_s=1,
+        sample_ratio=1.0))
     try:
         yield
     finally:
@@ -50,6 +51,7 @@ def traced() -> Iterator[None]:
 
 def test_off_by_default_no_header_and_no_span() -> None:
     assert TracingSettings().enabled is False
+    assert TracingSettings().sample_ratio == 0.1  # an operator turns it up to follow all
     assert not tracing.enabled()
     assert header(_row_headers(), "traceparent") is None
     with tracing.consuming("c", "t", [("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16
@@ -102,3 +104,56 @@ def test_an_unsampled_trace_passes_on_without_a_span() -> None:
             assert TRACEPARENT_ANY.match(header(_row_headers(), "traceparent") or "")
     finally:
         tracing.shutdown()
+
+
+def test_the_hubs_spans_are_otlp_as_the_official_protobuf_reads_them() -> None:
+    """The hand-encoded export request, parsed by OpenTelemetry's own generated protobuf
+    classes (opentelemetry-proto): resource, scope, ids, parent, times, kind, attributes,
+    and an error status naming only the exception's type."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    template = tracing._template("ledger process", tracing._CONSUMER, (
+        ("messaging.system", "kafka"), ("messaging.destination.name", "t.ledger.in")))
+    body = tracing.encode_spans([
+        (template, 0x1234 << 100, 0xABCDEF, 0x42, 1_700_000_000_000_000_001,
+         1_700_000_000_000_500_000, None),
+        (template, 7, 8, 0, 10, 20, "ValueError")],
+        resource=(("service.name", "hub-a"), ("service.instance.id", "i-1")))
+    request = ExportTraceServiceRequest.FromString(body)
+    (resource_spans,) = request.resource_spans
+    assert {a.key: a.value.string_value for a in resource_spans.resource.attributes} == {
+        "service.name": "hub-a", "service.instance.id": "i-1"}
+    (scope,) = resource_spans.scope_spans
+    assert scope.scope.name == "procurement-hub"
+    first, second = scope.spans
+    assert first.trace_id == (0x1234 << 100).to_bytes(16, "big")
+    assert first.span_id == (0xABCDEF).to_bytes(8, "big")
+    assert first.parent_span_id == (0x42).to_bytes(8, "big")
+    assert first.name == "ledger process"
+    assert first.kind == 5  # SPAN_KIND_CONSUMER
+    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (
+        1_700_000_000_000_000_001, 1_700_000_000_000_500_000)
+    assert {a.key: a.value.string_value for a in first.attributes} == {
+        "messaging.system": "kafka", "messaging.destination.name": "t.ledger.in"}
+    assert first.status.code == 0
+    assert second.parent_span_id == b""  # a trace's first span
+    assert (second.status.code, second.status.message) == (2, "ValueError")
+
+
+def test_a_failing_handler_ends_its_span_in_error_and_a_full_queue_drops(
+        traced: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A recorder whose export thread is not started: what is recorded stays in its queue.
+    recorder = tracing._Recorder(f"http://127.0.0.1:{free_port()}/v1/traces", {},
+                                 timeout_s=1, start=False)
+    monkeypatch.setattr(tracing._state, "recorder", recorder)
+    with pytest.raises(KeyError), tracing.consuming("ledger", "t.ledger.in", []):
+        raise KeyError("a secret value")
+    (span,) = recorder._queue
+    assert span[-1] == "KeyError"  # the type only, never the message
+    monkeypatch.setattr(tracing, "MAX_QUEUE", 1)
+    with tracing.consuming("ledger", "t.ledger.in", []):
+        pass
+    assert len(recorder._queue) == 1
+    assert recorder.dropped == 1
