@@ -264,9 +264,9 @@ def city_signer(run_dir: Path | None = None) -> Any:
         SoftHsmMissingError,
         ensure_city_token,
     )
-    from connectors.devpki import ensure_pki
     from connectors.tsa import TsaConnector, TsaSettings
     from connectors.tsa.connector import HubTimeStamper
+    from devkit.pki import ensure_pki
 
     tsa = TsaSettings()
     settings = CitySignerSettings()
@@ -315,7 +315,7 @@ def gateway(wiring: Wiring) -> Any:
 
     settings = GatewaySettings()
     if not settings.card_roots:
-        from connectors.devpki import ensure_pki
+        from devkit.pki import ensure_pki
 
         pki = ensure_pki(RUN_DIR / "pki")
         settings = GatewaySettings(card_roots=(pki.root.cert_path, pki.other_root.cert_path),

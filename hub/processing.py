@@ -44,12 +44,12 @@ from hub.failures import BatchReport, RetriesAndDeadLetters
 from hub.logs import correlation
 from hub.outbox import PendingRecord, insert_records, record_row
 from hub.settings import RetrySettings
-from pipelines.bulk import insert_rows
 from schemas.envelope import Envelope, caused_envelope, utc_now
+from schemas.fast import remembering
 from schemas.registry import Payload
-from schemas.serialized import remembering
 from schemas.topics import TopicSpec
 from schemas.wire import WireError
+from storage.bulk import insert_rows
 
 __all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
 

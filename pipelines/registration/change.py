@@ -24,13 +24,13 @@ from pipelines.registration.policy import PolicyBook
 from pipelines.registration.register import email_violation
 from pipelines.registration.texts import violation
 from pipelines.registration.world import RegistrationStatus, World
+from schemas import fast
 from schemas.mail import MailKind
 from schemas.registration import (
     ContactChanged,
     ContactChangeRequested,
     Domain,
     PropagationKind,
-    trusted,
 )
 from schemas.registration import PropagationScheduled as Scheduled
 from schemas.registry import Payload
@@ -90,7 +90,7 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     if vs:
         return reject(vs)
     contractor = world.contractors.get((policy.network, cmd.user_id))
-    changed = trusted(
+    changed = fast.build(
         ContactChanged,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, card=cmd.card.ref, department_name=cmd.department_name,
@@ -103,7 +103,7 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
     seed = (cmd.procuring_entity, cmd.domain, *cmd.card.key, now.isoformat())
     for target in targets:
         immediate = target in cmd.apply_now_to
-        events.append(trusted(
+        events.append(fast.build(
             Scheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.CHANGE, target, *seed),
             kind=PropagationKind.CHANGE, target_entity=target,

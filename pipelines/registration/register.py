@@ -27,6 +27,7 @@ from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCard
 from pipelines.registration.targets import refusal, split_targets
 from pipelines.registration.texts import lookup_not_found, violation
 from pipelines.registration.world import Contractor, World, holder_matches
+from schemas import fast
 from schemas.envelope import JST
 from schemas.mail import MailKind
 from schemas.qualification import QualificationRecord
@@ -38,7 +39,6 @@ from schemas.registration import (
     PropagationKind,
     PropagationScheduled,
     RegistrationNeedsConfirmation,
-    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -51,10 +51,6 @@ from schemas.text import (
 )
 
 __all__ = ["decide_registration", "email_violation", "lookup_violation"]
-
-_DOMAINS = tuple(Domain)
-"""Iterating the Enum class itself runs Python code each time."""
-
 
 def email_violation(contact: ContactInput | None, which_ja: str, which_en: str,
                     field: str, key: str = "email-twice") -> RuleViolation | None:
@@ -79,7 +75,7 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
         return None
     elsewhere = any(
         world.qualification(entity, domain, cmd.user_id) is not None
-        for entity in book.entities_in(policy.network) for domain in _DOMAINS
+        for domain in Domain for entity in book.entities_in(policy.network)
         if entity != cmd.procuring_entity or domain is not cmd.domain)
     changed_today = (q is not None and q.password_changed_at is not None
                      and q.password_changed_at.astimezone(JST).date()
@@ -199,7 +195,7 @@ def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
     reason = violation("reissue-confirm", ids=", ".join(ids))
     confirmation_id = deterministic_id("confirm", cmd.procuring_entity, cmd.domain,
                                        cmd.user_id, *cmd.card.key)
-    event = trusted(
+    event = fast.build(
         RegistrationNeedsConfirmation,
         confirmation_id=confirmation_id, procuring_entity=cmd.procuring_entity,
         domain=cmd.domain, user_id=cmd.user_id, card=cmd.card.ref, existing_user_ids=ids,
@@ -215,7 +211,7 @@ def _accept(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
     company_name = contractor.company_name if contractor else q.trade_name
     contact = cmd.card_department_contact.to_contact()
     warning = low_validity_warning(cmd.card, policy, now)
-    registered = trusted(
+    registered = fast.build(
         CardRegistered,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, system=cmd.system, company_id=company_id,
@@ -235,7 +231,7 @@ def _accept(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
     next_batch = policy.next_batch(now)
     for target in accepted:
         immediate = target in cmd.apply_now_to
-        events.append(trusted(
+        events.append(fast.build(
             PropagationScheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.REGISTRATION,
                                             cmd.procuring_entity, target, cmd.domain,

@@ -28,6 +28,7 @@ from pipelines.registration.policy import EntityPolicy, PolicyBook
 from pipelines.registration.targets import refusal, split_targets
 from pipelines.registration.texts import violation
 from pipelines.registration.world import World, holder_matches
+from schemas import fast
 from schemas.envelope import JST
 from schemas.mail import MailKind
 from schemas.registration import (
@@ -37,7 +38,6 @@ from schemas.registration import (
     PropagationKind,
     PropagationScheduled,
     RevocationReason,
-    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -149,12 +149,12 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     contractor = world.contractors.get((policy.network, cmd.user_id))
     company_id = (contractor.company_id if contractor
                   else company_id_for(policy.network, cmd.user_id))
-    renewed = trusted(
+    renewed = fast.build(
         CardRenewed,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, company_id=company_id, old_card=old_ref,
         new_card=cmd.new_card)
-    revoked = trusted(
+    revoked = fast.build(
         CardRevoked,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, card=old_ref, reason=RevocationReason.RENEWED,
@@ -173,7 +173,7 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
                                      card=cmd.new_card, now=now, renewed_from=cmd.old_card)
     for target in targets:
         immediate = target in cmd.apply_now_to
-        events.append(trusted(
+        events.append(fast.build(
             PropagationScheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.RENEWAL,
                                             cmd.procuring_entity, target, cmd.domain,
