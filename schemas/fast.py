@@ -6,7 +6,8 @@ uses the plain call. tests/unit/test_fast.py checks each one against its plain c
 
 - :func:`build` a message from parts validated already: ``cls(**values)``.
 - make an id: :func:`random_id` is ``uuid.uuid4()``, :func:`uuid4_from` is
-  ``uuid.UUID(bytes=..., version=4)``, :func:`uuid5` is ``uuid.uuid5(namespace, name)``.
+  ``uuid.UUID(bytes=..., version=4)``, :func:`uuid5` is ``uuid.uuid5(namespace, name)``,
+  and :func:`text_of` is ``str(parts)`` of a tuple, for a name.
 - serialize: :func:`envelope_json` is ``envelope.model_dump_json()`` and
   :func:`model_json` is ``model.model_dump_json()``; inside :func:`remembering` a payload
   sent once is not serialized again.
@@ -17,6 +18,7 @@ has the figures).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import threading
@@ -35,6 +37,7 @@ __all__ = [
     "model_json",
     "random_id",
     "remembering",
+    "text_of",
     "uuid4_from",
     "uuid5",
 ]
@@ -56,8 +59,10 @@ def build(cls: type[M], /, **values: Any) -> M:
     """
     defaults, required = _LAYOUTS.get(cls) or _layout(cls)
     fields = {**defaults, **values}
-    # An unknown name would add a key; a missing one would keep its placeholder.
-    if len(fields) != len(defaults) or not required <= values.keys():
+    # An unknown name would add a key; a missing one would keep its placeholder (every
+    # field given: the keys are the same, nothing is missing).
+    if len(fields) != len(defaults) or (len(values) != len(fields)
+                                        and not required <= values.keys()):
         raise TypeError(f"{cls.__name__}: needs {sorted(required)}, got {sorted(values)}")
     made = object.__new__(cls)
     _SET_DICT(made, fields)
@@ -111,12 +116,32 @@ def uuid4_from(sixteen: bytes) -> uuid.UUID:
 def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
     """``uuid.uuid5(namespace, name)`` (RFC 9562 §5.5): the SHA-1 state after the namespace
     is kept per namespace, and the UUID built without ``UUID.__init__``'s checks."""
-    state = _SHA1_AFTER.get(namespace)
+    state = _SHA1_AFTER.get(namespace.int)
     if state is None:
-        state = _SHA1_AFTER[namespace] = hashlib.sha1(namespace.bytes, usedforsecurity=False)
+        state = _SHA1_AFTER[namespace.int] = hashlib.sha1(namespace.bytes,
+                                                          usedforsecurity=False)
     sha1 = state.copy()
     sha1.update(name.encode())
     return _uuid_of(int.from_bytes(sha1.digest()[:16]) & _V5_KEEP | _V5_MARK)
+
+
+def text_of(parts: tuple[object, ...]) -> str:
+    """``str(parts)``: the reprs of the parts in a tuple's brackets. An enum member's repr
+    (``Enum.__repr__`` runs in Python) is made once per member and kept."""
+    inner = ", ".join([_reprs.get(id(p)) or _repr_of(p) for p in parts])
+    return f"({inner},)" if len(parts) == 1 else f"({inner})"
+
+
+_reprs: dict[int, str] = {}
+"""Enum members' reprs, by the member's identity: a member lives as long as its class, and
+a str equal to a StrEnum member is not that member."""
+
+
+def _repr_of(part: object) -> str:
+    text = repr(part)
+    if isinstance(part, enum.Enum):
+        _reprs[id(part)] = text
+    return text
 
 
 _ALL_BITS = (1 << 128) - 1
@@ -125,7 +150,8 @@ _V4_KEEP = ~((0x3 << 62) | (0xF << 76)) & _ALL_BITS
 _V4_MARK = (0x2 << 62) | (0x4 << 76)
 _V5_KEEP = _V4_KEEP
 _V5_MARK = (0x2 << 62) | (0x5 << 76)
-_SHA1_AFTER: dict[uuid.UUID, Any] = {}
+_SHA1_AFTER: dict[int, Any] = {}
+"""Per namespace (by its value): the SHA-1 state after its bytes."""
 _UNKNOWN = uuid.SafeUUID.unknown
 
 

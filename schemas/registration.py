@@ -141,7 +141,8 @@ class CardFacts(CardRef):
 
     @property
     def ref(self) -> CardRef:
-        return CardRef(issuer=self.issuer, serial=self.serial)
+        # Both fields are this object's own, validated by the same constraints.
+        return fast.build(CardRef, issuer=self.issuer, serial=self.serial)
 
 
 class Contact(_Strict):

@@ -1,15 +1,18 @@
 """What the registration, change and renewal rules share: the decision they return,
-the service window (WIN-1), card authentication (PIN-2) and validity (REG-6) checks,
-企業ID issue, deterministic ids, and the notice mails (REG-10, CHG-4, RNW-9, NTF-1)."""
+how their checks run, the service window (WIN-1), card authentication (PIN-2) and
+validity (REG-6) checks, 企業ID issue, deterministic ids, and the notice mails (REG-10,
+CHG-4, RNW-9, NTF-1)."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import TypeVar
 
 from pipelines.registration.policy import EntityPolicy, WindowStop, is_service_time
 from pipelines.registration.texts import violation
@@ -27,11 +30,15 @@ from schemas.rejection import RuleViolation
 from schemas.text import show_date, show_date_en, show_datetime
 
 __all__ = [
+    "Check",
     "Decision",
+    "Found",
     "Outcome",
+    "all_failing",
     "authentication_violation",
     "company_id_for",
     "deterministic_id",
+    "first_failing",
     "low_validity_warning",
     "maintenance_violation",
     "notice_mail",
@@ -66,12 +73,50 @@ class Decision:
     warnings: tuple[RuleViolation, ...] = ()
 
 
-def deterministic_id(*parts: object) -> uuid.UUID:
+S = TypeVar("S")
+
+Found = RuleViolation | list[RuleViolation] | None
+"""What a check finds: nothing, one violation, or a list of them."""
+
+Check = Callable[[S], Found]
+"""A rule's check of a command (its subject holds the command and what it is checked
+against); named after the rule, e.g. ``reg_6_card_valid``."""
+
+
+def first_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:
+    """What the first check that finds anything finds (the later ones do not run): for
+    checks whose failure makes the rest meaningless, e.g. no qualification to compare."""
+    for check in checks:
+        found = check(subject)
+        if isinstance(found, list):
+            if found:
+                return found
+        elif found is not None:
+            return [found]
+    return []
+
+
+def all_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:
+    """What every check finds, in the checks' order: the person sees all at once."""
+    violations: list[RuleViolation] = []
+    for check in checks:
+        found = check(subject)
+        if found is None:
+            continue
+        if isinstance(found, list):
+            violations.extend(found)
+        else:
+            violations.append(found)
+    return violations
+
+
+def deterministic_id(*parts: str) -> uuid.UUID:
     """A UUID derived from ``parts``: the same command decided twice gives the same ids.
 
-    ``uuid5`` of the parts' text joined by the unit separator (U+001F).
+    ``uuid5`` of the parts joined by the unit separator (U+001F); a StrEnum part counts as
+    its value.
     """
-    return fast.uuid5(_NAMESPACE, "\x1f".join(map(str, parts)))
+    return fast.uuid5(_NAMESPACE, "\x1f".join(parts))
 
 
 def _luhn_digit(digits: str) -> str:
@@ -185,5 +230,5 @@ def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, comp
         "card_serial": card.serial,
         "card_issuer": card.issuer,
     }
-    return fast.build(MailRequested, mail_id=deterministic_id("mail", kind, str(seed)),
+    return fast.build(MailRequested, mail_id=deterministic_id("mail", kind, fast.text_of(seed)),
                       kind=kind, to=(contact.email,), values=values)

@@ -121,6 +121,7 @@ def refusal(book: PolicyBook, *, source_entity: str, target: str, network: str,
         "reasons": reasons[:2000],
     }
     mail = fast.build(MailRequested,
-                      mail_id=deterministic_id("mail", MailKind.PROPAGATION_REFUSED, str(seed)),
+                      mail_id=deterministic_id("mail", MailKind.PROPAGATION_REFUSED,
+                                               fast.text_of(seed)),
                       kind=MailKind.PROPAGATION_REFUSED, to=(contact.email,), values=values)
     return rejected, mail

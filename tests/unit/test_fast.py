@@ -14,8 +14,14 @@ import pytest
 
 from schemas import fast
 from schemas.envelope import new_envelope
-from schemas.mail import MailRequested
-from schemas.registration import CardRef, RegistrationRejected
+from schemas.mail import MailKind, MailRequested
+from schemas.registration import (
+    CardRef,
+    Domain,
+    PropagationKind,
+    RegistrationRejected,
+    SystemKind,
+)
 from schemas.rejection import RuleViolation
 from tests.support.registration import card, register
 
@@ -84,6 +90,19 @@ def test_uuid5_is_uuid_uuid5(namespace: uuid.UUID, name: str) -> None:
         assert made == expected
         assert (made.version, made.variant, str(made), hash(made), made.is_safe) == (
             5, uuid.RFC_4122, str(expected), hash(expected), expected.is_safe)
+
+
+@pytest.mark.parametrize("parts", [
+    ("saitama-pref", Domain.WORKS, "OU=CoreCA,O=eJapan2 Tech Center,C=JP", "100"),
+    ("works", Domain.WORKS, "works"),  # a str equal to a StrEnum member is not the member
+    ("it's", 'a "quote"', SystemKind.E_BID, PropagationKind.CHANGE, ("nested", Domain.WORKS)),
+    (MailKind.REGISTRATION,),
+    ("one",),
+    (),
+])
+def test_text_of_is_str_of_the_tuple(parts: tuple[object, ...]) -> None:
+    for _ in range(2):  # the second time from the kept reprs
+        assert fast.text_of(parts) == str(parts)
 
 
 def _violation() -> RuleViolation:

@@ -9,6 +9,7 @@ answers equal fresh ones, mail ids stay derived from ``str(seed)``.
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import holidays
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from pipelines.registration import texts
+from pipelines.registration import change, register, renew, texts
 from pipelines.registration.common import deterministic_id, notice_mail
 from pipelines.registration.policy import (
     _ENTITY_CODE,
@@ -44,14 +45,14 @@ _NAMESPACE = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f")
 @pytest.mark.parametrize("parts", [
     ("propagate", PropagationKind.REGISTRATION, "saitama-pref", "kawagoe-city", Domain.WORKS,
      "OU=CoreCA,O=eJapan2 Tech Center,C=JP", "100"),
-    ("mail", "registration", ("saitama-pref", Domain.GOODS, "issuer", "1")),
-    ("confirm", uuid.UUID(int=0), 42, "北東組株式会社"),
+    ("mail", "registration", str(("saitama-pref", Domain.GOODS, "issuer", "1"))),
+    ("confirm", "北東組株式会社"),
     (),
 ])
-def test_deterministic_id_is_uuid5_of_the_joined_parts(parts: tuple[object, ...]) -> None:
-    name = "\x1f".join(p if isinstance(p, str) else str(p) for p in parts)
+def test_deterministic_id_is_uuid5_of_the_joined_parts(parts: tuple[str, ...]) -> None:
+    """StrEnum parts count as their values (as str() of them gives)."""
+    expected = uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts))
     made = deterministic_id(*parts)
-    expected = uuid.uuid5(_NAMESPACE, name)
     assert made == expected
     assert (made.version, made.variant, str(made), hash(made)) == (
         5, uuid.RFC_4122, str(expected), hash(expected))
@@ -91,7 +92,7 @@ def test_objects_built_without_validation_equal_validated_ones(
     if answer["events"]:
         assert trusted_checked, "the rules built their events some other way"
     assert {type(m).__name__ for m in trusted_checked} <= {
-        "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
         "MailRequested", "RuleViolation"}
 
@@ -101,7 +102,7 @@ def test_the_checked_cases_cover_every_event_and_the_mail(
     for _, data, *_ in CASES:
         evaluate(_fill_confirmation(copy.deepcopy(data)))
     assert {type(m).__name__ for m in trusted_checked} == {
-        "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
+        "CardRef", "Contact", "CardRegistered", "ContactChanged", "CardRenewed", "CardRevoked",
         "PropagationScheduled", "RegistrationRejected", "RegistrationNeedsConfirmation",
         "MailRequested", "RuleViolation"}
 
@@ -201,3 +202,14 @@ def test_a_rule_id_given_by_the_caller_is_still_validated() -> None:
     assert texts.violation("propagate-target", rule="CHG-3", target="x").rule_id == "CHG-3"
     with pytest.raises(ValidationError, match="rule_id"):
         texts.violation("propagate-target", rule="CHG-33x", target="x")
+
+
+@pytest.mark.parametrize("module", [register, change, renew], ids=lambda m: m.__name__)
+def test_every_check_is_a_function_named_after_its_rule(module: Any) -> None:
+    """decide_registration, decide_change and decide_renewal are lists of named checks:
+    gates (the first failure answers alone), then checks (all failures answer together)."""
+    checks = [*module.GATES, *module.CHECKS]
+    assert len(set(checks)) == len(checks)
+    for check in checks:
+        assert re.fullmatch(r"(reg|chg|rnw|win|pin)_[0-9]{1,2}_[a-z0-9_]+", check.__name__)
+        assert getattr(module, check.__name__) is check
