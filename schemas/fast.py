@@ -34,6 +34,7 @@ from pydantic import BaseModel
 __all__ = [
     "build",
     "envelope_json",
+    "members",
     "model_json",
     "random_id",
     "remembering",
@@ -59,10 +60,8 @@ def build(cls: type[M], /, **values: Any) -> M:
     """
     defaults, required = _LAYOUTS.get(cls) or _layout(cls)
     fields = {**defaults, **values}
-    # An unknown name would add a key; a missing one would keep its placeholder (every
-    # field given: the keys are the same, nothing is missing).
-    if len(fields) != len(defaults) or (len(values) != len(fields)
-                                        and not required <= values.keys()):
+    # An unknown name would add a key; a missing one would keep its placeholder.
+    if len(fields) != len(defaults) or not required <= values.keys():
         raise TypeError(f"{cls.__name__}: needs {sorted(required)}, got {sorted(values)}")
     made = object.__new__(cls)
     _SET_DICT(made, fields)
@@ -93,6 +92,21 @@ def _layout(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
             defaults[name] = info.default
     _LAYOUTS[cls] = defaults, frozenset(required)
     return _LAYOUTS[cls]
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def members(enum_class: type[E]) -> tuple[E, ...]:
+    """``tuple(enum_class)``, made once per class (iterating an Enum class runs Python code
+    for every member)."""
+    found = _MEMBERS.get(enum_class)
+    if found is None:
+        found = _MEMBERS[enum_class] = tuple(enum_class)
+    return found  # type: ignore[return-value]
+
+
+_MEMBERS: dict[type[enum.Enum], tuple[enum.Enum, ...]] = {}
 
 
 # -- make an id -----------------------------------------------------------------------------
@@ -128,20 +142,21 @@ def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
 def text_of(parts: tuple[object, ...]) -> str:
     """``str(parts)``: the reprs of the parts in a tuple's brackets. An enum member's repr
     (``Enum.__repr__`` runs in Python) is made once per member and kept."""
-    inner = ", ".join([_reprs.get(id(p)) or _repr_of(p) for p in parts])
+    texts = []
+    for part in parts:
+        text = _reprs.get(id(part))
+        if text is None:
+            text = repr(part)
+            if isinstance(part, enum.Enum):
+                _reprs[id(part)] = text
+        texts.append(text)
+    inner = ", ".join(texts)
     return f"({inner},)" if len(parts) == 1 else f"({inner})"
 
 
 _reprs: dict[int, str] = {}
 """Enum members' reprs, by the member's identity: a member lives as long as its class, and
 a str equal to a StrEnum member is not that member."""
-
-
-def _repr_of(part: object) -> str:
-    text = repr(part)
-    if isinstance(part, enum.Enum):
-        _reprs[id(part)] = text
-    return text
 
 
 _ALL_BITS = (1 << 128) - 1

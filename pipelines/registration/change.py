@@ -17,11 +17,11 @@ from pipelines.registration.common import (
     Check,
     Decision,
     Found,
+    Gate,
     Outcome,
     all_failing,
     authentication_violation,
     deterministic_id,
-    first_failing,
     notice_mail,
     rejected,
     window_violation,
@@ -69,17 +69,17 @@ class Change:
     """CHG-3: the other entities where the card is registered in this domain."""
 
 
-def win_1_within_service_window(c: Change) -> Found:
+def win_1_within_service_window(c: Change) -> RuleViolation | None:
     return window_violation(c.policy, c.acted_at)
 
 
-def chg_1_card_just_authenticated(c: Change) -> Found:
+def chg_1_card_just_authenticated(c: Change) -> RuleViolation | None:
     """CHG-1: the person authenticated with the card (PIN-2, answered as CHG-1)."""
     found = authentication_violation(c.cmd.card, c.policy, c.now)
     return None if found is None else found.model_copy(update={"rule_id": "CHG-1"})
 
 
-def chg_1_card_registered_to_this_user(c: Change) -> Found:
+def chg_1_card_registered_to_this_user(c: Change) -> RuleViolation | None:
     card = c.known
     if card is None or card.user_id != c.cmd.user_id or card.network != c.policy.network:
         return violation("change-not-registered", field="card",
@@ -87,7 +87,7 @@ def chg_1_card_registered_to_this_user(c: Change) -> Found:
     return None
 
 
-def rnw_7_card_not_renewed_away(c: Change) -> Found:
+def rnw_7_card_not_renewed_away(c: Change) -> RuleViolation | None:
     """RNW-7: a card renewed away here is no longer usable (not "unregistered")."""
     reg = c.known.registrations.get((c.cmd.procuring_entity, c.cmd.domain)) if c.known else None
     if reg is not None and reg.status is RegistrationStatus.REVOKED:
@@ -95,7 +95,7 @@ def rnw_7_card_not_renewed_away(c: Change) -> Found:
     return None
 
 
-def chg_2_card_registered_in_this_domain(c: Change) -> Found:
+def chg_2_card_registered_in_this_domain(c: Change) -> RuleViolation | None:
     """CHG-2: registered here in this domain (another domain is told as such, CHG-1 else)."""
     cmd, card = c.cmd, c.known
     if card is None or card.active_at(cmd.procuring_entity, cmd.domain):
@@ -129,7 +129,7 @@ def chg_3_applied_now_only_where_registered(c: Change) -> Found:
             for target in c.cmd.apply_now_to if target not in c.registered_at] or None
 
 
-GATES: tuple[Check[Change], ...] = (
+GATES: tuple[Gate[Change], ...] = (
     win_1_within_service_window, chg_1_card_just_authenticated,
     chg_1_card_registered_to_this_user, rnw_7_card_not_renewed_away,
     chg_2_card_registered_in_this_domain)
@@ -153,8 +153,9 @@ def decide_change(world: World, cmd: ContactChangeRequested, book: PolicyBook, n
         return reject([violation("unknown-entity", entity=cmd.procuring_entity,
                                  system=cmd.system.label_ja, system_en=cmd.system.value)])
     c = Change(world, cmd, book, policy, now, acted_at or now, world.cards.get(cmd.card.key))
-    if vs := first_failing(GATES, c):
-        return reject(vs)
+    for gate in GATES:
+        if (first := gate(c)) is not None:
+            return reject([first])
     assert c.known is not None  # chg_1_card_registered_to_this_user found it
     card = c.known
     registered_at = c.registered_at = tuple(

@@ -33,12 +33,12 @@ __all__ = [
     "Check",
     "Decision",
     "Found",
+    "Gate",
     "Outcome",
     "all_failing",
     "authentication_violation",
     "company_id_for",
     "deterministic_id",
-    "first_failing",
     "low_validity_warning",
     "maintenance_violation",
     "notice_mail",
@@ -82,18 +82,9 @@ Check = Callable[[S], Found]
 """A rule's check of a command (its subject holds the command and what it is checked
 against); named after the rule, e.g. ``reg_6_card_valid``."""
 
-
-def first_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:
-    """What the first check that finds anything finds (the later ones do not run): for
-    checks whose failure makes the rest meaningless, e.g. no qualification to compare."""
-    for check in checks:
-        found = check(subject)
-        if isinstance(found, list):
-            if found:
-                return found
-        elif found is not None:
-            return [found]
-    return []
+Gate = Callable[[S], RuleViolation | None]
+"""A check whose failure makes the later ones meaningless (no card, no qualification to
+compare): the decisions run their gates in order and answer with the first failure."""
 
 
 def all_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:

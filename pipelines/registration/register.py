@@ -18,12 +18,12 @@ from pipelines.registration.common import (
     Check,
     Decision,
     Found,
+    Gate,
     Outcome,
     all_failing,
     authentication_violation,
     company_id_for,
     deterministic_id,
-    first_failing,
     low_validity_warning,
     notice_mail,
     rejected,
@@ -85,7 +85,7 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
     entities = book.entities_in(policy.network)
     elsewhere = any(
         world.qualification(entity, domain, cmd.user_id) is not None
-        for domain in Domain for entity in entities
+        for domain in fast.members(Domain) for entity in entities
         if entity != cmd.procuring_entity or domain is not cmd.domain)
     changed_today = (q is not None and q.password_changed_at is not None
                      and q.password_changed_at.astimezone(JST).date()
@@ -118,16 +118,16 @@ class Registration:
     """REG-9: the other entities of the network where the company is qualified."""
 
 
-def win_1_within_service_window(r: Registration) -> Found:
+def win_1_within_service_window(r: Registration) -> RuleViolation | None:
     """WIN-1, WIN-2: inside the service window and outside announced maintenance."""
     return window_violation(r.policy, r.acted_at)
 
 
-def pin_2_card_just_authenticated(r: Registration) -> Found:
+def pin_2_card_just_authenticated(r: Registration) -> RuleViolation | None:
     return authentication_violation(r.cmd.card, r.policy, r.now)
 
 
-def reg_3_qualification_found(r: Registration) -> Found:
+def reg_3_qualification_found(r: Registration) -> RuleViolation | None:
     return lookup_violation(r.world, r.cmd, r.policy, r.book, r.now)
 
 
@@ -200,7 +200,7 @@ def reg_9_applied_now_only_where_qualified(r: Registration) -> Found:
             for target in r.cmd.apply_now_to if target not in r.targets] or None
 
 
-GATES: tuple[Check[Registration], ...] = (
+GATES: tuple[Gate[Registration], ...] = (
     win_1_within_service_window, pin_2_card_just_authenticated, reg_3_qualification_found)
 """Checked in order; the first that fails is the only answer."""
 
@@ -225,8 +225,9 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
         return reject([violation("unknown-entity", entity=cmd.procuring_entity,
                                  system=cmd.system.label_ja, system_en=cmd.system.value)])
     r = Registration(world, cmd, book, policy, now, acted_at or now)
-    if vs := first_failing(GATES, r):
-        return reject(vs)
+    for gate in GATES:
+        if (first := gate(r)) is not None:
+            return reject([first])
     q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
     assert q is not None  # reg_3_qualification_found found it
     r.q, r.contractor = q, world.contractors.get((policy.network, cmd.user_id))

@@ -19,12 +19,12 @@ from pipelines.registration.common import (
     Check,
     Decision,
     Found,
+    Gate,
     Outcome,
     all_failing,
     authentication_violation,
     company_id_for,
     deterministic_id,
-    first_failing,
     notice_mail,
     rejected,
     validity_violation,
@@ -100,11 +100,11 @@ class Renewal:
     """RNW-8: the other entities where the old card is registered in this domain."""
 
 
-def win_1_within_service_window(r: Renewal) -> Found:
+def win_1_within_service_window(r: Renewal) -> RuleViolation | None:
     return window_violation(r.policy, r.acted_at)
 
 
-def rnw_6_both_cards_authenticated_old_first(r: Renewal) -> Found:
+def rnw_6_both_cards_authenticated_old_first(r: Renewal) -> RuleViolation | None:
     """RNW-6: both cards authenticated with their PINs, the old one first."""
     cmd = r.cmd
     for label, label_en, card in (("旧ICカード", "old card", cmd.old_card),
@@ -119,7 +119,7 @@ def rnw_6_both_cards_authenticated_old_first(r: Renewal) -> Found:
     return None
 
 
-def rnw_1_old_card_not_expired(r: Renewal) -> Found:
+def rnw_1_old_card_not_expired(r: Renewal) -> RuleViolation | None:
     old = r.cmd.old_card
     if r.now > old.not_after:
         return violation("old-card-expired", end=show_date(old.not_after),
@@ -132,33 +132,33 @@ def _old_card_unknown(r: Renewal) -> RuleViolation:
                      domain=r.cmd.domain.label_ja, domain_en=r.cmd.domain.value)
 
 
-def rnw_1_old_card_known(r: Renewal) -> Found:
+def rnw_1_old_card_known(r: Renewal) -> RuleViolation | None:
     """RNW-1: the old card is registered in this network."""
     if r.old is None or r.old.network != r.policy.network:
         return _old_card_unknown(r)
     return None
 
 
-def rnw_2_same_user_id(r: Renewal) -> Found:
+def rnw_2_same_user_id(r: Renewal) -> RuleViolation | None:
     if r.old is not None and r.old.user_id != r.cmd.user_id:
         return violation("user-id-changed", user_id=r.cmd.user_id, old_user_id=r.old.user_id,
                          field="user_id")
     return None
 
 
-def rnw_1_old_card_registered_here(r: Renewal) -> Found:
+def rnw_1_old_card_registered_here(r: Renewal) -> RuleViolation | None:
     """RNW-1: the old card is registered at this entity in this domain."""
     return _old_card_unknown(r) if r.registration is None else None
 
 
-def rnw_7_old_card_still_usable_here(r: Renewal) -> Found:
+def rnw_7_old_card_still_usable_here(r: Renewal) -> RuleViolation | None:
     """RNW-7: not already replaced or revoked here."""
     if r.old is not None and not r.old.active_at(r.cmd.procuring_entity, r.cmd.domain):
         return violation("old-card-revoked", field="old_card")
     return None
 
 
-def rnw_2_user_id_qualified(r: Renewal) -> Found:
+def rnw_2_user_id_qualified(r: Renewal) -> RuleViolation | None:
     """RNW-2: the user ID still has current 資格審査情報 here."""
     q = r.world.qualification(r.cmd.procuring_entity, r.cmd.domain, r.cmd.user_id)
     if q is None or (q.qualified_until is not None
@@ -209,7 +209,7 @@ def rnw_8_applied_now_only_where_registered(r: Renewal) -> Found:
             for target in r.cmd.apply_now_to if target not in r.elsewhere] or None
 
 
-GATES: tuple[Check[Renewal], ...] = (
+GATES: tuple[Gate[Renewal], ...] = (
     win_1_within_service_window, rnw_6_both_cards_authenticated_old_first,
     rnw_1_old_card_not_expired, rnw_1_old_card_known, rnw_2_same_user_id,
     rnw_1_old_card_registered_here, rnw_7_old_card_still_usable_here, rnw_2_user_id_qualified)
@@ -238,8 +238,9 @@ def decide_renewal(world: World, cmd: CardRenewalRequested, book: PolicyBook, no
     old = world.cards.get(cmd.old_card.key)
     reg = old.registrations.get((cmd.procuring_entity, cmd.domain)) if old else None
     r = Renewal(world, cmd, book, policy, now, acted_at or now, old, reg)
-    if vs := first_failing(GATES, r):
-        return reject(vs)
+    for gate in GATES:
+        if (first := gate(r)) is not None:
+            return reject([first])
     q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
     # The gates found them: rnw_1_old_card_known, rnw_1_old_card_registered_here,
     # rnw_2_user_id_qualified.

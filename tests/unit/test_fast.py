@@ -105,6 +105,12 @@ def test_text_of_is_str_of_the_tuple(parts: tuple[object, ...]) -> None:
         assert fast.text_of(parts) == str(parts)
 
 
+def test_members_are_the_enum_members_in_order() -> None:
+    for kind in (Domain, SystemKind, PropagationKind, MailKind):
+        assert fast.members(kind) == tuple(kind)
+        assert fast.members(kind) is fast.members(kind)
+
+
 def _violation() -> RuleViolation:
     return RuleViolation(rule_id="WIN-1", message_ja="受付時間外です", message_en="closed",
                          next_step_ja="受付時間内に", next_step_en="within the hours")
