@@ -24,7 +24,7 @@ from pipelines.registration.common import (
     deterministic_id,
     notice_mail,
     rejected,
-    window_violation,
+    win_1_within_service_window,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook
 from pipelines.registration.register import email_violation
@@ -67,10 +67,6 @@ class Change:
     # Set once the gates pass (the card is registered here for this user ID):
     registered_at: tuple[str, ...] = field(init=False)
     """CHG-3: the other entities where the card is registered in this domain."""
-
-
-def win_1_within_service_window(c: Change) -> RuleViolation | None:
-    return window_violation(c.policy, c.acted_at)
 
 
 def chg_1_card_just_authenticated(c: Change) -> RuleViolation | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pipelines.registration.policy import EntityPolicy, WindowStop, is_service_time
 from pipelines.registration.texts import violation
@@ -30,6 +30,7 @@ from schemas.rejection import RuleViolation
 from schemas.text import show_date, show_date_en, show_datetime
 
 __all__ = [
+    "Acting",
     "Check",
     "Decision",
     "Found",
@@ -44,7 +45,7 @@ __all__ = [
     "notice_mail",
     "rejected",
     "validity_violation",
-    "window_violation",
+    "win_1_within_service_window",
 ]
 
 _NAMESPACE = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f")
@@ -144,11 +145,20 @@ def rejected(command_type: str, entity: str, violations: list[RuleViolation] |
     return Decision(Outcome.REJECTED, (event,), violations=vs)
 
 
-def window_violation(policy: EntityPolicy, acted_at: datetime) -> RuleViolation | None:
+class Acting(Protocol):
+    """What the shared checks read of a command's subject."""
+
+    policy: EntityPolicy
+    acted_at: datetime
+    """When the person acted."""
+
+
+def win_1_within_service_window(s: Acting) -> RuleViolation | None:
     """WIN-1: outside the e-bid service window nothing is registered; WIN-2: nor inside
     an announced maintenance window that stops registration."""
-    if is_service_time(policy, acted_at):
-        return maintenance_violation(policy, acted_at)
+    policy = s.policy
+    if is_service_time(policy, s.acted_at):
+        return maintenance_violation(policy, s.acted_at)
     hours = ("24時間" if policy.service_hours is None else
              f"{policy.service_hours[0]:%H:%M}～{policy.service_hours[1]:%H:%M}")
     return violation("closed", entity=policy.name, system=policy.system.label_ja,

@@ -28,7 +28,7 @@ from pipelines.registration.common import (
     notice_mail,
     rejected,
     validity_violation,
-    window_violation,
+    win_1_within_service_window,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCardPolicy
 from pipelines.registration.targets import refusal, split_targets
@@ -116,11 +116,6 @@ class Registration:
     contractor: Contractor | None = field(init=False)
     targets: tuple[str, ...] = field(init=False)
     """REG-9: the other entities of the network where the company is qualified."""
-
-
-def win_1_within_service_window(r: Registration) -> RuleViolation | None:
-    """WIN-1, WIN-2: inside the service window and outside announced maintenance."""
-    return window_violation(r.policy, r.acted_at)
 
 
 def pin_2_card_just_authenticated(r: Registration) -> RuleViolation | None:

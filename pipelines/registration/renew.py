@@ -28,7 +28,7 @@ from pipelines.registration.common import (
     notice_mail,
     rejected,
     validity_violation,
-    window_violation,
+    win_1_within_service_window,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook
 from pipelines.registration.targets import refusal, split_targets
@@ -98,10 +98,6 @@ class Renewal:
     q: QualificationRecord = field(init=False)
     elsewhere: tuple[str, ...] = field(init=False)
     """RNW-8: the other entities where the old card is registered in this domain."""
-
-
-def win_1_within_service_window(r: Renewal) -> RuleViolation | None:
-    return window_violation(r.policy, r.acted_at)
 
 
 def rnw_6_both_cards_authenticated_old_first(r: Renewal) -> RuleViolation | None:
