@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from connectors.devpki import CardCredentials
+from devkit.pki import CardCredentials
 from hub.dlq import partitions_of
 from hub.sample.timeline import WATCHED, CaseTimeline
 from schemas.envelope import Envelope

@@ -222,10 +222,10 @@ class Bench:
 
     async def drive(self) -> dict[str, Any]:
         from benchmarks._cases_parts import CaseFeed, KafkaPublisher
-        from connectors.devpki import ensure_pki
         from connectors.dsure.peer import LOCAL_ISSUER_TOKEN
         from connectors.dsure.settings import DSureSettings
         from connectors.tsa import TsaSettings
+        from devkit.pki import ensure_pki
         from hub.db import create_db_engine
         from hub.sample.driver import Stage
 
@@ -266,7 +266,7 @@ class Bench:
         return summarise(self.timings, self.failures, args.n)
 
     async def run(self) -> dict[str, Any]:
-        from connectors.devpki import ensure_pki
+        from devkit.pki import ensure_pki
         from hub.peers import LocalPeers
         from hub.settings import KafkaSettings
         from hub.topics import apply_topics

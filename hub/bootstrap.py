@@ -299,7 +299,7 @@ def entity_signers(settings: Settings) -> dict[str, Any]:
     tsa = TsaSettings()
     roots = tsa.load_trust_roots()
     if not roots:  # as the embedded default's signer: the test PKI's TSA (never in production)
-        from connectors.devpki import ensure_pki
+        from devkit.pki import ensure_pki
 
         roots = ensure_pki(RUN_DIR / "pki").trust_roots
         log.warning("city signers: no HUB_TSA_TRUST_ROOTS; trusting the test PKI's TSA")
@@ -351,9 +351,9 @@ def city_signer(run_dir: Path | None = None) -> Any:
         SoftHsmMissingError,
         ensure_city_token,
     )
-    from connectors.devpki import ensure_pki
     from connectors.tsa import TsaConnector, TsaSettings
     from connectors.tsa.connector import HubTimeStamper
+    from devkit.pki import ensure_pki
 
     tsa = TsaSettings()
     settings = CitySignerSettings()
@@ -403,7 +403,7 @@ def gateway(wiring: Wiring, book: PolicyBook | None = None) -> Any:
 
     settings = GatewaySettings()
     if not settings.card_roots:
-        from connectors.devpki import ensure_pki
+        from devkit.pki import ensure_pki
 
         pki = ensure_pki(RUN_DIR / "pki")
         settings = GatewaySettings(card_roots=(pki.root.cert_path, pki.other_root.cert_path),

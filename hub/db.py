@@ -122,7 +122,7 @@ def is_postgres(engine: Engine) -> bool:
 
 def json_text(value: Any) -> str:
     """JSON columns' serializer: orjson, so a value may hold an ``orjson.Fragment`` (JSON a
-    pydantic model wrote once, see pipelines.bulk.json_of) and dicts write several times
+    pydantic model wrote once, see storage.bulk.json_of) and dicts write several times
     faster than with the standard library. Keys that are not strings become strings, as
     with ``json.dumps``."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -172,7 +172,7 @@ def _private_sqlite_file(database: str | None) -> None:
 
 def _binary_arrays(dbapi_conn: Any, _record: Any) -> None:
     """Lists go to PostgreSQL as binary arrays. A batch's look-ups bind arrays of thousands
-    of values (pipelines.bulk); as text arrays psycopg would quote each value in Python
+    of values (storage.bulk); as text arrays psycopg would quote each value in Python
     (docs/performance.md)."""
     dbapi_conn.adapters.register_dumper(list, ListBinaryDumper)
 

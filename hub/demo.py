@@ -73,7 +73,7 @@ def _card_stack_problem() -> str | None:
 async def _report(outcome: CaseOutcome, case: SampleCase, run: Path) -> bool:
     from connectors._shared.files import contained, write_private
     from connectors.citysigner import async_validate_contract_pdf
-    from connectors.devpki import ensure_pki
+    from devkit.pki import ensure_pki
 
     target = contained(RUN_DIR / "cases", f"{case.case_id}.pdf")
     write_private(target, outcome.signed_pdf)
@@ -93,10 +93,10 @@ async def _report(outcome: CaseOutcome, case: SampleCase, run: Path) -> bool:
 
 def _stage(wiring: Wiring, hub_url: str) -> Stage:
     """The local default as the case's parties reach it."""
-    from connectors.devpki import ensure_pki
     from connectors.dsure.peer import LOCAL_ISSUER_TOKEN
     from connectors.dsure.settings import DSureSettings
     from connectors.tsa import TsaSettings
+    from devkit.pki import ensure_pki
     from hub.staff import local_token
 
     assert wiring.publisher is not None
@@ -109,7 +109,7 @@ def _stage(wiring: Wiring, hub_url: str) -> Stage:
 async def run_demo(settings: Settings) -> int:  # noqa: PLR0915 -- one story, told in order
     from card_agent.pcsc import PcscBackend
     from card_agent.virtualcard import READER, VirtualCard, seat
-    from connectors.devpki import ensure_pki
+    from devkit.pki import ensure_pki
 
     problem = _card_stack_problem()
     if problem:

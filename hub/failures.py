@@ -5,7 +5,10 @@
 - held until ``retry_at`` when its peer is in a maintenance window (WIN-3), without
   counting an attempt;
 - otherwise scheduled for redelivery in ``hub_scheduled_retry`` with exponential backoff and
-  jitter, taken again under a lease when due (:meth:`RetriesAndDeadLetters._claim_due`).
+  jitter, taken again under a lease when due (:meth:`RetriesAndDeadLetters.claim_due`).
+
+A :class:`hub.processing.Processor` holds one :class:`RetriesAndDeadLetters` for its
+consumer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub.consumers import ConsumerSpec
 from hub.db import ProcessedMessage, ScheduledRetry, is_postgres, transaction
 from hub.delivery import Delivery
 from hub.dlq import dead_letter_headers
@@ -57,18 +59,24 @@ class BatchReport:
 
 
 class RetriesAndDeadLetters:
-    """The Processor's failure handling (a mixin: it uses the processor's fields)."""
+    """One consumer's failure handling: retry a failed message later or dead-letter it, and
+    take its scheduled retries again when due."""
 
-    spec: ConsumerSpec
-    engine: Engine
-    retry: RetrySettings
-    clock: Callable[[], datetime]
-    max_attempts: int
-    _rng: random.Random
+    def __init__(self, consumer: str, engine: Engine, retry: RetrySettings, *,
+                 max_attempts: int, clock: Callable[[], datetime],
+                 rng: random.Random | None = None) -> None:
+        self.consumer = consumer
+        self.engine = engine
+        self.retry = retry
+        self.max_attempts = max_attempts
+        """Counted attempts before a message is dead-lettered."""
+        self.clock = clock
+        self._rng = rng or random.Random()
 
     # -- failures: retry later or dead-letter -------------------------------------------------
 
-    def _fail(self, session: Session, d: Delivery, exc: Exception, report: BatchReport) -> None:
+    def fail(self, session: Session, d: Delivery, exc: Exception, report: BatchReport) -> None:
+        """Record that handling ``d`` raised ``exc``: retry later or dead-letter it."""
         now = self.clock()
         attempt = d.attempt + 1
         message = redact_text(str(exc))[:500]
@@ -83,7 +91,7 @@ class RetriesAndDeadLetters:
                         f"{type(exc).__name__}: {message}")
         if permanent or (retry_at is None and attempt >= self.max_attempts):
             reason = "permanent-failure" if permanent else "retries-exhausted"
-            report.committed.extend(insert_records(session, [self._dead_letter_row(
+            report.committed.extend(insert_records(session, [self.dead_letter_row(
                 d, now, reason=reason, error=exc, attempts=attempt, rule_ids=rule_ids,
                 text=(getattr(exc, "text_ja", ""), getattr(exc, "text_en", "")),
                 history=history)]))
@@ -114,24 +122,24 @@ class RetriesAndDeadLetters:
             session.execute(sa.update(SR).where(SR.c.id == d.retry_id).values(**values))
             return
         exists = session.execute(sa.select(SR.c.id).where(
-            SR.c.consumer == self.spec.name, SR.c.message_id == d.dedupe_id)).scalar()
+            SR.c.consumer == self.consumer, SR.c.message_id == d.dedupe_id)).scalar()
         if exists is not None:
             session.execute(sa.update(SR).where(SR.c.id == exists).values(**values))
             return
         session.execute(sa.insert(SR).values(
-            consumer=self.spec.name, message_id=d.dedupe_id, topic=d.topic,
+            consumer=self.consumer, message_id=d.dedupe_id, topic=d.topic,
             partition=d.partition, offset=d.offset, key=d.key, value=d.value or b"",
             headers=dump_headers(d.headers), **values))
 
     def _mark(self, session: Session, message_id: str, outcome: str, now: datetime) -> None:
         updated = session.execute(sa.update(PM).where(
-            PM.c.consumer == self.spec.name, PM.c.message_id == message_id
+            PM.c.consumer == self.consumer, PM.c.message_id == message_id
         ).values(outcome=outcome, processed_at=now))
         if updated.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(sa.insert(PM).values(consumer=self.spec.name, message_id=message_id,
+            session.execute(sa.insert(PM).values(consumer=self.consumer, message_id=message_id,
                                                  outcome=outcome, processed_at=now))
 
-    def _dead_letter_row(self, d: Delivery, now: datetime, *, reason: str, error: Exception,
+    def dead_letter_row(self, d: Delivery, now: datetime, *, reason: str, error: Exception,
                          attempts: int = 1, rule_ids: Sequence[str] = (),
                          text: tuple[str, str] = ("", ""),
                          history: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -143,7 +151,7 @@ class RetriesAndDeadLetters:
             text_en = "This message could not be processed. Remove the cause, then replay it " \
                       "with `hub dlq replay`."
         headers = dead_letter_headers(
-            d, consumer=self.spec.name, reason=reason, error_class=type(error).__name__,
+            d, consumer=self.consumer, reason=reason, error_class=type(error).__name__,
             error_message=detail, attempts=attempts, rule_ids=rule_ids, text_ja=text_ja,
             text_en=text_en, history=history, at=now.isoformat())
         return {"topic": d.topic + DLQ_SUFFIX, "key": d.key, "value": d.value or b"",
@@ -151,11 +159,11 @@ class RetriesAndDeadLetters:
 
     # -- the retry table ----------------------------------------------------------------------
 
-    def _claim_due(self, limit: int) -> list[Delivery]:
+    def claim_due(self, limit: int) -> list[Delivery]:
         """Take due retries under a lease, so that a crashed taker's rows come back later."""
         now = self.clock()
         with transaction(self.engine) as session:
-            query = (sa.select(SR).where(SR.c.consumer == self.spec.name, SR.c.due_at <= now)
+            query = (sa.select(SR).where(SR.c.consumer == self.consumer, SR.c.due_at <= now)
                      .order_by(SR.c.due_at).limit(limit))
             if is_postgres(self.engine):
                 query = query.with_for_update(skip_locked=True)

@@ -39,10 +39,10 @@ from hub import claimcheck, metrics, tracing
 from hub.claimcheck import check_in, record_size
 from hub.db import OutboxRecord, is_postgres, transaction
 from hub.settings import Settings
-from pipelines.bulk import any_of, insert_rows, is_postgres_session, next_ids
 from schemas.envelope import Envelope, utc_now
 from schemas.topics import TopicSpec
 from schemas.wire import Headers, encode
+from storage.bulk import any_of, insert_rows, is_postgres_session, next_ids
 
 __all__ = ["OutboxRelay", "PendingRecord", "backoff_delay", "dump_headers", "enqueue",
            "enqueue_raw", "insert_records", "load_headers", "record_row"]
@@ -98,7 +98,7 @@ def insert_records(session: Session, rows: list[dict[str, Any]]) -> list[Pending
     written = utc_now()
     _check_sizes(session, rows, written)
     if is_postgres_session(session):
-        # Ids from the sequence, ascending in row order, then one COPY (pipelines.bulk).
+        # Ids from the sequence, ascending in row order, then one COPY (storage.bulk).
         ids = next_ids(session, table, len(rows))
         insert_rows(session, table, [
             {"id": i, **{c: r[c] for c in _COLUMNS}, "created_at": written}

@@ -50,12 +50,12 @@ from hub.failures import BatchReport, RetriesAndDeadLetters
 from hub.logs import correlation
 from hub.outbox import PendingRecord, insert_records, record_row
 from hub.settings import RetrySettings
-from pipelines.bulk import insert_rows
 from schemas.envelope import Envelope, caused_envelope, utc_now
+from schemas.fast import remembering
 from schemas.registry import Payload
-from schemas.serialized import remembering
 from schemas.topics import TopicSpec
 from schemas.wire import WireError
+from storage.bulk import insert_rows
 
 __all__ = ["BatchReport", "Processor", "is_infrastructure_error"]
 
@@ -110,7 +110,7 @@ class _Context:
         return env
 
 
-class Processor(RetriesAndDeadLetters):
+class Processor:
     """Runs one consumer's handlers over deliveries, with the guarantees above."""
 
     def __init__(self, spec: ConsumerSpec, engine: Engine, retry: RetrySettings, *,
@@ -122,9 +122,10 @@ class Processor(RetriesAndDeadLetters):
         self.retry = retry
         self.producer = producer
         self.clock = clock
-        self.max_attempts = spec.max_attempts or retry.max_attempts
         self.on_commit = on_commit
-        self._rng = rng or random.Random()
+        self.failures = RetriesAndDeadLetters(
+            spec.name, engine, retry, max_attempts=spec.max_attempts or retry.max_attempts,
+            clock=clock, rng=rng)
         self._age = metrics.MESSAGE_AGE.labels(spec.name)
 
     # -- entry points -------------------------------------------------------------------
@@ -165,7 +166,7 @@ class Processor(RetriesAndDeadLetters):
 
     async def run_due_retries(self, limit: int = 200) -> int:
         """Redeliver the scheduled retries that are due. Returns how many were taken."""
-        claimed = await asyncio.to_thread(self._claim_due, limit)
+        claimed = await asyncio.to_thread(self.failures.claim_due, limit)
         if claimed:
             await self.process(claimed)
         return len(claimed)
@@ -211,7 +212,7 @@ class Processor(RetriesAndDeadLetters):
                 _merge(report, one)
                 return
             with transaction(self.engine) as session:
-                self._fail(session, d, exc, report)
+                self.failures.fail(session, d, exc, report)
             return
 
     def _apply(self, session: Session, deliveries: list[Delivery], report: BatchReport) -> None:
@@ -232,8 +233,9 @@ class Processor(RetriesAndDeadLetters):
             env = d.decoded
             if isinstance(env, WireError):
                 if prior is None:
-                    outbox.append(self._dead_letter_row(d, now, reason=env.reason.value,
-                                                        error=env, text=(env.text_ja, env.text_en)))
+                    outbox.append(self.failures.dead_letter_row(
+                        d, now, reason=env.reason.value, error=env,
+                        text=(env.text_ja, env.text_en)))
                     inserts[mid] = seen[mid] = ProcessedOutcome.DEAD
                     report.dead_reasons.append(env.reason.value)
                 else:
@@ -386,7 +388,7 @@ class Processor(RetriesAndDeadLetters):
 
     def _fail_in_tx(self, d: Delivery, exc: Exception, report: BatchReport) -> None:
         with transaction(self.engine) as session:
-            self._fail(session, d, exc, report)
+            self.failures.fail(session, d, exc, report)
 
     # -- metrics ------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ SECRET_SETTINGS = (
 """Settings that may be given as ``<NAME>_FILE`` (a path) instead of the value."""
 
 _TEST_PKI_NAMES = ("Procurement Hub Test PKI", "Hub Test ", "Other Test ")
-"""What the project's test PKI puts in its names (connectors/devpki.py)."""
+"""What the project's test PKI puts in its names (devkit/pki.py)."""
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.ids import random_uuid
+from schemas import fast
 from schemas.registry import REGISTRY, Payload
-from schemas.trusted import trusted
 
 __all__ = ["JST", "EntityCode", "Envelope", "caused_envelope", "envelope_class", "new_envelope",
            "utc_now"]
@@ -101,7 +100,7 @@ def new_envelope(
 ) -> Envelope[Any]:
     cls = envelope_class(type(payload))
     return cls(
-        message_id=message_id or random_uuid(),
+        message_id=message_id or fast.random_id(),
         type=payload.message_type,
         schema_version=payload.schema_version,
         correlation_id=correlation_id,
@@ -132,9 +131,9 @@ def caused_envelope(payload: Payload, cause: Envelope[Any], *, producer: str,
                             causation_id=cause.message_id, producer=producer,
                             procuring_entity=entity or cause.procuring_entity,
                             occurred_at=occurred_at)
-    return trusted(
+    return fast.build(
         envelope_class(type(payload)),
-        message_id=random_uuid(),
+        message_id=fast.random_id(),
         type=payload.message_type,
         schema_version=payload.schema_version,
         correlation_id=correlation_id or cause.correlation_id,

@@ -1,20 +1,10 @@
-"""Random message ids (UUID version 4) without a system call per id.
-
-``uuid.uuid4()`` reads 16 bytes from ``os.urandom`` for every id, and that call lets go of
-the interpreter lock. A thread building hundreds of events then gives the lock away at
-every event: with a second busy thread in the process (the event loop beside a batch's
-worker thread, or two batches at once as tried in docs/performance.md) that cost a
-context switch per event. Here the
-same random source is read 4 KiB at a time. A forked child starts with a fresh pool, so
-parent and child never hand out the same bytes.
-"""
+"""Ids with rules of their own: case ids (a safe alphabet, DAT-1) and keyed message ids
+(DAT-5). Random message ids are made by :func:`schemas.fast.random_id`."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import threading
 import uuid
 from typing import Annotated
 
@@ -26,57 +16,8 @@ __all__ = [
     "CaseId",
     "id_key_is_demo",
     "keyed_uuid",
-    "random_uuid",
     "use_id_key",
-    "v4_from",
 ]
-
-_IDS_PER_READ = 256
-
-
-class _Pool:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        self.data = b""
-        self.at = 0
-
-    def take(self) -> bytes:
-        with self.lock:
-            if self.at >= len(self.data):
-                self.data, self.at = os.urandom(16 * _IDS_PER_READ), 0
-            start = self.at
-            self.at = start + 16
-            return self.data[start:start + 16]
-
-
-_pool = _Pool()
-os.register_at_fork(after_in_child=_pool.reset)
-
-
-# What ``uuid.UUID(bytes=b, version=4)`` does to the 128 bits: the RFC 4122 variant, then
-# version 4. Its __init__ checks and branches in Python for every id; three ids per
-# registration went through it.
-_KEEP = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
-_MARK = (0x8000 << 48) | (4 << 76)
-_new = object.__new__
-_set = object.__setattr__
-_UNKNOWN = uuid.SafeUUID.unknown
-
-
-def v4_from(sixteen: bytes) -> uuid.UUID:
-    """``uuid.UUID(bytes=sixteen, version=4)``, equal in every attribute."""
-    made: uuid.UUID = _new(uuid.UUID)
-    _set(made, "int", int.from_bytes(sixteen) & _KEEP | _MARK)
-    _set(made, "is_safe", _UNKNOWN)
-    return made
-
-
-def random_uuid() -> uuid.UUID:
-    """A version-4 UUID from ``os.urandom``, as ``uuid.uuid4()`` makes it."""
-    return v4_from(_pool.take())
 
 
 # Case ids (案件番号) become file names (the signed PDF, its mail copy) and URL path
@@ -117,4 +58,4 @@ def keyed_uuid(purpose: str, value: str) -> uuid.UUID:
     """A version-4-shaped UUID from HMAC-SHA256(HUB_ID_KEY, purpose NUL value): the same
     for the same event, unpredictable without the key."""
     digest = hmac.new(_id_key["key"], f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
-    return v4_from(digest[:16])
+    return uuid.UUID(bytes=digest[:16], version=4)

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from schemas import fast
 from schemas.envelope import Envelope, lookup_envelope
 from schemas.registry import UnknownMessageType
-from schemas.serialized import PAYLOAD_MARK, envelope_json, keep
 
 __all__ = ["MAX_MESSAGE_BYTES", "Headers", "PoisonReason", "WireError", "decode", "encode"]
 
@@ -89,23 +89,13 @@ class WireError(ValueError):
         return _HINTS[self.reason][1]
 
 
-_ID_OPENING = b'{"message_id":"'
-_ID_AT = len(_ID_OPENING)
-
-
 def encode(envelope: Envelope[Any]) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for one envelope."""
-    text = envelope_json(envelope)
-    # The payload's text, for a pipeline that writes the same payload again (REG-9).
-    keep(envelope.payload, text[text.index(PAYLOAD_MARK) + len(PAYLOAD_MARK):-1])
-    value = text.encode()
-    # The id as the text begins with it (its first field), not str() of the UUID again.
-    message_id = (value[_ID_AT:_ID_AT + 36] if value.startswith(_ID_OPENING)
-                  else str(envelope.message_id).encode())
+    value = fast.envelope_json(envelope).encode()
     headers: Headers = [
         (H_TYPE, envelope.type.encode()),
         (H_VERSION, str(envelope.schema_version).encode()),
-        (H_ID, message_id),
+        (H_ID, str(envelope.message_id).encode()),
         (H_CORRELATION, envelope.correlation_id.encode()),
         (H_CONTENT, b"application/json"),
     ]

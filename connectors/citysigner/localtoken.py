@@ -3,7 +3,7 @@
 In production the city's key lives in its HSM or signing card behind a PKCS#11 module
 (``HUB_CITYSIGNER_*``). On a developer's machine, and in the tests, SoftHSM2 plays that
 part: :func:`ensure_city_token` keeps a token under ``<run dir>/softhsm`` with its own
-``softhsm2.conf``, the city's key and certificate (issued by connectors/devpki.py's test
+``softhsm2.conf``, the city's key and certificate (issued by devkit/pki.py's test
 CA) imported as non-extractable PKCS#11 objects, and a generated SO PIN and user PIN in
 a 0600 file beside it. It is idempotent: a second run finds the token and reuses it.
 :func:`create_token` is the reusable step (the card tests' tokens use it too).
@@ -32,7 +32,7 @@ from pkcs11.util.rsa import decode_rsa_private_key
 from pydantic import SecretStr
 
 from connectors.citysigner.settings import CitySignerSettings
-from connectors.devpki import DevPki, Identity
+from devkit.pki import DevPki, Identity
 
 __all__ = [
     "MODULE_CANDIDATES",

@@ -1,6 +1,6 @@
 """The reference TSA: OpenSSL's ``ts -reply`` (RFC 3161) behind a small HTTP server.
 
-Signs with the test PKI's TSA certificate (:mod:`connectors.devpki`). It is a real
+Signs with the test PKI's TSA certificate (:mod:`devkit.pki`). It is a real
 RFC 3161 implementation, used by the tests and for local runs::
 
     python -m connectors.tsa.peer --port 8318 --pki .run/pki
@@ -23,7 +23,7 @@ from types import TracebackType
 
 from asn1crypto import tsp
 
-from connectors.devpki import DEFAULT_PKI_DIR, DevPki, ensure_pki
+from devkit.pki import DEFAULT_PKI_DIR, DevPki, ensure_pki
 
 __all__ = ["ReferenceTsa", "main"]
 

@@ -43,7 +43,7 @@ from card_agent.flows import Agent
 from card_agent.tsa import AgentTimeStamper, TsaInMaintenance, parse_windows
 from connectors._shared.errors import PeerInMaintenance
 from connectors._shared.tls import default_tls_context
-from connectors.devpki import CardCredentials, DevPki
+from devkit.pki import CardCredentials, DevPki
 from hub.sample.case import SampleCase
 from hub.sample.timeline import CaseTimeline
 from pipelines.registration.qualification_csv import import_qualifications_csv

@@ -8,7 +8,7 @@ IN lists, into one shared :class:`~.world.World`. The pure rules then decide com
 command on that World and their events evolve it, so that commands of one batch for the
 same contractor see each other's effects in order (same key, same partition, same
 order). :meth:`Batch.finish` writes what differs from the loaded state in bulk: new rows
-with one COPY per table on PostgreSQL (:mod:`pipelines.bulk`), changed rows with
+with one COPY per table on PostgreSQL (:mod:`storage.bulk`), changed rows with
 executemany UPDATEs, no ORM unit of work.
 
 A Batch is an identity map: a row is loaded once, and a loaded (or created) entry is
@@ -27,14 +27,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from pipelines.bulk import (
-    any_of,
-    insert_rows,
-    is_postgres_session,
-    json_of,
-    matching,
-    next_ids,
-)
 from pipelines.registration.models import (
     CardRegistrationRow,
     CardRow,
@@ -72,6 +64,14 @@ from schemas.registration import (
 )
 from schemas.registry import Payload
 from schemas.text import confusable_variants, trade_name_key
+from storage.bulk import (
+    any_of,
+    insert_rows,
+    is_postgres_session,
+    json_of,
+    matching,
+    next_ids,
+)
 
 __all__ = ["Batch", "prepare_batch"]
 
@@ -244,7 +244,7 @@ class Batch:
                 LookUp.CONTRACTOR: [], LookUp.COMPANY_KEY: [], LookUp.CORPORATE_NUMBER: []}
             for kind, _, value in missing:
                 by[kind].append(value)
-            # One index look-up per value (pipelines.bulk.matching), not one OR of arrays:
+            # One index look-up per value (storage.bulk.matching), not one OR of arrays:
             # PostgreSQL ran that as a scan of every contractor of the network, a batch's
             # slowest statement, growing with the registry. The 商号 key and 法人番号 have
             # their own indexes; their network is checked here, so that only those serve.

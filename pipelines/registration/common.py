@@ -1,18 +1,22 @@
 """What the registration, change and renewal rules share: the decision they return,
-the service window (WIN-1), card authentication (PIN-2) and validity (REG-6) checks,
-企業ID issue, deterministic ids, and the notice mails (REG-10, CHG-4, RNW-9, NTF-1)."""
+how their checks run, the service window (WIN-1), card authentication (PIN-2) and
+validity (REG-6) checks, 企業ID issue, deterministic ids, and the notice mails (REG-10,
+CHG-4, RNW-9, NTF-1)."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Protocol, TypeVar
 
 from pipelines.registration.policy import EntityPolicy, WindowStop, is_service_time
 from pipelines.registration.texts import violation
+from schemas import fast
 from schemas.mail import MailKind, MailRequested
 from schemas.registration import (
     CardFacts,
@@ -20,16 +24,19 @@ from schemas.registration import (
     Contact,
     Domain,
     RegistrationRejected,
-    SystemKind,
-    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
 from schemas.text import show_date, show_date_en, show_datetime
 
 __all__ = [
+    "Acting",
+    "Check",
     "Decision",
+    "Found",
+    "Gate",
     "Outcome",
+    "all_failing",
     "authentication_violation",
     "company_id_for",
     "deterministic_id",
@@ -37,14 +44,12 @@ __all__ = [
     "maintenance_violation",
     "notice_mail",
     "rejected",
-    "seed_text",
     "validity_violation",
-    "window_violation",
+    "win_1_within_service_window",
 ]
 
-_NAMESPACE_SHA1 = hashlib.sha1(uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f").bytes,
-                               usedforsecurity=False)
-"""SHA-1 state after the namespace: each id copies it and adds its name."""
+_NAMESPACE = uuid.UUID("6f1c0d3e-5b7a-4f0e-9b7e-2a1f3c4d5e6f")
+"""The namespace of the rules' name-based ids (RFC 9562 version 5)."""
 
 
 class Outcome(enum.StrEnum):
@@ -69,41 +74,41 @@ class Decision:
     warnings: tuple[RuleViolation, ...] = ()
 
 
-# RFC 9562 §5.5: version 5 in bits 48-51, variant 0b10 in bits 64-65 (counted from the top).
-_V5_CLEAR = ~((0xF << 76) | (0x3 << 62))
-_V5_SET = (0x5 << 76) | (0x2 << 62)
-_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+S = TypeVar("S")
+
+Found = RuleViolation | list[RuleViolation] | None
+"""What a check finds: nothing, one violation, or a list of them."""
+
+Check = Callable[[S], Found]
+"""A rule's check of a command (its subject holds the command and what it is checked
+against); named after the rule, e.g. ``reg_6_card_valid``."""
+
+Gate = Callable[[S], RuleViolation | None]
+"""A check whose failure makes the later ones meaningless (no card, no qualification to
+compare): the decisions run their gates in order and answer with the first failure."""
 
 
-def deterministic_id(*parts: object) -> uuid.UUID:
+def all_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:
+    """What every check finds, in the checks' order: the person sees all at once."""
+    violations: list[RuleViolation] = []
+    for check in checks:
+        found = check(subject)
+        if found is None:
+            continue
+        if isinstance(found, list):
+            violations.extend(found)
+        else:
+            violations.append(found)
+    return violations
+
+
+def deterministic_id(*parts: str) -> uuid.UUID:
     """A UUID derived from ``parts``: the same command decided twice gives the same ids.
 
-    RFC 9562 version 5 (SHA-1 of namespace + name): ``uuid.uuid5(namespace, name)``,
-    computed in one step and without the checks of ``UUID.__init__``, because it runs
-    several times per decision (the value is the same; a test compares with ``uuid5``).
+    ``uuid5`` of the parts joined by the unit separator (U+001F); a StrEnum part counts as
+    its value.
     """
-    try:  # the rules pass strings (and StrEnums) only; the join takes them as they are
-        name = "\x1f".join(parts)  # type: ignore[arg-type]
-    except TypeError:
-        name = "\x1f".join([p if isinstance(p, str) else str(p) for p in parts])
-    sha1 = _NAMESPACE_SHA1.copy()
-    sha1.update(name.encode())
-    value = (int.from_bytes(sha1.digest()[:16]) & _V5_CLEAR) | _V5_SET
-    made = object.__new__(uuid.UUID)
-    # UUID is immutable by a __setattr__ that raises; __init__ sets these two the same way.
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
-    return made
-
-
-_MEMBER_REPRS = {id(m): repr(m) for kind in (Domain, MailKind, SystemKind) for m in kind}
-"""Enum members' reprs, computed once (Enum.__repr__ is Python code)."""
-
-
-def seed_text(seed: tuple[object, ...]) -> str:
-    """``str(seed)``, the name of a mail id (kept as it was, so ids do not change)."""
-    inner = ", ".join([_MEMBER_REPRS.get(id(p)) or repr(p) for p in seed])
-    return f"({inner},)" if len(seed) == 1 else f"({inner})"
+    return fast.uuid5(_NAMESPACE, "\x1f".join(parts))
 
 
 def _luhn_digit(digits: str) -> str:
@@ -134,16 +139,26 @@ def rejected(command_type: str, entity: str, violations: list[RuleViolation] |
     vs = tuple(violations)
     if not vs:
         raise ValueError("a rejection names at least one violated rule")
-    event = trusted(RegistrationRejected, command_type=command_type, procuring_entity=entity,
-                                 domain=domain, user_id=user_id, card=card, violations=vs)
+    event = fast.build(RegistrationRejected, command_type=command_type,
+                       procuring_entity=entity, domain=domain, user_id=user_id, card=card,
+                       violations=vs)
     return Decision(Outcome.REJECTED, (event,), violations=vs)
 
 
-def window_violation(policy: EntityPolicy, acted_at: datetime) -> RuleViolation | None:
+class Acting(Protocol):
+    """What the shared checks read of a command's subject."""
+
+    policy: EntityPolicy
+    acted_at: datetime
+    """When the person acted."""
+
+
+def win_1_within_service_window(s: Acting) -> RuleViolation | None:
     """WIN-1: outside the e-bid service window nothing is registered; WIN-2: nor inside
     an announced maintenance window that stops registration."""
-    if is_service_time(policy, acted_at):
-        return maintenance_violation(policy, acted_at)
+    policy = s.policy
+    if is_service_time(policy, s.acted_at):
+        return maintenance_violation(policy, s.acted_at)
     hours = ("24時間" if policy.service_hours is None else
              f"{policy.service_hours[0]:%H:%M}～{policy.service_hours[1]:%H:%M}")
     return violation("closed", entity=policy.name, system=policy.system.label_ja,
@@ -216,5 +231,5 @@ def notice_mail(kind: MailKind, *, policy: EntityPolicy, company_name: str, comp
         "card_serial": card.serial,
         "card_issuer": card.issuer,
     }
-    return trusted(MailRequested, mail_id=deterministic_id("mail", kind, seed_text(seed)),
-                   kind=kind, to=(contact.email,), values=values)
+    return fast.build(MailRequested, mail_id=deterministic_id("mail", kind, fast.text_of(seed)),
+                      kind=kind, to=(contact.email,), values=values)

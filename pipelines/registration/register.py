@@ -1,19 +1,26 @@
 """利用者登録 rules (REG-1 … REG-11, with PIN-2, WIN-1 and NTF-1): pure decisions.
 
-``decide_registration(world, command, book, now)`` looks up 資格審査情報 (REG-3/4),
-checks the card (REG-1, REG-5, REG-6), the input (REG-7, REG-8), the re-issued card
-policy (REG-11), and on success registers the card, schedules its propagation to the
+``decide_registration(world, command, book, now)`` runs the :data:`GATES` (the service
+window, card authentication, the 資格審査情報 look-up, REG-3), then every one of the
+:data:`CHECKS` (REG-4, the card: REG-1, REG-5, REG-6, the input: REG-7, REG-8, and the
+targets applied at once, REG-9), each a function named after its rule; then the re-issued
+card policy (REG-11). On success it registers the card, schedules its propagation to the
 other entities where the company is qualified (REG-9) and mails the ICカード利用部署
 (REG-10, NTF-1).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipelines.registration.common import (
+    Check,
     Decision,
+    Found,
+    Gate,
     Outcome,
+    all_failing,
     authentication_violation,
     company_id_for,
     deterministic_id,
@@ -21,12 +28,13 @@ from pipelines.registration.common import (
     notice_mail,
     rejected,
     validity_violation,
-    window_violation,
+    win_1_within_service_window,
 )
 from pipelines.registration.policy import EntityPolicy, PolicyBook, ReissuedCardPolicy
 from pipelines.registration.targets import refusal, split_targets
 from pipelines.registration.texts import lookup_not_found, violation
 from pipelines.registration.world import Contractor, World, holder_matches
+from schemas import fast
 from schemas.envelope import JST
 from schemas.mail import MailKind
 from schemas.qualification import QualificationRecord
@@ -38,7 +46,6 @@ from schemas.registration import (
     PropagationKind,
     PropagationScheduled,
     RegistrationNeedsConfirmation,
-    trusted,
 )
 from schemas.registry import Payload
 from schemas.rejection import RuleViolation
@@ -50,10 +57,8 @@ from schemas.text import (
     trade_name_key,
 )
 
-__all__ = ["decide_registration", "email_violation", "lookup_violation"]
-
-_DOMAINS = tuple(Domain)
-"""Iterating the Enum class itself runs Python code each time."""
+__all__ = ["CHECKS", "GATES", "Registration", "decide_registration", "email_violation",
+           "lookup_violation"]
 
 
 def email_violation(contact: ContactInput | None, which_ja: str, which_en: str,
@@ -77,9 +82,10 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
             return violation("lapsed", until=show_date(q.qualified_until),
                              until_en=show_date_en(q.qualified_until))
         return None
+    entities = book.entities_in(policy.network)
     elsewhere = any(
         world.qualification(entity, domain, cmd.user_id) is not None
-        for entity in book.entities_in(policy.network) for domain in _DOMAINS
+        for domain in fast.members(Domain) for entity in entities
         if entity != cmd.procuring_entity or domain is not cmd.domain)
     changed_today = (q is not None and q.password_changed_at is not None
                      and q.password_changed_at.astimezone(JST).date()
@@ -95,19 +101,110 @@ def lookup_violation(world: World, cmd: CardRegistrationRequested, policy: Entit
     return lookup_not_found(hints)
 
 
-def _card_violations(world: World, cmd: CardRegistrationRequested,
-                     network: str) -> list[RuleViolation]:
+@dataclass(slots=True)
+class Registration:
+    """One 利用者登録 and what its checks look at."""
+
+    world: World
+    cmd: CardRegistrationRequested
+    book: PolicyBook
+    policy: EntityPolicy
+    now: datetime
+    acted_at: datetime
+    # Set once the gates pass (REG-3 found the 資格審査情報):
+    q: QualificationRecord = field(init=False)
+    contractor: Contractor | None = field(init=False)
+    targets: tuple[str, ...] = field(init=False)
+    """REG-9: the other entities of the network where the company is qualified."""
+
+
+def pin_2_card_just_authenticated(r: Registration) -> RuleViolation | None:
+    return authentication_violation(r.cmd.card, r.policy, r.now)
+
+
+def reg_3_qualification_found(r: Registration) -> RuleViolation | None:
+    return lookup_violation(r.world, r.cmd, r.policy, r.book, r.now)
+
+
+def reg_4_password_not_changed_today(r: Registration) -> Found:
+    """REG-4: a password changed today is not usable for registration until tomorrow."""
+    changed = r.q.password_changed_at
+    if (r.policy.lookup_needs_password and changed is not None
+            and changed.astimezone(JST).date() == r.now.astimezone(JST).date()):
+        return violation("password-today")
+    return None
+
+
+def reg_1_card_free_for_this_user(r: Registration) -> Found:
     """REG-1: a card belongs to one user ID forever, and once per entity and domain."""
-    card = world.cards.get(cmd.card.key)
+    card = r.world.cards.get(r.cmd.card.key)
     if card is None:
-        return []
-    if card.user_id != cmd.user_id or card.network != network:
-        return [violation("card-other-user", field="card")]
+        return None
+    if card.user_id != r.cmd.user_id or card.network != r.policy.network:
+        return violation("card-other-user", field="card")
     if card.revoked_anywhere():
-        return [violation("card-revoked", field="card")]
-    if card.active_at(cmd.procuring_entity, cmd.domain):
-        return [violation("card-already", field="card")]
-    return []
+        return violation("card-revoked", field="card")
+    if card.active_at(r.cmd.procuring_entity, r.cmd.domain):
+        return violation("card-already", field="card")
+    return None
+
+
+def reg_6_card_valid(r: Registration) -> Found:
+    return validity_violation(r.cmd.card, r.now)
+
+
+def reg_5_holder_is_the_contractor(r: Registration) -> Found:
+    """REG-5: the card holder is the 資格審査情報's contractor (or, where the entity allows,
+    the legal representative)."""
+    rep = r.policy.legal_representative_may_hold_card
+    if holder_matches(r.cmd.card.holder_name, r.q, rep):
+        return None
+    return violation("holder", holder=r.cmd.card.holder_name, contractor=r.q.contractor_name,
+                     rep_ja="（法人の代表者名義も可）" if rep else "",
+                     rep_en=" (or the legal representative's)" if rep else "",
+                     field="card.holder_name")
+
+
+def reg_7_card_department_email_typed_twice_alike(r: Registration) -> Found:
+    return email_violation(r.cmd.card_department_contact, "ICカード利用部署", "card department",
+                           "card_department_contact")
+
+
+def reg_7_main_contact_email_typed_twice_alike(r: Registration) -> Found:
+    return email_violation(r.cmd.representative_contact, "代表窓口", "main contact",
+                           "representative_contact")
+
+
+def reg_7_first_registration_names_a_main_contact(r: Registration) -> Found:
+    if r.contractor is None and r.cmd.representative_contact is None:
+        return violation("representative-required", field="representative_contact")
+    return None
+
+
+def reg_8_main_contact_unchanged(r: Registration) -> Found:
+    """REG-8: the 代表窓口 is set at the first registration and not changed by a later one."""
+    given = r.cmd.representative_contact
+    if (r.contractor is not None and given is not None
+            and given.to_contact() != r.contractor.representative_contact):
+        return violation("representative-fixed", field="representative_contact")
+    return None
+
+
+def reg_9_applied_now_only_where_qualified(r: Registration) -> Found:
+    return [violation("propagate-target", rule="REG-9", target=target, field="apply_now_to")
+            for target in r.cmd.apply_now_to if target not in r.targets] or None
+
+
+GATES: tuple[Gate[Registration], ...] = (
+    win_1_within_service_window, pin_2_card_just_authenticated, reg_3_qualification_found)
+"""Checked in order; the first that fails is the only answer."""
+
+CHECKS: tuple[Check[Registration], ...] = (
+    reg_4_password_not_changed_today, reg_1_card_free_for_this_user, reg_6_card_valid,
+    reg_5_holder_is_the_contractor, reg_7_card_department_email_typed_twice_alike,
+    reg_7_main_contact_email_typed_twice_alike, reg_7_first_registration_names_a_main_contact,
+    reg_8_main_contact_unchanged, reg_9_applied_now_only_where_qualified)
+"""Checked once the gates pass, every one: the rejection names all that fail, in order."""
 
 
 def decide_registration(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
@@ -122,52 +219,22 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
     if policy is None:
         return reject([violation("unknown-entity", entity=cmd.procuring_entity,
                                  system=cmd.system.label_ja, system_en=cmd.system.value)])
-    first = (window_violation(policy, acted_at or now)
-             or authentication_violation(cmd.card, policy, now)
-             or lookup_violation(world, cmd, policy, book, now))
-    if first is not None:
-        return reject([first])
+    r = Registration(world, cmd, book, policy, now, acted_at or now)
+    for gate in GATES:
+        if (first := gate(r)) is not None:
+            return reject([first])
     q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)
-    assert q is not None  # lookup_violation found it
-    network = policy.network
-    contractor = world.contractors.get((network, cmd.user_id))
-    vs: list[RuleViolation] = []
-    if (policy.lookup_needs_password and q.password_changed_at is not None
-            and q.password_changed_at.astimezone(JST).date() == now.astimezone(JST).date()):
-        vs.append(violation("password-today"))
-    vs += _card_violations(world, cmd, network)
-    if (v := validity_violation(cmd.card, now)) is not None:
-        vs.append(v)
-    if not holder_matches(cmd.card.holder_name, q, policy.legal_representative_may_hold_card):
-        rep = policy.legal_representative_may_hold_card
-        vs.append(violation("holder", holder=cmd.card.holder_name, contractor=q.contractor_name,
-                            rep_ja="（法人の代表者名義も可）" if rep else "",
-                            rep_en=" (or the legal representative's)" if rep else "",
-                            field="card.holder_name"))
-    for v in (email_violation(cmd.card_department_contact, "ICカード利用部署", "card department",
-                              "card_department_contact"),
-              email_violation(cmd.representative_contact, "代表窓口", "main contact",
-                              "representative_contact")):
-        if v is not None:
-            vs.append(v)
-    if contractor is None and cmd.representative_contact is None:
-        vs.append(violation("representative-required", field="representative_contact"))
-    if (contractor is not None and cmd.representative_contact is not None
-            and cmd.representative_contact.to_contact() != contractor.representative_contact):
-        vs.append(violation("representative-fixed", field="representative_contact"))
-    targets = _targets(world, cmd, book, network)
-    for target in cmd.apply_now_to:
-        if target not in targets:
-            vs.append(violation("propagate-target", rule="REG-9", target=target,
-                                field="apply_now_to"))
-    if vs:
+    assert q is not None  # reg_3_qualification_found found it
+    r.q, r.contractor = q, world.contractors.get((policy.network, cmd.user_id))
+    r.targets = _targets(world, cmd, book, policy.network)
+    if vs := all_failing(CHECKS, r):
         return reject(vs)
     if not confirmed and policy.reissued_card is ReissuedCardPolicy.RENEWAL:
-        held = _held_as_reissue(world, cmd, network, q.corporate_number)
+        held = _held_as_reissue(world, cmd, policy.network, q.corporate_number)
         if held is not None:
             return held
-    return _accept(world, cmd, book, policy, now=now, targets=targets, q=q,
-                   contractor=contractor)
+    return _accept(world, cmd, book, policy, now=now, targets=r.targets, q=q,
+                   contractor=r.contractor)
 
 
 def _targets(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
@@ -199,7 +266,7 @@ def _held_as_reissue(world: World, cmd: CardRegistrationRequested, network: str,
     reason = violation("reissue-confirm", ids=", ".join(ids))
     confirmation_id = deterministic_id("confirm", cmd.procuring_entity, cmd.domain,
                                        cmd.user_id, *cmd.card.key)
-    event = trusted(
+    event = fast.build(
         RegistrationNeedsConfirmation,
         confirmation_id=confirmation_id, procuring_entity=cmd.procuring_entity,
         domain=cmd.domain, user_id=cmd.user_id, card=cmd.card.ref, existing_user_ids=ids,
@@ -215,7 +282,7 @@ def _accept(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
     company_name = contractor.company_name if contractor else q.trade_name
     contact = cmd.card_department_contact.to_contact()
     warning = low_validity_warning(cmd.card, policy, now)
-    registered = trusted(
+    registered = fast.build(
         CardRegistered,
         procuring_entity=cmd.procuring_entity, network=policy.network, domain=cmd.domain,
         user_id=cmd.user_id, system=cmd.system, company_id=company_id,
@@ -235,7 +302,7 @@ def _accept(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
     next_batch = policy.next_batch(now)
     for target in accepted:
         immediate = target in cmd.apply_now_to
-        events.append(trusted(
+        events.append(fast.build(
             PropagationScheduled,
             propagation_id=deterministic_id("propagate", PropagationKind.REGISTRATION,
                                             cmd.procuring_entity, target, cmd.domain,

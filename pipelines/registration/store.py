@@ -41,6 +41,7 @@ from pipelines.registration.world import (
     RegistrationStatus,
     World,
 )
+from schemas import fast
 from schemas.qualification import QualificationRecord
 from schemas.registration import (
     CardFacts,
@@ -48,7 +49,6 @@ from schemas.registration import (
     Contact,
     Domain,
     PropagationScheduled,
-    trusted,
 )
 from schemas.text import trade_name_key
 
@@ -120,7 +120,7 @@ def record_from(values: Sequence[Any]) -> QualificationRecord:
     changed = fields["password_changed_at"]
     if changed is not None:
         fields["password_changed_at"] = aware(changed)
-    return trusted(QualificationRecord, **fields)
+    return fast.build(QualificationRecord, **fields)
 
 
 def upsert_qualification(session: Session, entity: str, domain: Domain,

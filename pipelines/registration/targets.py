@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pipelines.registration.common import deterministic_id, seed_text, validity_violation
+from pipelines.registration.common import deterministic_id, validity_violation
 from pipelines.registration.policy import EntityPolicy, PolicyBook
 from pipelines.registration.texts import violation
 from pipelines.registration.world import World, holder_matches
+from schemas import fast
 from schemas.envelope import JST
 from schemas.mail import MailKind, MailRequested
-from schemas.registration import CardFacts, Contact, Domain, RegistrationRejected, trusted
+from schemas.registration import CardFacts, Contact, Domain, RegistrationRejected
 from schemas.rejection import RuleViolation
 from schemas.text import name_key, show_date, show_date_en
 
@@ -98,9 +99,9 @@ def refusal(book: PolicyBook, *, source_entity: str, target: str, network: str,
             company_id: str, usable_at: Iterable[str],
             seed: tuple[object, ...]) -> tuple[RegistrationRejected, MailRequested]:
     """The target's rejection and the mail saying where the card is and is not usable."""
-    rejected = trusted(RegistrationRejected, command_type=command_type,
-                       procuring_entity=target, domain=domain, user_id=user_id,
-                       card=card.ref, violations=violations, propagated_from=source_entity)
+    rejected = fast.build(RegistrationRejected, command_type=command_type,
+                          procuring_entity=target, domain=domain, user_id=user_id,
+                          card=card.ref, violations=violations, propagated_from=source_entity)
     policy = book.member(target, network)
     usable = "、".join(entity_label(book, network, e, domain) for e in usable_at) or "なし"
     reasons = " / ".join(f"[{v.rule_id}] {v.message_ja} {v.next_step_ja}".strip()
@@ -119,8 +120,8 @@ def refusal(book: PolicyBook, *, source_entity: str, target: str, network: str,
         "not_usable_at": entity_label(book, network, target, domain),
         "reasons": reasons[:2000],
     }
-    mail = trusted(MailRequested,
-                   mail_id=deterministic_id("mail", MailKind.PROPAGATION_REFUSED,
-                                            seed_text(seed)),
-                   kind=MailKind.PROPAGATION_REFUSED, to=(contact.email,), values=values)
+    mail = fast.build(MailRequested,
+                      mail_id=deterministic_id("mail", MailKind.PROPAGATION_REFUSED,
+                                               fast.text_of(seed)),
+                      kind=MailKind.PROPAGATION_REFUSED, to=(contact.email,), values=values)
     return rejected, mail

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemas.registration import trusted
+from schemas import fast
 from schemas.rejection import RuleViolation
 from schemas.text import LookupHint
 
@@ -246,14 +246,14 @@ def violation(key: str, *, field: str | None = None, **values: Any) -> RuleViola
         rule = rule.format(**values)  # a rule ID filled in by the caller is checked as it comes
         return RuleViolation(rule_id=rule, message_ja=ja, message_en=en, next_step_ja=next_ja,
                              next_step_en=next_en, field=field)
-    return trusted(RuleViolation, rule_id=rule, message_ja=ja, message_en=en,
-                   next_step_ja=next_ja, next_step_en=next_en, field=field)
+    return fast.build(RuleViolation, rule_id=rule, message_ja=ja, message_en=en,
+                      next_step_ja=next_ja, next_step_en=next_en, field=field)
 
 
 def lookup_not_found(hints: tuple[LookupHint, ...]) -> RuleViolation:
     """REG-3 「資格審査情報が登録されていません」 with its hints as the next step."""
     (_, ja, en, _, _), _ = _templates("not-found")
-    return trusted(
+    return fast.build(
         RuleViolation,
         rule_id="REG-3",
         message_ja=ja,

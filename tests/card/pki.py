@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.devpki import DevPki, ensure_pki
+from devkit.pki import DevPki, ensure_pki
 
 PKI_DIR = Path(__file__).resolve().parents[2] / ".run" / "pki-tests"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.citysigner.localtoken import create_token, softhsm_module
-from connectors.devpki import Identity
+from devkit.pki import Identity
 
 __all__ = ["SO_PIN", "make_token", "softhsm_module"]
 

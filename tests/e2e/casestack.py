@@ -37,8 +37,8 @@ from sqlalchemy.engine import Engine
 
 from card_agent.pcsc import PcscBackend
 from card_agent.virtualcard import READER, VirtualCard, seat
-from connectors.devpki import ensure_pki
 from connectors.dsure.peer import LOCAL_ISSUER_TOKEN
+from devkit.pki import ensure_pki
 from hub.publisher import OutboxPublisher
 from hub.sample.case import SampleCase
 from hub.sample.driver import CaseRun, Stage

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from hub.db import create_db_engine
 from hub.sample.timeline import CaseTimeline
 from hub.settings import KafkaSettings

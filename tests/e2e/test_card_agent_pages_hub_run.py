@@ -21,7 +21,7 @@ from card_agent.pcsc import PcscBackend
 from card_agent.serve import AgentService
 from card_agent.tsa import AgentTimeStamper
 from card_agent.virtualcard import READER, VirtualCard, seat, wait_reader
-from connectors.devpki import CardCredentials, ensure_pki
+from devkit.pki import CardCredentials, ensure_pki
 from pipelines.registration.qualification_csv import import_qualifications_csv
 from schemas.envelope import utc_now
 from schemas.registration import Domain

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from hub.sample.timeline import CaseTimeline
 from schemas.surety import SuretyProduct
 from tests.e2e.casestack import (

@@ -39,7 +39,7 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks._cases_parts import CaseFeed, FedTimeline, KafkaPublisher, SoftBackend
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from hub.contract.models import CitySignatureRow
 from hub.db import create_db_engine
 from hub.sample.case import SampleCase

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connectors.citysigner import async_validate_contract_pdf
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from tests.card.fixtures import require_vpcd
 from tests.support.hubproc import ROOT
 

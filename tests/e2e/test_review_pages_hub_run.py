@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from card_agent.pcsc import PcscBackend
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from hub.sample.driver import CaseRun
 from hub.sample.timeline import CaseTimeline
 from tests.e2e.casestack import CaseStack, fresh_case, with_subject

@@ -49,7 +49,7 @@ import pipelines.registration
 from card_agent.pcsc import PcscBackend
 from card_agent.virtualcard import READER, VirtualCard, seat
 from connectors.citysigner.localtoken import create_token, softhsm_module, use_token_directory
-from connectors.devpki import DevPki, ensure_pki
+from devkit.pki import DevPki, ensure_pki
 from hub.contract.models import CitySignatureRow
 from hub.sample.case import SampleCase
 from hub.sample.driver import CaseRun

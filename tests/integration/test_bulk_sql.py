@@ -1,4 +1,4 @@
-"""pipelines.bulk against real databases: a COPY (PostgreSQL) stores exactly what an INSERT
+"""storage.bulk against real databases: a COPY (PostgreSQL) stores exactly what an INSERT
 stores, failures surface as SQLAlchemy's errors, and ids and id lists work on both."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.db import OutboxRecord, ProcessedMessage
-from pipelines.bulk import any_of, insert_rows, json_of, matching, next_ids
 from pipelines.registration.models import ContractorRow, PendingPropagationRow
 from schemas.registration import Contact
+from storage.bulk import any_of, insert_rows, json_of, matching, next_ids
 
 PENDING_PROPAGATIONS: sa.Table = PendingPropagationRow.__table__  # type: ignore[attr-defined]
 CONTRACTORS: sa.Table = ContractorRow.__table__  # type: ignore[attr-defined]

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from card_agent.cli import main
 from card_agent.virtualcard import VirtualCard
-from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.models import SigningJobRow

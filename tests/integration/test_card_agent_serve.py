@@ -28,7 +28,7 @@ from card_agent.pcsc import PcscBackend
 from card_agent.serve import AgentService
 from card_agent.tsa import AgentTimeStamper
 from card_agent.virtualcard import VirtualCard
-from connectors.devpki import CardCredentials, DevPki
+from devkit.pki import CardCredentials, DevPki
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.models import SigningJobRow

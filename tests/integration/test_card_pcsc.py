@@ -18,9 +18,9 @@ from card_agent.errors import CardLockedError, CardRemovedError, WrongPinError
 from card_agent.pcsc import PcscBackend, watch
 from card_agent.signing import sign_pdf
 from card_agent.virtualcard import VirtualCard
-from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki
 from hub.gateway.validation import SignatureRejectedError, validate_signed_pdf
 from tests.card.fixtures import PIN, READER, open_card, require_vpcd, seat, wait_reader
 from tests.card.pdfs import make_pdf

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from card_agent.errors import NoCardError, WrongPinError
 from card_agent.pkcs11_backend import Pkcs11Backend
 from card_agent.signing import sign_pdf
-from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki
 from hub.gateway.validation import validate_signed_pdf
 from tests.card.pdfs import make_pdf
 from tests.card.pki import shared_pki

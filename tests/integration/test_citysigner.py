@@ -31,9 +31,9 @@ from connectors.citysigner import (
     async_validate_contract_pdf,
 )
 from connectors.citysigner.localtoken import use_token_directory
-from connectors.devpki import CardCredentials, DevPki, ensure_pki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki, ensure_pki
 from hub.bootstrap import city_signer, default_wiring
 from hub.settings import Settings
 from tests.card.pdfs import make_pdf

@@ -23,9 +23,9 @@ from pyhanko.sign import fields, signers
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connectors.devpki import DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import DevPki
 from hub.contract.archive_api import archive_router
 from pipelines.contract.archive import (
     NotConcludedError,

@@ -29,9 +29,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connectors.citysigner import CitySignerError, async_validate_contract_pdf
-from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki
 from hub.contract.jobs import (
     accept_contractor_signature,
     city_signer_consumer,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from connectors.devpki import ensure_pki
+from devkit.pki import ensure_pki
 from hub.bootstrap import default_wiring
 from hub.db import OutboxRecord, create_db_engine
 from hub.outbox import load_headers

@@ -116,7 +116,7 @@ async def test_outage_dead_letters_with_reason_and_replay_loses_nothing(
 async def test_maintenance_holds_until_the_window_ends(
         peer: DSurePeer, processor: tuple[Processor, Clock], engine: Engine) -> None:
     proc, clock = processor
-    proc.max_attempts = 1  # a counted failure would dead-letter at once
+    proc.failures.max_attempts = 1  # a counted failure would dead-letter at once
     issued = peer.issue(seed_certificate())
     until = datetime.now(UTC) + timedelta(hours=2)
     peer.faults.maintenance_until = until

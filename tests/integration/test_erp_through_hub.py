@@ -109,7 +109,7 @@ async def test_outage_dead_letters_with_reason_and_replay_registers_once(
 async def test_erp_maintenance_holds_until_it_ends(hub: tuple[Processor, Clock],
                                                     engine: Engine, port: int) -> None:
     proc, clock = hub
-    proc.max_attempts = 1  # a counted failure would dead-letter at once
+    proc.failures.max_attempts = 1  # a counted failure would dead-letter at once
     with ErpPeer(port=port) as erp:
         until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
         erp.state.maintenance_until = until

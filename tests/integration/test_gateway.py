@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 
 from card_agent.client import GatewayClient, GatewayRefusedError
 from card_agent.signing import RESERVED, sign_pdf
-from connectors.devpki import CardCredentials, DevPki
 from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import CardCredentials, DevPki
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
 from hub.gateway.validation import validate_signed_pdf

@@ -25,9 +25,9 @@ from pyhanko.sign import fields, signers
 
 from card_agent.document import read_document
 from connectors.citysigner import async_validate_contract_pdf
-from connectors.devpki import DevPki
 from connectors.tsa import HubTimeStamper, TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
+from devkit.pki import DevPki
 from hub.sample.case import SampleCase
 from pipelines.contract import pdfa
 from pipelines.contract.archive import (

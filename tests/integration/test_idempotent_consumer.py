@@ -205,7 +205,7 @@ async def test_maintenance_hold_waits_without_counting_an_attempt(setup: Any) ->
         ledger.make_handler(ledger.topics("t")[1])(ctx, envelope)
 
     proc.spec = ConsumerSpec("ledger", ledger.topics("t"), handlers={LedgerEntryRequested: handler})
-    proc.max_attempts = 1  # a counted failure would dead-letter at once
+    proc.failures.max_attempts = 1  # a counted failure would dead-letter at once
     await proc.process([delivery(entry(9), 0)])
     with engine.connect() as conn:
         row = conn.execute(sa.select(RETRIES)).one()
@@ -224,7 +224,7 @@ async def test_secret_in_an_error_never_reaches_the_dead_letter(setup: Any) -> N
         raise ValueError("login failed for postgresql://hub:s3cr3t@db/hub with pin=123456")
 
     proc.spec = ConsumerSpec("ledger", ledger.topics("t"), handlers={LedgerEntryRequested: handler})
-    proc.max_attempts = 1
+    proc.failures.max_attempts = 1
     await proc.process([delivery(entry(1), 0)])
     row = next(r for r in outbox(engine) if r.topic == "t.in.dlq")
     decoded = " ".join(v.decode() for _, v in load_headers(row.headers))

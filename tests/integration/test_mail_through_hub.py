@@ -109,7 +109,7 @@ async def test_maintenance_window_holds_the_mail_until_it_ends(
     window = f"fixed {begin.astimezone(JST).isoformat()} {end.astimezone(JST).isoformat()}"
     with SmtpPeer() as relay:
         proc = hub_for(engine, relay.port, tmp_path, clock, maintenance=(window,))
-        proc.max_attempts = 1  # a counted failure would dead-letter at once
+        proc.failures.max_attempts = 1  # a counted failure would dead-letter at once
         await proc.process([record(mail(), 0)])
         with engine.connect() as conn:
             row = conn.execute(sa.select(RETRIES)).one()

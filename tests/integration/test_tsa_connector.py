@@ -17,11 +17,11 @@ import pytest
 from asn1crypto import tsp
 
 from connectors._shared.errors import PeerInMaintenance, PermanentPeerError, TransientPeerError
-from connectors.devpki import DevPki
 from connectors.tsa import TsaConnector, TsaSettings, verify_token
 from connectors.tsa.adapter import TsaAdapter
 from connectors.tsa.peer import ReferenceTsa
 from connectors.tsa.verify import TokenRejectedError
+from devkit.pki import DevPki
 from tests.card.pki import shared_pki
 from tests.support.outside_validators import openssl_ts_verify
 

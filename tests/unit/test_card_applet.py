@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from card_agent.card import digest_info
 from card_agent.virtualcard import AID, CERT_EF, CardApplet
-from connectors.devpki import CardCredentials
+from devkit.pki import CardCredentials
 from tests.card.pki import shared_pki
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from connectors.devpki import DevPki, ensure_pki
+from devkit.pki import DevPki, ensure_pki
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,14 @@ from typing import Any
 
 import orjson
 
-from pipelines.bulk import json_of
 from pipelines.registration import World, apply, decide, default_policy_book
 from pipelines.registration.common import Outcome
 from schemas.envelope import JST, Envelope, caused_envelope
+from schemas.fast import _keep as keep
+from schemas.fast import model_json, remembering
 from schemas.registration import CardRegistered, PropagationScheduled
-from schemas.serialized import keep, model_json, remembering
 from schemas.wire import decode, encode
+from storage.bulk import json_of
 from tests.support.registration import (
     card,
     command,

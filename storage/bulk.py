@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
 from sqlmodel import Session
 
-from schemas.serialized import model_json
+from schemas import fast
 
 __all__ = ["any_of", "insert_rows", "is_postgres_session", "json_of", "matching", "next_ids"]
 
@@ -39,8 +39,8 @@ def json_of(model: BaseModel | None) -> orjson.Fragment | None:
     """A JSON column's value for ``model`` as pydantic serializes it (``mode="json"``),
     without building the dict first: for engines made by ``hub.db.create_db_engine``,
     whose JSON serializer writes the fragment as it is. The text is the one an event of the
-    same object was sent with, if there was one (``schemas.serialized``)."""
-    return None if model is None else orjson.Fragment(model_json(model))
+    same object was sent with, if there was one (:func:`schemas.fast.model_json`)."""
+    return None if model is None else orjson.Fragment(fast.model_json(model))
 
 
 def any_of(session: Session, column: sa.ColumnElement[Any],
