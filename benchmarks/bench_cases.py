@@ -356,7 +356,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         **run,
         "bounds": what_bounds(run, os.cpu_count() or 1),
         "target_per_s": TARGET,
-        "meets_target": run.get("cases_per_s", 0) >= TARGET,
+        "meets_target": not run.get("failures") and run.get("cases_per_s", 0) >= TARGET,
     }
 
 

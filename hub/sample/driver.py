@@ -131,6 +131,10 @@ class CaseRun:
         self.links_used: list[str] = []
         """Review links (their tokens) the contractor acted on, oldest first (CON-3)."""
         self._codes_used: set[str] = set()
+        # Mails already in the spool belong to earlier cases (sequential cases may share an
+        # address): a code or link there is never this case's.
+        spool = stage.mail_spool
+        self._earlier_mails = frozenset(spool.glob("*.eml")) if spool is not None else frozenset()
         # the process's TLS context: httpx loads its CA bundle for each client otherwise
         self._http = httpx.Client(base_url=stage.hub_url, timeout=60,
                                   verify=default_tls_context())
@@ -240,13 +244,15 @@ class CaseRun:
                                 headers={"Content-Type": "application/pdf"})
 
     def _mailbox(self, to: str) -> list[str]:
-        """The plain-text bodies of the mails the SMTP peer received for ``to``, oldest
-        first."""
+        """The plain-text bodies of the mails the SMTP peer received for ``to`` since this
+        case began, oldest first."""
         spool = self.stage.mail_spool
         if spool is None:
             raise RuntimeError("the stage names no mail spool: the contractor reads no mail")
         bodies = []
         for path in sorted(spool.glob("*.eml")):
+            if path in self._earlier_mails:
+                continue
             msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             assert isinstance(msg, EmailMessage)
             if to.lower() in {a.addr_spec.lower() for a in msg["To"].addresses}:
