@@ -169,6 +169,49 @@ WORDS: dict[str, tuple[str, str]] = {
     "stored_by_ref": ("本文は大きいため参照で保管されています（hub_claim_check）。"
                       "「hub dlq show」で表示できます。", "The message is stored by reference "
                       "(hub_claim_check); `hub dlq show` prints it."),
+    "replay_all": ("表示中の {n} 件をまとめて再送する…", "Replay all {n} shown…"),
+    "replay_set_title": ("デッドレターのまとめて再送", "Replay a filtered set of dead letters"),
+    "replay_set_warning": ("この絞り込みで表示される {shown} 件のうち、まだ再送していない {n} 件を"
+                           "元のトピックに再送します（1回に最大 {limit} 件、古い順）。1件ごとに"
+                           "監査記録に残ります。",
+                           "Of the {shown} shown with this filter, the {n} not replayed yet go "
+                           "back to their topics (at most {limit} at once, oldest first); each "
+                           "one is written to the audit trail."),
+    "replay_set_do": ("{n} 件を再送する", "Replay {n}"),
+    "replay_set_done": ("{n} 件を再送しました。", "{n} sent back to their topics."),
+    "replay_set_none": ("この絞り込みの {shown} 件はすべて再送済みです。再送するものはありません。",
+                        "All {shown} shown with this filter were replayed already; nothing "
+                        "to replay."),
+    "replay_set_list": ("再送するデッドレター", "The dead letters replayed"),
+    "connectors_title": ("コネクタ", "Connectors"),
+    "connectors_note": ("このプロセスのコネクタの状態です（ヘルスチェック、遮断器、保守時間帯、"
+                        "処理待ちの件数、最後のエラー）。一時停止中に届いたメッセージはトピックで"
+                        "待ち、再開すると1回ずつ処理されます。",
+                        "The connectors of this process (health probe, circuit breaker, "
+                        "maintenance window, records waiting, last error). What arrives while "
+                        "one is paused waits on its topic and is handled once on resume."),
+    "connector_state": ("動作", "State"),
+    "health": ("ヘルスチェック", "Health"),
+    "restarts": ("再起動回数", "Restarts"),
+    "trial_in": ("{s} 秒後に試行", "trial in {s} s"),
+    "connector_action": ("操作", "Action"),
+    "connector_pause": ("一時停止…", "Pause…"),
+    "connector_resume": ("再開…", "Resume…"),
+    "connector_confirm_pause": ("{name} の一時停止の確認", "Confirm pausing {name}"),
+    "connector_confirm_resume": ("{name} の再開の確認", "Confirm resuming {name}"),
+    "connector_warning_pause": ("{name} は処理中のまとまりを終えてから止まります。届くメッセージは"
+                                "トピックで待ち、失われません。操作は監査記録に残ります。",
+                                "{name} stops once the batch in flight has ended; what "
+                                "arrives waits on its topic, nothing is lost. The step is "
+                                "written to the audit trail."),
+    "connector_warning_resume": ("{name} は待っていた最初のメッセージから処理を再開します。"
+                                 "操作は監査記録に残ります。",
+                                 "{name} handles again from the first record not handled. "
+                                 "The step is written to the audit trail."),
+    "connector_do_pause": ("一時停止する", "Pause"),
+    "connector_do_resume": ("再開する", "Resume"),
+    "connector_paused": ("{name} を一時停止しました。", "{name} is paused."),
+    "connector_resumed": ("{name} を再開しました。", "{name} was resumed."),
     "bad_filter": ("検索条件が正しくありません", "The search filters are not valid"),
 }
 """key → (Japanese, English)."""
