@@ -193,6 +193,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "connector_state": ("動作", "State"),
     "health": ("ヘルスチェック", "Health"),
     "restarts": ("再起動回数", "Restarts"),
+    "last_failure": ("最後のエラー", "Last error"),
     "trial_in": ("{s} 秒後に試行", "trial in {s} s"),
     "connector_action": ("操作", "Action"),
     "connector_pause": ("一時停止…", "Pause…"),
