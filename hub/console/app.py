@@ -43,6 +43,7 @@ from sqlmodel import Session
 
 from hub.console import texts, views
 from hub.console.deadletters import LetterFilter, choices, letter_entity, matching
+from hub.console.held import Step, decide_held
 from hub.contract.archive_api import ArchiveService, ContractQuery, scope_of
 from hub.control import UNKNOWN, ConnectorControl
 from hub.dlq import DeadLetter, read_dead_letters, replay
@@ -493,20 +494,49 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
 
     # -- 利用者登録 ------------------------------------------------------------------------
 
+    def registrations_page(request: Request, who: Principal, *, done: str = "",
+                           request_id: str = "") -> Response:
+        scope = who.entity_filter()
+        admin = Role.ADMIN in who.roles
+        with Session(engine) as db:
+            found = views.decisions(db, scope)
+            queue = views.held(db, scope)
+        archive.write(who, request, "console.registrations", "registrations",
+                      role=sorted(who.roles)[0] if who.roles else "",
+                      entity=scope_of(who), detail=f"{len(found)} decision(s)")
+        params = request.query_params
+        confirm = None
+        if admin and params.get("step") in ("confirm", "reject"):
+            confirm = next(({**q, "step": params["step"]} for q in queue
+                            if q["id"] == params.get("held")), None)
+        return render(request, "registrations.html.j2", who, active="registrations",
+                      decisions=found, queue=queue, can_decide=admin, confirm=confirm,
+                      done=done, request_id=request_id)
+
     @router.get("/registrations")
     async def registrations(request: Request) -> Response:
-        def build(who: Principal) -> Response:
-            scope = who.entity_filter()
-            with Session(engine) as db:
-                found = views.decisions(db, scope)
-                queue = views.held(db, scope)
-            archive.write(who, request, "console.registrations", "registrations",
-                          role=sorted(who.roles)[0] if who.roles else "",
-                          entity=scope_of(who), detail=f"{len(found)} decision(s)")
-            return render(request, "registrations.html.j2", who, active="registrations",
-                          decisions=found, queue=queue)
+        return await page(request, lambda who: registrations_page(request, who))
 
-        return await page(request, build)
+    def held_step(step: Step) -> Callable[[str, Request], Any]:
+        async def route(confirmation_id: str, request: Request) -> Response:
+            form = await request.form()
+
+            def build(who: Principal) -> Response:
+                checked_csrf(request, form)
+                request_id = decide_held(engine, archive, who, request,
+                                         confirmation_id=confirmation_id, step=step)
+                log.info("console: %s asked to %s held registration %s", who.who, step,
+                         confirmation_id)
+                return registrations_page(request, who, done=step, request_id=request_id)
+
+            return await page(request, build)
+
+        return route
+
+    router.add_api_route("/registrations/held/{confirmation_id}/confirm", held_step("confirm"),
+                         methods=["POST"])
+    router.add_api_route("/registrations/held/{confirmation_id}/reject", held_step("reject"),
+                         methods=["POST"])
 
     # -- デッドレター ----------------------------------------------------------------------
 

@@ -125,11 +125,37 @@ WORDS: dict[str, tuple[str, str]] = {
              "もう一度操作してください。", "The form expired or was sent from another page: "
              "open the page again and repeat the step."),
     "decisions": ("最近の申請と判定", "Recent requests and decisions"),
-    "queue_note": ("REG-11 の確認は、申請者本人が IC カードで改めて認証して行います"
-                   "（カードエージェントの画面）。職員がこの画面で代わりに確認・却下する機能は"
-                   "ありません。", "A REG-11 confirmation is made by the applicant, "
-                   "authenticating again with the IC card (the card agent's page); staff "
-                   "cannot confirm or reject on their behalf here."),
+    "queue_note": ("REG-11 の確認は、申請者本人が IC カードで改めて認証して行うほか、管理者が"
+                   "会社に確認したうえでこの画面から「確認して登録」または「却下」できます"
+                   "（操作は監査記録に残ります）。",
+                   "A REG-11 confirmation is made by the applicant, authenticating again "
+                   "with the IC card; an administrator may also, after checking with the "
+                   "company, confirm or reject it here (written to the audit trail)."),
+    "held_confirm": ("確認して登録…", "Confirm…"),
+    "held_reject": ("却下…", "Reject…"),
+    "held_confirm_confirm": ("確認待ちの登録を市が確認して登録します",
+                             "Confirm the held registration for the city"),
+    "held_confirm_reject": ("確認待ちの登録を却下します", "Reject the held registration"),
+    "held_warning_confirm": ("会社に確認したうえで、申請どおりに登録します（REG-11 の確認を、"
+                             "申請者のICカードによる確認に代えて、あなたの名前で記録します）。"
+                             "登録のお知らせが申請者に送られます。",
+                             "After checking with the company, the registration proceeds as "
+                             "the applicant asked (the REG-11 confirmation is recorded in your "
+                             "name instead of the applicant's card). The applicant gets the "
+                             "registration notice."),
+    "held_warning_reject": ("この申請は登録されず、REG-11 の却下として申請者に回答とメールで"
+                            "知らされます。操作は監査記録に残ります。",
+                            "The request is not registered; the applicant is answered and "
+                            "mailed a REG-11 rejection. The step is written to the audit "
+                            "trail."),
+    "held_do_confirm": ("確認して登録する", "Confirm and register"),
+    "held_do_reject": ("却下する", "Reject"),
+    "held_done_confirm": ("確認を登録パイプラインに送りました（要求 {request}）。結果は下の一覧に"
+                          "表示されます。", "The confirmation went to the registration "
+                          "pipeline (request {request}); its answer appears below."),
+    "held_done_reject": ("却下を登録パイプラインに送りました（要求 {request}）。結果は下の一覧に"
+                         "表示されます。", "The rejection went to the registration pipeline "
+                         "(request {request}); its answer appears below."),
     "kind_accepted": ("受付", "Accepted"),
     "kind_rejected": ("却下", "Rejected"),
     "kind_needs_confirmation": ("確認待ち", "Needs confirmation"),

@@ -38,6 +38,9 @@ def test_every_key_the_templates_use_exists() -> None:
     steps = {f"connector_{w}_{s}" for w in ("confirm", "warning", "do")
              for s in ("pause", "resume")} | {"connector_paused", "connector_resumed"}
     assert sorted(steps - set(WORDS)) == []
+    held = {f"held_{w}_{s}" for w in ("confirm", "warning", "do", "done")
+            for s in ("confirm", "reject")}
+    assert sorted(held - set(WORDS)) == []
 
 
 def test_every_contract_status_has_a_label() -> None:
