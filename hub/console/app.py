@@ -677,7 +677,7 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
                                   rule=form["rule"], entity=form["entity"],
                                   since=since), problems
 
-    async def pending_set(who: Principal, request: Request, source: Any,
+    async def pending_set(who: Principal, source: Any,
                           ) -> tuple[dict[str, str], list[DeadLetter], int]:
         """The filter, the letters it shows not replayed yet (oldest first, at most
         :data:`REPLAY_SET_MAX`) and how many it shows in all."""
@@ -696,7 +696,7 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
     @router.get("/dead-letters/replay-set")
     async def dead_letters_replay_set(request: Request) -> Response:
         async def build(who: Principal) -> Response:
-            form, todo, shown = await pending_set(who, request, request.query_params)
+            form, todo, shown = await pending_set(who, request.query_params)
             return render(request, "replayset.html.j2", who, active="dlq", form=form,
                           letters=[letter_row(d) for d in todo], shown=shown,
                           limit=REPLAY_SET_MAX, done=None)
@@ -709,7 +709,12 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
 
         async def build(who: Principal) -> Response:
             checked_csrf(request, form_data)
-            form, todo, shown = await pending_set(who, request, form_data)
+            form, todo, shown = await pending_set(who, form_data)
+            if str(len(todo)) != str(form_data.get("n", "")):
+                # The set changed since it was confirmed: confirm the new one first.
+                return render(request, "replayset.html.j2", who, active="dlq", form=form,
+                              letters=[letter_row(d) for d in todo], shown=shown,
+                              limit=REPLAY_SET_MAX, done=None, changed=True)
             sent = await replayed_by(who, request, todo)
             return render(request, "replayset.html.j2", who, active="dlq", form=form,
                           letters=[letter_row(d) for d in sent], shown=shown,

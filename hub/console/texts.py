@@ -208,6 +208,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "replay_set_none": ("この絞り込みの {shown} 件はすべて再送済みです。再送するものはありません。",
                         "All {shown} shown with this filter were replayed already; nothing "
                         "to replay."),
+    "replay_set_changed": ("確認の後で対象が変わりました。この件数で改めて確認してください"
+                           "（まだ何も再送していません）。",
+                           "The set changed since you confirmed it: confirm it again with "
+                           "this count (nothing was replayed yet)."),
     "replay_set_list": ("再送するデッドレター", "The dead letters replayed"),
     "connectors_title": ("コネクタ", "Connectors"),
     "connectors_note": ("このプロセスのコネクタの状態です（ヘルスチェック、遮断器、保守時間帯、"

@@ -162,8 +162,13 @@ def test_a_filtered_set_is_replayed_once_each_the_others_untouched(
     assert forged.status_code == 403
     assert "IAM-5" in forged.text
     assert asyncio.run(read_all(kafka_bootstrap, topic)) == []
+    stale = http.post("/console/dead-letters/replay-set",
+                      data={**wanted, "csrf": token.group(1), "n": "2"})
+    assert 'id="changed"' in stale.text  # not the set confirmed: asked again
+    assert asyncio.run(read_all(kafka_bootstrap, topic)) == []
+    assert 'name="n" value="3"' in confirm.text
     done = http.post("/console/dead-letters/replay-set",
-                     data={**wanted, "csrf": token.group(1)})
+                     data={**wanted, "csrf": token.group(1), "n": "3"})
     assert done.status_code == 200, done.text
     assert 'id="replayed-set"' in done.text
     back = asyncio.run(read_all(kafka_bootstrap, topic))
@@ -173,9 +178,9 @@ def test_a_filtered_set_is_replayed_once_each_the_others_untouched(
     assert sorted((r.target, r.actor, r.entity) for r in rows) == sorted(
         (ref, ADMIN, "kawagoe-city") for ref in refs)
     again = http.post("/console/dead-letters/replay-set",
-                      data={**wanted, "csrf": token.group(1)})
+                      data={**wanted, "csrf": token.group(1), "n": "3"})
     assert again.status_code == 200
-    assert "0 件" in again.text
+    assert 'id="nothing"' in again.text  # all replayed already
     assert len(asyncio.run(read_all(kafka_bootstrap, topic))) == 3  # none twice
     with Session(engine) as db:
         assert sum(r.action == "dlq.replay" for r in audit.rows(db, limit=100)) == 3
