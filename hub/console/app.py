@@ -14,7 +14,10 @@ CSRF token, an HMAC of the session's token under the console's own key
 A page shows only the caller's entities and offers only what the caller's roles allow;
 another entity's case answers the 403 page naming IAM-3. Every step and read goes through
 :class:`hub.contract.archive_api.ArchiveService`, the API's own service, so it takes the
-same rules and leaves the same audit rows; no page writes the database by itself.
+same rules and leaves the same audit rows; no page writes the database by itself. The
+デッドレター page replays with :func:`hub.dlq.replay`, the コネクタ page steers with
+:class:`hub.control.ConnectorControl` (the control API's), and the REG-11 steps publish the
+registration pipeline's commands (:mod:`hub.console.held`).
 """
 
 from __future__ import annotations

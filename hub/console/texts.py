@@ -44,9 +44,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "rule": ("ルールID", "Rule ID"),
     "count": ("件数", "Count"),
     "none": ("ありません", "None"),
-    "registrations_note": ("職員の手続きではなく、カードエージェント経由の申請に対する回答を"
-                           "数えています。", "Counts the answers to requests made through "
-                           "the card agent."),
+    "registrations_note": ("カードエージェント経由の申請と、確認待ちの登録（REG-11）への管理者の"
+                           "確認・却下に対する回答を数えています。", "Counts the answers to "
+                           "requests made through the card agent and to administrators' "
+                           "REG-11 confirmations and rejections."),
     "cases_by_status": ("状態別の案件数", "Cases by status"),
     "status": ("状態", "Status"),
     "dead_letters": ("デッドレター", "Dead letters"),

@@ -1,7 +1,7 @@
 """A hub in this process with one connector, ``tally``, that counts the ledger entries it
 handles, the staff console and the connectors' control API mounted as ``hub run`` mounts
-them, and two people of the local user store: 管理者 ``kanri`` and 承認者 ``shonin`` of
-kawagoe-city (the console's コネクタ page tests)."""
+them, and two people of the local user store: 管理者 ``kanri`` (kawagoe-city and mlit)
+and 承認者 ``shonin`` (kawagoe-city), for the console's browser and コネクタ page tests."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ async def tally_hub(kafka_bootstrap: str, db_url: str, unique: str,
     started = ConnectorRegistry([plugin_for(topic, tally)]).start()
     engine = create_db_engine(db_url)
     users = LocalUsers(tmp_path / "staff-users.json")
-    users.add("kanri", PASSWORD, email=ADMIN, entities=["kawagoe-city"], roles=["admin"])
+    users.add("kanri", PASSWORD, email=ADMIN, entities=["kawagoe-city", "mlit"], roles=["admin"])
     users.add("shonin", PASSWORD, email=APPROVER, entities=["kawagoe-city"],
               roles=["approver"])
     identity = staff_identity(StaffSettings(users_file=users.path), tmp_path)
