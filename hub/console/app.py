@@ -636,17 +636,13 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
         ``hub dlq replay`` does, each one's ``dlq.replay`` audit row written once it is
         back on its topic (the single replay's and the filtered set's one path)."""
         assert config.kafka is not None
-
-        def audited(letter: DeadLetter) -> None:
-            archive.write(who, request, "dlq.replay", letter.ref, role=Role.ADMIN.value,
-                          entity=letter_entity(letter), detail=letter.original_topic)
-            log.info("console: %s replayed dead letter %s", who.who, letter.ref)
-
         sent: list[DeadLetter] = []
 
         def record(letter: DeadLetter) -> None:
             sent.append(letter)
-            audited(letter)
+            archive.write(who, request, "dlq.replay", letter.ref, role=Role.ADMIN.value,
+                          entity=letter_entity(letter), detail=letter.original_topic)
+            log.info("console: %s replayed dead letter %s", who.who, letter.ref)
 
         await replay(config.kafka, letters, on_sent=record)
         return sent
