@@ -143,6 +143,23 @@ class ConnectorControl:
             raise HTTPException(404, detail={"violations": [UNKNOWN.model_dump()]})
         return found
 
+    async def pause(self, name: str) -> RunningConnector:
+        """Stop handling ``name``'s records once the batch in flight has ended; they wait
+        on their topic (the API's ``PUT .../pause`` and the console's コネクタ page)."""
+        running = self.get(name)
+        rt = self.runtime(running)
+        if rt is not None:
+            await rt.pause()
+        return running
+
+    def resume(self, name: str) -> RunningConnector:
+        """Handle ``name``'s records again from the first one not handled."""
+        running = self.get(name)
+        rt = self.runtime(running)
+        if rt is not None:
+            rt.resume()
+        return running
+
     async def status(self, running: RunningConnector) -> dict[str, Any]:
         rt = self.runtime(running)
         guard = getattr(running.connector, "guard", None)
@@ -231,20 +248,14 @@ def control_router(control: ConnectorControl) -> APIRouter:
     @router.put("/{name}/pause")
     async def pause(name: str, request: Request) -> dict[str, Any]:
         async with control.audited(request, "connectors.pause", name):
-            running = control.get(name)
-            rt = control.runtime(running)
-            if rt is not None:
-                await rt.pause()
+            running = await control.pause(name)
         log.info("connector %s paused (asked from %s)", name, _who(request))
         return await control.status(running)
 
     @router.put("/{name}/resume")
     async def resume(name: str, request: Request) -> dict[str, Any]:
         async with control.audited(request, "connectors.resume", name):
-            running = control.get(name)
-            rt = control.runtime(running)
-            if rt is not None:
-                rt.resume()
+            running = control.resume(name)
         log.info("connector %s resumed (asked from %s)", name, _who(request))
         return await control.status(running)
 
@@ -296,6 +307,8 @@ def mount(http: Any, connectors: Sequence[RunningConnector],
           runtimes: Callable[[], Sequence[ConsumerRuntime]], auth: StaffAuth | StaffIdentity,
           engine: Engine | None = None) -> None:
     """Add the control API, for administrators only, to the hub's FastAPI app; ``engine``:
-    where steering calls are audited (with the staff's identity)."""
+    where steering calls are audited (with the staff's identity). The control is left in
+    ``http.state.control`` for the staff console's コネクタ page."""
     control = ConnectorControl(connectors, runtimes, engine)
+    http.state.control = control
     http.include_router(administrator_only(control_router(control), auth, engine))

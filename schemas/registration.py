@@ -38,6 +38,7 @@ __all__ = [
     "ContactChanged",
     "ContactInput",
     "Domain",
+    "HeldRegistrationRejected",
     "PropagationKind",
     "PropagationScheduled",
     "RegistrationConfirmed",
@@ -197,10 +198,25 @@ class CardRegistrationRequested(_EntityCommand):
 
 @message("registration.registration-confirmed", 1)
 class RegistrationConfirmed(_EntityCommand):
-    """The person confirms a registration the hub held back as a likely mistake (REG-11)."""
+    """The person confirms a registration the hub held back as a likely mistake (REG-11),
+    or the city's staff confirms it after checking with the company (``confirmed_by``)."""
 
     confirmation_id: uuid.UUID
     card: CardFacts
+    confirmed_by: str | None = Field(
+        default=None, min_length=1, max_length=254,
+        description="The city's 管理者 who confirmed it after checking with the company; "
+        "none: the applicant, with the card freshly authenticated again.")
+
+
+@message("registration.held-registration-rejected", 1)
+class HeldRegistrationRejected(_EntityCommand):
+    """The city's staff closes a registration held back for confirmation (REG-11) as
+    rejected; the applicant is answered as for any rejection."""
+
+    confirmation_id: uuid.UUID
+    rejected_by: str = Field(min_length=1, max_length=254,
+                             description="The city's 管理者 who rejected it.")
 
 
 @message("registration.contact-change-requested", 1)
@@ -309,6 +325,8 @@ class RegistrationRejected(Payload):
     propagated_from: EntityCode | None = Field(
         default=None, description="Set when another entity's own policy refused a "
         "propagation from this one (REG-9, CHG-3, RNW-8); the source step stands.")
+    confirmation_id: uuid.UUID | None = Field(
+        default=None, description="The held registration (REG-11) this rejection closes.")
 
 
 @message("registration.needs-confirmation", 1)

@@ -14,7 +14,10 @@ CSRF token, an HMAC of the session's token under the console's own key
 A page shows only the caller's entities and offers only what the caller's roles allow;
 another entity's case answers the 403 page naming IAM-3. Every step and read goes through
 :class:`hub.contract.archive_api.ArchiveService`, the API's own service, so it takes the
-same rules and leaves the same audit rows; no page writes the database by itself.
+same rules and leaves the same audit rows; no page writes the database by itself. The
+デッドレター page replays with :func:`hub.dlq.replay`, the コネクタ page steers with
+:class:`hub.control.ConnectorControl` (the control API's), and the REG-11 steps publish the
+registration pipeline's commands (:mod:`hub.console.held`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from sqlmodel import Session
 
 from hub.console import texts, views
 from hub.console.deadletters import LetterFilter, choices, letter_entity, matching
+from hub.console.held import Step, decide_held
 from hub.contract.archive_api import ArchiveService, ContractQuery, scope_of
+from hub.control import UNKNOWN, ConnectorControl
 from hub.dlq import DeadLetter, read_dead_letters, replay
 from hub.identity import Principal, Role, StaffIdentity, denied_role
 from hub.settings import Settings
@@ -72,6 +77,19 @@ PAGE_HEADERS = {
 }
 """Every page: no script at all, no framing (clickjacking), forms only to the hub, no copy
 of a case's page kept by the browser or a proxy."""
+
+FILTER_FIELDS = ("topic", "reason", "rule", "entity", "since")
+"""The デッドレター list's filters, in the query string and in the filtered replay's form."""
+
+REPLAY_SET_MAX = 500
+"""At most this many dead letters are replayed by one "replay all shown" (oldest first);
+the rest stay for the next one (docs/console.md)."""
+
+BAD_SET = RuleViolation(
+    rule_id="OPS-4", message_ja="絞り込みの日付が正しくないため、まとめて再送できません。",
+    message_en="The filter's day is not a valid date, so nothing was replayed.",
+    next_step_ja="デッドレター一覧で日付を YYYY-MM-DD で選び直してから再送してください。",
+    next_step_en="Choose the day again (YYYY-MM-DD) on the dead-letter list, then replay.")
 
 _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(("j2", "html")))
@@ -479,26 +497,56 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
 
     # -- 利用者登録 ------------------------------------------------------------------------
 
+    def registrations_page(request: Request, who: Principal, *, done: str = "",
+                           request_id: str = "") -> Response:
+        scope = who.entity_filter()
+        admin = Role.ADMIN in who.roles
+        with Session(engine) as db:
+            found = views.decisions(db, scope)
+            queue = views.held(db, scope)
+        archive.write(who, request, "console.registrations", "registrations",
+                      role=sorted(who.roles)[0] if who.roles else "",
+                      entity=scope_of(who), detail=f"{len(found)} decision(s)")
+        params = request.query_params
+        confirm = None
+        if admin and params.get("step") in ("confirm", "reject"):
+            confirm = next(({**q, "step": params["step"]} for q in queue
+                            if q["id"] == params.get("held")), None)
+        return render(request, "registrations.html.j2", who, active="registrations",
+                      decisions=found, queue=queue, can_decide=admin, confirm=confirm,
+                      done=done, request_id=request_id)
+
     @router.get("/registrations")
     async def registrations(request: Request) -> Response:
-        def build(who: Principal) -> Response:
-            scope = who.entity_filter()
-            with Session(engine) as db:
-                found = views.decisions(db, scope)
-                queue = views.held(db, scope)
-            archive.write(who, request, "console.registrations", "registrations",
-                          role=sorted(who.roles)[0] if who.roles else "",
-                          entity=scope_of(who), detail=f"{len(found)} decision(s)")
-            return render(request, "registrations.html.j2", who, active="registrations",
-                          decisions=found, queue=queue)
+        return await page(request, lambda who: registrations_page(request, who))
 
-        return await page(request, build)
+    def held_step(step: Step) -> Callable[[str, Request], Any]:
+        async def route(confirmation_id: str, request: Request) -> Response:
+            form = await request.form()
+
+            def build(who: Principal) -> Response:
+                checked_csrf(request, form)
+                request_id = decide_held(engine, archive, who, request,
+                                         confirmation_id=confirmation_id, step=step)
+                log.info("console: %s asked to %s held registration %s", who.who, step,
+                         confirmation_id)
+                return registrations_page(request, who, done=step, request_id=request_id)
+
+            return await page(request, build)
+
+        return route
+
+    router.add_api_route("/registrations/held/{confirmation_id}/confirm", held_step("confirm"),
+                         methods=["POST"])
+    router.add_api_route("/registrations/held/{confirmation_id}/reject", held_step("reject"),
+                         methods=["POST"])
 
     # -- デッドレター ----------------------------------------------------------------------
 
-    def admin_only(who: Principal, request: Request, action: str) -> None:
+    def admin_only(who: Principal, request: Request, action: str,
+                   target: str = "dead-letters") -> None:
         if Role.ADMIN not in who.roles:
-            archive.write(who, request, action, "dead-letters", entity=scope_of(who),
+            archive.write(who, request, action, target, entity=scope_of(who),
                           outcome="denied", detail="role")
             raise denied_role({Role.ADMIN})
 
@@ -516,13 +564,14 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
         return matching(found, who.entity_filter(), LetterFilter())
 
     async def admin_page(request: Request, action: str,
-                         build: Callable[[Principal], Any]) -> Response:
+                         build: Callable[[Principal], Any], target: str = "dead-letters",
+                         ) -> Response:
         try:
             who = await run_in_threadpool(caller, request)
         except _Login:
             return to_login(request)
         try:
-            await run_in_threadpool(admin_only, who, request, action)
+            await run_in_threadpool(admin_only, who, request, action, target)
             answer: Response = await build(who)
         except HTTPException as exc:
             return refusal(request, who, exc)
@@ -545,19 +594,10 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
     @router.get("/dead-letters")
     async def dead_letters(request: Request) -> Response:
         params = request.query_params
-        form = {k: params.get(k, "") for k in ("topic", "reason", "rule", "entity", "since")}
+        form, wanted, problems = filter_of(params)
 
         async def build(who: Principal) -> Response:
-            problems = []
-            since = None
-            if form["since"]:
-                try:
-                    since = date.fromisoformat(form["since"])
-                except ValueError:
-                    problems.append(f"since: {form['since']!r} is not a date (YYYY-MM-DD)")
             mine = await letters_of(who)
-            wanted = LetterFilter(topic=form["topic"], reason=form["reason"], rule=form["rule"],
-                                  entity=form["entity"], since=since)
             shown = matching(mine, None, wanted)
 
             def replayed() -> dict[str, tuple[datetime, str]]:
@@ -590,6 +630,23 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
 
         return await admin_page(request, "dlq.show", build)
 
+    async def replayed_by(who: Principal, request: Request, letters: list[DeadLetter],
+                          ) -> list[DeadLetter]:
+        """Send ``letters`` back to their original topics with :func:`hub.dlq.replay`, as
+        ``hub dlq replay`` does, each one's ``dlq.replay`` audit row written once it is
+        back on its topic (the single replay's and the filtered set's one path)."""
+        assert config.kafka is not None
+        sent: list[DeadLetter] = []
+
+        def record(letter: DeadLetter) -> None:
+            sent.append(letter)
+            archive.write(who, request, "dlq.replay", letter.ref, role=Role.ADMIN.value,
+                          entity=letter_entity(letter), detail=letter.original_topic)
+            log.info("console: %s replayed dead letter %s", who.who, letter.ref)
+
+        await replay(config.kafka, letters, on_sent=record)
+        return sent
+
     @router.post("/dead-letters/replay")
     async def dead_letter_replay(request: Request) -> Response:
         form = await request.form()
@@ -598,18 +655,131 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
         async def build(who: Principal) -> Response:
             checked_csrf(request, form)
             letter = one(await letters_of(who), ref)
-            assert config.kafka is not None
-            await replay(config.kafka, [letter])
-            # As `hub dlq replay`'s row, written once the letter is back on its topic.
-            await run_in_threadpool(archive.write, who, request, "dlq.replay", letter.ref,
-                                    role=Role.ADMIN.value, entity=letter_entity(letter),
-                                    detail=letter.original_topic)
-            log.info("console: %s replayed dead letter %s", who.who, letter.ref)
+            await replayed_by(who, request, [letter])
             return render(request, "deadletter.html.j2", who, active="dlq",
                           letter={**letter.details(), "entity": letter_entity(letter),
                                   "original_topic": letter.original_topic},
                           confirm=False, replayed=True)
 
         return await admin_page(request, "dlq.replay", build)
+
+    def filter_of(source: Any) -> tuple[dict[str, str], LetterFilter, list[str]]:
+        """The list's filter from a query string or a form, and what is wrong with it."""
+        form = {k: str(source.get(k, "") or "") for k in FILTER_FIELDS}
+        problems, since = [], None
+        if form["since"]:
+            try:
+                since = date.fromisoformat(form["since"])
+            except ValueError:
+                problems.append(f"since: {form['since']!r} is not a date (YYYY-MM-DD)")
+        return form, LetterFilter(topic=form["topic"], reason=form["reason"],
+                                  rule=form["rule"], entity=form["entity"],
+                                  since=since), problems
+
+    async def pending_set(who: Principal, source: Any,
+                          ) -> tuple[dict[str, str], list[DeadLetter], int]:
+        """The filter, the letters it shows not replayed yet (oldest first, at most
+        :data:`REPLAY_SET_MAX`) and how many it shows in all."""
+        form, wanted, problems = filter_of(source)
+        if problems:
+            raise HTTPException(422, detail={"violations": [BAD_SET.model_dump()]})
+        shown = matching(await letters_of(who), None, wanted)
+
+        def not_replayed() -> list[DeadLetter]:
+            with Session(engine) as db:
+                done = views.replays(db, (d.ref for d in shown))
+            return [d for d in reversed(shown) if d.ref not in done]
+
+        return form, (await run_in_threadpool(not_replayed))[:REPLAY_SET_MAX], len(shown)
+
+    @router.get("/dead-letters/replay-set")
+    async def dead_letters_replay_set(request: Request) -> Response:
+        async def build(who: Principal) -> Response:
+            form, todo, shown = await pending_set(who, request.query_params)
+            return render(request, "replayset.html.j2", who, active="dlq", form=form,
+                          letters=[letter_row(d) for d in todo], shown=shown,
+                          limit=REPLAY_SET_MAX, done=None)
+
+        return await admin_page(request, "dlq.replay", build)
+
+    @router.post("/dead-letters/replay-set")
+    async def dead_letters_replay_set_do(request: Request) -> Response:
+        form_data = await request.form()
+
+        async def build(who: Principal) -> Response:
+            checked_csrf(request, form_data)
+            form, todo, shown = await pending_set(who, form_data)
+            if str(len(todo)) != str(form_data.get("n", "")):
+                # The set changed since it was confirmed: confirm the new one first.
+                return render(request, "replayset.html.j2", who, active="dlq", form=form,
+                              letters=[letter_row(d) for d in todo], shown=shown,
+                              limit=REPLAY_SET_MAX, done=None, changed=True)
+            sent = await replayed_by(who, request, todo)
+            return render(request, "replayset.html.j2", who, active="dlq", form=form,
+                          letters=[letter_row(d) for d in sent], shown=shown,
+                          limit=REPLAY_SET_MAX, done=len(sent))
+
+        return await admin_page(request, "dlq.replay", build)
+
+    # -- コネクタ --------------------------------------------------------------------------
+
+    def control_of(request: Request) -> ConnectorControl | None:
+        """The hub's connector control (``hub.control.mount``), ``None`` in a process
+        without connectors."""
+        found = getattr(request.app.state, "control", None)
+        return found if isinstance(found, ConnectorControl) else None
+
+    async def connectors_page(request: Request, who: Principal, *, confirm: str = "",
+                              name: str = "", done: str = "") -> Response:
+        control = control_of(request)
+        rows = ([await control.status(c) for _, c in sorted(control.connectors.items())]
+                if control is not None else [])
+        if confirm:
+            if control is None:
+                raise HTTPException(404, detail={"violations": [UNKNOWN.model_dump()]})
+            control.get(name)  # OPS-1 for a name that does not run here
+        await run_in_threadpool(archive.write, who, request, "connectors.list", "connectors",
+                                role=Role.ADMIN.value, entity=scope_of(who),
+                                detail=f"{len(rows)} connector(s)")
+        return render(request, "connectors.html.j2", who, active="connectors",
+                      connectors=rows, confirm=confirm, name=name, done=done)
+
+    @router.get("/connectors")
+    async def connectors(request: Request) -> Response:
+        params = request.query_params
+        confirm = params.get("confirm", "")
+        if confirm not in ("pause", "resume"):
+            confirm = ""
+
+        async def build(who: Principal) -> Response:
+            return await connectors_page(request, who, confirm=confirm,
+                                         name=params.get("name", ""))
+
+        return await admin_page(request, "connectors.list", build, "connectors")
+
+    def steer(step: str) -> Callable[[str, Request], Any]:
+        async def route(name: str, request: Request) -> Response:
+            form = await request.form()
+
+            async def build(who: Principal) -> Response:
+                checked_csrf(request, form)
+                control = control_of(request)
+                if control is None:
+                    raise HTTPException(404, detail={"violations": [UNKNOWN.model_dump()]})
+                request.state.staff = who  # the control API's audit row names the person
+                async with control.audited(request, f"connectors.{step}", name):
+                    if step == "pause":
+                        await control.pause(name)
+                    else:
+                        control.resume(name)
+                log.info("console: %s asked connector %s to %s", who.who, name, step)
+                return await connectors_page(request, who, name=name, done=step)
+
+            return await admin_page(request, f"connectors.{step}", build, name[:300])
+
+        return route
+
+    router.add_api_route("/connectors/{name}/pause", steer("pause"), methods=["POST"])
+    router.add_api_route("/connectors/{name}/resume", steer("resume"), methods=["POST"])
 
     return router

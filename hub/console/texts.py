@@ -44,9 +44,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "rule": ("ルールID", "Rule ID"),
     "count": ("件数", "Count"),
     "none": ("ありません", "None"),
-    "registrations_note": ("職員の手続きではなく、カードエージェント経由の申請に対する回答を"
-                           "数えています。", "Counts the answers to requests made through "
-                           "the card agent."),
+    "registrations_note": ("カードエージェント経由の申請と、確認待ちの登録（REG-11）への管理者の"
+                           "確認・却下に対する回答を数えています。", "Counts the answers to "
+                           "requests made through the card agent and to administrators' "
+                           "REG-11 confirmations and rejections."),
     "cases_by_status": ("状態別の案件数", "Cases by status"),
     "status": ("状態", "Status"),
     "dead_letters": ("デッドレター", "Dead letters"),
@@ -125,11 +126,37 @@ WORDS: dict[str, tuple[str, str]] = {
              "もう一度操作してください。", "The form expired or was sent from another page: "
              "open the page again and repeat the step."),
     "decisions": ("最近の申請と判定", "Recent requests and decisions"),
-    "queue_note": ("REG-11 の確認は、申請者本人が IC カードで改めて認証して行います"
-                   "（カードエージェントの画面）。職員がこの画面で代わりに確認・却下する機能は"
-                   "ありません。", "A REG-11 confirmation is made by the applicant, "
-                   "authenticating again with the IC card (the card agent's page); staff "
-                   "cannot confirm or reject on their behalf here."),
+    "queue_note": ("REG-11 の確認は、申請者本人が IC カードで改めて認証して行うほか、管理者が"
+                   "会社に確認したうえでこの画面から「確認して登録」または「却下」できます"
+                   "（操作は監査記録に残ります）。",
+                   "A REG-11 confirmation is made by the applicant, authenticating again "
+                   "with the IC card; an administrator may also, after checking with the "
+                   "company, confirm or reject it here (written to the audit trail)."),
+    "held_confirm": ("確認して登録…", "Confirm…"),
+    "held_reject": ("却下…", "Reject…"),
+    "held_confirm_confirm": ("確認待ちの登録を市が確認して登録します",
+                             "Confirm the held registration for the city"),
+    "held_confirm_reject": ("確認待ちの登録を却下します", "Reject the held registration"),
+    "held_warning_confirm": ("会社に確認したうえで、申請どおりに登録します（REG-11 の確認を、"
+                             "申請者のICカードによる確認に代えて、あなたの名前で記録します）。"
+                             "登録のお知らせが申請者に送られます。",
+                             "After checking with the company, the registration proceeds as "
+                             "the applicant asked (the REG-11 confirmation is recorded in your "
+                             "name instead of the applicant's card). The applicant gets the "
+                             "registration notice."),
+    "held_warning_reject": ("この申請は登録されず、REG-11 の却下として申請者に回答とメールで"
+                            "知らされます。操作は監査記録に残ります。",
+                            "The request is not registered; the applicant is answered and "
+                            "mailed a REG-11 rejection. The step is written to the audit "
+                            "trail."),
+    "held_do_confirm": ("確認して登録する", "Confirm and register"),
+    "held_do_reject": ("却下する", "Reject"),
+    "held_done_confirm": ("確認を登録パイプラインに送りました（要求 {request}）。結果は下の一覧に"
+                          "表示されます。", "The confirmation went to the registration "
+                          "pipeline (request {request}); its answer appears below."),
+    "held_done_reject": ("却下を登録パイプラインに送りました（要求 {request}）。結果は下の一覧に"
+                         "表示されます。", "The rejection went to the registration pipeline "
+                         "(request {request}); its answer appears below."),
     "kind_accepted": ("受付", "Accepted"),
     "kind_rejected": ("却下", "Rejected"),
     "kind_needs_confirmation": ("確認待ち", "Needs confirmation"),
@@ -169,6 +196,54 @@ WORDS: dict[str, tuple[str, str]] = {
     "stored_by_ref": ("本文は大きいため参照で保管されています（hub_claim_check）。"
                       "「hub dlq show」で表示できます。", "The message is stored by reference "
                       "(hub_claim_check); `hub dlq show` prints it."),
+    "replay_all": ("表示中の {n} 件をまとめて再送する…", "Replay all {n} shown…"),
+    "replay_set_title": ("デッドレターのまとめて再送", "Replay a filtered set of dead letters"),
+    "replay_set_warning": ("この絞り込みで表示される {shown} 件のうち、まだ再送していない {n} 件を"
+                           "元のトピックに再送します（1回に最大 {limit} 件、古い順）。1件ごとに"
+                           "監査記録に残ります。",
+                           "Of the {shown} shown with this filter, the {n} not replayed yet go "
+                           "back to their topics (at most {limit} at once, oldest first); each "
+                           "one is written to the audit trail."),
+    "replay_set_do": ("{n} 件を再送する", "Replay {n}"),
+    "replay_set_done": ("{n} 件を再送しました。", "{n} sent back to their topics."),
+    "replay_set_none": ("この絞り込みの {shown} 件はすべて再送済みです。再送するものはありません。",
+                        "All {shown} shown with this filter were replayed already; nothing "
+                        "to replay."),
+    "replay_set_changed": ("確認の後で対象が変わりました。この件数で改めて確認してください"
+                           "（まだ何も再送していません）。",
+                           "The set changed since you confirmed it: confirm it again with "
+                           "this count (nothing was replayed yet)."),
+    "replay_set_list": ("再送するデッドレター", "The dead letters replayed"),
+    "connectors_title": ("コネクタ", "Connectors"),
+    "connectors_note": ("このプロセスのコネクタの状態です（ヘルスチェック、遮断器、保守時間帯、"
+                        "処理待ちの件数、最後のエラー）。一時停止中に届いたメッセージはトピックで"
+                        "待ち、再開すると1回ずつ処理されます。",
+                        "The connectors of this process (health probe, circuit breaker, "
+                        "maintenance window, records waiting, last error). What arrives while "
+                        "one is paused waits on its topic and is handled once on resume."),
+    "connector_state": ("動作", "State"),
+    "health": ("ヘルスチェック", "Health"),
+    "restarts": ("再起動回数", "Restarts"),
+    "last_failure": ("最後のエラー", "Last error"),
+    "trial_in": ("{s} 秒後に試行", "trial in {s} s"),
+    "connector_action": ("操作", "Action"),
+    "connector_pause": ("一時停止…", "Pause…"),
+    "connector_resume": ("再開…", "Resume…"),
+    "connector_confirm_pause": ("{name} の一時停止の確認", "Confirm pausing {name}"),
+    "connector_confirm_resume": ("{name} の再開の確認", "Confirm resuming {name}"),
+    "connector_warning_pause": ("{name} は処理中のまとまりを終えてから止まります。届くメッセージは"
+                                "トピックで待ち、失われません。操作は監査記録に残ります。",
+                                "{name} stops once the batch in flight has ended; what "
+                                "arrives waits on its topic, nothing is lost. The step is "
+                                "written to the audit trail."),
+    "connector_warning_resume": ("{name} は待っていた最初のメッセージから処理を再開します。"
+                                 "操作は監査記録に残ります。",
+                                 "{name} handles again from the first record not handled. "
+                                 "The step is written to the audit trail."),
+    "connector_do_pause": ("一時停止する", "Pause"),
+    "connector_do_resume": ("再開する", "Resume"),
+    "connector_paused": ("{name} を一時停止しました。", "{name} is paused."),
+    "connector_resumed": ("{name} を再開しました。", "{name} was resumed."),
     "bad_filter": ("検索条件が正しくありません", "The search filters are not valid"),
 }
 """key → (Japanese, English)."""

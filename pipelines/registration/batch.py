@@ -60,6 +60,7 @@ from schemas.registration import (
     CardRenewalRequested,
     ContactChangeRequested,
     Domain,
+    HeldRegistrationRejected,
     RegistrationConfirmed,
 )
 from schemas.registry import Payload
@@ -113,8 +114,8 @@ Asked = tuple[LookUp, str, str]
 A plain tuple: a batch makes thousands of them."""
 
 
-Command = (CardRegistrationRequested | RegistrationConfirmed | ContactChangeRequested
-           | CardRenewalRequested)
+Command = (CardRegistrationRequested | RegistrationConfirmed | HeldRegistrationRejected
+           | ContactChangeRequested | CardRenewalRequested)
 
 
 def _in(session: Session, column: sa.ColumnElement[Any],
@@ -148,8 +149,9 @@ class Batch:
         if not cmds:
             return
         self._covered.update(map(id, cmds))
-        self._confirmations(session, [str(c.confirmation_id) for c in cmds
-                                      if isinstance(c, RegistrationConfirmed)])
+        self._confirmations(session, [
+            str(c.confirmation_id) for c in cmds
+            if isinstance(c, RegistrationConfirmed | HeldRegistrationRejected)])
         registrations = [r for r in map(self._registration_of, cmds) if r is not None]
         nets: dict[str, tuple[str, ...]] = {}
         users: dict[str, set[str]] = {}

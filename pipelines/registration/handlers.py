@@ -37,6 +37,7 @@ from schemas.registration import (
     CardRegistrationRequested,
     CardRenewalRequested,
     ContactChangeRequested,
+    HeldRegistrationRejected,
     PropagationScheduled,
     RegistrationConfirmed,
 )
@@ -78,6 +79,7 @@ class RegistrationHandlers:
         return {
             CardRegistrationRequested: self.handle_card_registration,
             RegistrationConfirmed: self.handle_registration_confirmed,
+            HeldRegistrationRejected: self.handle_held_registration_rejected,
             ContactChangeRequested: self.handle_contact_change,
             CardRenewalRequested: self.handle_card_renewal,
             QualificationUpdated: self.handle_qualification_updated,
@@ -120,6 +122,12 @@ class RegistrationHandlers:
         _expect(envelope, RegistrationConfirmed)
         self._handle_command(ctx, envelope)
 
+    def handle_held_registration_rejected(self, ctx: HandlerContext,
+                                          envelope: Envelope[Any]) -> None:
+        """The city's staff rejects a held registration (REG-11)."""
+        _expect(envelope, HeldRegistrationRejected)
+        self._handle_command(ctx, envelope)
+
     def handle_contact_change(self, ctx: HandlerContext, envelope: Envelope[Any]) -> None:
         """利用者変更 (CHG-1 … CHG-4)."""
         _expect(envelope, ContactChangeRequested)
@@ -143,7 +151,8 @@ class RegistrationHandlers:
 
 
 MESSAGE_TYPES: tuple[type[Payload], ...] = (
-    CardRegistrationRequested, RegistrationConfirmed, ContactChangeRequested,
+    CardRegistrationRequested, RegistrationConfirmed, HeldRegistrationRejected,
+    ContactChangeRequested,
     CardRenewalRequested, QualificationUpdated,
 )
 """The message types the pipeline handles (commands and qualification updates)."""

@@ -209,8 +209,11 @@ CHECKS: tuple[Check[Registration], ...] = (
 
 def decide_registration(world: World, cmd: CardRegistrationRequested, book: PolicyBook,
                         now: datetime, *, acted_at: datetime | None = None,
-                        confirmed: bool = False) -> Decision:
-    """Decide one 利用者登録 (``confirmed``: the person already confirmed it, REG-11)."""
+                        confirmed: bool = False, by_city: bool = False) -> Decision:
+    """Decide one 利用者登録 (``confirmed``: the person already confirmed it, REG-11;
+    ``by_city``: the city's staff confirmed it after checking with the company, so the
+    card's authentication is the one checked when the request was held (PIN-2), not a
+    new one: nobody holds the card now)."""
     def reject(vs: list[RuleViolation]) -> Decision:
         return rejected(type(cmd).message_type, cmd.procuring_entity, vs, domain=cmd.domain,
                         user_id=cmd.user_id, card=cmd.card.ref)
@@ -221,6 +224,8 @@ def decide_registration(world: World, cmd: CardRegistrationRequested, book: Poli
                                  system=cmd.system.label_ja, system_en=cmd.system.value)])
     r = Registration(world, cmd, book, policy, now, acted_at or now)
     for gate in GATES:
+        if by_city and gate is pin_2_card_just_authenticated:
+            continue
         if (first := gate(r)) is not None:
             return reject([first])
     q = world.qualification(cmd.procuring_entity, cmd.domain, cmd.user_id)

@@ -12,14 +12,15 @@ import dataclasses
 from datetime import datetime
 
 from pipelines.registration.change import decide_change
-from pipelines.registration.common import Decision, Outcome, rejected
+from pipelines.registration.common import Decision, Outcome, deterministic_id, rejected
 from pipelines.registration.policy import PolicyBook, WindowStop, default_policy_book
 from pipelines.registration.register import decide_registration
 from pipelines.registration.renew import decide_renewal
 from pipelines.registration.targets import refusal, target_violations
 from pipelines.registration.texts import violation
 from pipelines.registration.world import PendingPropagation, PropagationStatus, World, apply
-from schemas.mail import MailRequested
+from schemas import fast
+from schemas.mail import MailKind, MailRequested
 from schemas.registration import (
     CardFacts,
     CardRegistered,
@@ -30,6 +31,7 @@ from schemas.registration import (
     Contact,
     ContactChanged,
     ContactChangeRequested,
+    HeldRegistrationRejected,
     PropagationScheduled,
     RegistrationConfirmed,
     RegistrationRejected,
@@ -49,8 +51,8 @@ __all__ = [
 ]
 
 COMMANDS: tuple[type[Payload], ...] = (
-    CardRegistrationRequested, RegistrationConfirmed, ContactChangeRequested,
-    CardRenewalRequested)
+    CardRegistrationRequested, RegistrationConfirmed, HeldRegistrationRejected,
+    ContactChangeRequested, CardRenewalRequested)
 """The command types :func:`decide` understands."""
 
 
@@ -65,6 +67,8 @@ def decide(world: World, command: Payload, book: PolicyBook, now: datetime, *,
         return decide_registration(world, command, book, now, acted_at=acted_at)
     if isinstance(command, RegistrationConfirmed):
         return _decide_confirmation(world, command, book, now, acted_at)
+    if isinstance(command, HeldRegistrationRejected):
+        return _decide_held_rejection(world, command, book)
     if isinstance(command, ContactChangeRequested):
         return decide_change(world, command, book, now, acted_at=acted_at)
     if isinstance(command, CardRenewalRequested):
@@ -83,7 +87,42 @@ def _decide_confirmation(world: World, cmd: RegistrationConfirmed, book: PolicyB
                         [violation("no-confirmation", field="confirmation_id")],
                         domain=cmd.domain, user_id=cmd.user_id, card=cmd.card.ref)
     return decide_registration(world, held.model_copy(update={"card": cmd.card}), book, now,
-                               acted_at=acted_at, confirmed=True)
+                               acted_at=acted_at, confirmed=True,
+                               by_city=cmd.confirmed_by is not None)
+
+
+def _decide_held_rejection(world: World, cmd: HeldRegistrationRejected,
+                           book: PolicyBook) -> Decision:
+    """REG-11: the city closes a held registration as rejected. The answer is a
+    RegistrationRejected naming REG-11 that drops the held request, and a mail to the
+    ICカード利用部署 address the applicant gave saying so and what to do next."""
+    pending = world.confirmations.get(cmd.confirmation_id)
+    held = pending.command if pending else None
+    if (held is None or held.user_id != cmd.user_id
+            or held.procuring_entity != cmd.procuring_entity or held.domain != cmd.domain):
+        return rejected(type(cmd).message_type, cmd.procuring_entity,
+                        [violation("no-confirmation", field="confirmation_id")],
+                        domain=cmd.domain, user_id=cmd.user_id)
+    reason = violation("held-rejected")
+    event = fast.build(RegistrationRejected, command_type=held.message_type,
+                       procuring_entity=held.procuring_entity, domain=held.domain,
+                       user_id=held.user_id, card=held.card.ref, violations=(reason,),
+                       confirmation_id=cmd.confirmation_id)
+    policy = book.get(held.procuring_entity, held.system)
+    contact = held.card_department_contact
+    mail = fast.build(MailRequested, mail_id=deterministic_id(
+        "mail", MailKind.GENERIC, "held-rejected", str(cmd.confirmation_id)),
+        kind=MailKind.GENERIC, to=(contact.email,), values={
+            "system_name": policy.system.label_ja if policy else "",
+            "subject": "利用者登録の確認結果のお知らせ（登録しませんでした）",
+            "body_1": f"{held.trade_name} {contact.person_name} 様",
+            "body_2": f"{policy.name if policy else held.procuring_entity}は、確認待ちとなって"
+                      f"いた利用者登録（ユーザID {held.user_id}）を、御社に確認のうえ登録しない"
+                      "ことにしました。",
+            "body_3": f"[{reason.rule_id}] {reason.message_ja}",
+            "body_4": reason.next_step_ja,
+            "body_5": f"[{reason.rule_id}] {reason.message_en} {reason.next_step_en}"})
+    return Decision(Outcome.REJECTED, (event,), mails=(mail,), violations=(reason,))
 
 
 def decide_propagation(world: World, pending: PendingPropagation, now: datetime,

@@ -137,6 +137,14 @@ CATALOG: dict[str, tuple[str, str, str, str, str]] = {
         "registration issues a second contractor number that needs manual repair.",
         "ICカード更新を行ってください。どうしても新規登録する場合は確認のうえ再度承認してください。",
         "Use card renewal; to register anyway, confirm explicitly."),
+    "held-rejected": (
+        "REG-11", "確認待ちの利用者登録は、調達機関が御社に確認のうえ登録しないことにしました。",
+        "The procuring entity checked the held registration with your company and did not "
+        "register it.",
+        "既に登録済みの会社の新しいICカードは「ICカード更新」で登録してください。別の会社として"
+        "登録する必要がある場合は、調達機関の担当者に連絡してください。",
+        "Register a new card of a company already registered by card renewal; if it must "
+        "be registered as another company, contact the procuring entity's staff."),
     "no-confirmation": (
         "REG-11", "確認待ちの登録が見つかりません。",
         "No registration is waiting for this confirmation.",

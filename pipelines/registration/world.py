@@ -30,6 +30,7 @@ from schemas.registration import (
     Domain,
     PropagationScheduled,
     RegistrationNeedsConfirmation,
+    RegistrationRejected,
 )
 from schemas.registry import Payload
 from schemas.text import name_key, trade_name_key
@@ -202,6 +203,8 @@ def apply(world: World, event: Payload, now: datetime) -> None:
     elif isinstance(event, RegistrationNeedsConfirmation):
         world.confirmations[event.confirmation_id] = PendingConfirmation(
             event.confirmation_id, event.held, now)
+    elif isinstance(event, RegistrationRejected) and event.confirmation_id is not None:
+        world.confirmations.pop(event.confirmation_id, None)  # the city rejected it (REG-11)
     elif isinstance(event, QualificationUpdated):
         for row in event.rows:
             world.qualifications[(event.procuring_entity, event.domain, row.user_id)] = row

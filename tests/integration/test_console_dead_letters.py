@@ -134,3 +134,63 @@ def test_only_administrators_and_only_their_entities(
     other = http.get("/console/dead-letters/letter", params={"ref": mine[:-1] + "2"})
     assert other.status_code == 404
     assert "OPS-3" in other.text
+
+
+def test_a_filtered_set_is_replayed_once_each_the_others_untouched(
+        site: tuple[TestClient, str, Engine], kafka_bootstrap: str) -> None:
+    """Five letters in the topic: kawagoe-city's three of reason peer-unavailable are
+    replayed by "replay all shown"; its not-envelope one and saitama-pref's stay put; a
+    second click replays none of them again."""
+    http, topic, engine = site
+    asyncio.run(publish_raw(kafka_bootstrap, f"{topic}.dlq", [
+        _letter(topic, "kawagoe-city", "peer-unavailable", "WIN-3", 4),
+        _letter(topic, "kawagoe-city", "peer-unavailable", "WIN-2", 5)]))
+    _login(http, "kanri")
+    wanted = {"reason": "peer-unavailable"}
+    listed = http.get("/console/dead-letters", params=wanted).text
+    refs = set(re.findall(r'letter\?ref=([^"&]+)"', listed))
+    assert len(refs) == 3
+    assert 'id="replay-all"' in listed
+    confirm = http.get("/console/dead-letters/replay-set", params=wanted)
+    assert confirm.status_code == 200, confirm.text
+    assert "peer-unavailable" in confirm.text.split('id="filter"')[1].split("</dl>")[0]
+    assert "3 件" in confirm.text.split('id="replay-count"')[1].split("</p>")[0]
+    assert set(re.findall(r'<td class="ref">([^<]+)</td>', confirm.text)) == refs
+    token = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
+    assert token
+    forged = http.post("/console/dead-letters/replay-set", data={**wanted, "csrf": "x"})
+    assert forged.status_code == 403
+    assert "IAM-5" in forged.text
+    assert asyncio.run(read_all(kafka_bootstrap, topic)) == []
+    stale = http.post("/console/dead-letters/replay-set",
+                      data={**wanted, "csrf": token.group(1), "n": "2"})
+    assert 'id="changed"' in stale.text  # not the set confirmed: asked again
+    assert asyncio.run(read_all(kafka_bootstrap, topic)) == []
+    assert 'name="n" value="3"' in confirm.text
+    done = http.post("/console/dead-letters/replay-set",
+                     data={**wanted, "csrf": token.group(1), "n": "3"})
+    assert done.status_code == 200, done.text
+    assert 'id="replayed-set"' in done.text
+    back = asyncio.run(read_all(kafka_bootstrap, topic))
+    assert sorted(dict(r.headers)["x-hub-replay-of"].decode() for r in back) == sorted(refs)
+    with Session(engine) as db:
+        rows = [r for r in audit.rows(db, limit=100) if r.action == "dlq.replay"]
+    assert sorted((r.target, r.actor, r.entity) for r in rows) == sorted(
+        (ref, ADMIN, "kawagoe-city") for ref in refs)
+    again = http.post("/console/dead-letters/replay-set",
+                      data={**wanted, "csrf": token.group(1), "n": "3"})
+    assert again.status_code == 200
+    assert 'id="nothing"' in again.text  # all replayed already
+    assert len(asyncio.run(read_all(kafka_bootstrap, topic))) == 3  # none twice
+    with Session(engine) as db:
+        assert sum(r.action == "dlq.replay" for r in audit.rows(db, limit=100)) == 3
+    bad = http.post("/console/dead-letters/replay-set",
+                    data={"since": "yesterday", "csrf": token.group(1)})
+    assert bad.status_code == 422
+    assert "OPS-4" in bad.text
+    shonin = TestClient(http.app, base_url="http://127.0.0.1")
+    _login(shonin, "shonin")
+    refused = shonin.post("/console/dead-letters/replay-set", data={"csrf": "x"})
+    assert refused.status_code == 403
+    assert "IAM-2" in refused.text
+    assert len(asyncio.run(read_all(kafka_bootstrap, topic))) == 3

@@ -34,6 +34,13 @@ def test_every_key_the_templates_use_exists() -> None:
     assert sorted(used - set(WORDS)) == []
     # registrations.html.j2 names a decision's kind as t("kind_" + kind)
     assert sorted({f"kind_{k}" for k in _KIND.values()} - set(WORDS)) == []
+    # connectors.html.j2 names the step's words as t("connector_..." + step)
+    steps = {f"connector_{w}_{s}" for w in ("confirm", "warning", "do")
+             for s in ("pause", "resume")} | {"connector_paused", "connector_resumed"}
+    assert sorted(steps - set(WORDS)) == []
+    held = {f"held_{w}_{s}" for w in ("confirm", "warning", "do", "done")
+            for s in ("confirm", "reject")}
+    assert sorted(held - set(WORDS)) == []
 
 
 def test_every_contract_status_has_a_label() -> None:
