@@ -131,7 +131,8 @@ def _case_rows(n: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any,
         agreed = {ContractStatus.CONCLUDED: 2, ContractStatus.CITY_AGREED: 2,
                   ContractStatus.CONTRACTOR_AGREED: 1, ContractStatus.CONTRACTOR_SIGNED: 1
                   }.get(status, 0)
-        subject = f"令和{opened.year - 2018}年度 {rng.choice(_PLACES)}地区 道路補修工事 第{i % 97 + 1}号"
+        subject = (f"令和{opened.year - 2018}年度 {rng.choice(_PLACES)}地区 道路補修工事 "
+                   f"第{i % 97 + 1}号")
         state = {**template, "case_id": case_id, "procuring_entity": entity,
                  "subject": subject, "amount_yen": amount, "contractor_name": name,
                  "contractor_user_id": f"U{i % 99999:05d}", "city_name": entity,
