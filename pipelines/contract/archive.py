@@ -177,8 +177,11 @@ def search_contracts(session: Session, *, concluded_from: datetime | None = None
                       counterparty=counterparty, status=status, entities=entities)
     if after:
         at, case_id = parse_cursor(after)
-        query = query.where(sa.or_(col(CaseRow.updated_at) < at, sa.and_(
-            col(CaseRow.updated_at) == at, col(CaseRow.case_id) > case_id)))
+        # the first condition alone bounds an index range: the page starts at the cursor
+        # instead of filtering every newer case
+        query = query.where(col(CaseRow.updated_at) <= at).where(sa.or_(
+            col(CaseRow.updated_at) < at, sa.and_(col(CaseRow.updated_at) == at,
+                                                  col(CaseRow.case_id) > case_id)))
     query = query.order_by(col(CaseRow.updated_at).desc(), col(CaseRow.case_id)).limit(limit)
     return [ContractListItem(
         case_id=r.case_id, subject=r.subject, status=ContractStatus(r.status), agreed=r.agreed,
