@@ -199,7 +199,7 @@ def load(url: str, cases: int, events: int, now: datetime) -> dict[str, Any]:
                         "next_step_ja": "窓口に連絡してください。",
                         "next_step_en": "Call the desk."}
                         for rule in rng.sample(_RULES, rng.choice((1, 1, 2)))]
-                # denser lately: a quarter of the answers in the last 30 days
+                # denser lately: a quarter of the answers (other entities') in 30 days
                 back = rng.uniform(0, 30) if i % 4 == 1 else rng.uniform(0, DAYS)
                 copy.write_row((str(uuid.UUID(int=rng.getrandbits(128))), kind, entity,
                                 json.dumps(payload, ensure_ascii=False),
