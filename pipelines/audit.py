@@ -56,8 +56,10 @@ PRUNED = "audit.pruned"
 
 class AuditRecord(SQLModel, table=True):
     __tablename__ = "hub_audit"
-    # Ids are never reused: a deleted row must leave a gap the chain shows.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # Ids are never reused: a deleted row must leave a gap the chain shows. A case's rows
+    # in order (its timeline) through their own index (migration 0022).
+    __table_args__ = (sa.Index("ix_hub_audit_target", "target", "id"),
+                      {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True,
                                                              autoincrement=True))

@@ -52,6 +52,7 @@ from hub.control import UNKNOWN, ConnectorControl
 from hub.dlq import DeadLetter, read_dead_letters, replay
 from hub.identity import Principal, Role, StaffIdentity, denied_role
 from hub.settings import Settings
+from pipelines.contract import archive as contract_list
 from pipelines.contract.archive import certificate_pdf
 from schemas.contract import ContractStatus
 from schemas.envelope import JST, utc_now
@@ -413,7 +414,7 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
         params = request.query_params
         raw = {k: params.get(k) or None for k in (
             "counterparty", "status", "amount_min", "amount_max", "concluded_from",
-            "concluded_to")}
+            "concluded_to", "after")}
 
         def build(who: Principal) -> Response:
             try:
@@ -423,10 +424,23 @@ def console_router(engine: Engine, identity: StaffIdentity, archive: ArchiveServ
                               found=None, problems=[
                                   f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                   for e in exc.errors()], statuses=list(ContractStatus))
+            cap, scope, following = contract_list.COUNT_CAP, who.entity_filter(), None
             with Session(engine) as db:
                 found = archive.search(who, request, db, query)
+                total = contract_list.count_contracts(db, **query.model_dump(), cap=cap,
+                                                      entities=scope)
+                if len(found) == query.limit:  # a next page only when a case is left for it
+                    cursor = contract_list.page_cursor(found[-1].updated_at, found[-1].case_id)
+                    if contract_list.search_contracts(db, **{**query.model_dump(), "limit": 1,
+                                                             "after": cursor}, entities=scope):
+                        following = cursor
+            kept = {k: v for k, v in raw.items() if v and k != "after"}
             return render(request, "cases.html.j2", who, form=raw, found=found, problems=[],
-                          statuses=list(ContractStatus))
+                          statuses=list(ContractStatus),
+                          total=f"{cap:,}+" if total > cap else f"{total:,}",
+                          first_href=f"{PREFIX}/cases?" + urlencode(kept) if raw["after"]
+                          else None, next_href=f"{PREFIX}/cases?" + urlencode(
+                              {**kept, "after": following}) if following else None)
 
         return await page(request, build)
 

@@ -98,20 +98,28 @@ def _kind(message_type: str) -> str | None:
 
 
 def registrations(db: Session, entities: frozenset[str] | None, now: datetime) -> Registrations:
+    """Counted by the database over the answers' entity and time (the index
+    ``procuring_entity, received_at``); only the week's rejections are read whole, for
+    their rule IDs."""
     today, week = Tally(), Tally()
-    since_day, since_week = day_start(now), week_start(now)
-    rows = db.exec(select(OutcomeRow).where(col(OutcomeRow.received_at) >= since_week))
-    for row in rows:
-        payload = row.payload
-        if entities is not None and payload.get("procuring_entity") not in entities:
-            continue
-        kind = _kind(row.message_type)
-        if kind is None:
-            continue
+    # bounds in UTC, as stored (SQLite compares the stored text)
+    since_day, since_week = day_start(now).astimezone(UTC), week_start(now).astimezone(UTC)
+    received = col(OutcomeRow.received_at)
+    mine = [received >= since_week, col(OutcomeRow.message_type).in_(sorted(_KIND))]
+    if entities is not None:
+        mine.append(col(OutcomeRow.procuring_entity).in_(sorted(entities)))
+    is_today = sa.case((received >= since_day, 1), else_=0)
+    counted = (select(OutcomeRow.message_type, is_today, sa.func.count()).where(*mine)
+               .group_by(OutcomeRow.message_type, is_today))
+    for message_type, on_day, n in db.exec(counted):
+        kind = _KIND[message_type]
+        for tally in (week, today) if on_day else (week,):
+            setattr(tally, kind, getattr(tally, kind) + int(n))
+    rejected = select(OutcomeRow.received_at, OutcomeRow.payload).where(
+        *mine, OutcomeRow.message_type == RegistrationRejected.message_type)
+    for at, payload in db.exec(rejected):
         rules = [str(v.get("rule_id")) for v in payload.get("violations") or ()]
-        tallies = (week, today) if _aware(row.received_at) >= since_day else (week,)
-        for tally in tallies:
-            setattr(tally, kind, getattr(tally, kind) + 1)
+        for tally in (week, today) if _aware(at) >= since_day else (week,):
             tally.by_rule.update(rules)
     queue = 0
     for command in db.exec(select(PendingConfirmationRow.command)):

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from cryptography import x509
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -43,6 +43,7 @@ from pipelines.contract.archive import (
     NotConcludedError,
     certificate_pdf,
     conclusion_certificate,
+    parse_cursor,
     revalidate,
     search_contracts,
 )
@@ -93,6 +94,15 @@ class ContractQuery(BaseModel):
     counterparty: str | None = Field(default=None, max_length=200)
     status: ContractStatus | None = None
     limit: int = Field(default=100, ge=1, le=1000)
+    after: str | None = Field(default=None, max_length=400)
+    """The next page: the cursor of the previous page's last case (keyset pagination)."""
+
+    @field_validator("after")
+    @classmethod
+    def _a_cursor(cls, value: str | None) -> str | None:
+        if value:
+            parse_cursor(value)  # ValueError: the field's 422
+        return value or None
 
 
 class ValidationOut(BaseModel):

@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from io import BytesIO
+from typing import Any
 
+import sqlalchemy as sa
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
@@ -31,6 +35,7 @@ from schemas.envelope import JST
 from schemas.text import show_datetime, trade_name_key
 
 __all__ = [
+    "COUNT_CAP",
     "CertificateParty",
     "CertificateSignature",
     "ConclusionCertificate",
@@ -38,6 +43,9 @@ __all__ = [
     "NotConcludedError",
     "certificate_pdf",
     "conclusion_certificate",
+    "count_contracts",
+    "page_cursor",
+    "parse_cursor",
     "revalidate",
     "search_contracts",
 ]
@@ -100,20 +108,40 @@ def _aware(at: datetime | None) -> datetime | None:
     return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def search_contracts(session: Session, *, concluded_from: datetime | None = None,
-                     concluded_to: datetime | None = None, amount_min: int | None = None,
-                     amount_max: int | None = None, counterparty: str | None = None,
-                     status: ContractStatus | None = None, limit: int = 100,
-                     entities: Iterable[str] | None = None,
-                     ) -> list[ContractListItem]:
-    """Cases matching every given filter, most recently updated first (CON-6, CON-7).
+COUNT_CAP = 10_000
+""":func:`count_contracts` counts up to this many and then stops: a page says "10,000+"
+rather than counting every case of a large archive on each search."""
 
-    ``entities``: only these procuring entities' cases (the caller's, docs/identity.md);
-    ``None`` is every entity.
-    """
-    query = select(CaseRow)
+
+def page_cursor(updated_at: datetime, case_id: str) -> str:
+    """The ``after`` of the page that follows the case ``case_id`` (keyset pagination:
+    a deep page costs what the first one does)."""
+    at = _aware(updated_at) or updated_at
+    text = f"{at.astimezone(UTC).isoformat(timespec='microseconds')}|{case_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """(last update, case id) of a :func:`page_cursor`; ``ValueError`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, case_id = text.split("|", 1)
+        found = datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValueError("not a page cursor of the contract list") from None
+    if found.tzinfo is None or not case_id:
+        raise ValueError("not a page cursor of the contract list")
+    return found.astimezone(UTC), case_id
+
+
+def _filtered(query: Any, *, concluded_from: datetime | None, concluded_to: datetime | None,
+              amount_min: int | None, amount_max: int | None, counterparty: str | None,
+              status: ContractStatus | None, entities: Iterable[str] | None) -> Any:
     if entities is not None:
-        query = query.where(col(CaseRow.procuring_entity).in_(sorted(set(entities))))
+        wanted = sorted(set(entities))
+        # one entity (the usual caller): an equality, which the (entity, ...) indexes serve
+        query = query.where(col(CaseRow.procuring_entity) == wanted[0] if len(wanted) == 1
+                            else col(CaseRow.procuring_entity).in_(wanted))
     if concluded_from is not None:
         query = query.where(col(CaseRow.concluded_at) >= concluded_from)
     if concluded_to is not None:
@@ -123,17 +151,58 @@ def search_contracts(session: Session, *, concluded_from: datetime | None = None
     if amount_max is not None:
         query = query.where(col(CaseRow.amount_yen) <= amount_max)
     if counterparty and (key := trade_name_key(counterparty)):
-        # Both sides compared as 商号 keys (stored once per case, indexed): full-width,
-        # half-width, (株) or 株式会社, with or without spaces, all find the same company.
+        # Both sides compared as 商号 keys (stored once per case; PostgreSQL finds the
+        # substring through a trigram index): full-width, half-width, (株) or 株式会社,
+        # with or without spaces, all find the same company.
         query = query.where(col(CaseRow.contractor_key).contains(key, autoescape=True))
     if status is not None:
         query = query.where(CaseRow.status == status.value)
+    return query
+
+
+def search_contracts(session: Session, *, concluded_from: datetime | None = None,
+                     concluded_to: datetime | None = None, amount_min: int | None = None,
+                     amount_max: int | None = None, counterparty: str | None = None,
+                     status: ContractStatus | None = None, limit: int = 100,
+                     after: str | None = None, entities: Iterable[str] | None = None,
+                     ) -> list[ContractListItem]:
+    """Cases matching every given filter, most recently updated first (CON-6, CON-7).
+
+    ``entities``: only these procuring entities' cases (the caller's, docs/identity.md);
+    ``None`` is every entity. ``after``: the :func:`page_cursor` of the previous page's
+    last case; the page starts right after it (``ValueError`` if it is no cursor).
+    """
+    query = _filtered(select(CaseRow), concluded_from=concluded_from,
+                      concluded_to=concluded_to, amount_min=amount_min, amount_max=amount_max,
+                      counterparty=counterparty, status=status, entities=entities)
+    if after:
+        at, case_id = parse_cursor(after)
+        # the first condition alone bounds an index range: the page starts at the cursor
+        # instead of filtering every newer case
+        query = query.where(col(CaseRow.updated_at) <= at).where(sa.or_(
+            col(CaseRow.updated_at) < at, sa.and_(col(CaseRow.updated_at) == at,
+                                                  col(CaseRow.case_id) > case_id)))
     query = query.order_by(col(CaseRow.updated_at).desc(), col(CaseRow.case_id)).limit(limit)
     return [ContractListItem(
         case_id=r.case_id, subject=r.subject, status=ContractStatus(r.status), agreed=r.agreed,
         parties=r.parties, party_names=(r.contractor_name, r.city_name), amount_yen=r.amount_yen,
         updated_at=_aware(r.updated_at) or r.updated_at, concluded_at=_aware(r.concluded_at))
         for r in session.exec(query)]
+
+
+def count_contracts(session: Session, *, concluded_from: datetime | None = None,
+                    concluded_to: datetime | None = None, amount_min: int | None = None,
+                    amount_max: int | None = None, counterparty: str | None = None,
+                    status: ContractStatus | None = None, entities: Iterable[str] | None = None,
+                    cap: int | None = None, **_: Any) -> int:
+    """How many cases match (the filters of :func:`search_contracts`), counted up to
+    ``cap`` + 1 (default :data:`COUNT_CAP`): more than ``cap`` means "cap+"."""
+    cap = COUNT_CAP if cap is None else cap
+    inner = _filtered(select(col(CaseRow.case_id)), concluded_from=concluded_from,
+                      concluded_to=concluded_to, amount_min=amount_min, amount_max=amount_max,
+                      counterparty=counterparty, status=status, entities=entities
+                      ).limit(cap + 1).subquery()
+    return int(session.exec(select(sa.func.count()).select_from(inner)).one())
 
 
 def _concluded(session: Session, case_id: str) -> tuple[CaseState, bytes]:

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-__all__ = ["CaseRow", "DocumentRow", "ReviewLinkRow"]
+__all__ = ["TRIGRAM_INDEX", "CaseRow", "DocumentRow", "ReviewLinkRow"]
 
 Ts = sa.DateTime(timezone=True)
 
@@ -33,10 +33,25 @@ def _ts(*, nullable: bool = False, index: bool = False) -> Any:
                  sa_column=sa.Column(Ts, nullable=nullable, index=index))
 
 
+TRIGRAM_INDEX = "ix_con_case_contractor_key_trgm"
+
+
 class CaseRow(SQLModel, table=True):
-    """One contract case and where it stands."""
+    """One contract case and where it stands.
+
+    Indexes for the staff's list (migration 0022): one entity's cases newest first, and
+    the next page after a case (keyset); one entity's cases by status; on PostgreSQL a
+    trigram index (``pg_trgm``) on the 商号 key, which a substring search can use (a
+    plain one elsewhere).
+    """
 
     __tablename__ = "con_case"
+    __table_args__ = (
+        sa.Index("ix_con_case_entity_updated", "procuring_entity", "updated_at", "case_id"),
+        sa.Index("ix_con_case_entity_status", "procuring_entity", "status"),
+        sa.Index(TRIGRAM_INDEX, "contractor_key", postgresql_using="gin",
+                 postgresql_ops={"contractor_key": "gin_trgm_ops"}),
+    )
 
     case_id: str = Field(primary_key=True, max_length=100)
     procuring_entity: str = Field(max_length=64)
@@ -46,7 +61,7 @@ class CaseRow(SQLModel, table=True):
     amount_yen: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, index=True))
     contractor_user_id: str = Field(max_length=20)
     contractor_name: str = Field(max_length=200, index=True)
-    contractor_key: str = Field(default="", max_length=200, index=True,
+    contractor_key: str = Field(default="", max_length=200,
                                 description="trade_name_key(contractor_name): CON-7 search.")
     city_name: str = Field(max_length=100)
     agreed: int = 0
@@ -91,3 +106,11 @@ class ReviewLinkRow(SQLModel, table=True):
     code_expires_at: datetime | None = _ts(nullable=True)
     code_attempts: int = 0
     codes_sent: int = 0
+
+
+# The trigram index's operator class is the extension's (a trusted extension: the
+# database's owner may create it): tables made from the models, not the migrations, get it
+# too.
+sa.event.listen(CaseRow.__table__, "before_create",  # type: ignore[attr-defined]
+                sa.DDL("create extension if not exists pg_trgm")  # type: ignore[no-untyped-call]
+                .execute_if(dialect="postgresql"))

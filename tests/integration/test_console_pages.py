@@ -101,7 +101,7 @@ def console(engine: Engine, tmp_path: Path) -> Iterator[Console]:
                 ("registration.rejected", "saitama-pref", {"violations": [{"rule_id": "REG-1"}]}),
                 ("registration.needs-confirmation", "kawagoe-city", {}))):
             db.add(OutcomeRow(request_id=f"r{n}", message_type=kind, received_at=now
-                              - timedelta(minutes=n),
+                              - timedelta(minutes=n), procuring_entity=entity,
                               payload={"procuring_entity": entity, **payload}))
     identity = staff_identity(StaffSettings(users_file=users.path), tmp_path)
     archive = ArchiveService(engine, ())
