@@ -655,8 +655,12 @@ class OutboxRelay:
         return False
 
     def _release_leadership(self) -> None:
+        """Give the lock up. The lock belongs to the database session, and a connection
+        closed back to the pool keeps its session (the pool only rolls back): it is
+        invalidated instead, so that its session and the lock end."""
         if self._lock_conn is not None:
             with contextlib.suppress(sa.exc.DBAPIError):
+                self._lock_conn.invalidate()
                 self._lock_conn.close()
             self._lock_conn = None
 
