@@ -53,6 +53,10 @@ _PARSED = "headers_parsed"
 relay with the committed record, they need no parsing back from their JSON text."""
 _COLUMNS = ("topic", "key", "value", "headers")
 RELAY_LOCK_KEY = 0x68_75_62_5F_6F_62  # "hub_ob": one relay leader per database
+LEADER_RETRY_S = 1.0
+"""How often a relay that is not the leader tries for the lock (and the leader checks its
+connection): every process polls, but only one may take orphans, so the others need not
+ask at every poll; a leader that died is replaced within this long."""
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -192,6 +196,7 @@ class OutboxRelay:
         self._partitioner = DefaultPartitioner()
         self._lock_conn: sa.Connection | None = None
         self._lock_checked = 0.0
+        self._lock_tried = float("-inf")
         self._polled_at = 0.0
         self._deleter: asyncio.Task[None] | None = None
         self._runs = 0
@@ -627,7 +632,7 @@ class OutboxRelay:
         if not is_postgres(self._engine):
             return True
         if self._lock_conn is not None:
-            if time.monotonic() - self._lock_checked < 1.0:
+            if time.monotonic() - self._lock_checked < LEADER_RETRY_S:
                 return True
             try:
                 self._lock_conn.execute(sa.text("select 1"))
@@ -635,6 +640,10 @@ class OutboxRelay:
                 return True
             except sa.exc.DBAPIError:
                 self._release_leadership()
+        now = time.monotonic()
+        if now - self._lock_tried < LEADER_RETRY_S:
+            return False
+        self._lock_tried = now
         conn = self._engine.connect()
         got = conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY})
         if got.scalar():
@@ -646,8 +655,12 @@ class OutboxRelay:
         return False
 
     def _release_leadership(self) -> None:
+        """Give the lock up. The lock belongs to the database session, and a connection
+        closed back to the pool keeps its session (the pool only rolls back): it is
+        invalidated instead, so that its session and the lock end."""
         if self._lock_conn is not None:
             with contextlib.suppress(sa.exc.DBAPIError):
+                self._lock_conn.invalidate()
                 self._lock_conn.close()
             self._lock_conn = None
 
