@@ -3,15 +3,18 @@
 A 100-line JP PINT invoice (OpenPeppol's 1.1.3 Example1 header, 99 lines at 10 % and one
 exempt, issued under a valid registered number) through, on one process and one thread:
 
-1. the gate alone (INV-4: the two compiled stylesheets on SaxonC-HE, SVRL read back),
+1. the gate alone (INV-4: the two compiled stylesheets on Saxon-HE in the gate's Java
+   worker process, only the failed assertions sent back),
 2. the hub's reader and rules alone (INV-1, INV-2, INV-5 on lxml),
 3. the whole decision, ``decide_invoice`` (gate, then rules, then the acceptance and the
    ERP payment request), which is what the pipeline's handler runs per invoice,
 
-plus the one-off cost of compiling the stylesheets (once per process). Target: at least
-50 invoices per second for (3), so a month-end batch of thousands clears in a minute.
+plus the one-off cost of starting the worker (once per hub process) and the CPU per invoice
+while its JIT compiler warms up (the first ``--warm-up`` invoices). CPU time counts this
+process and the worker process. Target: at least 50 invoices per second for (3), so a
+month-end batch of thousands clears in a minute.
 
-    .venv/bin/python benchmarks/bench_invoices.py [--count 300]
+    .venv/bin/python benchmarks/bench_invoices.py [--count 300] [--warm-up 1500]
 
 Results: benchmarks/results/invoices.json
 """
@@ -44,6 +47,16 @@ from tests.unit.invoice_docs import VALID_T, Doc, example, with_valid_number  # 
 RESULTS = Path(__file__).parent / "results" / "invoices.json"
 LINES = 100
 WARM_UP = 10
+
+
+def worker_cpu_s() -> float:
+    """CPU seconds used so far by the gate's worker process (0 when there is none)."""
+    running = getattr(gate, "_gate", None)
+    pid = running.pid if running is not None else None
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 TARGET_PER_S = 50
 
 
@@ -73,16 +86,18 @@ def hundred_lines() -> str:
 
 def measure(run: Callable[[], Any], count: int) -> dict[str, float]:
     """Wall-clock rate and latency, and the CPU time per invoice (this process, all its
-    threads): on a shared machine the CPU figure is what one dedicated core would give."""
+    threads, and the gate's worker): on a shared machine the CPU figure is what one
+    dedicated core would give."""
     for _ in range(WARM_UP):
         run()
     latencies = []
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time() + worker_cpu_s()
     for _ in range(count):
         t = time.perf_counter()
         run()
         latencies.append(time.perf_counter() - t)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    wall = time.perf_counter() - start
+    cpu = time.process_time() + worker_cpu_s() - cpu
     ordered = sorted(latencies)
     return {"invoices": count, "per_second": round(count / wall, 1),
             "p50_ms": round(statistics.median(ordered) * 1000, 2),
@@ -94,6 +109,9 @@ def measure(run: Callable[[], Any], count: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--warm-up", type=int, default=1500,
+                        help="invoices through the gate before measuring (JIT warm-up)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     xml = hundred_lines()
     cmd = InvoiceSubmitted(case_id="R5-KOJI-0001", contract_number="R5-0001",
@@ -105,8 +123,9 @@ def main() -> None:
         assert isinstance(decision.accepted, InvoiceAccepted), decision.emits
 
     t = time.perf_counter()
-    assert gate.run_gate(xml) == ()  # compiles the stylesheets: once per process
+    assert gate.run_gate(xml) == ()  # starts the worker: once per process
     compile_s = time.perf_counter() - t
+    warming = measure(lambda: gate.run_gate(xml), args.warm_up)
     read = read_jp_pint(xml)
     assert read.fields is not None, read.violations
     result = {
@@ -117,6 +136,7 @@ def main() -> None:
         "invoice": {"lines": LINES, "bytes": len(xml.encode()),
                     "payable_jpy": read.fields.payable_amount},
         "first_gate_call_with_compile_s": round(compile_s, 3),
+        "gate_while_warming_up": warming,
         "gate_only": measure(lambda: gate.run_gate(xml), args.count),
         "rules_only": measure(lambda: read_jp_pint(xml), args.count),
         "gate_and_rules": measure(decide, args.count),
@@ -125,7 +145,7 @@ def main() -> None:
     whole = result["gate_and_rules"]
     result["meets_target"] = {"wall_clock": whole["per_second"] >= TARGET_PER_S,
                               "one_dedicated_core": whole["per_cpu_second"] >= TARGET_PER_S}
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers, PostgreSQL;
+# System packages from Debian: Java, Maven and OpenSSL for the Kafka brokers (and a JDK for the
+# JP PINT gate's worker, deploy/jp_pint_gate.sh), PostgreSQL;
 # poppler's pdfsig and NSS's certutil, outside validators of the signed PDFs in the tests
 # (poppler's pdftoppm and pdfinfo also draw the review page's previews);
 # Prometheus for its promtool (the alert rules in deploy/prometheus are checked by a test);
@@ -7,6 +8,7 @@
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)  # compiles the JP PINT gate worker
 command -v mvn >/dev/null || need+=(maven)
 command -v openssl >/dev/null || need+=(openssl)  # the secured broker's CA (deploy/kafka.sh --secure)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)

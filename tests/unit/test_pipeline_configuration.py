@@ -15,8 +15,8 @@ from pipelines.registration.handlers import MESSAGE_TYPES, RegistrationHandlers
 from pipelines.registration.policy import default_policy_book
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
-CACHES = {("invoices/gate.py", "_saxon")}
-"""Module globals that only cache what every configuration shares (compiled stylesheets)."""
+CACHES = {("invoices/gate.py", "_gate")}
+"""Module globals that only cache what every configuration shares (the gate's worker)."""
 
 
 def _findings(root: Path = PIPELINES) -> list[str]:
