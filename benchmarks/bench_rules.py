@@ -15,8 +15,14 @@ Decided one kind after another, each kind is ~20% faster than inside the mix (th
 interpreter's caches favour repetition), so the mix is the figure that counts.
 
     .venv/bin/python benchmarks/bench_rules.py [--seconds 3]
+    .venv/bin/python benchmarks/bench_rules.py --instructions [--rounds 1000]   (needs valgrind)
 
-Results: benchmarks/results/rules.json
+Results: benchmarks/results/rules.json; with ``--instructions``,
+benchmarks/results/rules_instructions.json: instructions per decision of the mix, counted by
+valgrind's cachegrind (a run of ``--rounds`` rounds less a run of none, so the interpreter's
+start and the setup cancel out). Unlike the time, this count does not move with the load of
+the machine (two runs of the same code agree within about 1 %), so it is the figure to
+compare code before and after.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +46,7 @@ from schemas.qualification import QualificationUpdated
 from schemas.registry import REGISTRY, Payload
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rules.json"
+INSTRUCTIONS = RESULTS.with_name("rules_instructions.json")
 NOW = datetime.fromisoformat("2026-11-24T10:00:00+09:00")
 ISSUER = "OU=CoreCA,O=eJapan2 Tech Center,C=JP"
 TARGET = 50_000
@@ -132,12 +143,63 @@ def run(seconds: float) -> dict[str, Any]:
     }
 
 
+def decide_rounds(rounds: int) -> None:
+    """Decide the mix ``rounds`` times, untimed (what ``--instructions`` counts)."""
+    book = default_policy_book()
+    world, commands = world_and_commands()
+    for _ in range(rounds):
+        for _, command in commands:
+            decide(world, command, book, NOW)
+
+
+def _instructions(rounds: int) -> int:
+    """Instructions valgrind's cachegrind counts for a process deciding ``rounds`` rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cachegrind.out"
+        done = subprocess.run(
+            # setarch -R: no address randomisation, so hash orders and counts repeat.
+            ["setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
+             f"--cachegrind-out-file={out}", sys.executable, "-m", "benchmarks.bench_rules",
+             "--decide-rounds", str(rounds)],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+            env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"})
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if found is None:
+            raise RuntimeError("cachegrind printed no instruction count:\n" + done.stderr[-2000:])
+        return int(found.group(1).replace(",", ""))
+
+
+def count_instructions(rounds: int) -> dict[str, Any]:
+    _, commands = world_and_commands()
+    _instructions(0)  # writes any stale bytecode cache, which would be counted once
+    base, full = _instructions(0), _instructions(rounds)
+    return {
+        "benchmark": "registration rules: instructions per decision of the mix (cachegrind)",
+        "python": platform.python_version(),
+        "rounds": rounds,
+        "decisions": rounds * len(commands),
+        "instructions_per_decision": round((full - base) / (rounds * len(commands))),
+        "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
-    result = run(parser.parse_args().seconds)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per decision under valgrind instead of timing")
+    parser.add_argument("--rounds", type=int, default=1000)
+    parser.add_argument("--decide-rounds", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.decide_rounds is not None:
+        decide_rounds(args.decide_rounds)
+        return
+    if args.instructions:
+        result, path = count_instructions(args.rounds), INSTRUCTIONS
+    else:
+        result, path = run(args.seconds), RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

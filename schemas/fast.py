@@ -60,8 +60,10 @@ def build(cls: type[M], /, **values: Any) -> M:
     """
     defaults, required = _LAYOUTS.get(cls) or _layout(cls)
     fields = {**defaults, **values}
-    # An unknown name would add a key; a missing one would keep its placeholder.
-    if len(fields) != len(defaults) or not required <= values.keys():
+    # An unknown name would add a key; a missing one would keep its placeholder. With no
+    # unknown name, values naming as many fields as the model has name every field.
+    if len(fields) != len(defaults) or (len(values) != len(defaults)
+                                        and not values.keys() >= required):
         raise TypeError(f"{cls.__name__}: needs {sorted(required)}, got {sorted(values)}")
     made = object.__new__(cls)
     _SET_DICT(made, fields)
@@ -136,22 +138,28 @@ def uuid5(namespace: uuid.UUID, name: str) -> uuid.UUID:
                                                           usedforsecurity=False)
     sha1 = state.copy()
     sha1.update(name.encode())
-    return _uuid_of(int.from_bytes(sha1.digest()[:16]) & _V5_KEEP | _V5_MARK)
+    made: uuid.UUID = object.__new__(uuid.UUID)  # as _uuid_of, inline: several per decision
+    object.__setattr__(made, "int", int.from_bytes(sha1.digest()[:16]) & _V5_KEEP | _V5_MARK)
+    object.__setattr__(made, "is_safe", _UNKNOWN)
+    return made
 
 
 def text_of(parts: tuple[object, ...]) -> str:
     """``str(parts)``: the reprs of the parts in a tuple's brackets. An enum member's repr
     (``Enum.__repr__`` runs in Python) is made once per member and kept."""
-    texts = []
-    for part in parts:
-        text = _reprs.get(id(part))
-        if text is None:
-            text = repr(part)
-            if isinstance(part, enum.Enum):
-                _reprs[id(part)] = text
-        texts.append(text)
-    inner = ", ".join(texts)
+    inner = ", ".join([repr(part) if type(part) is str else _repr_kept(part)
+                       for part in parts])
     return f"({inner},)" if len(parts) == 1 else f"({inner})"
+
+
+def _repr_kept(part: object) -> str:
+    """``repr(part)``, kept for an enum member."""
+    text = _reprs.get(id(part))
+    if text is None:
+        text = repr(part)
+        if isinstance(part, enum.Enum):
+            _reprs[id(part)] = text
+    return text
 
 
 _reprs: dict[int, str] = {}

@@ -93,12 +93,11 @@ def all_failing(checks: Sequence[Check[S]], subject: S) -> list[RuleViolation]:
     violations: list[RuleViolation] = []
     for check in checks:
         found = check(subject)
-        if found is None:
-            continue
-        if isinstance(found, list):
-            violations.extend(found)
-        else:
-            violations.append(found)
+        if found is not None:
+            if type(found) is list:
+                violations.extend(found)
+            else:
+                violations.append(found)  # type: ignore[arg-type]
     return violations
 
 

@@ -63,16 +63,18 @@ def decide(world: World, command: Payload, book: PolicyBook, now: datetime, *,
     ``now`` is when the hub decides (card validity, authentication age); ``acted_at`` is
     when the person acted (the service window, WIN-1), ``now`` if not given.
     """
-    if isinstance(command, CardRegistrationRequested):
+    # Commands are the registry's own classes, never subclassed: their exact type decides
+    # (isinstance on a pydantic model class goes through ABCMeta for every miss).
+    if type(command) is CardRegistrationRequested:
         return decide_registration(world, command, book, now, acted_at=acted_at)
-    if isinstance(command, RegistrationConfirmed):
-        return _decide_confirmation(world, command, book, now, acted_at)
-    if isinstance(command, HeldRegistrationRejected):
-        return _decide_held_rejection(world, command, book)
-    if isinstance(command, ContactChangeRequested):
+    if type(command) is ContactChangeRequested:
         return decide_change(world, command, book, now, acted_at=acted_at)
-    if isinstance(command, CardRenewalRequested):
+    if type(command) is CardRenewalRequested:
         return decide_renewal(world, command, book, now, acted_at=acted_at)
+    if type(command) is RegistrationConfirmed:
+        return _decide_confirmation(world, command, book, now, acted_at)
+    if type(command) is HeldRegistrationRejected:
+        return _decide_held_rejection(world, command, book)
     raise TypeError(f"{type(command).__name__} is not a registration command")
 
 
