@@ -113,7 +113,7 @@ def build_router(cfg: GatewayConfig) -> APIRouter:
     def job(job_id: str, who: Annotated[CardSession, Depends(caller)]) -> JobDetailOut:
         """One of the caller's jobs (its PDF at ``document_url``); another user's job is 404."""
         with cfg.transaction() as session:
-            row = get_job(session, who, job_id)
+            row = get_job(session, who, job_id, pdfs=False)
             return JobDetailOut.model_validate(
                 {**_job(row), "document_url": f"/gateway/jobs/{row.id}/document"})
 
