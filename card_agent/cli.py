@@ -36,6 +36,7 @@ from cryptography import x509
 from card_agent.card import CardBackend
 from card_agent.client import (
     DEFAULT_HUB_URL,
+    DocumentMismatchError,
     GatewayClient,
     GatewayRefusedError,
     InsecureHubUrlError,
@@ -248,6 +249,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
                 _violation(console, v.model_dump())
             if not exc.violations:
                 console.say(f"ハブが要求を拒否しました / the hub refused: HTTP {exc.status}")
+            return 1
+        except DocumentMismatchError as exc:
+            _violation(console, exc.violation.model_dump())
             return 1
         except TsaInMaintenance as exc:
             console.say(f"[WIN-3] タイムスタンプ局がメンテナンス中です。"

@@ -9,6 +9,11 @@ The card proves itself by signing a fresh challenge (``CARD_PROOF_CONTEXT + nonc
 SHA-256, RSA PKCS#1 v1.5) after its PIN was verified; only the signature and the
 certificate leave the PC, never the PIN or the key. Refusals come back as
 :class:`GatewayRefusedError` carrying the hub's rule violations (rule ID, Japanese, English).
+
+A job's PDF comes as ``application/pdf`` bytes and is used only if its SHA-256 is the one
+the job announced (``document_sha256``, and the response's ``Repr-Digest``), else
+:class:`DocumentMismatchError` (AGT-4); the signed PDF goes back as ``application/pdf``
+with its ``Content-Digest`` (RFC 9530), which the hub checks.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from cryptography import x509
@@ -29,8 +34,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from card_agent.card import CardSession
 from card_agent.wire import CARD_PROOF_CONTEXT, RuleViolation
 
-__all__ = ["CARD_PROOF_CONTEXT", "DEFAULT_HUB_URL", "GatewayClient", "GatewayRefusedError",
-           "InsecureHubUrlError", "hub_http_client"]
+__all__ = ["CARD_PROOF_CONTEXT", "DEFAULT_HUB_URL", "DocumentMismatchError", "GatewayClient",
+           "GatewayRefusedError", "InsecureHubUrlError", "hub_http_client"]
 
 DEFAULT_HUB_URL = "http://127.0.0.1:8480"
 """A hub on this PC (``hub run``'s default port); any other hub is reached over https."""
@@ -82,6 +87,37 @@ def _der(cert: x509.Certificate) -> str:
     return _b64(cert.public_bytes(Encoding.DER))
 
 
+class DocumentMismatchError(Exception):
+    """AGT-4: what the hub sent as a job's PDF is not the document it announced; nothing is
+    shown or signed."""
+
+    def __init__(self, detail_ja: str, detail_en: str) -> None:
+        self.violation = RuleViolation(
+            rule_id="AGT-4",
+            message_ja=f"ハブから受け取った文書が署名依頼の文書と一致しません({detail_ja})。"
+                       "表示も署名もしていません。",
+            message_en=f"The document received from the hub is not the job's document "
+                       f"({detail_en}); nothing was shown or signed.",
+            next_step_ja="ハブのページを再読み込みして、もう一度署名を始めてください。"
+                         "続く場合は発注者に連絡してください。",
+            next_step_en="Reload the hub's page and start the signature again; if it "
+                         "persists, contact the procuring entity.")
+        super().__init__(f"AGT-4: {self.violation.message_en}")
+
+
+def _repr_sha256(header: str | None) -> bytes | None:
+    """The ``sha-256`` of a ``Repr-Digest`` field (RFC 9530), None when absent."""
+    for member in (header or "").split(","):
+        name, _, value = member.strip().partition("=")
+        if name.strip().lower() == "sha-256":
+            value = value.strip()
+            try:
+                return base64.b64decode(value.strip(":"), validate=True)
+            except ValueError:
+                return b""  # present but unreadable: matches no digest
+    return None
+
+
 class GatewayClient:
     """Talks to one hub. ``http`` is any httpx.Client (its base_url is the hub's)."""
 
@@ -99,15 +135,19 @@ class GatewayClient:
             headers["Authorization"] = f"Bearer {self.token}"
         reply = self.http.request(method, path, headers=headers, **kwargs)
         if reply.status_code >= 400:
-            try:
-                detail = reply.json().get("detail", {})
-                found = detail.get("violations", []) if isinstance(detail, dict) else []
-            except ValueError:
-                found = []
-            raise GatewayRefusedError(reply.status_code,
-                                      [RuleViolation.from_dict(v) for v in found
-                                       if isinstance(v, dict)])
+            self._refused(reply)
         return reply.json()
+
+    @staticmethod
+    def _refused(reply: httpx.Response) -> NoReturn:
+        try:
+            detail = reply.json().get("detail", {})
+            found = detail.get("violations", []) if isinstance(detail, dict) else []
+        except ValueError:
+            found = []
+        raise GatewayRefusedError(reply.status_code,
+                                  [RuleViolation.from_dict(v) for v in found
+                                   if isinstance(v, dict)])
 
     def prove(self, card: CardSession) -> dict[str, Any]:
         """A fresh challenge answered by ``card`` (its PIN must be verified already)."""
@@ -157,7 +197,33 @@ class GatewayClient:
         found: dict[str, Any] = self._call("GET", f"/gateway/jobs/{job_id}")
         return found
 
+    def document(self, job: Mapping[str, Any]) -> bytes:
+        """The PDF of ``job`` (as :meth:`job` returned it), checked against the SHA-256 the
+        job announced; raises :class:`DocumentMismatchError` (AGT-4) otherwise."""
+        headers = {"Accept": "application/pdf"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        reply = self.http.get(f"/gateway/jobs/{job['id']}/document", headers=headers)
+        if reply.status_code >= 400:
+            self._refused(reply)
+        kind = reply.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/pdf":
+            raise DocumentMismatchError(f"形式が PDF ではありません: {kind[:60] or 'なし'}",
+                                        f"not application/pdf but {kind[:60] or 'none'!r}")
+        pdf = reply.content
+        digest = hashlib.sha256(pdf).digest()
+        if digest.hex() != str(job.get("document_sha256", "")).lower():
+            raise DocumentMismatchError("SHA-256 が署名依頼のものと異なります",
+                                        "its SHA-256 is not the job's document_sha256")
+        announced = _repr_sha256(reply.headers.get("repr-digest"))
+        if announced is not None and announced != digest:
+            raise DocumentMismatchError("SHA-256 が Repr-Digest と異なります",
+                                        "its SHA-256 is not the response's Repr-Digest")
+        return pdf
+
     def submit_signed(self, job_id: str, pdf: bytes) -> dict[str, Any]:
+        digest = base64.b64encode(hashlib.sha256(pdf).digest()).decode()
         done: dict[str, Any] = self._call("PUT", f"/gateway/jobs/{job_id}/signed", content=pdf,
-                                          headers={"Content-Type": "application/pdf"})
+                                          headers={"Content-Type": "application/pdf",
+                                                   "Content-Digest": f"sha-256=:{digest}:"})
         return done

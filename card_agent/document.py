@@ -93,7 +93,10 @@ def _read_locked(pdf: bytes) -> tuple[list[str], _Bitmap, str, int]:
 
 
 def _png(buffer: bytes, width: int, height: int, stride: int, channels: int) -> bytes:
-    """A PNG of an 8-bit RGB(A) bitmap (zlib of filter-0 rows), without an imaging library."""
+    """A PNG of an 8-bit RGB(A) bitmap (zlib of filter-0 rows), without an imaging library.
+
+    zlib's fastest level: the picture goes over loopback only, and the default level takes
+    twice as long for a page (docs/performance.md)."""
     color = {3: 2, 4: 6}[channels]
     row = width * channels
     raw = b"".join(b"\0" + buffer[y * stride:y * stride + row] for y in range(height))
@@ -104,4 +107,4 @@ def _png(buffer: bytes, width: int, height: int, stride: int, channels: int) -> 
 
     header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))

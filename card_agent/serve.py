@@ -45,7 +45,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from card_agent.card import CardBackend, CardSession
-from card_agent.client import GatewayClient, GatewayRefusedError
+from card_agent.client import DocumentMismatchError, GatewayClient, GatewayRefusedError
 from card_agent.document import DocumentView, read_document
 from card_agent.errors import CardError, CardLockedError, NoCardError, WrongPinError
 from card_agent.signing import sign_pdf
@@ -230,11 +230,8 @@ class AgentService:
                 raise ValueError("sign needs params.job_id and params.hub_session")
             gateway = self._gateway(hub_token)
             job = gateway.job(job_id)  # GatewayRefusedError: the hub's rules
-            document = base64.b64decode(job["document"])
-            if hashlib.sha256(document).hexdigest() != job["document_sha256"]:
-                raise ValueError("the document does not match the hash the hub announced")
-            op.job = {k: v for k, v in job.items() if k != "document"}
-            op.document, op.view = document, read_document(document)
+            document = gateway.document(job)  # DocumentMismatchError: not the job's (AGT-4)
+            op.job, op.document, op.view = job, document, read_document(document)
         with self._lock:
             now = self.now()
             self._ops = {k: v for k, v in self._ops.items()
@@ -518,6 +515,9 @@ class _Handler(BaseHTTPRequestHandler):
         except GatewayRefusedError as exc:
             self._json(exc.status, {"detail": {"violations": [
                 v.model_dump() for v in exc.violations]}}, origin)
+            return
+        except DocumentMismatchError as exc:
+            self._refuse(HTTPStatus.BAD_GATEWAY, exc.violation, origin)
             return
         except (ValueError, KeyError) as exc:
             self._json(400, {"detail": str(exc)}, origin)

@@ -13,8 +13,10 @@ and :class:`TsaInMaintenance` says when to sign again; the job stays pending at 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import secrets
+import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +35,16 @@ __all__ = ["AgentTimeStamper", "TsaError", "TsaInMaintenance", "parse_windows"]
 
 _GRANTED = ("granted", "granted_with_mods")
 _JST = dt.timezone(dt.timedelta(hours=9))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default verifying context, made once per process and shared (thread-safe).
+
+    Each signature runs on its own event loop (pyHanko's sync API), so the TSA's client
+    cannot be kept; loading the CA store for a client per timestamp would cost more than
+    the rest of the timestamp (docs/performance.md)."""
+    return httpx.create_ssl_context()
 
 
 class TsaError(Exception):
@@ -88,6 +100,8 @@ class AgentTimeStamper(TimeStamper):
             raise ValueError("the TSA needs trust roots (--trust-roots)")
         self.url = url
         self.roots = tuple(roots)
+        self._anchors = [asn1_x509.Certificate.load(r.public_bytes(Encoding.DER))
+                         for r in self.roots]
         self.windows = tuple(windows)
         self.timeout_s = timeout_s
 
@@ -98,10 +112,9 @@ class AgentTimeStamper(TimeStamper):
                 raise TsaInMaintenance(window.end.astimezone(dt.UTC))
 
     def _context(self) -> ValidationContext:
-        return ValidationContext(
-            trust_roots=[asn1_x509.Certificate.load(r.public_bytes(Encoding.DER))
-                         for r in self.roots],
-            allow_fetching=False, revocation_mode="soft-fail")
+        # A new context per token: it validates at the moment it is made.
+        return ValidationContext(trust_roots=self._anchors, allow_fetching=False,
+                                 revocation_mode="soft-fail")
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
         self.check_open(dt.datetime.now(dt.UTC))
@@ -115,7 +128,7 @@ class AgentTimeStamper(TimeStamper):
             "cert_req": True,
         })
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            async with httpx.AsyncClient(timeout=self.timeout_s, verify=_tls()) as http:
                 reply = await http.post(self.url, content=request.dump(),
                                         headers={"Content-Type": "application/timestamp-query"})
             reply.raise_for_status()

@@ -138,4 +138,6 @@ class JobOut(BaseModel):
 
 
 class JobDetailOut(JobOut):
-    document: str = Field(description="The PDF to sign, base64.")
+    document_url: str = Field(description="GET it for the PDF to sign: application/pdf, its "
+                                          "SHA-256 in Repr-Digest (RFC 9530), equal to "
+                                          "document_sha256.")

@@ -16,6 +16,8 @@ import datetime as dt
 import hashlib
 import uuid
 
+import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from hub.gateway.config import GatewayConfig
@@ -47,18 +49,26 @@ def create_job(session: Session, *, network: str, user_id: str, procuring_entity
     return row
 
 
+# The PDFs stay in the database unless asked for: a job's description does not need
+# them, and a megabyte of bytea costs more to fetch than the rest of the request.
+_WITHOUT_PDFS = (defer(SigningJobRow.document),  # type: ignore[arg-type]
+                 defer(SigningJobRow.signed_document))  # type: ignore[arg-type]
+
+
 def list_jobs(session: Session, who: CardSession) -> list[SigningJobRow]:
-    """The caller's jobs of the entity its session was opened for."""
+    """The caller's jobs of the entity its session was opened for (without their PDFs)."""
     return list(session.exec(
-        select(SigningJobRow)
+        select(SigningJobRow).options(*_WITHOUT_PDFS)
         .where(SigningJobRow.network == who.network, SigningJobRow.user_id == who.user_id,
                SigningJobRow.procuring_entity == who.procuring_entity)
         .order_by(SigningJobRow.created_at)  # type: ignore[arg-type]
     ))
 
 
-def get_job(session: Session, who: CardSession, job_id: str) -> SigningJobRow:
-    row = session.get(SigningJobRow, job_id)
+def get_job(session: Session, who: CardSession, job_id: str, *,
+            pdfs: bool = True) -> SigningJobRow:
+    """The caller's job ``job_id``, else 404; ``pdfs=False`` leaves its PDFs unread."""
+    row = session.get(SigningJobRow, job_id, options=() if pdfs else _WITHOUT_PDFS)
     if row is None or (row.network, row.user_id, row.procuring_entity) != (
             who.network, who.user_id, who.procuring_entity):
         raise refusal(404, "PIN-2", ("署名依頼が見つかりません。", "No such signing job."),
@@ -66,11 +76,15 @@ def get_job(session: Session, who: CardSession, job_id: str) -> SigningJobRow:
     return row
 
 
-def _signed_revision_is(job: SigningJobRow, signed: bytes) -> bool:
-    # The signed file must start with the job's document, byte for byte: signing appends
-    # an incremental update and never rewrites what came before, and the validation
-    # already showed that the signature covers the whole file.
-    return signed[: len(job.document)] == job.document
+def _signed_revision_is(session: Session, job: SigningJobRow, signed: bytes) -> bool:
+    # The signed file must start with the job's document: signing appends an incremental
+    # update and never rewrites what came before, and the validation already showed that
+    # the signature covers the whole file. The document is the one of document_sha256 (the
+    # hash the agent checked and showed before signing), so its length and that hash
+    # decide, without reading the document back.
+    length = session.exec(select(sa.func.length(SigningJobRow.document))
+                          .where(SigningJobRow.id == job.id)).one()
+    return hashlib.sha256(signed[:length]).hexdigest() == job.document_sha256
 
 
 def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
@@ -84,7 +98,7 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
             policy, cfg.now(), WindowStop.SIGNING)) is not None:
         raise GatewayRefusalError(503, [closed])  # WIN-2: the job stays pending until then
     with cfg.transaction() as session:
-        job = get_job(session, who, job_id)
+        job = get_job(session, who, job_id, pdfs=False)
         if job.status != SigningJobStatus.PENDING:
             raise refusal(409, "CON-5", ("この文書は署名済みです。", "This job is already signed."),
                           ("一覧を更新してください。", "Refresh the job list."))
@@ -101,7 +115,7 @@ def accept_signed(cfg: GatewayConfig, who: CardSession, job_id: str,
                            "The signing card is not a registered card of this user ID."),
                           ("ご自身の登録済みICカードで署名し直してください。",
                            "Sign again with your own registered IC card."))
-        if not _signed_revision_is(job, signed):
+        if not _signed_revision_is(session, job, signed):
             raise refusal(422, "CON-5",
                           ("署名された文書が依頼された文書と一致しません。",
                            "The signed document is not the document of this job."),

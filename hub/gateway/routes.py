@@ -8,8 +8,10 @@ Mount it into the hub's app: ``app.include_router(build_router(config))``.
 - ``POST /gateway/registrations``, ``/changes``, ``/renewals``: submit 利用者登録 /
   変更 / ICカード更新 (REG-7, CHG-1, RNW-6) to the registration pipeline through the
   transactional outbox; ``GET /gateway/requests/{id}``: the outcome (REG-10).
-- ``GET /gateway/jobs``, ``GET /gateway/jobs/{id}``, ``PUT /gateway/jobs/{id}/signed``:
-  the caller's own signing jobs and the signed PDF (CON-5, PIN-2).
+- ``GET /gateway/jobs``, ``GET /gateway/jobs/{id}``, ``GET /gateway/jobs/{id}/document``,
+  ``PUT /gateway/jobs/{id}/signed``: the caller's own signing jobs, the PDF to sign and
+  the signed PDF (CON-5, PIN-2). PDFs travel as ``application/pdf`` bytes with their
+  SHA-256 (``Repr-Digest`` down, ``Content-Digest`` up, RFC 9530).
 
 Handlers are plain functions: FastAPI runs them in its worker threads, where database
 calls and pyHanko's validation may block.
@@ -19,6 +21,7 @@ calls and pyHanko's validation may block.
 # nested route functions (bound to the config) as objects, not as unresolvable strings.
 
 import base64
+import hashlib
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -41,7 +44,7 @@ from hub.gateway.api import (
 )
 from hub.gateway.cardauth import issue_challenge
 from hub.gateway.config import GatewayConfig
-from hub.gateway.errors import GatewayRefusalError
+from hub.gateway.errors import GatewayRefusalError, refusal
 from hub.gateway.jobs import accept_signed, get_job, list_jobs
 from hub.gateway.models import SigningJobRow
 from hub.gateway.outcomes import outcome
@@ -108,11 +111,26 @@ def build_router(cfg: GatewayConfig) -> APIRouter:
 
     @router.get("/jobs/{job_id}", response_model=JobDetailOut)
     def job(job_id: str, who: Annotated[CardSession, Depends(caller)]) -> JobDetailOut:
-        """One of the caller's jobs with its PDF; another user's job is 404."""
+        """One of the caller's jobs (its PDF at ``document_url``); another user's job is 404."""
+        with cfg.transaction() as session:
+            row = get_job(session, who, job_id, pdfs=False)
+            return JobDetailOut.model_validate(
+                {**_job(row), "document_url": f"/gateway/jobs/{row.id}/document"})
+
+    @router.get("/jobs/{job_id}/document", response_class=Response,
+                responses={200: {"content": {"application/pdf": {
+                    "schema": {"type": "string", "format": "binary"}}},
+                    "description": "The PDF to sign; ``Repr-Digest: sha-256=:…:`` is the "
+                                   "job's document_sha256."}})
+    def job_document(job_id: str, who: Annotated[CardSession, Depends(caller)]) -> Response:
+        """The PDF of one of the caller's jobs, as bytes; the agent signs it only if its
+        SHA-256 is the job's ``document_sha256``."""
         with cfg.transaction() as session:
             row = get_job(session, who, job_id)
-            return JobDetailOut.model_validate(
-                {**_job(row), "document": base64.b64encode(row.document).decode()})
+            digest = base64.b64encode(bytes.fromhex(row.document_sha256)).decode()
+            return Response(row.document, media_type="application/pdf", headers={
+                "Repr-Digest": f"sha-256=:{digest}:", "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff"})
 
     @router.put("/jobs/{job_id}/signed", response_model=JobOut,
                 openapi_extra={"requestBody": {"content": {"application/pdf": {
@@ -126,7 +144,53 @@ def build_router(cfg: GatewayConfig) -> APIRouter:
 
 
 async def _pdf_body(request: Request) -> bytes:
-    return await request.body()
+    """The request's PDF: ``Content-Type: application/pdf`` only; with a
+    ``Content-Digest`` (RFC 9530), its ``sha-256`` must be the body's (EDGE-3)."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/pdf":
+        got = kind[:60] or "none"
+        raise refusal(415, "EDGE-3", (
+            f"署名済みPDFは Content-Type: application/pdf で送ってください(受信: {got})。",
+            f"Send the signed PDF as Content-Type: application/pdf (got {got!r})."),
+            ("ICカードエージェントを最新にして署名し直してください。",
+             "Update the card agent and sign again."))
+    body = await request.body()
+    announced = request.headers.get("content-digest")
+    if announced is not None:
+        expected = _sha256_of(announced)
+        if expected is None:
+            raise refusal(400, "EDGE-3", (
+                "Content-Digest ヘッダーを読み取れません(sha-256=:…: の形式で送ってください)。",
+                "The Content-Digest header cannot be read (send sha-256=:…:)."),
+                ("ICカードエージェントを最新にして署名し直してください。",
+                 "Update the card agent and sign again."))
+        if expected and expected != hashlib.sha256(body).digest():
+            raise refusal(422, "EDGE-3", (
+                "受信したPDFが送信時のもの(Content-Digest)と一致しません。",
+                "The PDF received is not the one sent (its SHA-256 differs from "
+                "Content-Digest)."),
+                ("通信経路を確認して、もう一度送信してください。",
+                 "Check the connection and send it again."))
+    return body
+
+
+def _sha256_of(header: str) -> bytes | None:
+    """The ``sha-256`` digest of a ``Content-Digest`` field (RFC 9530: a dictionary of
+    byte sequences): None when it cannot be read, empty when it names only other
+    algorithms (they are skipped, as RFC 9530 allows)."""
+    for member in header.split(","):
+        name, _, value = member.strip().partition("=")
+        if name.strip().lower() != "sha-256":
+            continue
+        value = value.strip()
+        if len(value) < 2 or value[0] != ":" or value[-1] != ":":
+            return None
+        try:
+            digest = base64.b64decode(value[1:-1], validate=True)
+        except ValueError:
+            return None
+        return digest if len(digest) == 32 else None
+    return b""
 
 
 def _rule_for(loc: tuple[Any, ...]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import tomllib
 from collections.abc import Iterator
 from importlib import resources
@@ -21,13 +22,14 @@ from fastapi.testclient import TestClient
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy.engine import Engine
 
-from card_agent.client import GatewayClient, GatewayRefusedError
+from card_agent.client import DocumentMismatchError, GatewayClient, GatewayRefusedError
 from card_agent.signing import RESERVED, sign_pdf
 from connectors.tsa import TsaConnector, TsaSettings
 from connectors.tsa.peer import ReferenceTsa
 from devkit.pki import CardCredentials, DevPki
 from hub.gateway.config import GatewayConfig
 from hub.gateway.jobs import create_job
+from hub.gateway.models import SigningJobRow
 from hub.gateway.validation import validate_signed_pdf
 from pipelines.registration.policy import PolicyBook, policy_book_from
 from schemas.envelope import JST
@@ -249,7 +251,7 @@ def test_signed_job_is_validated_and_an_altered_byte_is_rejected(
     a.login(SoftCard(cards["a"]))
     detail = a.job(jobs[0])
     assert (detail["subject"], detail["amount_yen"]) == ("工事0", 12_345_000)
-    pdf = base64.b64decode(detail["document"])
+    pdf = a.document(detail)
     signed = sign_pdf(pdf, SoftCard(cards["a"]), tsa.timestamper(), chain=cards["a"].chain)
     altered = bytearray(signed)
     altered[altered.index(b"Contract 2026-001")] ^= 0x01
@@ -258,7 +260,7 @@ def test_signed_job_is_validated_and_an_altered_byte_is_rejected(
     assert rejected.value.violations[0].rule_id == "CON-5"
     assert a.submit_signed(jobs[0], signed)["status"] == "signed"
     # Another registered card (user B) signing A's document is refused (PIN-2).
-    pdf1 = base64.b64decode(a.job(jobs[1])["document"])
+    pdf1 = a.document(a.job(jobs[1]))
     by_b = sign_pdf(pdf1, SoftCard(cards["b"]), tsa.timestamper(), chain=cards["b"].chain)
     with pytest.raises(GatewayRefusedError) as wrong:
         a.submit_signed(jobs[1], by_b)
@@ -267,6 +269,81 @@ def test_signed_job_is_validated_and_an_altered_byte_is_rejected(
     with pytest.raises(GatewayRefusedError) as other:
         a.submit_signed(jobs[2], signed)
     assert other.value.violations[0].rule_id == "CON-5"
+
+
+def test_pdfs_travel_as_application_pdf_bound_to_their_sha256(
+    hub: Hub, cards: dict[str, CardCredentials], tsa: TsaConnector
+) -> None:
+    hub.register(cards["a"], USER_A)
+    pdf = make_pdf()
+    with hub.cfg.transaction() as session:
+        job_id = create_job(session, network=ENTITY, user_id=USER_A, procuring_entity=ENTITY,
+                            subject="工事", parties=["市"], amount_yen=1, document=pdf,
+                            now=hub.clock()).id
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    detail = a.job(job_id)
+    assert "document" not in detail  # no base64 copy in the JSON
+    auth = {"Authorization": f"Bearer {a.token}"}
+    reply = hub.http.get(detail["document_url"], headers=auth)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/pdf"
+    assert reply.content == pdf
+    assert reply.headers["repr-digest"] == (
+        f"sha-256=:{base64.b64encode(hashlib.sha256(pdf).digest()).decode()}:")
+    assert hub.http.get(detail["document_url"]).status_code == 401
+    signed = sign_pdf(a.document(detail), SoftCard(cards["a"]), tsa.timestamper(),
+                      chain=cards["a"].chain)
+    put = f"/gateway/jobs/{job_id}/signed"
+
+    def refused(headers: dict[str, str], body: bytes = signed) -> tuple[int, dict[str, Any]]:
+        answer = hub.http.put(put, content=body, headers={**auth, **headers})
+        violation: dict[str, Any] = answer.json()["detail"]["violations"][0]
+        return answer.status_code, violation
+
+    status, violation = refused({"Content-Type": "application/json"})
+    assert (status, violation["rule_id"]) == (415, "EDGE-3")
+    assert "application/pdf" in violation["message_en"]
+    assert violation["message_ja"]
+    assert violation["next_step_en"]
+    assert refused({})[0] == 415  # no content type at all
+    other = base64.b64encode(hashlib.sha256(b"another file").digest()).decode()
+    status, violation = refused({"Content-Type": "application/pdf",
+                                 "Content-Digest": f"sha-256=:{other}:"})
+    assert (status, violation["rule_id"]) == (422, "EDGE-3")
+    assert "Content-Digest" in violation["message_en"]
+    status, violation = refused({"Content-Type": "application/pdf",
+                                 "Content-Digest": "sha-256=not-base64"})
+    assert (status, violation["rule_id"]) == (400, "EDGE-3")
+    with hub.cfg.transaction() as session:
+        row = session.get(SigningJobRow, job_id)
+        assert row is not None
+        assert row.status == "pending"
+    # The agent's own upload carries the right digest and is accepted.
+    assert a.submit_signed(job_id, signed)["status"] == "signed"
+
+
+def test_the_agent_refuses_a_document_that_is_not_the_announced_one(
+    hub: Hub, cards: dict[str, CardCredentials]
+) -> None:
+    hub.register(cards["a"], USER_A)
+    with hub.cfg.transaction() as session:
+        job_id = create_job(session, network=ENTITY, user_id=USER_A, procuring_entity=ENTITY,
+                            subject="工事", parties=["市"], amount_yen=1,
+                            document=make_pdf(title="Contract A"), now=hub.clock()).id
+    a = hub.client(cards["a"])
+    a.login(SoftCard(cards["a"]))
+    detail = a.job(job_id)
+    with hub.cfg.transaction() as session:  # the stored file changes, its hash does not
+        row = session.get(SigningJobRow, job_id)
+        assert row is not None
+        row.document = make_pdf(title="Contract B")
+        session.add(row)
+    with pytest.raises(DocumentMismatchError) as mismatch:
+        a.document(detail)
+    assert mismatch.value.violation.rule_id == "AGT-4"
+    assert "document_sha256" in mismatch.value.violation.message_en
+    assert mismatch.value.violation.next_step_ja
 
 
 def test_card_signature_fills_the_fixed_space_or_falls_back_to_the_estimate(

@@ -23,10 +23,13 @@ def test_config_from_settings_and_openapi() -> None:
     paths = app.openapi()["paths"]
     for path in ("/gateway/challenges", "/gateway/sessions", "/gateway/registrations",
                  "/gateway/changes", "/gateway/renewals", "/gateway/requests/{request_id}",
-                 "/gateway/jobs", "/gateway/jobs/{job_id}", "/gateway/jobs/{job_id}/signed"):
+                 "/gateway/jobs", "/gateway/jobs/{job_id}", "/gateway/jobs/{job_id}/document",
+                 "/gateway/jobs/{job_id}/signed"):
         assert path in paths, path
     body = paths["/gateway/jobs/{job_id}/signed"]["put"]["requestBody"]["content"]
     assert "application/pdf" in body
+    document = paths["/gateway/jobs/{job_id}/document"]["get"]["responses"]["200"]["content"]
+    assert "application/pdf" in document
 
 
 def test_config_needs_card_roots() -> None:
